@@ -1,0 +1,49 @@
+//! Compiles proto/ with protox (pure Rust, no protoc on the machine), generates the
+//! prost/tonic code for `octo.v1`, and writes one descriptor set (with imports and source
+//! info) that reflection and the JSON/HTTP transcoder load at run time.
+
+use std::{env, fs, path::PathBuf};
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // tonic-prost-build 0.14 does not emit these itself.
+    println!("cargo:rerun-if-changed=proto");
+    println!("cargo:rerun-if-changed=build.rs");
+
+    let mut files = Vec::new();
+    collect_protos(&PathBuf::from("proto"), &mut files)?;
+    files.sort();
+
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    compiler.include_imports(true).include_source_info(true);
+    for file in &files {
+        let relative = file.strip_prefix("proto")?;
+        compiler.open_file(relative)?;
+    }
+    let descriptor_set = compiler.file_descriptor_set();
+
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(
+        out_dir.join("octo_descriptor.bin"),
+        descriptor_set.encode_to_vec(),
+    )?;
+
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(descriptor_set)?;
+    Ok(())
+}
+
+fn collect_protos(dir: &PathBuf, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_protos(&path, out)?;
+        } else if path.extension().is_some_and(|ext| ext == "proto") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! gRPC services: thin translation between proto and the runtime.

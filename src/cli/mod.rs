@@ -1,0 +1,1 @@
+//! The `octo` command line: `serve` and the client subcommands.

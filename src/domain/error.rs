@@ -1,0 +1,201 @@
+//! The one error type of the domain. The API layer maps each variant to exactly one gRPC
+//! code (and through it one HTTP status); `reason()` is the stable machine-readable
+//! reason clients switch on.
+
+use std::time::Duration;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The kinds of resource Octo names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    Session,
+    Message,
+    Turn,
+    Confirmation,
+    Model,
+    Schedule,
+    ScheduleRun,
+}
+
+impl Resource {
+    /// The proto type name, for ResourceInfo.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Resource::Session => "octo.v1.Session",
+            Resource::Message => "octo.v1.Message",
+            Resource::Turn => "octo.v1.Turn",
+            Resource::Confirmation => "octo.v1.Confirmation",
+            Resource::Model => "octo.v1.Model",
+            Resource::Schedule => "octo.v1.Schedule",
+            Resource::ScheduleRun => "octo.v1.ScheduleRun",
+        }
+    }
+
+    fn upper(self) -> &'static str {
+        match self {
+            Resource::Session => "SESSION",
+            Resource::Message => "MESSAGE",
+            Resource::Turn => "TURN",
+            Resource::Confirmation => "CONFIRMATION",
+            Resource::Model => "MODEL",
+            Resource::Schedule => "SCHEDULE",
+            Resource::ScheduleRun => "SCHEDULE_RUN",
+        }
+    }
+}
+
+/// One invalid field of a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// Path of the field, e.g. `session.display_name`.
+    pub field: String,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid argument: {}", describe(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    #[error("{} {name} not found", resource_label(*.resource))]
+    NotFound { resource: Resource, name: String },
+    #[error("{} {name} already exists", resource_label(*.resource))]
+    AlreadyExists { resource: Resource, name: String },
+    #[error("{message}")]
+    FailedPrecondition {
+        reason: &'static str,
+        message: String,
+    },
+    /// An etag did not match: the resource changed since the client read it.
+    #[error("{} {name} was changed concurrently (etag mismatch); read it again and retry", resource_label(*.resource))]
+    EtagMismatch { resource: Resource, name: String },
+    #[error("{message}")]
+    ResourceExhausted {
+        reason: &'static str,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{message}")]
+    Unavailable {
+        reason: &'static str,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("{0}")]
+    Unimplemented(String),
+    /// A fault of the server (storage, I/O). The message is logged, not trusted to clients.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn resource_label(resource: Resource) -> &'static str {
+    match resource {
+        Resource::Session => "session",
+        Resource::Message => "message",
+        Resource::Turn => "turn",
+        Resource::Confirmation => "confirmation",
+        Resource::Model => "model",
+        Resource::Schedule => "schedule",
+        Resource::ScheduleRun => "schedule run",
+    }
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Error::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+
+    pub fn not_found(resource: Resource, name: impl Into<String>) -> Self {
+        Error::NotFound {
+            resource,
+            name: name.into(),
+        }
+    }
+
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        Error::Internal(err.to_string())
+    }
+
+    /// The stable reason for ErrorInfo, e.g. `SESSION_NOT_FOUND`.
+    pub fn reason(&self) -> String {
+        match self {
+            Error::InvalidArgument(_) => "INVALID_ARGUMENT".into(),
+            Error::NotFound { resource, .. } => format!("{}_NOT_FOUND", resource.upper()),
+            Error::AlreadyExists { resource, .. } => format!("{}_ALREADY_EXISTS", resource.upper()),
+            Error::EtagMismatch { .. } => "ETAG_MISMATCH".into(),
+            Error::FailedPrecondition { reason, .. }
+            | Error::ResourceExhausted { reason, .. }
+            | Error::Unavailable { reason, .. } => (*reason).into(),
+            Error::Unauthenticated(_) => "UNAUTHENTICATED".into(),
+            Error::PermissionDenied(_) => "PERMISSION_DENIED".into(),
+            Error::Unimplemented(_) => "NOT_IMPLEMENTED".into(),
+            Error::Internal(_) => "INTERNAL".into(),
+        }
+    }
+
+    /// Prefixes every field violation's path, e.g. with `session.` when the validated
+    /// value sits inside a request.
+    pub fn within(self, prefix: &str) -> Self {
+        match self {
+            Error::InvalidArgument(violations) => Error::InvalidArgument(
+                violations
+                    .into_iter()
+                    .map(|v| FieldViolation::new(format!("{prefix}{}", v.field), v.description))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+}
+
+/// Collects field violations so a request reports all its bad fields at once.
+#[derive(Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// Keeps the violations of a nested check.
+    pub fn check(&mut self, result: Result<()>) {
+        match result {
+            Ok(()) => {}
+            Err(Error::InvalidArgument(violations)) => self.0.extend(violations),
+            Err(other) => self.0.push(FieldViolation::new("", other.to_string())),
+        }
+    }
+
+    pub fn into_result(self) -> Result<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(self.0))
+        }
+    }
+}

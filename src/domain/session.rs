@@ -1,0 +1,296 @@
+//! Sessions: their settings, counters, and the rules their fields obey.
+
+use std::collections::BTreeMap;
+
+use super::{Error, Result, Timestamp, error::Violations};
+
+pub const MAX_DISPLAY_NAME_CHARS: usize = 256;
+pub const MAX_SYSTEM_PROMPT_BYTES: usize = 64 * 1024;
+pub const MAX_LABELS: usize = 64;
+pub const MAX_LABEL_KEY_CHARS: usize = 63;
+pub const MAX_LABEL_VALUE_CHARS: usize = 256;
+pub const MAX_WORKING_DIR_BYTES: usize = 4096;
+/// Characters of the latest message kept as the session's preview.
+pub const PREVIEW_CHARS: usize = 160;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ReasoningEffort {
+    #[default]
+    Default,
+    Off,
+    Low,
+    Medium,
+    High,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PermissionMode {
+    #[default]
+    Ask,
+    AutoApprove,
+    ReadOnly,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SessionSource {
+    Manual,
+    Schedule,
+    #[default]
+    Api,
+    Webhook,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SessionStatus {
+    #[default]
+    Idle,
+    Running,
+    AwaitingConfirmation,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub cached_input_tokens: i64,
+}
+
+impl Usage {
+    pub fn add(&mut self, other: &Usage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.reasoning_tokens += other.reasoning_tokens;
+        self.cached_input_tokens += other.cached_input_tokens;
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    pub id: String,
+    pub display_name: String,
+    /// Model id (not name); `None` for the server default.
+    pub model: Option<String>,
+    pub reasoning_effort: ReasoningEffort,
+    /// Absolute, canonical path.
+    pub working_dir: String,
+    pub permission_mode: PermissionMode,
+    pub system_prompt: String,
+    pub labels: BTreeMap<String, String>,
+    pub pinned: bool,
+    pub source: SessionSource,
+    pub message_count: i64,
+    pub last_message_preview: String,
+    pub usage: Usage,
+    pub create_time: Timestamp,
+    pub update_time: Timestamp,
+    pub last_active_time: Timestamp,
+    /// Incremented on every change; the etag is derived from it.
+    pub revision: i64,
+    pub forked_from: Option<String>,
+    /// Live state, owned by the runtime, not stored.
+    pub status: SessionStatus,
+    pub queue_depth: i32,
+    pub active_turn: Option<String>,
+}
+
+impl Session {
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", self.revision)
+    }
+
+    /// Checks a client-sent etag; an empty etag means "don't check".
+    pub fn check_etag(&self, etag: &str) -> Result<()> {
+        if etag.is_empty() || etag == self.etag() {
+            Ok(())
+        } else {
+            Err(Error::EtagMismatch {
+                resource: super::Resource::Session,
+                name: format!("sessions/{}", self.id),
+            })
+        }
+    }
+}
+
+/// The settings a client chooses; what Create takes and Update changes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SessionSettings {
+    pub display_name: String,
+    pub model: Option<String>,
+    pub reasoning_effort: ReasoningEffort,
+    /// As sent by the client; resolved against the workspace root by the runtime.
+    pub working_dir: String,
+    pub permission_mode: PermissionMode,
+    pub system_prompt: String,
+    pub labels: BTreeMap<String, String>,
+    pub pinned: bool,
+}
+
+/// The fields an Update may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SessionField {
+    DisplayName,
+    Model,
+    ReasoningEffort,
+    WorkingDir,
+    PermissionMode,
+    SystemPrompt,
+    Labels,
+    Pinned,
+}
+
+impl SessionField {
+    pub const ALL: [SessionField; 8] = [
+        SessionField::DisplayName,
+        SessionField::Model,
+        SessionField::ReasoningEffort,
+        SessionField::WorkingDir,
+        SessionField::PermissionMode,
+        SessionField::SystemPrompt,
+        SessionField::Labels,
+        SessionField::Pinned,
+    ];
+
+    /// The field's name in the API (proto field name).
+    pub fn api_name(self) -> &'static str {
+        match self {
+            SessionField::DisplayName => "display_name",
+            SessionField::Model => "model",
+            SessionField::ReasoningEffort => "reasoning_effort",
+            SessionField::WorkingDir => "working_dir",
+            SessionField::PermissionMode => "permission_mode",
+            SessionField::SystemPrompt => "system_prompt",
+            SessionField::Labels => "labels",
+            SessionField::Pinned => "pinned",
+        }
+    }
+
+    pub fn from_api_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.api_name() == name)
+    }
+}
+
+impl SessionSettings {
+    /// Checks the fields' bounds. Field paths are relative to the Session message.
+    pub fn validate(&self) -> Result<()> {
+        let mut v = Violations::new();
+        let title_chars = self.display_name.chars().count();
+        if title_chars > MAX_DISPLAY_NAME_CHARS {
+            v.add(
+                "display_name",
+                format!("must be at most {MAX_DISPLAY_NAME_CHARS} characters (got {title_chars})"),
+            );
+        }
+        if self.display_name.chars().any(char::is_control) {
+            v.add("display_name", "must not contain control characters");
+        }
+        if self.system_prompt.len() > MAX_SYSTEM_PROMPT_BYTES {
+            v.add(
+                "system_prompt",
+                format!("must be at most {MAX_SYSTEM_PROMPT_BYTES} bytes (got {})", self.system_prompt.len()),
+            );
+        }
+        if self.working_dir.len() > MAX_WORKING_DIR_BYTES {
+            v.add("working_dir", format!("must be at most {MAX_WORKING_DIR_BYTES} bytes"));
+        }
+        if self.working_dir.contains('\0') {
+            v.add("working_dir", "must not contain NUL characters");
+        }
+        if let Some(model) = &self.model
+            && !super::is_valid_id(model)
+        {
+            v.add("model", "must be a model name of the form models/{model}");
+        }
+        v.check(validate_labels(&self.labels));
+        v.into_result()
+    }
+}
+
+pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<()> {
+    let mut v = Violations::new();
+    if labels.len() > MAX_LABELS {
+        v.add("labels", format!("at most {MAX_LABELS} labels (got {})", labels.len()));
+    }
+    for (key, value) in labels {
+        let key_ok = !key.is_empty()
+            && key.chars().count() <= MAX_LABEL_KEY_CHARS
+            && key
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+            && key.starts_with(|c: char| c.is_ascii_lowercase());
+        if !key_ok {
+            v.add(
+                format!("labels[{key:?}]"),
+                format!(
+                    "key must be 1-{MAX_LABEL_KEY_CHARS} characters of a-z, 0-9, '_' or '-', starting with a letter"
+                ),
+            );
+        }
+        if value.chars().count() > MAX_LABEL_VALUE_CHARS {
+            v.add(
+                format!("labels[{key:?}]"),
+                format!("value must be at most {MAX_LABEL_VALUE_CHARS} characters"),
+            );
+        }
+    }
+    v.into_result()
+}
+
+/// The preview of a text: its first characters on one line.
+pub fn preview(text: &str) -> String {
+    let one_line: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut chars = one_line.chars();
+    let head: String = chars.by_ref().take(PREVIEW_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_reject_bad_keys_and_name_the_key() {
+        let mut labels = BTreeMap::new();
+        labels.insert("ok-key_1".to_owned(), "v".to_owned());
+        assert!(validate_labels(&labels).is_ok());
+        labels.insert("Bad Key".to_owned(), "v".to_owned());
+        match validate_labels(&labels) {
+            Err(Error::InvalidArgument(v)) => {
+                assert_eq!(v.len(), 1);
+                assert_eq!(v[0].field, "labels[\"Bad Key\"]");
+            }
+            other => panic!("expected invalid argument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn settings_report_every_bad_field() {
+        let settings = SessionSettings {
+            display_name: "x".repeat(MAX_DISPLAY_NAME_CHARS + 1),
+            system_prompt: "y".repeat(MAX_SYSTEM_PROMPT_BYTES + 1),
+            model: Some("not-an-id".into()),
+            ..Default::default()
+        };
+        let Err(Error::InvalidArgument(v)) = settings.validate() else {
+            panic!("expected violations");
+        };
+        let fields: Vec<_> = v.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["display_name", "system_prompt", "model"]);
+    }
+
+    #[test]
+    fn preview_is_one_bounded_line() {
+        assert_eq!(preview("hello\n  world"), "hello world");
+        let long = "a".repeat(PREVIEW_CHARS + 10);
+        let p = preview(&long);
+        assert_eq!(p.chars().count(), PREVIEW_CHARS + 1);
+        assert!(p.ends_with('…'));
+    }
+}

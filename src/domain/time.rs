@@ -1,0 +1,49 @@
+//! Time as microseconds since the Unix epoch: exact, ordered, and cheap to store.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        Timestamp(micros)
+    }
+
+    pub fn from_unix(seconds: i64, nanos: i32) -> Self {
+        Timestamp(
+            seconds
+                .saturating_mul(1_000_000)
+                .saturating_add(i64::from(nanos) / 1_000),
+        )
+    }
+
+    pub fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    /// Whole seconds and the remaining nanoseconds, as protobuf Timestamps want them.
+    pub fn to_unix(self) -> (i64, i32) {
+        let seconds = self.0.div_euclid(1_000_000);
+        let nanos = (self.0.rem_euclid(1_000_000) * 1_000) as i32;
+        (seconds, nanos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Timestamp;
+
+    #[test]
+    fn unix_round_trip_keeps_microseconds_including_before_epoch() {
+        for micros in [0, 1, 1_234_567, -1, -1_500_000, 1_700_000_000_123_456] {
+            let (s, n) = Timestamp(micros).to_unix();
+            assert!((0..1_000_000_000).contains(&n));
+            assert_eq!(Timestamp::from_unix(s, n), Timestamp(micros));
+        }
+    }
+}

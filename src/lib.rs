@@ -1,0 +1,25 @@
+//! Octo: a server that hosts AI-agent sessions over gRPC, gRPC-Web and JSON/HTTP.
+//!
+//! The arrow of dependence points inward: `api` and `http` translate between the wire
+//! and the `runtime`, which works on `domain` types with the `store` behind a trait.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod metrics;
+pub mod runtime;
+pub mod server;
+pub mod store;
+
+/// The generated protobuf types, gRPC servers and clients of `octo.v1`.
+pub mod pb {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("octo.v1");
+
+    /// Descriptors of every Octo proto and its imports (google.api, google.rpc,
+    /// google.protobuf), with source comments: for reflection and the JSON mapping.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("octo_descriptor");
+}

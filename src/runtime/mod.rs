@@ -1,0 +1,1 @@
+//! Session logic and live state.
