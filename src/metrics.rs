@@ -1,1 +1,330 @@
-//! TODO
+//! Prometheus metrics: per-RPC request counts by status code, latency histograms, open
+//! server streams and active sessions, rendered at `GET /metrics`. The layer sits in
+//! front of the gRPC services, so gRPC, gRPC-Web and JSON calls are all counted once.
+
+use std::{
+    collections::HashSet,
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, atomic::AtomicI64},
+    task::{Context, Poll, ready},
+    time::Instant,
+};
+
+use http::{Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+use tonic::body::Body;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcLabels {
+    method: String,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    method: String,
+}
+
+type HistogramFamily = Family<MethodLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms .. ~8 s.
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RpcLabels, Counter>,
+    latency: HistogramFamily,
+    open_streams: Family<MethodLabels, Gauge>,
+    /// Sessions with a live actor; the runtime sets it.
+    pub active_sessions: Gauge<i64, AtomicI64>,
+    /// Method paths served, so labels stay bounded whatever clients send.
+    known_methods: HashSet<String>,
+    streaming_methods: HashSet<String>,
+}
+
+impl Metrics {
+    /// `methods` are `(path, server_streaming)` of every RPC served.
+    pub fn new(methods: impl IntoIterator<Item = (String, bool)>) -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RpcLabels, Counter>::default();
+        registry.register(
+            "octo_rpc_requests",
+            "RPCs handled, by method and gRPC status code",
+            requests.clone(),
+        );
+        let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "octo_rpc_duration_seconds",
+            "Time from request to the end of the response (streams: their whole life)",
+            latency.clone(),
+        );
+        let open_streams = Family::<MethodLabels, Gauge>::default();
+        registry.register(
+            "octo_open_streams",
+            "Server streams currently open, by method",
+            open_streams.clone(),
+        );
+        let active_sessions = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "octo_active_sessions",
+            "Sessions with a running actor (a turn running or queued)",
+            active_sessions.clone(),
+        );
+        let mut known_methods = HashSet::new();
+        let mut streaming_methods = HashSet::new();
+        for (path, streaming) in methods {
+            if streaming {
+                streaming_methods.insert(path.clone());
+            }
+            known_methods.insert(path);
+        }
+        Self {
+            registry,
+            requests,
+            latency,
+            open_streams,
+            active_sessions,
+            known_methods,
+            streaming_methods,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(err) = encode(&mut out, &self.registry) {
+            tracing::error!(error = %err, "cannot encode metrics");
+        }
+        out
+    }
+
+    fn method_label(&self, path: &str) -> String {
+        let method = path.trim_start_matches('/');
+        if self.known_methods.contains(path) {
+            method.to_owned()
+        } else {
+            "unknown".to_owned()
+        }
+    }
+}
+
+/// Records one call when its response body ends or is dropped.
+struct CallRecord {
+    metrics: Arc<Metrics>,
+    method: String,
+    started: Instant,
+    streaming: bool,
+    code: Option<String>,
+    /// The body reached its end (as opposed to being dropped by a departed client).
+    completed: bool,
+}
+
+impl CallRecord {
+    fn new(metrics: Arc<Metrics>, path: &str) -> Self {
+        let method = metrics.method_label(path);
+        let streaming = metrics.streaming_methods.contains(path);
+        if streaming {
+            metrics
+                .open_streams
+                .get_or_create(&MethodLabels {
+                    method: method.clone(),
+                })
+                .inc();
+        }
+        Self {
+            metrics,
+            method,
+            started: Instant::now(),
+            streaming,
+            code: None,
+            completed: false,
+        }
+    }
+
+    fn observe_headers(&mut self, headers: &http::HeaderMap) {
+        if let Some(code) = headers.get("grpc-status").and_then(|v| v.to_str().ok()) {
+            self.code = Some(code_name(code));
+        }
+    }
+}
+
+impl Drop for CallRecord {
+    fn drop(&mut self) {
+        let code = self.code.take().unwrap_or_else(|| {
+            if self.completed { "OK" } else { "CANCELLED" }.to_owned()
+        });
+        let labels = MethodLabels {
+            method: self.method.clone(),
+        };
+        self.metrics
+            .requests
+            .get_or_create(&RpcLabels {
+                method: self.method.clone(),
+                code,
+            })
+            .inc();
+        self.metrics
+            .latency
+            .get_or_create(&labels)
+            .observe(self.started.elapsed().as_secs_f64());
+        if self.streaming {
+            self.metrics.open_streams.get_or_create(&labels).dec();
+        }
+    }
+}
+
+fn code_name(code: &str) -> String {
+    let code = code.trim().parse::<i32>().map(tonic::Code::from).unwrap_or(tonic::Code::Unknown);
+    format!("{code:?}")
+}
+
+/// Response body that reports to its [`CallRecord`] as it ends.
+pub struct MeteredBody {
+    inner: Body,
+    record: Option<CallRecord>,
+}
+
+impl HttpBody for MeteredBody {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let (Some(trailers), Some(record)) = (frame.trailers_ref(), self.record.as_mut()) {
+                    record.observe_headers(trailers);
+                }
+            }
+            Some(Err(_)) => {}
+            None => {
+                if let Some(mut record) = self.record.take() {
+                    record.completed = true;
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[derive(Clone)]
+pub struct MetricsLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl MetricsLayer {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> tower::Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct MetricsService<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> tower::Service<Request<Body>> for MetricsService<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let mut record = CallRecord::new(self.metrics.clone(), request.uri().path());
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let response = inner.call(request).await?;
+            // Trailers-only responses (errors) carry the status in the headers.
+            record.observe_headers(response.headers());
+            Ok(response.map(|inner| {
+                Body::new(MeteredBody {
+                    inner,
+                    record: Some(record),
+                })
+            }))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_render_with_code_and_bounded_method_labels() {
+        let metrics = Arc::new(Metrics::new([
+            ("/octo.v1.SessionService/GetSession".to_owned(), false),
+            ("/octo.v1.SessionService/WatchSessions".to_owned(), true),
+        ]));
+        {
+            let mut record = CallRecord::new(metrics.clone(), "/octo.v1.SessionService/GetSession");
+            let mut headers = http::HeaderMap::new();
+            headers.insert("grpc-status", http::HeaderValue::from_static("5"));
+            record.observe_headers(&headers);
+        }
+        drop(CallRecord::new(metrics.clone(), "/evil/../path"));
+        let watch = CallRecord::new(metrics.clone(), "/octo.v1.SessionService/WatchSessions");
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"octo_rpc_requests_total{method="octo.v1.SessionService/GetSession",code="NotFound"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"method="unknown""#), "{text}");
+        assert!(
+            text.contains(r#"octo_open_streams{method="octo.v1.SessionService/WatchSessions"} 1"#),
+            "{text}"
+        );
+        drop(watch);
+        assert!(metrics
+            .render()
+            .contains(r#"octo_open_streams{method="octo.v1.SessionService/WatchSessions"} 0"#));
+    }
+}

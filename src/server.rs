@@ -1,21 +1,197 @@
 //! Assembles the server: store, runtime, gRPC services, gRPC-Web, the JSON gateway,
-//! auth and metrics on one listening address, with graceful shutdown.
+//! auth and metrics on one listening address (HTTP/1.1 and h2c), with graceful shutdown.
 
-use std::net::SocketAddr;
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
-use crate::config::Config;
+use anyhow::Context as _;
+use http::{HeaderValue, Request, Response, header};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::{conn::auto, graceful::GracefulShutdown},
+    service::TowerToHyperService,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{body::Body, service::Routes, transport::server::TcpConnectInfo};
+use tower::{Layer, ServiceExt, util::BoxCloneSyncService};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
+
+use crate::{
+    api::{PlannedChatApi, PlannedModelApi, PlannedScheduleApi, SessionApi},
+    auth::{Auth, AuthLayer},
+    config::Config,
+    http::{GrpcService, JsonGateway},
+    metrics::{Metrics, MetricsLayer},
+    pb::{
+        self, chat_service_server::ChatServiceServer, model_service_server::ModelServiceServer,
+        schedule_service_server::ScheduleServiceServer,
+        session_service_server::SessionServiceServer,
+    },
+    runtime::{Sessions, Workspace},
+    store::{Store, sqlite::SqliteStore},
+};
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// Everything a request may need, shared by all connections.
+struct App {
+    grpc: GrpcService,
+    grpc_web: GrpcService,
+    gateway: JsonGateway,
+    metrics: Arc<Metrics>,
+    auth: Arc<Auth>,
+}
 
 /// A bound, not yet running server.
 pub struct Server {
     config: Config,
+    listener: TcpListener,
     local_addr: SocketAddr,
+    app: Arc<App>,
+    store: Arc<dyn Store>,
+    health: tonic_health::server::HealthReporter,
+    /// Cancelled on shutdown: open server streams end.
+    shutdown: CancellationToken,
+}
+
+/// `(path, server_streaming)` of every Octo RPC, from the descriptor set.
+fn octo_methods() -> anyhow::Result<Vec<(String, bool)>> {
+    let pool = prost_reflect::DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET)
+        .context("decoding the descriptor set")?;
+    Ok(pool
+        .services()
+        .flat_map(|service| {
+            service
+                .methods()
+                .map(|m| (format!("/{}/{}", service.full_name(), m.name()), m.is_server_streaming()))
+                .collect::<Vec<_>>()
+        })
+        .chain([
+            ("/grpc.health.v1.Health/Check".to_owned(), false),
+            ("/grpc.health.v1.Health/Watch".to_owned(), true),
+        ])
+        .collect())
+}
+
+fn cors(config: &Config) -> CorsLayer {
+    let origins = if config.cors_allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            config
+                .cors_allowed_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
+    let headers = [
+        "authorization",
+        "content-type",
+        "x-grpc-web",
+        "x-user-agent",
+        "grpc-timeout",
+        "last-event-id",
+        REQUEST_ID,
+        "connect-protocol-version",
+        "connect-timeout-ms",
+    ];
+    let exposed = [
+        "grpc-status",
+        "grpc-message",
+        "grpc-status-details-bin",
+        REQUEST_ID,
+        "retry-after",
+        "www-authenticate",
+    ];
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([
+            http::Method::GET,
+            http::Method::POST,
+            http::Method::PATCH,
+            http::Method::DELETE,
+            http::Method::OPTIONS,
+        ])
+        .allow_headers(headers.map(http::HeaderName::from_static))
+        .expose_headers(exposed.map(http::HeaderName::from_static))
+        .max_age(Duration::from_secs(600))
 }
 
 impl Server {
-    /// Opens the store (running migrations) and binds the listening address.
+    /// Checks the configuration, opens the store (running migrations) and binds the
+    /// listening address.
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
-        let local_addr = config.listen;
-        Ok(Server { config, local_addr })
+        crate::auth::check_startup(config.listen, config.token.as_deref(), config.require_token)
+            .map_err(anyhow::Error::msg)?;
+
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&config.database_path())
+                .await
+                .with_context(|| format!("opening {}", config.database_path().display()))?,
+        );
+        let workspace = Workspace::new(&config.workspace_root(), config.allow_any_working_dir)
+            .with_context(|| {
+                format!("preparing workspace root {}", config.workspace_root().display())
+            })?;
+        let sessions = Arc::new(Sessions::new(store.clone(), workspace));
+        let shutdown = CancellationToken::new();
+
+        let max = config.max_message_bytes;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("building reflection v1")?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .context("building reflection v1alpha")?;
+        let routes = Routes::new(
+            SessionServiceServer::new(SessionApi::new(sessions.clone(), shutdown.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(ChatServiceServer::new(PlannedChatApi))
+        .add_service(ModelServiceServer::new(PlannedModelApi))
+        .add_service(ScheduleServiceServer::new(PlannedScheduleApi))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .prepare();
+
+        let metrics = Arc::new(Metrics::new(octo_methods()?));
+        let auth = Arc::new(Auth::new(config.token.as_deref()));
+        let grpc: GrpcService = BoxCloneSyncService::new(
+            MetricsLayer::new(metrics.clone()).layer(AuthLayer::new(auth.clone()).layer(routes)),
+        );
+        let grpc_web: GrpcService =
+            BoxCloneSyncService::new(tonic_web::GrpcWebLayer::new().layer(grpc.clone()));
+        let gateway = JsonGateway::new(pb::FILE_DESCRIPTOR_SET, grpc.clone(), max)
+            .map_err(anyhow::Error::msg)
+            .context("building the JSON/HTTP gateway")?;
+
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let local_addr = listener.local_addr()?;
+        Ok(Server {
+            config,
+            listener,
+            local_addr,
+            app: Arc::new(App {
+                grpc,
+                grpc_web,
+                gateway,
+                metrics,
+                auth,
+            }),
+            store,
+            health,
+            shutdown,
+        })
     }
 
     /// The address actually bound (useful with port 0).
@@ -23,19 +199,182 @@ impl Server {
         self.local_addr
     }
 
-    /// Serves until `shutdown` completes, then drains open requests and streams.
+    /// Serves until `shutdown` completes, then stops accepting, ends open streams, waits
+    /// up to the grace period for requests in flight, and flushes the store.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let _ = &self.config;
-        shutdown.await;
+        let Server {
+            config,
+            listener,
+            local_addr,
+            app,
+            store,
+            health,
+            shutdown: streams_shutdown,
+        } = self;
+        health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+        health
+            .set_serving::<SessionServiceServer<SessionApi>>()
+            .await;
+
+        let cors = cors(&config);
+        let builder = auto::Builder::new(TokioExecutor::new());
+        let graceful = GracefulShutdown::new();
+        tracing::info!(
+            address = %local_addr,
+            version = env!("CARGO_PKG_VERSION"),
+            auth = if app.auth.required() { "token" } else { "none (loopback)" },
+            data_dir = %config.data_dir.display(),
+            "octo listening"
+        );
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(err) => {
+                            // Out of file descriptors and the like: back off, keep serving.
+                            tracing::warn!(error = %err, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let connect_info = TcpConnectInfo {
+                        local_addr: Some(local_addr),
+                        remote_addr: Some(peer),
+                    };
+                    let app = app.clone();
+                    let service = cors.clone().layer(tower::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(connect_info.clone());
+                        let app = app.clone();
+                        async move { Ok::<_, Infallible>(handle(app, request.map(Body::new)).await) }
+                    }));
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+                        .into_owned();
+                    let connection = graceful.watch(connection);
+                    tokio::spawn(async move {
+                        if let Err(err) = connection.await {
+                            tracing::debug!(error = %err, %peer, "connection ended with an error");
+                        }
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+
+        tracing::info!("shutting down: no new connections; ending open streams");
+        drop(listener);
+        health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+        streams_shutdown.cancel();
+        let grace = Duration::from_secs(config.shutdown_grace_seconds);
+        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+            tracing::warn!(grace_seconds = config.shutdown_grace_seconds, "requests still open after the grace period; closing them");
+        }
+        store.flush().await.context("flushing the store")?;
+        tracing::info!("stopped");
         Ok(())
     }
+}
+
+fn new_request_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// Routes one request by what it is: gRPC, gRPC-Web, metrics, or JSON/HTTP.
+async fn handle(app: Arc<App>, mut request: Request<Body>) -> Response<Body> {
+    // Keep a client's request id if it is sane, so logs correlate across systems.
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(new_request_id);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        request.headers_mut().insert(REQUEST_ID, value);
+    }
+    let span = tracing::info_span!("request", id = %request_id, method = %request.method(), path = %request.uri().path());
+    async move {
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mut response = if content_type.starts_with("application/grpc-web") {
+            oneshot(app.grpc_web.clone(), request).await
+        } else if content_type.starts_with("application/grpc") {
+            oneshot(app.grpc.clone(), request).await
+        } else if request.uri().path() == "/metrics" && request.method() == http::Method::GET {
+            metrics_response(&app, &request)
+        } else {
+            app.gateway.handle(request).await
+        };
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID, value);
+        }
+        tracing::debug!(status = response.status().as_u16(), "responded");
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+async fn oneshot(service: GrpcService, request: Request<Body>) -> Response<Body> {
+    match service.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+fn metrics_response(app: &App, request: &Request<Body>) -> Response<Body> {
+    if let Err((error, _)) = app.auth.check(request.headers(), crate::auth::peer_ip(request)) {
+        let mut response = Response::new(Body::new(http_body_util::Full::new(bytes::Bytes::from(
+            format!("{error}\n"),
+        ))));
+        *response.status_mut() = http::StatusCode::UNAUTHORIZED;
+        return response;
+    }
+    let mut response = Response::new(Body::new(http_body_util::Full::new(bytes::Bytes::from(
+        app.metrics.render(),
+    ))));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
 }
 
 /// Binds and serves until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let server = Server::bind(config).await?;
-    server.run(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    server.run(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
 }

@@ -1,1 +1,11 @@
-//! gRPC services: thin translation between proto and the runtime.
+//! gRPC services: thin adapters that validate a request, call the runtime and convert
+//! the answer. Proto types stop here; `error` is the one mapping of domain errors to
+//! statuses.
+
+pub mod convert;
+pub mod error;
+pub mod planned;
+pub mod sessions;
+
+pub use planned::{PlannedChatApi, PlannedModelApi, PlannedScheduleApi};
+pub use sessions::SessionApi;

@@ -1,0 +1,128 @@
+//! The one mapping from domain errors to gRPC statuses (AIP-193): each variant has one
+//! code, an ErrorInfo with a stable reason, and the detail that helps the caller
+//! (BadRequest field violations, ResourceInfo, RetryInfo). The JSON gateway derives the
+//! HTTP status from the code, so both surfaces agree.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+use crate::domain::Error;
+
+/// The ErrorInfo domain of every Octo error.
+pub const ERROR_DOMAIN: &str = "octo.v1";
+
+pub fn to_status(err: Error) -> Status {
+    let reason = err.reason();
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
+    let (code, message) = match err {
+        Error::InvalidArgument(violations) => {
+            let message = err_message(&violations);
+            details.set_bad_request(
+                violations
+                    .into_iter()
+                    .map(|v| FieldViolation::new(v.field, v.description))
+                    .collect::<Vec<_>>(),
+            );
+            (Code::InvalidArgument, message)
+        }
+        ref e @ Error::NotFound { resource, ref name } => {
+            details.set_resource_info(resource.type_name(), name.clone(), "", "not found");
+            (Code::NotFound, e.to_string())
+        }
+        ref e @ Error::AlreadyExists { resource, ref name } => {
+            details.set_resource_info(resource.type_name(), name.clone(), "", "already exists");
+            (Code::AlreadyExists, e.to_string())
+        }
+        ref e @ Error::EtagMismatch { resource, ref name } => {
+            details.set_resource_info(resource.type_name(), name.clone(), "", "etag mismatch");
+            (Code::Aborted, e.to_string())
+        }
+        Error::FailedPrecondition { message, .. } => (Code::FailedPrecondition, message),
+        Error::ResourceExhausted {
+            message,
+            retry_after,
+            ..
+        } => {
+            if retry_after.is_some() {
+                details.set_retry_info(retry_after);
+            }
+            (Code::ResourceExhausted, message)
+        }
+        Error::Unavailable {
+            message,
+            retry_after,
+            ..
+        } => {
+            if retry_after.is_some() {
+                details.set_retry_info(retry_after);
+            }
+            (Code::Unavailable, message)
+        }
+        Error::Unauthenticated(message) => (Code::Unauthenticated, message),
+        Error::PermissionDenied(message) => (Code::PermissionDenied, message),
+        Error::Unimplemented(message) => (Code::Unimplemented, message),
+        Error::Internal(message) => {
+            // The cause stays in the log; clients get no internals.
+            tracing::error!(error = %message, "internal error");
+            (Code::Internal, "internal error; the server log has the cause".to_owned())
+        }
+    };
+    Status::with_error_details(code, message, details)
+}
+
+fn err_message(violations: &[crate::domain::FieldViolation]) -> String {
+    let fields: Vec<String> = violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect();
+    format!("invalid argument: {}", fields.join("; "))
+}
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Self {
+        to_status(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Resource;
+
+    #[test]
+    fn not_found_carries_reason_and_resource() {
+        let status = to_status(Error::not_found(Resource::Session, "sessions/x"));
+        assert_eq!(status.code(), Code::NotFound);
+        let details = status.get_error_details();
+        assert_eq!(details.error_info().map(|i| i.reason.as_str()), Some("SESSION_NOT_FOUND"));
+        assert_eq!(
+            details.resource_info().map(|r| r.resource_name.as_str()),
+            Some("sessions/x")
+        );
+    }
+
+    #[test]
+    fn invalid_argument_names_every_field() {
+        let status = to_status(Error::InvalidArgument(vec![
+            crate::domain::FieldViolation::new("session.display_name", "too long"),
+            crate::domain::FieldViolation::new("session.labels", "too many"),
+        ]));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let fields: Vec<String> = status
+            .get_error_details()
+            .bad_request()
+            .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+            .unwrap_or_default();
+        assert_eq!(fields, ["session.display_name", "session.labels"]);
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let status = to_status(Error::Internal("disk on fire at /secret/path".into()));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("/secret/path"));
+    }
+}

@@ -1,0 +1,456 @@
+//! Sessions: creation, listing, changes with optimistic concurrency, deletion, fork,
+//! export and import, and the live feed of changes behind WatchSessions.
+
+use std::{collections::HashMap, sync::Arc};
+
+use tokio::sync::broadcast;
+
+use super::Workspace;
+use crate::{
+    domain::{
+        Error, Resource, Result, Session, SessionSource, SessionStatus, Timestamp, Usage, new_id,
+        page::{self, fingerprint},
+        session::{SessionField, SessionSettings, preview},
+    },
+    store::{SessionContent, SessionCursor, SessionFilter, Store},
+};
+
+/// How many changes a slow watcher may fall behind before it is told to reload.
+const WATCH_BUFFER: usize = 1024;
+/// Attempts of an unconditional update that races other writers.
+const UPDATE_ATTEMPTS: usize = 8;
+/// The archive format ExportSession writes and ImportSession reads.
+pub const ARCHIVE_FORMAT_VERSION: i32 = 1;
+
+/// One change in the set of sessions, as WatchSessions streams it.
+#[derive(Clone, Debug)]
+pub enum SessionChange {
+    Created(Session),
+    Updated(Session),
+    Deleted(String),
+}
+
+pub struct Sessions {
+    store: Arc<dyn Store>,
+    workspace: Workspace,
+    changes: broadcast::Sender<SessionChange>,
+}
+
+impl Sessions {
+    pub fn new(store: Arc<dyn Store>, workspace: Workspace) -> Self {
+        let (changes, _) = broadcast::channel(WATCH_BUFFER);
+        Self {
+            store,
+            workspace,
+            changes,
+        }
+    }
+
+    pub fn workspace(&self) -> &Workspace {
+        &self.workspace
+    }
+
+    /// Subscribes to session changes from now on.
+    pub fn watch(&self) -> broadcast::Receiver<SessionChange> {
+        self.changes.subscribe()
+    }
+
+    fn publish(&self, change: SessionChange) {
+        // No receivers is fine: nobody is watching.
+        let _ = self.changes.send(change);
+    }
+
+    pub async fn create(&self, settings: SessionSettings, source: SessionSource) -> Result<Session> {
+        settings.validate()?;
+        let working_dir = self.workspace.resolve(&settings.working_dir, "working_dir")?;
+        let now = Timestamp::now();
+        let session = Session {
+            id: new_id(),
+            display_name: settings.display_name,
+            model: settings.model,
+            reasoning_effort: settings.reasoning_effort,
+            working_dir: working_dir.to_string_lossy().into_owned(),
+            permission_mode: settings.permission_mode,
+            system_prompt: settings.system_prompt,
+            labels: settings.labels,
+            pinned: settings.pinned,
+            source,
+            message_count: 0,
+            last_message_preview: String::new(),
+            usage: Usage::default(),
+            create_time: now,
+            update_time: now,
+            last_active_time: now,
+            revision: 1,
+            forked_from: None,
+            status: SessionStatus::Idle,
+            queue_depth: 0,
+            active_turn: None,
+        };
+        self.store.create_session(&session).await?;
+        tracing::info!(session = %session.id, "session created");
+        self.publish(SessionChange::Created(session.clone()));
+        Ok(session)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Session> {
+        self.store
+            .get_session(id)
+            .await?
+            .ok_or_else(|| Error::not_found(Resource::Session, format!("sessions/{id}")))
+    }
+
+    /// One page of sessions and the token of the next page (empty on the last page).
+    pub async fn list(
+        &self,
+        filter: &SessionFilter,
+        page_token: &str,
+        page_size: i32,
+    ) -> Result<(Vec<Session>, String)> {
+        let limit = page::page_size(page_size)?;
+        let filters = filter_fingerprint(filter);
+        let after: Option<SessionCursor> = page::decode_token(page_token, filters)?;
+        // One extra row tells whether another page exists without a second query.
+        let mut sessions = self
+            .store
+            .list_sessions(filter, after.as_ref(), limit + 1)
+            .await?;
+        let next = if sessions.len() > limit {
+            sessions.truncate(limit);
+            sessions
+                .last()
+                .map(|last| page::encode_token(&SessionCursor::of(last), filters))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok((sessions, next))
+    }
+
+    /// Changes `fields` to their values in `settings`. With an etag the update fails on a
+    /// concurrent change; without one it retries on top of the latest state.
+    pub async fn update(
+        &self,
+        id: &str,
+        settings: SessionSettings,
+        fields: &[SessionField],
+        etag: &str,
+    ) -> Result<Session> {
+        settings.validate()?;
+        let working_dir = if fields.contains(&SessionField::WorkingDir) {
+            Some(self.workspace.resolve(&settings.working_dir, "working_dir")?)
+        } else {
+            None
+        };
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = self.get(id).await?;
+            current.check_etag(etag)?;
+            let mut next = current.clone();
+            for field in fields {
+                match field {
+                    SessionField::DisplayName => next.display_name = settings.display_name.clone(),
+                    SessionField::Model => next.model = settings.model.clone(),
+                    SessionField::ReasoningEffort => next.reasoning_effort = settings.reasoning_effort,
+                    SessionField::WorkingDir => {
+                        if let Some(dir) = &working_dir {
+                            next.working_dir = dir.to_string_lossy().into_owned();
+                        }
+                    }
+                    SessionField::PermissionMode => next.permission_mode = settings.permission_mode,
+                    SessionField::SystemPrompt => next.system_prompt = settings.system_prompt.clone(),
+                    SessionField::Labels => next.labels = settings.labels.clone(),
+                    SessionField::Pinned => next.pinned = settings.pinned,
+                }
+            }
+            if next == current {
+                // Nothing changes: no new revision, no event.
+                return Ok(current);
+            }
+            next.revision = current.revision + 1;
+            next.update_time = Timestamp::now();
+            if self.store.update_session(&next, current.revision).await? {
+                self.publish(SessionChange::Updated(next.clone()));
+                return Ok(next);
+            }
+            if !etag.is_empty() {
+                return Err(Error::EtagMismatch {
+                    resource: Resource::Session,
+                    name: format!("sessions/{id}"),
+                });
+            }
+        }
+        Err(Error::Unavailable {
+            reason: "CONTENDED",
+            message: format!("sessions/{id} is changing too fast; retry"),
+            retry_after: Some(std::time::Duration::from_millis(100)),
+        })
+    }
+
+    /// Deletes a session and its history (AIP-135: NOT_FOUND unless `allow_missing`).
+    pub async fn delete(&self, id: &str, etag: &str, allow_missing: bool) -> Result<()> {
+        let Some(current) = self.store.get_session(id).await? else {
+            return if allow_missing {
+                Ok(())
+            } else {
+                Err(Error::not_found(Resource::Session, format!("sessions/{id}")))
+            };
+        };
+        current.check_etag(etag)?;
+        if self.store.delete_session(id).await? {
+            tracing::info!(session = %id, "session deleted");
+            self.publish(SessionChange::Deleted(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The whole session, for ExportSession.
+    pub async fn export(&self, id: &str) -> Result<SessionContent> {
+        self.store
+            .session_content(id)
+            .await?
+            .ok_or_else(|| Error::not_found(Resource::Session, format!("sessions/{id}")))
+    }
+
+    /// A new session holding a copy of `id`'s history up to and including
+    /// `up_to_message` (all of it when `None`).
+    pub async fn fork(
+        &self,
+        id: &str,
+        up_to_message: Option<&str>,
+        display_name: Option<String>,
+    ) -> Result<Session> {
+        let mut content = self.export(id).await?;
+        if let Some(message_id) = up_to_message {
+            let Some(position) = content.messages.iter().position(|m| m.id == message_id) else {
+                return Err(Error::not_found(
+                    Resource::Message,
+                    format!("sessions/{id}/messages/{message_id}"),
+                ));
+            };
+            content.messages.truncate(position + 1);
+        }
+        let kept_turns: std::collections::HashSet<String> =
+            content.messages.iter().filter_map(|m| m.turn_id.clone()).collect();
+        content.turns.retain(|t| kept_turns.contains(&t.id));
+        let title = display_name
+            .unwrap_or_else(|| format!("{} (fork)", content.session.display_name).trim().to_owned());
+        content.session.display_name = title;
+        content.session.forked_from = Some(id.to_owned());
+        content.session.pinned = false;
+        let session = self.insert_copy(content, None).await?;
+        tracing::info!(session = %session.id, from = %id, "session forked");
+        Ok(session)
+    }
+
+    /// Restores an exported session under a new id. A working dir that is not acceptable
+    /// here (another machine's path, outside the root) falls back to the workspace root.
+    pub async fn import(&self, content: SessionContent) -> Result<Session> {
+        let working_dir = match self.workspace.resolve(&content.session.working_dir, "working_dir") {
+            Ok(dir) => dir,
+            Err(err) => {
+                tracing::warn!(error = %err, "imported working dir not usable here; using the workspace root");
+                self.workspace.root().to_path_buf()
+            }
+        };
+        let session = self
+            .insert_copy(content, Some(working_dir.to_string_lossy().into_owned()))
+            .await?;
+        tracing::info!(session = %session.id, "session imported");
+        Ok(session)
+    }
+
+    /// Stores `content` as a new session: new ids for the session, its messages and its
+    /// turns (references remapped, order kept), counters derived from the messages.
+    async fn insert_copy(&self, content: SessionContent, working_dir: Option<String>) -> Result<Session> {
+        let SessionContent {
+            mut session,
+            mut messages,
+            mut turns,
+        } = content;
+        let session_id = new_id();
+        // Ids are time-ordered: generating them in the original order keeps the order.
+        messages.sort_by(|a, b| (a.create_time, &a.id).cmp(&(b.create_time, &b.id)));
+        turns.sort_by(|a, b| (a.create_time, &a.id).cmp(&(b.create_time, &b.id)));
+        let mut turn_ids = HashMap::new();
+        for turn in &mut turns {
+            let fresh = new_id();
+            turn_ids.insert(std::mem::replace(&mut turn.id, fresh.clone()), fresh);
+            turn.session_id = session_id.clone();
+        }
+        let mut message_ids = HashMap::new();
+        for message in &mut messages {
+            let fresh = new_id();
+            message_ids.insert(std::mem::replace(&mut message.id, fresh.clone()), fresh);
+            message.session_id = session_id.clone();
+            message.turn_id = message.turn_id.as_ref().and_then(|t| turn_ids.get(t).cloned());
+        }
+        for turn in &mut turns {
+            turn.user_message_id = turn
+                .user_message_id
+                .as_ref()
+                .and_then(|m| message_ids.get(m).cloned());
+            // A copied turn that was still going is not going here.
+            if !turn.status.is_terminal() {
+                turn.status = crate::domain::TurnStatus::Interrupted;
+            }
+        }
+        let now = Timestamp::now();
+        session.id = session_id;
+        if let Some(dir) = working_dir {
+            session.working_dir = dir;
+        }
+        session.message_count = messages.len() as i64;
+        session.last_message_preview = messages.last().map(|m| preview(&m.text())).unwrap_or_default();
+        session.usage = turns.iter().fold(Usage::default(), |mut total, t| {
+            total.add(&t.usage);
+            total
+        });
+        session.create_time = now;
+        session.update_time = now;
+        session.last_active_time = messages.last().map_or(now, |m| m.create_time.max(session.last_active_time));
+        session.revision = 1;
+        session.status = SessionStatus::Idle;
+        session.queue_depth = 0;
+        session.active_turn = None;
+        let content = SessionContent {
+            session,
+            messages,
+            turns,
+        };
+        self.store.insert_session_content(&content).await?;
+        self.publish(SessionChange::Created(content.session.clone()));
+        Ok(content.session)
+    }
+}
+
+fn filter_fingerprint(filter: &SessionFilter) -> u64 {
+    fingerprint(&[
+        filter.query.as_deref().unwrap_or(""),
+        &format!("{:?}", filter.source),
+        &format!("{:?}", filter.pinned),
+        &format!("{:?}", filter.created_after),
+        &format!("{:?}", filter.created_before),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        domain::{Message, Part, Role},
+        store::sqlite::SqliteStore,
+    };
+
+    async fn sessions() -> (tempfile::TempDir, Sessions) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("octo.db")).await.expect("store");
+        let workspace = Workspace::new(&dir.path().join("ws"), false).expect("workspace");
+        (dir, Sessions::new(Arc::new(store), workspace))
+    }
+
+    fn titled(title: &str) -> SessionSettings {
+        SessionSettings {
+            display_name: title.into(),
+            ..SessionSettings::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn list_pages_through_everything_exactly_once() {
+        let (_dir, sessions) = sessions().await;
+        for i in 0..7 {
+            sessions.create(titled(&format!("s{i}")), SessionSource::Api).await.expect("create");
+        }
+        let filter = SessionFilter::default();
+        let mut seen = Vec::new();
+        let mut token = String::new();
+        loop {
+            let (page, next) = sessions.list(&filter, &token, 3).await.expect("list");
+            seen.extend(page.into_iter().map(|s| s.display_name));
+            if next.is_empty() {
+                break;
+            }
+            token = next;
+        }
+        assert_eq!(seen, ["s6", "s5", "s4", "s3", "s2", "s1", "s0"]);
+        let other = SessionFilter {
+            query: Some("s1".into()),
+            ..SessionFilter::default()
+        };
+        let (_, next) = sessions.list(&filter, "", 3).await.expect("list");
+        assert!(sessions.list(&other, &next, 3).await.is_err(), "token bound to its filter");
+    }
+
+    #[tokio::test]
+    async fn update_checks_etag_and_publishes_changes() {
+        let (_dir, sessions) = sessions().await;
+        let mut watch = sessions.watch();
+        let created = sessions.create(titled("a"), SessionSource::Manual).await.expect("create");
+        assert!(matches!(watch.recv().await, Ok(SessionChange::Created(s)) if s.id == created.id));
+
+        let updated = sessions
+            .update(&created.id, titled("b"), &[SessionField::DisplayName], &created.etag())
+            .await
+            .expect("update");
+        assert_eq!(updated.display_name, "b");
+        assert_ne!(updated.etag(), created.etag());
+        assert!(matches!(watch.recv().await, Ok(SessionChange::Updated(s)) if s.display_name == "b"));
+
+        let stale = sessions
+            .update(&created.id, titled("c"), &[SessionField::DisplayName], &created.etag())
+            .await;
+        assert!(matches!(stale, Err(Error::EtagMismatch { .. })));
+        // Fields outside the mask stay as they were.
+        let pinned = sessions
+            .update(&created.id, SessionSettings { pinned: true, ..titled("ignored") }, &[SessionField::Pinned], "")
+            .await
+            .expect("pin");
+        assert_eq!((pinned.display_name.as_str(), pinned.pinned), ("b", true));
+    }
+
+    #[tokio::test]
+    async fn fork_copies_history_up_to_a_message_with_new_ids() {
+        let (_dir, sessions) = sessions().await;
+        let original = sessions.create(titled("orig"), SessionSource::Api).await.expect("create");
+        let mut content = sessions.export(&original.id).await.expect("export");
+        for (i, text) in ["one", "two", "three"].into_iter().enumerate() {
+            content.messages.push(Message {
+                id: new_id(),
+                session_id: original.id.clone(),
+                turn_id: None,
+                role: if i % 2 == 0 { Role::User } else { Role::Assistant },
+                parts: vec![Part::Text { text: text.into() }],
+                create_time: Timestamp(i as i64 + 1),
+                incomplete: false,
+                model: None,
+            });
+        }
+        let imported = sessions.import(content).await.expect("import");
+        assert_eq!(imported.message_count, 3);
+        assert_eq!(imported.last_message_preview, "three");
+        let source = sessions.export(&imported.id).await.expect("export");
+        let second = source.messages[1].id.clone();
+
+        let fork = sessions.fork(&imported.id, Some(&second), None).await.expect("fork");
+        assert_eq!(fork.display_name, "orig (fork)");
+        assert_eq!(fork.forked_from.as_deref(), Some(imported.id.as_str()));
+        let forked = sessions.export(&fork.id).await.expect("export fork");
+        let texts: Vec<_> = forked.messages.iter().map(Message::text).collect();
+        assert_eq!(texts, ["one", "two"]);
+        assert!(forked.messages.iter().all(|m| m.session_id == fork.id));
+        assert!(forked.messages.iter().all(|m| !source.messages.iter().any(|o| o.id == m.id)));
+
+        let unknown = sessions.fork(&imported.id, Some(&new_id()), None).await;
+        assert!(matches!(unknown, Err(Error::NotFound { resource: Resource::Message, .. })));
+    }
+
+    #[tokio::test]
+    async fn delete_is_not_found_unless_allow_missing() {
+        let (_dir, sessions) = sessions().await;
+        let s = sessions.create(titled("x"), SessionSource::Api).await.expect("create");
+        assert!(matches!(sessions.delete(&s.id, "\"999\"", false).await, Err(Error::EtagMismatch { .. })));
+        sessions.delete(&s.id, &s.etag(), false).await.expect("delete");
+        assert!(matches!(sessions.delete(&s.id, "", false).await, Err(Error::NotFound { .. })));
+        sessions.delete(&s.id, "", true).await.expect("allow_missing");
+    }
+}

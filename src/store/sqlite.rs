@@ -1,0 +1,757 @@
+//! The embedded SQLite store: WAL mode, foreign keys, versioned migrations run at open.
+//! One writer connection serialises writes; readers come from a small pool so reads run
+//! beside a write. All SQLite calls run on tokio's blocking pool.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+
+use super::{SessionContent, SessionCursor, SessionFilter, Store};
+use crate::domain::{
+    Error, Message, Part, PermissionMode, ReasoningEffort, Result, Role, Session, SessionSource,
+    SessionStatus, Timestamp, ToolCallRecord, Turn, TurnError, TurnStatus, Usage,
+};
+
+/// Versioned schema changes; version N is the N-th entry. Never edit a released entry:
+/// add a new one.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite/0001_sessions.sql")];
+
+/// Readers kept open for reuse.
+const MAX_IDLE_READERS: usize = 8;
+
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn storage_error(err: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("storage: {err}"))
+}
+
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // NORMAL is durable across process crashes in WAL mode (a power loss may lose the
+    // last transactions, never corrupt the database).
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;",
+    )?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates it to the current
+    /// schema.
+    pub async fn open(path: &Path) -> Result<SqliteStore> {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || -> Result<SqliteStore> {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|err| {
+                    storage_error(format!("cannot create {}: {err}", parent.display()))
+                })?;
+            }
+            let mut writer = open_connection(&path)
+                .map_err(|err| storage_error(format!("cannot open {}: {err}", path.display())))?;
+            migrate(&mut writer)?;
+            Ok(SqliteStore {
+                inner: Arc::new(Inner {
+                    path,
+                    writer: Mutex::new(writer),
+                    readers: Mutex::new(Vec::new()),
+                }),
+            })
+        })
+        .await
+        .map_err(storage_error)?
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().map_err(storage_error)?.pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_connection(&inner.path).map_err(storage_error)?,
+            };
+            let result = f(&conn);
+            let mut readers = inner.readers.lock().map_err(storage_error)?;
+            if readers.len() < MAX_IDLE_READERS {
+                readers.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(storage_error)?
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().map_err(storage_error)?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(storage_error)?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: usize = conn
+        .query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
+        .map_err(storage_error)? as usize;
+    if current > MIGRATIONS.len() {
+        return Err(storage_error(format!(
+            "the database has schema version {current}, newer than this Octo knows ({}); upgrade Octo",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let version = index + 1;
+        let tx = conn.transaction().map_err(storage_error)?;
+        tx.execute_batch(sql)
+            .map_err(|err| storage_error(format!("migration {version}: {err}")))?;
+        tx.pragma_update(None, "user_version", version as i64)
+            .map_err(storage_error)?;
+        tx.commit().map_err(storage_error)?;
+        tracing::info!(version, "applied database migration");
+    }
+    Ok(())
+}
+
+// --- enum <-> text: the store's own names, independent of proto numbering ---
+
+fn effort_text(value: ReasoningEffort) -> &'static str {
+    match value {
+        ReasoningEffort::Default => "default",
+        ReasoningEffort::Off => "off",
+        ReasoningEffort::Low => "low",
+        ReasoningEffort::Medium => "medium",
+        ReasoningEffort::High => "high",
+    }
+}
+
+fn effort_from(text: &str) -> ReasoningEffort {
+    match text {
+        "off" => ReasoningEffort::Off,
+        "low" => ReasoningEffort::Low,
+        "medium" => ReasoningEffort::Medium,
+        "high" => ReasoningEffort::High,
+        _ => ReasoningEffort::Default,
+    }
+}
+
+fn mode_text(value: PermissionMode) -> &'static str {
+    match value {
+        PermissionMode::Ask => "ask",
+        PermissionMode::AutoApprove => "auto_approve",
+        PermissionMode::ReadOnly => "read_only",
+    }
+}
+
+fn mode_from(text: &str) -> PermissionMode {
+    match text {
+        "auto_approve" => PermissionMode::AutoApprove,
+        "read_only" => PermissionMode::ReadOnly,
+        _ => PermissionMode::Ask,
+    }
+}
+
+fn source_text(value: SessionSource) -> &'static str {
+    match value {
+        SessionSource::Manual => "manual",
+        SessionSource::Schedule => "schedule",
+        SessionSource::Api => "api",
+        SessionSource::Webhook => "webhook",
+    }
+}
+
+fn source_from(text: &str) -> SessionSource {
+    match text {
+        "manual" => SessionSource::Manual,
+        "schedule" => SessionSource::Schedule,
+        "webhook" => SessionSource::Webhook,
+        _ => SessionSource::Api,
+    }
+}
+
+/// Enums stored as JSON strings (serde names).
+fn json_name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn from_json_name<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err)))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(text)
+        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err)))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(storage_error)
+}
+
+// --- sessions ---
+
+const SESSION_COLUMNS: &str = "id, display_name, model, reasoning_effort, working_dir, permission_mode, \
+     system_prompt, labels, pinned, source, message_count, last_message_preview, input_tokens, \
+     output_tokens, reasoning_tokens, cached_input_tokens, create_time, update_time, \
+     last_active_time, revision, forked_from";
+
+fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
+    let labels: String = row.get(7)?;
+    Ok(Session {
+        id: row.get(0)?,
+        display_name: row.get(1)?,
+        model: row.get(2)?,
+        reasoning_effort: effort_from(&row.get::<_, String>(3)?),
+        working_dir: row.get(4)?,
+        permission_mode: mode_from(&row.get::<_, String>(5)?),
+        system_prompt: row.get(6)?,
+        labels: from_json::<BTreeMap<String, String>>(&labels)?,
+        pinned: row.get(8)?,
+        source: source_from(&row.get::<_, String>(9)?),
+        message_count: row.get(10)?,
+        last_message_preview: row.get(11)?,
+        usage: Usage {
+            input_tokens: row.get(12)?,
+            output_tokens: row.get(13)?,
+            reasoning_tokens: row.get(14)?,
+            cached_input_tokens: row.get(15)?,
+        },
+        create_time: Timestamp(row.get(16)?),
+        update_time: Timestamp(row.get(17)?),
+        last_active_time: Timestamp(row.get(18)?),
+        revision: row.get(19)?,
+        forked_from: row.get(20)?,
+        status: SessionStatus::Idle,
+        queue_depth: 0,
+        active_turn: None,
+    })
+}
+
+fn insert_session(conn: &Connection, s: &Session) -> Result<()> {
+    let labels = to_json(&s.labels)?;
+    conn.execute(
+        &format!(
+            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
+        ),
+        params![
+            s.id,
+            s.display_name,
+            s.model,
+            effort_text(s.reasoning_effort),
+            s.working_dir,
+            mode_text(s.permission_mode),
+            s.system_prompt,
+            labels,
+            s.pinned,
+            source_text(s.source),
+            s.message_count,
+            s.last_message_preview,
+            s.usage.input_tokens,
+            s.usage.output_tokens,
+            s.usage.reasoning_tokens,
+            s.usage.cached_input_tokens,
+            s.create_time.0,
+            s.update_time.0,
+            s.last_active_time.0,
+            s.revision,
+            s.forked_from,
+        ],
+    )
+    .map_err(|err| match err {
+        rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Error::AlreadyExists {
+                resource: crate::domain::Resource::Session,
+                name: format!("sessions/{}", s.id),
+            }
+        }
+        other => storage_error(other),
+    })?;
+    Ok(())
+}
+
+/// `%`, `_` and the escape character itself are literal in a user's search text.
+fn like_pattern(query: &str) -> String {
+    let mut pattern = String::with_capacity(query.len() + 2);
+    pattern.push('%');
+    for c in query.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+// --- messages and turns ---
+
+fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
+    let parts: String = row.get(4)?;
+    Ok(Message {
+        id: row.get(0)?,
+        session_id: row.get(1)?,
+        turn_id: row.get(2)?,
+        role: from_json_name::<Role>(&row.get::<_, String>(3)?)?,
+        parts: from_json::<Vec<Part>>(&parts)?,
+        create_time: Timestamp(row.get(5)?),
+        incomplete: row.get(6)?,
+        model: row.get(7)?,
+    })
+}
+
+fn insert_message(conn: &Connection, m: &Message) -> Result<()> {
+    conn.execute(
+        "INSERT INTO messages (id, session_id, turn_id, role, parts, create_time, incomplete, model) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            m.id,
+            m.session_id,
+            m.turn_id,
+            json_name(&m.role),
+            to_json(&m.parts)?,
+            m.create_time.0,
+            m.incomplete,
+            m.model,
+        ],
+    )
+    .map_err(storage_error)?;
+    Ok(())
+}
+
+const TURN_COLUMNS: &str = "id, session_id, status, user_message_id, model, input_tokens, output_tokens, \
+     reasoning_tokens, cached_input_tokens, latency_micros, first_token_micros, error_reason, \
+     error_message, create_time, start_time, end_time, step_count, tool_calls";
+
+fn turn_from_row(row: &Row<'_>) -> rusqlite::Result<Turn> {
+    let error_reason: Option<String> = row.get(11)?;
+    let error_message: Option<String> = row.get(12)?;
+    let tool_calls: String = row.get(17)?;
+    Ok(Turn {
+        id: row.get(0)?,
+        session_id: row.get(1)?,
+        status: from_json_name::<TurnStatus>(&row.get::<_, String>(2)?)?,
+        user_message_id: row.get(3)?,
+        model: row.get(4)?,
+        usage: Usage {
+            input_tokens: row.get(5)?,
+            output_tokens: row.get(6)?,
+            reasoning_tokens: row.get(7)?,
+            cached_input_tokens: row.get(8)?,
+        },
+        latency_micros: row.get(9)?,
+        time_to_first_token_micros: row.get(10)?,
+        error: error_reason.map(|reason| TurnError {
+            reason,
+            message: error_message.unwrap_or_default(),
+        }),
+        create_time: Timestamp(row.get(13)?),
+        start_time: row.get::<_, Option<i64>>(14)?.map(Timestamp),
+        end_time: row.get::<_, Option<i64>>(15)?.map(Timestamp),
+        step_count: row.get(16)?,
+        tool_calls: from_json::<Vec<ToolCallRecord>>(&tool_calls)?,
+    })
+}
+
+fn insert_turn(conn: &Connection, t: &Turn) -> Result<()> {
+    conn.execute(
+        &format!(
+            "INSERT INTO turns ({TURN_COLUMNS}) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+        ),
+        params![
+            t.id,
+            t.session_id,
+            json_name(&t.status),
+            t.user_message_id,
+            t.model,
+            t.usage.input_tokens,
+            t.usage.output_tokens,
+            t.usage.reasoning_tokens,
+            t.usage.cached_input_tokens,
+            t.latency_micros,
+            t.time_to_first_token_micros,
+            t.error.as_ref().map(|e| e.reason.clone()),
+            t.error.as_ref().map(|e| e.message.clone()),
+            t.create_time.0,
+            t.start_time.map(|t| t.0),
+            t.end_time.map(|t| t.0),
+            t.step_count,
+            to_json(&t.tool_calls)?,
+        ],
+    )
+    .map_err(storage_error)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_session(&self, session: &Session) -> Result<()> {
+        let session = session.clone();
+        self.write(move |conn| insert_session(conn, &session)).await
+    }
+
+    async fn get_session(&self, id: &str) -> Result<Option<Session>> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"),
+                [&id],
+                session_from_row,
+            )
+            .optional()
+            .map_err(storage_error)
+        })
+        .await
+    }
+
+    async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+        after: Option<&SessionCursor>,
+        limit: usize,
+    ) -> Result<Vec<Session>> {
+        let filter = filter.clone();
+        let after = after.cloned();
+        self.read(move |conn| {
+            let mut clauses: Vec<String> = Vec::new();
+            let mut values: Vec<rusqlite::types::Value> = Vec::new();
+            let mut bind = |value: rusqlite::types::Value| {
+                values.push(value);
+                format!("?{}", values.len())
+            };
+            if let Some(query) = filter.query.as_deref().filter(|q| !q.is_empty()) {
+                let p = bind(like_pattern(query).into());
+                clauses.push(format!(
+                    "(display_name LIKE {p} ESCAPE '\\' OR last_message_preview LIKE {p} ESCAPE '\\')"
+                ));
+            }
+            if let Some(source) = filter.source {
+                let p = bind(source_text(source).to_owned().into());
+                clauses.push(format!("source = {p}"));
+            }
+            if let Some(pinned) = filter.pinned {
+                let p = bind(i64::from(pinned).into());
+                clauses.push(format!("pinned = {p}"));
+            }
+            if let Some(after_time) = filter.created_after {
+                let p = bind(after_time.0.into());
+                clauses.push(format!("create_time >= {p}"));
+            }
+            if let Some(before) = filter.created_before {
+                let p = bind(before.0.into());
+                clauses.push(format!("create_time < {p}"));
+            }
+            if let Some(cursor) = &after {
+                // Row-value comparison over the list order (pinned DESC, last_active DESC, id DESC).
+                let pinned = bind(i64::from(cursor.pinned).into());
+                let active = bind(cursor.last_active_time.into());
+                let id = bind(cursor.id.clone().into());
+                clauses.push(format!("(pinned, last_active_time, id) < ({pinned}, {active}, {id})"));
+            }
+            let limit_param = bind((limit as i64).into());
+            let where_sql = if clauses.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", clauses.join(" AND "))
+            };
+            let sql = format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions {where_sql} \
+                 ORDER BY pinned DESC, last_active_time DESC, id DESC LIMIT {limit_param}"
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(storage_error)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(values), session_from_row)
+                .map_err(storage_error)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage_error)
+        })
+        .await
+    }
+
+    async fn update_session(&self, s: &Session, expected_revision: i64) -> Result<bool> {
+        let s = s.clone();
+        self.write(move |conn| {
+            let labels = to_json(&s.labels)?;
+            let changed = conn
+                .execute(
+                    "UPDATE sessions SET display_name = ?2, model = ?3, reasoning_effort = ?4, \
+                     working_dir = ?5, permission_mode = ?6, system_prompt = ?7, labels = ?8, \
+                     pinned = ?9, message_count = ?10, last_message_preview = ?11, \
+                     input_tokens = ?12, output_tokens = ?13, reasoning_tokens = ?14, \
+                     cached_input_tokens = ?15, update_time = ?16, last_active_time = ?17, \
+                     revision = ?18 WHERE id = ?1 AND revision = ?19",
+                    params![
+                        s.id,
+                        s.display_name,
+                        s.model,
+                        effort_text(s.reasoning_effort),
+                        s.working_dir,
+                        mode_text(s.permission_mode),
+                        s.system_prompt,
+                        labels,
+                        s.pinned,
+                        s.message_count,
+                        s.last_message_preview,
+                        s.usage.input_tokens,
+                        s.usage.output_tokens,
+                        s.usage.reasoning_tokens,
+                        s.usage.cached_input_tokens,
+                        s.update_time.0,
+                        s.last_active_time.0,
+                        s.revision,
+                        expected_revision,
+                    ],
+                )
+                .map_err(storage_error)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<bool> {
+        let id = id.to_owned();
+        self.write(move |conn| {
+            let deleted = conn
+                .execute("DELETE FROM sessions WHERE id = ?1", [&id])
+                .map_err(storage_error)?;
+            Ok(deleted == 1)
+        })
+        .await
+    }
+
+    async fn insert_session_content(&self, content: &SessionContent) -> Result<()> {
+        let content = content.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(storage_error)?;
+            insert_session(&tx, &content.session)?;
+            for turn in &content.turns {
+                insert_turn(&tx, turn)?;
+            }
+            for message in &content.messages {
+                insert_message(&tx, message)?;
+            }
+            tx.commit().map_err(storage_error)
+        })
+        .await
+    }
+
+    async fn session_content(&self, id: &str) -> Result<Option<SessionContent>> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            // One read transaction: a consistent snapshot of session, messages and turns.
+            conn.execute_batch("BEGIN").map_err(storage_error)?;
+            let result = (|| {
+                let Some(session) = conn
+                    .query_row(
+                        &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"),
+                        [&id],
+                        session_from_row,
+                    )
+                    .optional()
+                    .map_err(storage_error)?
+                else {
+                    return Ok(None);
+                };
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT id, session_id, turn_id, role, parts, create_time, incomplete, model \
+                         FROM messages WHERE session_id = ?1 ORDER BY id",
+                    )
+                    .map_err(storage_error)?;
+                let messages = stmt
+                    .query_map([&id], message_from_row)
+                    .map_err(storage_error)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(storage_error)?;
+                let mut stmt = conn
+                    .prepare_cached(&format!(
+                        "SELECT {TURN_COLUMNS} FROM turns WHERE session_id = ?1 ORDER BY id"
+                    ))
+                    .map_err(storage_error)?;
+                let turns = stmt
+                    .query_map([&id], turn_from_row)
+                    .map_err(storage_error)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(storage_error)?;
+                Ok(Some(SessionContent {
+                    session,
+                    messages,
+                    turns,
+                }))
+            })();
+            conn.execute_batch("COMMIT").map_err(storage_error)?;
+            result
+        })
+        .await
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.write(|conn| {
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+                .map_err(storage_error)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::new_id;
+
+    fn session(title: &str, pinned: bool, active: i64) -> Session {
+        Session {
+            id: new_id(),
+            display_name: title.into(),
+            model: None,
+            reasoning_effort: ReasoningEffort::High,
+            working_dir: "/tmp".into(),
+            permission_mode: PermissionMode::ReadOnly,
+            system_prompt: String::new(),
+            labels: BTreeMap::from([("team".to_owned(), "core".to_owned())]),
+            pinned,
+            source: SessionSource::Manual,
+            message_count: 0,
+            last_message_preview: String::new(),
+            usage: Usage::default(),
+            create_time: Timestamp(active),
+            update_time: Timestamp(active),
+            last_active_time: Timestamp(active),
+            revision: 1,
+            forked_from: None,
+            status: SessionStatus::Idle,
+            queue_depth: 0,
+            active_turn: None,
+        }
+    }
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("octo.db")).await.expect("open");
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn sessions_round_trip_and_survive_reopen() {
+        let (dir, store) = store().await;
+        let s = session("hello", false, 10);
+        store.create_session(&s).await.expect("create");
+        drop(store);
+        let store = SqliteStore::open(&dir.path().join("octo.db")).await.expect("reopen");
+        assert_eq!(store.get_session(&s.id).await.expect("get"), Some(s));
+    }
+
+    #[tokio::test]
+    async fn list_orders_pinned_first_then_activity_and_pages_by_keyset() {
+        let (_dir, store) = store().await;
+        let a = session("a", false, 100);
+        let b = session("b", true, 50);
+        let c = session("c", false, 300);
+        let d = session("d", false, 200);
+        for s in [&a, &b, &c, &d] {
+            store.create_session(s).await.expect("create");
+        }
+        let filter = SessionFilter::default();
+        let first = store.list_sessions(&filter, None, 2).await.expect("page 1");
+        let titles: Vec<_> = first.iter().map(|s| s.display_name.as_str()).collect();
+        assert_eq!(titles, ["b", "c"]);
+        let cursor = SessionCursor::of(&first[1]);
+        // A session inserted at the front after page 1 must not shift page 2.
+        store.create_session(&session("new", false, 999)).await.expect("insert");
+        let second = store.list_sessions(&filter, Some(&cursor), 5).await.expect("page 2");
+        let titles: Vec<_> = second.iter().map(|s| s.display_name.as_str()).collect();
+        assert_eq!(titles, ["d", "a"]);
+    }
+
+    #[tokio::test]
+    async fn list_filters_by_text_with_like_metacharacters_escaped() {
+        let (_dir, store) = store().await;
+        store.create_session(&session("100% done", false, 1)).await.expect("create");
+        store.create_session(&session("1000 done", false, 2)).await.expect("create");
+        let filter = SessionFilter {
+            query: Some("0%".into()),
+            ..SessionFilter::default()
+        };
+        let found = store.list_sessions(&filter, None, 10).await.expect("list");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].display_name, "100% done");
+    }
+
+    #[tokio::test]
+    async fn update_is_compare_and_swap_on_revision() {
+        let (_dir, store) = store().await;
+        let mut s = session("x", false, 1);
+        store.create_session(&s).await.expect("create");
+        s.display_name = "y".into();
+        s.revision = 2;
+        assert!(store.update_session(&s, 1).await.expect("update"));
+        s.revision = 3;
+        assert!(!store.update_session(&s, 1).await.expect("stale update"));
+        let stored = store.get_session(&s.id).await.expect("get").expect("exists");
+        assert_eq!((stored.display_name.as_str(), stored.revision), ("y", 2));
+    }
+
+    #[tokio::test]
+    async fn content_is_inserted_atomically_and_deleted_with_the_session() {
+        let (_dir, store) = store().await;
+        let s = session("x", false, 1);
+        let message = Message {
+            id: new_id(),
+            session_id: s.id.clone(),
+            turn_id: None,
+            role: Role::User,
+            parts: vec![Part::Text { text: "hi".into() }],
+            create_time: Timestamp(5),
+            incomplete: false,
+            model: None,
+        };
+        let content = SessionContent {
+            session: s.clone(),
+            messages: vec![message],
+            turns: vec![],
+        };
+        store.insert_session_content(&content).await.expect("insert");
+        assert_eq!(store.session_content(&s.id).await.expect("read"), Some(content.clone()));
+        // A second insert of the same session fails and leaves no partial rows behind.
+        assert!(matches!(
+            store.insert_session_content(&content).await,
+            Err(Error::AlreadyExists { .. })
+        ));
+        assert!(store.delete_session(&s.id).await.expect("delete"));
+        assert_eq!(store.session_content(&s.id).await.expect("read"), None);
+        assert!(!store.delete_session(&s.id).await.expect("delete again"));
+    }
+}
