@@ -29,10 +29,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         descriptor_set.encode_to_vec(),
     )?;
 
+    // Type names (`prost::Name`) let generic code find a message's descriptor.
+    let mut config = prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
-        .compile_fds(descriptor_set)?;
+        .compile_fds_with_config(descriptor_set, config)?;
     Ok(())
 }
 

@@ -37,7 +37,11 @@ async fn create_get_update_delete_round_trip() {
     assert_eq!(created.permission_mode(), pb::PermissionMode::ReadOnly);
     assert_eq!(created.source(), pb::SessionSource::Manual);
     assert_eq!(created.status(), pb::SessionStatus::Idle);
-    let expected_dir = server.workspace().canonicalize().expect("root").join("projects/demo");
+    let expected_dir = server
+        .workspace()
+        .canonicalize()
+        .expect("root")
+        .join("projects/demo");
     assert_eq!(created.working_dir, expected_dir.to_string_lossy());
     assert!(expected_dir.is_dir(), "working dir created");
 
@@ -194,10 +198,16 @@ async fn fork_export_import_keep_history() {
         .expect("export")
         .into_inner();
     assert_eq!(archive.format_version, 1);
-    assert_eq!(archive.session.as_ref().map(|s| s.display_name.as_str()), Some("to export"));
+    assert_eq!(
+        archive.session.as_ref().map(|s| s.display_name.as_str()),
+        Some("to export")
+    );
 
     // Give the archive a history, import it, and check it is all there.
-    for (role, text) in [(pb::Role::User, "question"), (pb::Role::Assistant, "answer")] {
+    for (role, text) in [
+        (pb::Role::User, "question"),
+        (pb::Role::Assistant, "answer"),
+    ] {
         archive.messages.push(pb::Message {
             role: role.into(),
             parts: vec![pb::Part {
@@ -316,7 +326,11 @@ async fn invalid_input_names_the_field() {
     fields.sort();
     assert_eq!(
         fields,
-        ["session.display_name", "session.labels[\"Not OK\"]", "session.permission_mode"]
+        [
+            "session.display_name",
+            "session.labels[\"Not OK\"]",
+            "session.permission_mode"
+        ]
     );
 
     for (dir, what) in [("../escape", "dot-dot"), ("/etc", "absolute outside")] {
@@ -342,7 +356,11 @@ async fn invalid_input_names_the_field() {
     assert_eq!(violated_fields(&err), ["session.working_dir"]);
     assert!(!outside.join("deeper").exists());
 
-    for name in ["", "sessions/nope", "models/0190b5b4-0000-7000-8000-000000000000"] {
+    for name in [
+        "",
+        "sessions/nope",
+        "models/0190b5b4-0000-7000-8000-000000000000",
+    ] {
         let err = client
             .get_session(pb::GetSessionRequest { name: name.into() })
             .await
@@ -424,7 +442,11 @@ async fn planned_rpcs_say_they_are_not_implemented_yet() {
         .await
         .expect_err("planned");
     assert_eq!(err.code(), Code::Unimplemented);
-    assert!(err.message().contains("not implemented yet"), "{}", err.message());
+    assert!(
+        err.message().contains("not implemented yet"),
+        "{}",
+        err.message()
+    );
 }
 
 #[tokio::test]
@@ -438,5 +460,8 @@ async fn health_and_reflection_are_served() {
         .await
         .expect("health")
         .into_inner();
-    assert_eq!(status.status(), tonic_health::pb::health_check_response::ServingStatus::Serving);
+    assert_eq!(
+        status.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
 }

@@ -72,10 +72,13 @@ impl TestServer {
     }
 
     pub async fn channel(&self) -> Channel {
-        tokio::time::timeout(TIMEOUT, Channel::from_shared(self.url()).expect("url").connect())
-            .await
-            .expect("connect in time")
-            .expect("connects")
+        tokio::time::timeout(
+            TIMEOUT,
+            Channel::from_shared(self.url()).expect("url").connect(),
+        )
+        .await
+        .expect("connect in time")
+        .expect("connects")
     }
 
     pub async fn sessions(&self) -> SessionServiceClient<Channel> {

@@ -1,0 +1,336 @@
+//! Connecting to a running server with the generated tonic clients, the bearer-token
+//! interceptor, and turning gRPC failures into readable error messages.
+
+use std::{error::Error as StdError, fmt, io, time::Duration};
+
+use tonic::{
+    Code, Request, Status,
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Channel, Endpoint},
+};
+use tonic_types::StatusExt;
+
+use crate::pb::{
+    chat_service_client::ChatServiceClient, model_service_client::ModelServiceClient,
+    schedule_service_client::ScheduleServiceClient, session_service_client::SessionServiceClient,
+};
+
+/// Where client commands connect when neither `--server` nor `OCTO_SERVER` says otherwise.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+
+/// Largest response the CLI accepts (exports of long sessions are big).
+const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Adds `authorization: Bearer <token>` to every call when a token is set.
+#[derive(Clone, Debug, Default)]
+pub struct AuthInterceptor {
+    header: Option<MetadataValue<Ascii>>,
+}
+
+impl AuthInterceptor {
+    /// An interceptor sending `token`; `None` or a blank token sends nothing.
+    pub fn new(token: Option<&str>) -> anyhow::Result<Self> {
+        let header = match token.map(str::trim).filter(|token| !token.is_empty()) {
+            None => None,
+            Some(token) => Some(format!("Bearer {token}").parse().map_err(|_| {
+                anyhow::anyhow!("the token contains characters not allowed in a header")
+            })?),
+        };
+        Ok(AuthInterceptor { header })
+    }
+}
+
+impl Interceptor for AuthInterceptor {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(header) = &self.header {
+            request
+                .metadata_mut()
+                .insert("authorization", header.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The transport every generated client uses: the channel behind the auth interceptor.
+pub type AuthChannel = InterceptedService<Channel, AuthInterceptor>;
+
+/// A connection to a server; hands out the generated clients of each service.
+#[derive(Clone, Debug)]
+pub struct Client {
+    channel: Channel,
+    auth: AuthInterceptor,
+    url: String,
+}
+
+impl Client {
+    /// Connects to `server` (`http://host:port`; a missing scheme means `http://`).
+    pub async fn connect(server: &str, token: Option<&str>) -> anyhow::Result<Client> {
+        let url = normalize_url(server);
+        let auth = AuthInterceptor::new(token)?;
+        let endpoint = Endpoint::from_shared(url.clone())
+            .map_err(|err| anyhow::anyhow!("invalid server URL {url:?}: {err}"))?
+            .connect_timeout(Duration::from_secs(10));
+        let channel = endpoint.connect().await.map_err(|source| ConnectError {
+            url: url.clone(),
+            refused: is_connection_refused(&source),
+            detail: error_chain(&source),
+        })?;
+        Ok(Client { channel, auth, url })
+    }
+
+    /// The server URL connected to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn sessions(&self) -> SessionServiceClient<AuthChannel> {
+        SessionServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    pub fn chat(&self) -> ChatServiceClient<AuthChannel> {
+        ChatServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    pub fn models(&self) -> ModelServiceClient<AuthChannel> {
+        ModelServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    pub fn schedules(&self) -> ScheduleServiceClient<AuthChannel> {
+        ScheduleServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+fn normalize_url(server: &str) -> String {
+    let server = server.trim().trim_end_matches('/');
+    if server.contains("://") {
+        server.to_owned()
+    } else {
+        format!("http://{server}")
+    }
+}
+
+/// The server could not be reached.
+#[derive(Debug)]
+pub struct ConnectError {
+    pub url: String,
+    pub refused: bool,
+    detail: String,
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.refused {
+            write!(
+                f,
+                "cannot connect to the octo server at {}: connection refused",
+                self.url
+            )
+        } else {
+            write!(
+                f,
+                "cannot connect to the octo server at {}: {}",
+                self.url, self.detail
+            )
+        }
+    }
+}
+
+impl StdError for ConnectError {}
+
+const CONNECT_HINT: &str = "hint: is the server running? Start one with `octo serve`, \
+                            or point --server (or OCTO_SERVER) at it";
+
+fn error_chain(err: &(dyn StdError + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(err) = source {
+        let next = err.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = err.source();
+    }
+    text
+}
+
+fn is_connection_refused(err: &(dyn StdError + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(err) = current {
+        if let Some(io) = err.downcast_ref::<io::Error>()
+            && io.kind() == io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
+/// The canonical name of a gRPC status code, e.g. `NOT_FOUND`.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// The text printed for a failed gRPC call: `error: <CODE>: <message>`, then the
+/// ErrorInfo reason and each BadRequest field violation carried in the status details.
+pub fn describe_status(status: &Status) -> String {
+    let mut text = format!("error: {}", code_name(status.code()));
+    if !status.message().is_empty() {
+        text.push_str(": ");
+        text.push_str(status.message());
+    }
+    text.push('\n');
+
+    let details = status.get_error_details();
+    if let Some(info) = details.error_info() {
+        text.push_str(&format!("  reason: {}", info.reason));
+        if !info.domain.is_empty() {
+            text.push_str(&format!(" ({})", info.domain));
+        }
+        text.push('\n');
+        let mut metadata: Vec<_> = info.metadata.iter().collect();
+        metadata.sort();
+        for (key, value) in metadata {
+            text.push_str(&format!("    {key}: {value}\n"));
+        }
+    }
+    if let Some(bad_request) = details.bad_request() {
+        for violation in &bad_request.field_violations {
+            text.push_str(&format!(
+                "  field {}: {}\n",
+                violation.field, violation.description
+            ));
+        }
+    }
+
+    let refused = StdError::source(status).is_some_and(is_connection_refused);
+    if refused {
+        text.push_str(CONNECT_HINT);
+        text.push('\n');
+    } else if status.code() == Code::Unauthenticated {
+        text.push_str("hint: pass the server's token with --token or OCTO_TOKEN\n");
+    }
+    text
+}
+
+/// The text printed for any error a command returns, ending in a newline.
+pub fn describe_error(err: &anyhow::Error) -> String {
+    for cause in err.chain() {
+        if let Some(status) = cause.downcast_ref::<Status>() {
+            return describe_status(status);
+        }
+        if let Some(connect) = cause.downcast_ref::<ConnectError>() {
+            let mut text = format!("error: {connect}\n");
+            if connect.refused {
+                text.push_str(CONNECT_HINT);
+                text.push('\n');
+            }
+            return text;
+        }
+    }
+    format!("error: {err:#}\n")
+}
+
+/// Whether the error is a closed stdout (e.g. output piped into `head`): not worth a message.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_types::{ErrorDetails, FieldViolation};
+
+    #[test]
+    fn interceptor_adds_the_bearer_token() {
+        let mut auth = AuthInterceptor::new(Some("s3cret")).expect("token");
+        let request = auth.call(Request::new(())).expect("call");
+        assert_eq!(
+            request
+                .metadata()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok()),
+            Some("Bearer s3cret")
+        );
+
+        let mut none = AuthInterceptor::new(Some("  ")).expect("blank");
+        let request = none.call(Request::new(())).expect("call");
+        assert!(request.metadata().get("authorization").is_none());
+
+        assert!(AuthInterceptor::new(Some("bad\ntoken")).is_err());
+    }
+
+    #[test]
+    fn urls_get_a_scheme() {
+        assert_eq!(normalize_url("127.0.0.1:1"), "http://127.0.0.1:1");
+        assert_eq!(normalize_url("http://h:2/"), "http://h:2");
+    }
+
+    #[test]
+    fn statuses_print_code_message_and_details() {
+        let mut details = ErrorDetails::with_error_info(
+            "SESSION_INVALID",
+            "octo",
+            [("session".to_owned(), "sessions/x".to_owned())],
+        );
+        details.set_bad_request(vec![FieldViolation::new(
+            "session.display_name",
+            "too long",
+        )]);
+        let status = Status::with_error_details(Code::InvalidArgument, "invalid session", details);
+        let text = describe_status(&status);
+        assert_eq!(
+            text,
+            "error: INVALID_ARGUMENT: invalid session\n  reason: SESSION_INVALID (octo)\n    \
+             session: sessions/x\n  field session.display_name: too long\n"
+        );
+
+        let err = anyhow::Error::new(Status::not_found("no such session")).context("get");
+        assert_eq!(describe_error(&err), "error: NOT_FOUND: no such session\n");
+    }
+
+    #[tokio::test]
+    async fn refused_connections_mention_the_url_and_octo_serve() {
+        // Bind then drop a listener so the port is (almost certainly) closed.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let url = format!("http://{addr}");
+        let err = Client::connect(&url, None).await.expect_err("refused");
+        let text = describe_error(&err);
+        assert!(text.contains(&url), "{text}");
+        assert!(text.contains("octo serve"), "{text}");
+    }
+}

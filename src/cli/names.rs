@@ -1,0 +1,83 @@
+//! Resource names: users may type a bare id or the full name (`sessions/{id}`).
+
+use anyhow::bail;
+
+/// The full name `{collection}/{id}` from a bare id or a full name of that collection.
+pub fn resource_name(collection: &str, input: &str) -> anyhow::Result<String> {
+    let input = input.trim();
+    let id = input
+        .strip_prefix(collection)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .unwrap_or(input);
+    let singular = collection.strip_suffix('s').unwrap_or(collection);
+    if id.is_empty() {
+        bail!("missing {singular} id");
+    }
+    if id.contains('/') || id.chars().any(char::is_whitespace) {
+        bail!("invalid {singular} id {input:?}: expected an id or `{collection}/{{id}}`");
+    }
+    Ok(format!("{collection}/{id}"))
+}
+
+/// The id part of a `{collection}/{id}` name; the input itself when it has another form.
+pub fn resource_id<'a>(collection: &str, name: &'a str) -> &'a str {
+    name.strip_prefix(collection)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .unwrap_or(name)
+}
+
+/// `sessions/{id}` from a bare id or a session name.
+pub fn session_name(input: &str) -> anyhow::Result<String> {
+    resource_name("sessions", input)
+}
+
+/// The id of a session name.
+pub fn session_id(name: &str) -> &str {
+    resource_id("sessions", name)
+}
+
+/// `models/{id}` from a bare id or a model name.
+pub fn model_name(input: &str) -> anyhow::Result<String> {
+    resource_name("models", input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_ids_and_full_names_normalise_to_names() {
+        let id = "0190f5a2-7c1e-7000-8000-000000000001";
+        assert_eq!(session_name(id).unwrap(), format!("sessions/{id}"));
+        assert_eq!(
+            session_name(&format!("sessions/{id}")).unwrap(),
+            format!("sessions/{id}")
+        );
+        assert_eq!(session_name(" abc \n").unwrap(), "sessions/abc");
+        // An id that merely starts with the collection's letters is still an id.
+        assert_eq!(session_name("sessionsx").unwrap(), "sessions/sessionsx");
+        assert_eq!(model_name("gpt").unwrap(), "models/gpt");
+    }
+
+    #[test]
+    fn bad_ids_are_rejected() {
+        for bad in [
+            "",
+            "  ",
+            "sessions/",
+            "models/abc",
+            "sessions/a/turns/b",
+            "a b",
+        ] {
+            let err = session_name(bad).expect_err(bad);
+            assert!(err.to_string().contains("session id"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn ids_come_out_of_names() {
+        assert_eq!(session_id("sessions/abc"), "abc");
+        assert_eq!(session_id("abc"), "abc");
+        assert_eq!(session_id("models/abc"), "models/abc");
+    }
+}

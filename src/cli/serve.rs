@@ -1,0 +1,68 @@
+//! `octo serve`: resolve the configuration, set up logging, run the server.
+
+use std::{io::IsTerminal, net::SocketAddr, path::PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use tracing_subscriber::EnvFilter;
+
+use super::config_cmd::ConfigPathArg;
+use crate::config::{Config, Overrides};
+
+#[derive(Args, Clone, Debug, Default, PartialEq)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigPathArg,
+    /// Address serving gRPC, gRPC-Web and JSON/HTTP, e.g. 127.0.0.1:50051
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the database and other state
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Session working dirs must resolve inside this directory
+    #[arg(long, value_name = "DIR")]
+    pub workspace_root: Option<PathBuf>,
+    /// Require the token on loopback addresses too
+    #[arg(long)]
+    pub require_token: bool,
+    /// Log filter, e.g. `info` or `octo=debug,info` (RUST_LOG wins when set)
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+impl ServeArgs {
+    /// The flags as config overrides; `token` is the global `--token`/`OCTO_TOKEN`.
+    pub fn overrides(&self, token: Option<&str>) -> Overrides {
+        Overrides {
+            listen: self.listen,
+            data_dir: self.data_dir.clone(),
+            workspace_root: self.workspace_root.clone(),
+            token: token.map(str::to_owned),
+            require_token: self.require_token.then_some(true),
+            log: self.log.clone(),
+        }
+    }
+}
+
+pub async fn run(args: ServeArgs, token: Option<&str>) -> anyhow::Result<()> {
+    let config = Config::load(Some(&args.config.resolve()), &args.overrides(token))?;
+    init_tracing(&config.log)?;
+    tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "starting octo");
+    crate::server::serve(config).await
+}
+
+/// Logs to stderr, filtered by RUST_LOG when set, else by `log`. A subscriber already
+/// installed (by a test, say) is left in place.
+fn init_tracing(log: &str) -> anyhow::Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(rust_log) if !rust_log.trim().is_empty() => EnvFilter::try_new(&rust_log)
+            .with_context(|| format!("invalid RUST_LOG {rust_log:?}"))?,
+        _ => EnvFilter::try_new(log).with_context(|| format!("invalid log filter {log:?}"))?,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+    Ok(())
+}
