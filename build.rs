@@ -4,8 +4,6 @@
 
 use std::{env, fs, path::PathBuf};
 
-use prost::Message;
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // tonic-prost-build 0.14 does not emit these itself.
     println!("cargo:rerun-if-changed=proto");
@@ -21,13 +19,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let relative = file.strip_prefix("proto")?;
         compiler.open_file(relative)?;
     }
-    let descriptor_set = compiler.file_descriptor_set();
-
+    // Encoded by protox itself: going through prost_types would drop the options'
+    // extensions (google.api.http), which the JSON gateway reads at run time.
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(
         out_dir.join("octo_descriptor.bin"),
-        descriptor_set.encode_to_vec(),
+        compiler.encode_file_descriptor_set(),
     )?;
+    let descriptor_set = compiler.file_descriptor_set();
 
     // Type names (`prost::Name`) let generic code find a message's descriptor.
     let mut config = prost_build::Config::new();
