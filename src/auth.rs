@@ -78,7 +78,11 @@ impl Auth {
 
     /// Checks the request's `authorization: Bearer …`. On failure, returns the error and
     /// how long to hold the answer back.
-    pub fn check(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Result<(), (Error, Duration)> {
+    pub fn check(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Result<(), (Error, Duration)> {
         let Some(expected) = &self.token else {
             return Ok(());
         };
@@ -240,7 +244,12 @@ mod tests {
     fn only_the_exact_bearer_token_passes() {
         let auth = Auth::new(Some("s3cret-token"));
         assert!(auth.check(&headers("Bearer s3cret-token"), None).is_ok());
-        for bad in ["Bearer s3cret-toke", "Bearer s3cret-token2", "Basic s3cret-token", "s3cret-token"] {
+        for bad in [
+            "Bearer s3cret-toke",
+            "Bearer s3cret-token2",
+            "Basic s3cret-token",
+            "s3cret-token",
+        ] {
             assert!(auth.check(&headers(bad), None).is_err(), "{bad}");
         }
         assert!(auth.check(&HeaderMap::new(), None).is_err());
@@ -253,13 +262,22 @@ mod tests {
         let attacker: IpAddr = "10.0.0.1".parse().expect("ip");
         let other: IpAddr = "10.0.0.2".parse().expect("ip");
         let delays: Vec<Duration> = (0..8)
-            .map(|_| auth.check(&headers("Bearer nope"), Some(attacker)).expect_err("fails").1)
+            .map(|_| {
+                auth.check(&headers("Bearer nope"), Some(attacker))
+                    .expect_err("fails")
+                    .1
+            })
             .collect();
         assert_eq!(&delays[..3], &[Duration::ZERO; 3]);
         assert_eq!(delays[3], Duration::from_millis(100));
         assert_eq!(delays[4], Duration::from_millis(200));
         assert!(delays.windows(2).all(|w| w[0] <= w[1]));
-        assert_eq!(auth.check(&headers("Bearer nope"), Some(other)).expect_err("fails").1, Duration::ZERO);
+        assert_eq!(
+            auth.check(&headers("Bearer nope"), Some(other))
+                .expect_err("fails")
+                .1,
+            Duration::ZERO
+        );
         // A valid token is never delayed.
         assert!(auth.check(&headers("Bearer t"), Some(attacker)).is_ok());
         assert_eq!(failure_delay(100), MAX_DELAY);

@@ -104,7 +104,9 @@ impl Config {
     /// Resolves the configuration from `path` (or the default path; a missing file is
     /// fine), the environment and `overrides`.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
-        let path = path.map(Path::to_path_buf).unwrap_or_else(default_config_path);
+        let path = path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(default_config_path);
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(&path))
             .merge(Env::prefixed("OCTO_").ignore(&["config", "server"]))

@@ -164,9 +164,10 @@ impl CallRecord {
 
 impl Drop for CallRecord {
     fn drop(&mut self) {
-        let code = self.code.take().unwrap_or_else(|| {
-            if self.completed { "OK" } else { "CANCELLED" }.to_owned()
-        });
+        let code = self
+            .code
+            .take()
+            .unwrap_or_else(|| if self.completed { "OK" } else { "CANCELLED" }.to_owned());
         let labels = MethodLabels {
             method: self.method.clone(),
         };
@@ -188,7 +189,11 @@ impl Drop for CallRecord {
 }
 
 fn code_name(code: &str) -> String {
-    let code = code.trim().parse::<i32>().map(tonic::Code::from).unwrap_or(tonic::Code::Unknown);
+    let code = code
+        .trim()
+        .parse::<i32>()
+        .map(tonic::Code::from)
+        .unwrap_or(tonic::Code::Unknown);
     format!("{code:?}")
 }
 
@@ -209,7 +214,8 @@ impl HttpBody for MeteredBody {
         let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
         match &frame {
             Some(Ok(frame)) => {
-                if let (Some(trailers), Some(record)) = (frame.trailers_ref(), self.record.as_mut()) {
+                if let (Some(trailers), Some(record)) = (frame.trailers_ref(), self.record.as_mut())
+                {
                     record.observe_headers(trailers);
                 }
             }
@@ -323,8 +329,10 @@ mod tests {
             "{text}"
         );
         drop(watch);
-        assert!(metrics
-            .render()
-            .contains(r#"octo_open_streams{method="octo.v1.SessionService/WatchSessions"} 0"#));
+        assert!(
+            metrics
+                .render()
+                .contains(r#"octo_open_streams{method="octo.v1.SessionService/WatchSessions"} 0"#)
+        );
     }
 }

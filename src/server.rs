@@ -64,7 +64,12 @@ fn octo_methods() -> anyhow::Result<Vec<(String, bool)>> {
         .flat_map(|service| {
             service
                 .methods()
-                .map(|m| (format!("/{}/{}", service.full_name(), m.name()), m.is_server_streaming()))
+                .map(|m| {
+                    (
+                        format!("/{}/{}", service.full_name(), m.name()),
+                        m.is_server_streaming(),
+                    )
+                })
                 .collect::<Vec<_>>()
         })
         .chain([
@@ -132,7 +137,10 @@ impl Server {
         );
         let workspace = Workspace::new(&config.workspace_root(), config.allow_any_working_dir)
             .with_context(|| {
-                format!("preparing workspace root {}", config.workspace_root().display())
+                format!(
+                    "preparing workspace root {}",
+                    config.workspace_root().display()
+                )
             })?;
         let sessions = Arc::new(Sessions::new(store.clone(), workspace));
         let shutdown = CancellationToken::new();
@@ -211,7 +219,9 @@ impl Server {
             health,
             shutdown: streams_shutdown,
         } = self;
-        health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+        health
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
         health
             .set_serving::<SessionServiceServer<SessionApi>>()
             .await;
@@ -266,11 +276,19 @@ impl Server {
 
         tracing::info!("shutting down: no new connections; ending open streams");
         drop(listener);
-        health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
         streams_shutdown.cancel();
         let grace = Duration::from_secs(config.shutdown_grace_seconds);
-        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-            tracing::warn!(grace_seconds = config.shutdown_grace_seconds, "requests still open after the grace period; closing them");
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_seconds = config.shutdown_grace_seconds,
+                "requests still open after the grace period; closing them"
+            );
         }
         store.flush().await.context("flushing the store")?;
         tracing::info!("stopped");
@@ -329,7 +347,10 @@ async fn oneshot(service: GrpcService, request: Request<Body>) -> Response<Body>
 }
 
 fn metrics_response(app: &App, request: &Request<Body>) -> Response<Body> {
-    if let Err((error, _)) = app.auth.check(request.headers(), crate::auth::peer_ip(request)) {
+    if let Err((error, _)) = app
+        .auth
+        .check(request.headers(), crate::auth::peer_ip(request))
+    {
         let mut response = Response::new(Body::new(http_body_util::Full::new(bytes::Bytes::from(
             format!("{error}\n"),
         ))));

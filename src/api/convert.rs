@@ -24,7 +24,10 @@ pub fn parse_name<'a>(name: &'a str, collection: &str, field: &str) -> Result<&'
         if name.is_empty() {
             Error::invalid(field, "is required")
         } else {
-            Error::invalid(field, format!("must be a name of the form {collection}/{{id}}, got {name:?}"))
+            Error::invalid(
+                field,
+                format!("must be a name of the form {collection}/{{id}}, got {name:?}"),
+            )
         }
     })
 }
@@ -32,10 +35,19 @@ pub fn parse_name<'a>(name: &'a str, collection: &str, field: &str) -> Result<&'
 /// The session and child ids in `sessions/{session}/{kind}/{child}`.
 pub fn parse_child_name<'a>(name: &'a str, kind: &str, field: &str) -> Result<(&'a str, &'a str)> {
     let bad = || {
-        Error::invalid(field, format!("must be a name of the form sessions/{{session}}/{kind}/{{id}}, got {name:?}"))
+        Error::invalid(
+            field,
+            format!("must be a name of the form sessions/{{session}}/{kind}/{{id}}, got {name:?}"),
+        )
     };
     let mut parts = name.split('/');
-    match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
         (Some("sessions"), Some(session), Some(k), Some(child), None)
             if k == kind && domain::is_valid_id(session) && domain::is_valid_id(child) =>
         {
@@ -83,8 +95,11 @@ fn duration(micros: Option<i64>) -> Option<PbDuration> {
 }
 
 fn from_duration(d: &Option<PbDuration>) -> Option<i64> {
-    d.as_ref()
-        .map(|d| d.seconds.saturating_mul(1_000_000).saturating_add(i64::from(d.nanos) / 1_000))
+    d.as_ref().map(|d| {
+        d.seconds
+            .saturating_mul(1_000_000)
+            .saturating_add(i64::from(d.nanos) / 1_000)
+    })
 }
 
 // --- enums: unknown numbers are invalid arguments, not silent defaults ---
@@ -251,7 +266,11 @@ pub fn session_pb(s: &Session) -> pb::Session {
         working_dir: s.working_dir.clone(),
         permission_mode: permission_mode_pb(s.permission_mode).into(),
         system_prompt: s.system_prompt.clone(),
-        labels: s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        labels: s
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         pinned: s.pinned,
         source: session_source_pb(s.source).into(),
         status: session_status_pb(s.status).into(),
@@ -263,7 +282,11 @@ pub fn session_pb(s: &Session) -> pb::Session {
         update_time: timestamp(s.update_time),
         last_active_time: timestamp(s.last_active_time),
         etag: s.etag(),
-        forked_from: s.forked_from.as_deref().map(session_name).unwrap_or_default(),
+        forked_from: s
+            .forked_from
+            .as_deref()
+            .map(session_name)
+            .unwrap_or_default(),
         active_turn: s
             .active_turn
             .as_deref()
@@ -296,7 +319,11 @@ pub fn session_settings(s: &pb::Session) -> Result<SessionSettings> {
         working_dir: s.working_dir.clone(),
         permission_mode: permission_mode.as_ref().copied().unwrap_or_default(),
         system_prompt: s.system_prompt.clone(),
-        labels: s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        labels: s
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         pinned: s.pinned,
     };
     v.check(reasoning_effort.map(drop));
@@ -352,17 +379,30 @@ pub fn part_pb(part: &Part) -> pb::Part {
 pub fn part(p: &pb::Part, field: &str) -> Result<Part> {
     use pb::part::Kind;
     Ok(match &p.kind {
-        None => return Err(Error::invalid(field, "must set one of text, reasoning, attachment, tool_call, tool_result")),
+        None => {
+            return Err(Error::invalid(
+                field,
+                "must set one of text, reasoning, attachment, tool_call, tool_result",
+            ));
+        }
         Some(Kind::Text(text)) => Part::Text { text: text.clone() },
         Some(Kind::Reasoning(text)) => Part::Reasoning { text: text.clone() },
         Some(Kind::Attachment(a)) => {
             if a.mime_type.is_empty() {
-                return Err(Error::invalid(format!("{field}.attachment.mime_type"), "is required"));
+                return Err(Error::invalid(
+                    format!("{field}.attachment.mime_type"),
+                    "is required",
+                ));
             }
             let (data, uri) = match &a.source {
                 Some(pb::attachment::Source::Data(d)) => (Some(d.clone()), None),
                 Some(pb::attachment::Source::Uri(u)) => (None, Some(u.clone())),
-                None => return Err(Error::invalid(format!("{field}.attachment"), "must set data or uri")),
+                None => {
+                    return Err(Error::invalid(
+                        format!("{field}.attachment"),
+                        "must set data or uri",
+                    ));
+                }
             };
             Part::Attachment {
                 mime_type: a.mime_type.clone(),
@@ -402,7 +442,10 @@ pub fn message_pb(m: &Message) -> pb::Message {
 
 /// The id part of the last segment of a child name, if the name is well-formed.
 fn child_id(name: &str) -> Option<String> {
-    name.rsplit('/').next().filter(|id| domain::is_valid_id(id)).map(str::to_owned)
+    name.rsplit('/')
+        .next()
+        .filter(|id| domain::is_valid_id(id))
+        .map(str::to_owned)
 }
 
 /// A message from an archive; ids are replaced on import, so only their order matters.
@@ -460,8 +503,16 @@ fn tool_call_record(r: &pb::ToolCallRecord, field: &str) -> Result<ToolCallRecor
         output: result.output,
         is_error: result.is_error,
         exit_code: r.exit_code,
-        start_time: r.start_time.as_ref().map(|t| from_timestamp(t, field)).transpose()?,
-        end_time: r.end_time.as_ref().map(|t| from_timestamp(t, field)).transpose()?,
+        start_time: r
+            .start_time
+            .as_ref()
+            .map(|t| from_timestamp(t, field))
+            .transpose()?,
+        end_time: r
+            .end_time
+            .as_ref()
+            .map(|t| from_timestamp(t, field))
+            .transpose()?,
     })
 }
 
@@ -529,17 +580,33 @@ mod tests {
     #[test]
     fn names_parse_strictly() {
         let id = domain::new_id();
-        assert_eq!(parse_name(&format!("sessions/{id}"), "sessions", "name").ok(), Some(id.as_str()));
-        for bad in ["", "sessions/", "sessions/x", "models/abc", &format!("sessions/{id}/x")] {
+        assert_eq!(
+            parse_name(&format!("sessions/{id}"), "sessions", "name").ok(),
+            Some(id.as_str())
+        );
+        for bad in [
+            "",
+            "sessions/",
+            "sessions/x",
+            "models/abc",
+            &format!("sessions/{id}/x"),
+        ] {
             let err = parse_name(bad, "sessions", "name").expect_err(bad);
             assert!(matches!(&err, Error::InvalidArgument(v) if v[0].field == "name"));
         }
         let child = domain::new_id();
         assert_eq!(
-            parse_child_name(&format!("sessions/{id}/messages/{child}"), "messages", "up_to").ok(),
+            parse_child_name(
+                &format!("sessions/{id}/messages/{child}"),
+                "messages",
+                "up_to"
+            )
+            .ok(),
             Some((id.as_str(), child.as_str()))
         );
-        assert!(parse_child_name(&format!("sessions/{id}/turns/{child}"), "messages", "up_to").is_err());
+        assert!(
+            parse_child_name(&format!("sessions/{id}/turns/{child}"), "messages", "up_to").is_err()
+        );
     }
 
     #[test]

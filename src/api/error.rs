@@ -67,7 +67,10 @@ pub fn to_status(err: Error) -> Status {
         Error::Internal(message) => {
             // The cause stays in the log; clients get no internals.
             tracing::error!(error = %message, "internal error");
-            (Code::Internal, "internal error; the server log has the cause".to_owned())
+            (
+                Code::Internal,
+                "internal error; the server log has the cause".to_owned(),
+            )
         }
     };
     Status::with_error_details(code, message, details)
@@ -97,7 +100,10 @@ mod tests {
         let status = to_status(Error::not_found(Resource::Session, "sessions/x"));
         assert_eq!(status.code(), Code::NotFound);
         let details = status.get_error_details();
-        assert_eq!(details.error_info().map(|i| i.reason.as_str()), Some("SESSION_NOT_FOUND"));
+        assert_eq!(
+            details.error_info().map(|i| i.reason.as_str()),
+            Some("SESSION_NOT_FOUND")
+        );
         assert_eq!(
             details.resource_info().map(|r| r.resource_name.as_str()),
             Some("sessions/x")

@@ -34,7 +34,10 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// The fields an update changes: the mask's paths, `*` for all, or (no mask, AIP-134)
 /// the fields the client populated.
-fn update_fields(mask: Option<&prost_types::FieldMask>, session: &pb::Session) -> Result<Vec<SessionField>> {
+fn update_fields(
+    mask: Option<&prost_types::FieldMask>,
+    session: &pb::Session,
+) -> Result<Vec<SessionField>> {
     let Some(mask) = mask.filter(|m| !m.paths.is_empty()) else {
         let defaults = SessionSettings::default();
         let given = convert::session_settings(session).map_err(|e| e.within("session."))?;
@@ -104,7 +107,10 @@ fn archive(archive: &pb::SessionArchive) -> Result<SessionContent> {
     if archive.format_version != ARCHIVE_FORMAT_VERSION {
         return Err(Error::invalid(
             "archive.format_version",
-            format!("must be {ARCHIVE_FORMAT_VERSION} (got {})", archive.format_version),
+            format!(
+                "must be {ARCHIVE_FORMAT_VERSION} (got {})",
+                archive.format_version
+            ),
         ));
     }
     let session = archive
@@ -114,9 +120,12 @@ fn archive(archive: &pb::SessionArchive) -> Result<SessionContent> {
     let settings = convert::session_settings(session).map_err(|e| e.within("archive.session."))?;
     let source = convert::session_source(session.source, "archive.session.source")?;
     let time = |t: &Option<prost_types::Timestamp>, field: &str| {
-        t.as_ref().map(|t| convert::from_timestamp(t, field)).transpose()
+        t.as_ref()
+            .map(|t| convert::from_timestamp(t, field))
+            .transpose()
     };
-    let created = time(&session.create_time, "archive.session.create_time")?.unwrap_or_else(Timestamp::now);
+    let created =
+        time(&session.create_time, "archive.session.create_time")?.unwrap_or_else(Timestamp::now);
     let domain_session = crate::domain::Session {
         id: String::new(),
         display_name: settings.display_name,
@@ -133,8 +142,11 @@ fn archive(archive: &pb::SessionArchive) -> Result<SessionContent> {
         usage: Default::default(),
         create_time: created,
         update_time: created,
-        last_active_time: time(&session.last_active_time, "archive.session.last_active_time")?
-            .unwrap_or(created),
+        last_active_time: time(
+            &session.last_active_time,
+            "archive.session.last_active_time",
+        )?
+        .unwrap_or(created),
         revision: 1,
         forked_from: None,
         status: Default::default(),
@@ -249,7 +261,9 @@ impl SessionService for SessionApi {
     ) -> Result<Response<()>, Status> {
         let req = request.into_inner();
         let id = parse_name(&req.name, "sessions", "name")?;
-        self.sessions.delete(id, &req.etag, req.allow_missing).await?;
+        self.sessions
+            .delete(id, &req.etag, req.allow_missing)
+            .await?;
         Ok(Response::new(()))
     }
 
@@ -262,9 +276,14 @@ impl SessionService for SessionApi {
         let up_to = if req.up_to_message.is_empty() {
             None
         } else {
-            let (session, message) = parse_child_name(&req.up_to_message, "messages", "up_to_message")?;
+            let (session, message) =
+                parse_child_name(&req.up_to_message, "messages", "up_to_message")?;
             if session != id {
-                return Err(Error::invalid("up_to_message", format!("must be a message of {}", req.name)).into());
+                return Err(Error::invalid(
+                    "up_to_message",
+                    format!("must be a message of {}", req.name),
+                )
+                .into());
             }
             Some(message)
         };

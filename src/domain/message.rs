@@ -27,7 +27,11 @@ pub enum Part {
         mime_type: String,
         #[serde(default, skip_serializing_if = "String::is_empty")]
         filename: String,
-        #[serde(default, skip_serializing_if = "Option::is_none", with = "base64_bytes")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "base64_bytes"
+        )]
         data: Option<Vec<u8>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         uri: Option<String>,
@@ -69,7 +73,11 @@ pub struct Message {
 impl Message {
     /// All text parts joined, for previews.
     pub fn text(&self) -> String {
-        self.parts.iter().filter_map(Part::text).collect::<Vec<_>>().join(" ")
+        self.parts
+            .iter()
+            .filter_map(Part::text)
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -88,7 +96,10 @@ impl TurnStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            TurnStatus::Succeeded | TurnStatus::Failed | TurnStatus::Cancelled | TurnStatus::Interrupted
+            TurnStatus::Succeeded
+                | TurnStatus::Failed
+                | TurnStatus::Cancelled
+                | TurnStatus::Interrupted
         )
     }
 }

@@ -9,10 +9,10 @@ pub mod session;
 pub mod time;
 
 pub use error::{Error, FieldViolation, Resource, Result};
-pub use message::{Message, Part, Role, ToolCallRecord, ToolCallStatus, Turn, TurnError, TurnStatus};
-pub use session::{
-    PermissionMode, ReasoningEffort, Session, SessionSource, SessionStatus, Usage,
+pub use message::{
+    Message, Part, Role, ToolCallRecord, ToolCallStatus, Turn, TurnError, TurnStatus,
 };
+pub use session::{PermissionMode, ReasoningEffort, Session, SessionSource, SessionStatus, Usage};
 pub use time::Timestamp;
 
 /// A new server-generated id: a UUIDv7, so ids sort by creation time.

@@ -38,7 +38,12 @@ pub fn decode_token<K: DeserializeOwned>(token: &str, filters: u64) -> Result<Op
     if token.is_empty() {
         return Ok(None);
     }
-    let invalid = || Error::invalid("page_token", "is not a token this server issued for these filters");
+    let invalid = || {
+        Error::invalid(
+            "page_token",
+            "is not a token this server issued for these filters",
+        )
+    };
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
     let envelope: Envelope<K> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
     if envelope.f != filters {
@@ -72,7 +77,10 @@ mod tests {
         assert_eq!(key, Some((true, 42, "id".to_owned())));
         assert!(decode_token::<(bool, i64, String)>(&token, f + 1).is_err());
         assert!(decode_token::<(bool, i64, String)>("garbage!", f).is_err());
-        assert_eq!(decode_token::<(bool, i64, String)>("", f).expect("empty"), None);
+        assert_eq!(
+            decode_token::<(bool, i64, String)>("", f).expect("empty"),
+            None
+        );
     }
 
     #[test]

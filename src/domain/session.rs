@@ -187,11 +187,17 @@ impl SessionSettings {
         if self.system_prompt.len() > MAX_SYSTEM_PROMPT_BYTES {
             v.add(
                 "system_prompt",
-                format!("must be at most {MAX_SYSTEM_PROMPT_BYTES} bytes (got {})", self.system_prompt.len()),
+                format!(
+                    "must be at most {MAX_SYSTEM_PROMPT_BYTES} bytes (got {})",
+                    self.system_prompt.len()
+                ),
             );
         }
         if self.working_dir.len() > MAX_WORKING_DIR_BYTES {
-            v.add("working_dir", format!("must be at most {MAX_WORKING_DIR_BYTES} bytes"));
+            v.add(
+                "working_dir",
+                format!("must be at most {MAX_WORKING_DIR_BYTES} bytes"),
+            );
         }
         if self.working_dir.contains('\0') {
             v.add("working_dir", "must not contain NUL characters");
@@ -209,7 +215,10 @@ impl SessionSettings {
 pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<()> {
     let mut v = Violations::new();
     if labels.len() > MAX_LABELS {
-        v.add("labels", format!("at most {MAX_LABELS} labels (got {})", labels.len()));
+        v.add(
+            "labels",
+            format!("at most {MAX_LABELS} labels (got {})", labels.len()),
+        );
     }
     for (key, value) in labels {
         let key_ok = !key.is_empty()
@@ -238,10 +247,7 @@ pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<()> {
 
 /// The preview of a text: its first characters on one line.
 pub fn preview(text: &str) -> String {
-    let one_line: String = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut chars = one_line.chars();
     let head: String = chars.by_ref().take(PREVIEW_CHARS).collect();
     if chars.next().is_some() {

@@ -60,9 +60,15 @@ impl Sessions {
         let _ = self.changes.send(change);
     }
 
-    pub async fn create(&self, settings: SessionSettings, source: SessionSource) -> Result<Session> {
+    pub async fn create(
+        &self,
+        settings: SessionSettings,
+        source: SessionSource,
+    ) -> Result<Session> {
         settings.validate()?;
-        let working_dir = self.workspace.resolve(&settings.working_dir, "working_dir")?;
+        let working_dir = self
+            .workspace
+            .resolve(&settings.working_dir, "working_dir")?;
         let now = Timestamp::now();
         let session = Session {
             id: new_id(),
@@ -138,7 +144,10 @@ impl Sessions {
     ) -> Result<Session> {
         settings.validate()?;
         let working_dir = if fields.contains(&SessionField::WorkingDir) {
-            Some(self.workspace.resolve(&settings.working_dir, "working_dir")?)
+            Some(
+                self.workspace
+                    .resolve(&settings.working_dir, "working_dir")?,
+            )
         } else {
             None
         };
@@ -150,14 +159,18 @@ impl Sessions {
                 match field {
                     SessionField::DisplayName => next.display_name = settings.display_name.clone(),
                     SessionField::Model => next.model = settings.model.clone(),
-                    SessionField::ReasoningEffort => next.reasoning_effort = settings.reasoning_effort,
+                    SessionField::ReasoningEffort => {
+                        next.reasoning_effort = settings.reasoning_effort
+                    }
                     SessionField::WorkingDir => {
                         if let Some(dir) = &working_dir {
                             next.working_dir = dir.to_string_lossy().into_owned();
                         }
                     }
                     SessionField::PermissionMode => next.permission_mode = settings.permission_mode,
-                    SessionField::SystemPrompt => next.system_prompt = settings.system_prompt.clone(),
+                    SessionField::SystemPrompt => {
+                        next.system_prompt = settings.system_prompt.clone()
+                    }
                     SessionField::Labels => next.labels = settings.labels.clone(),
                     SessionField::Pinned => next.pinned = settings.pinned,
                 }
@@ -192,7 +205,10 @@ impl Sessions {
             return if allow_missing {
                 Ok(())
             } else {
-                Err(Error::not_found(Resource::Session, format!("sessions/{id}")))
+                Err(Error::not_found(
+                    Resource::Session,
+                    format!("sessions/{id}"),
+                ))
             };
         };
         current.check_etag(etag)?;
@@ -229,11 +245,17 @@ impl Sessions {
             };
             content.messages.truncate(position + 1);
         }
-        let kept_turns: std::collections::HashSet<String> =
-            content.messages.iter().filter_map(|m| m.turn_id.clone()).collect();
+        let kept_turns: std::collections::HashSet<String> = content
+            .messages
+            .iter()
+            .filter_map(|m| m.turn_id.clone())
+            .collect();
         content.turns.retain(|t| kept_turns.contains(&t.id));
-        let title = display_name
-            .unwrap_or_else(|| format!("{} (fork)", content.session.display_name).trim().to_owned());
+        let title = display_name.unwrap_or_else(|| {
+            format!("{} (fork)", content.session.display_name)
+                .trim()
+                .to_owned()
+        });
         content.session.display_name = title;
         content.session.forked_from = Some(id.to_owned());
         content.session.pinned = false;
@@ -245,7 +267,10 @@ impl Sessions {
     /// Restores an exported session under a new id. A working dir that is not acceptable
     /// here (another machine's path, outside the root) falls back to the workspace root.
     pub async fn import(&self, content: SessionContent) -> Result<Session> {
-        let working_dir = match self.workspace.resolve(&content.session.working_dir, "working_dir") {
+        let working_dir = match self
+            .workspace
+            .resolve(&content.session.working_dir, "working_dir")
+        {
             Ok(dir) => dir,
             Err(err) => {
                 tracing::warn!(error = %err, "imported working dir not usable here; using the workspace root");
@@ -261,7 +286,11 @@ impl Sessions {
 
     /// Stores `content` as a new session: new ids for the session, its messages and its
     /// turns (references remapped, order kept), counters derived from the messages.
-    async fn insert_copy(&self, content: SessionContent, working_dir: Option<String>) -> Result<Session> {
+    async fn insert_copy(
+        &self,
+        content: SessionContent,
+        working_dir: Option<String>,
+    ) -> Result<Session> {
         let SessionContent {
             mut session,
             mut messages,
@@ -282,7 +311,10 @@ impl Sessions {
             let fresh = new_id();
             message_ids.insert(std::mem::replace(&mut message.id, fresh.clone()), fresh);
             message.session_id = session_id.clone();
-            message.turn_id = message.turn_id.as_ref().and_then(|t| turn_ids.get(t).cloned());
+            message.turn_id = message
+                .turn_id
+                .as_ref()
+                .and_then(|t| turn_ids.get(t).cloned());
         }
         for turn in &mut turns {
             turn.user_message_id = turn
@@ -300,14 +332,19 @@ impl Sessions {
             session.working_dir = dir;
         }
         session.message_count = messages.len() as i64;
-        session.last_message_preview = messages.last().map(|m| preview(&m.text())).unwrap_or_default();
+        session.last_message_preview = messages
+            .last()
+            .map(|m| preview(&m.text()))
+            .unwrap_or_default();
         session.usage = turns.iter().fold(Usage::default(), |mut total, t| {
             total.add(&t.usage);
             total
         });
         session.create_time = now;
         session.update_time = now;
-        session.last_active_time = messages.last().map_or(now, |m| m.create_time.max(session.last_active_time));
+        session.last_active_time = messages
+            .last()
+            .map_or(now, |m| m.create_time.max(session.last_active_time));
         session.revision = 1;
         session.status = SessionStatus::Idle;
         session.queue_depth = 0;
@@ -343,7 +380,9 @@ mod tests {
 
     async fn sessions() -> (tempfile::TempDir, Sessions) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(&dir.path().join("octo.db")).await.expect("store");
+        let store = SqliteStore::open(&dir.path().join("octo.db"))
+            .await
+            .expect("store");
         let workspace = Workspace::new(&dir.path().join("ws"), false).expect("workspace");
         (dir, Sessions::new(Arc::new(store), workspace))
     }
@@ -359,7 +398,10 @@ mod tests {
     async fn list_pages_through_everything_exactly_once() {
         let (_dir, sessions) = sessions().await;
         for i in 0..7 {
-            sessions.create(titled(&format!("s{i}")), SessionSource::Api).await.expect("create");
+            sessions
+                .create(titled(&format!("s{i}")), SessionSource::Api)
+                .await
+                .expect("create");
         }
         let filter = SessionFilter::default();
         let mut seen = Vec::new();
@@ -378,31 +420,57 @@ mod tests {
             ..SessionFilter::default()
         };
         let (_, next) = sessions.list(&filter, "", 3).await.expect("list");
-        assert!(sessions.list(&other, &next, 3).await.is_err(), "token bound to its filter");
+        assert!(
+            sessions.list(&other, &next, 3).await.is_err(),
+            "token bound to its filter"
+        );
     }
 
     #[tokio::test]
     async fn update_checks_etag_and_publishes_changes() {
         let (_dir, sessions) = sessions().await;
         let mut watch = sessions.watch();
-        let created = sessions.create(titled("a"), SessionSource::Manual).await.expect("create");
+        let created = sessions
+            .create(titled("a"), SessionSource::Manual)
+            .await
+            .expect("create");
         assert!(matches!(watch.recv().await, Ok(SessionChange::Created(s)) if s.id == created.id));
 
         let updated = sessions
-            .update(&created.id, titled("b"), &[SessionField::DisplayName], &created.etag())
+            .update(
+                &created.id,
+                titled("b"),
+                &[SessionField::DisplayName],
+                &created.etag(),
+            )
             .await
             .expect("update");
         assert_eq!(updated.display_name, "b");
         assert_ne!(updated.etag(), created.etag());
-        assert!(matches!(watch.recv().await, Ok(SessionChange::Updated(s)) if s.display_name == "b"));
+        assert!(
+            matches!(watch.recv().await, Ok(SessionChange::Updated(s)) if s.display_name == "b")
+        );
 
         let stale = sessions
-            .update(&created.id, titled("c"), &[SessionField::DisplayName], &created.etag())
+            .update(
+                &created.id,
+                titled("c"),
+                &[SessionField::DisplayName],
+                &created.etag(),
+            )
             .await;
         assert!(matches!(stale, Err(Error::EtagMismatch { .. })));
         // Fields outside the mask stay as they were.
         let pinned = sessions
-            .update(&created.id, SessionSettings { pinned: true, ..titled("ignored") }, &[SessionField::Pinned], "")
+            .update(
+                &created.id,
+                SessionSettings {
+                    pinned: true,
+                    ..titled("ignored")
+                },
+                &[SessionField::Pinned],
+                "",
+            )
             .await
             .expect("pin");
         assert_eq!((pinned.display_name.as_str(), pinned.pinned), ("b", true));
@@ -411,14 +479,21 @@ mod tests {
     #[tokio::test]
     async fn fork_copies_history_up_to_a_message_with_new_ids() {
         let (_dir, sessions) = sessions().await;
-        let original = sessions.create(titled("orig"), SessionSource::Api).await.expect("create");
+        let original = sessions
+            .create(titled("orig"), SessionSource::Api)
+            .await
+            .expect("create");
         let mut content = sessions.export(&original.id).await.expect("export");
         for (i, text) in ["one", "two", "three"].into_iter().enumerate() {
             content.messages.push(Message {
                 id: new_id(),
                 session_id: original.id.clone(),
                 turn_id: None,
-                role: if i % 2 == 0 { Role::User } else { Role::Assistant },
+                role: if i % 2 == 0 {
+                    Role::User
+                } else {
+                    Role::Assistant
+                },
                 parts: vec![Part::Text { text: text.into() }],
                 create_time: Timestamp(i as i64 + 1),
                 incomplete: false,
@@ -431,26 +506,55 @@ mod tests {
         let source = sessions.export(&imported.id).await.expect("export");
         let second = source.messages[1].id.clone();
 
-        let fork = sessions.fork(&imported.id, Some(&second), None).await.expect("fork");
+        let fork = sessions
+            .fork(&imported.id, Some(&second), None)
+            .await
+            .expect("fork");
         assert_eq!(fork.display_name, "orig (fork)");
         assert_eq!(fork.forked_from.as_deref(), Some(imported.id.as_str()));
         let forked = sessions.export(&fork.id).await.expect("export fork");
         let texts: Vec<_> = forked.messages.iter().map(Message::text).collect();
         assert_eq!(texts, ["one", "two"]);
         assert!(forked.messages.iter().all(|m| m.session_id == fork.id));
-        assert!(forked.messages.iter().all(|m| !source.messages.iter().any(|o| o.id == m.id)));
+        assert!(
+            forked
+                .messages
+                .iter()
+                .all(|m| !source.messages.iter().any(|o| o.id == m.id))
+        );
 
         let unknown = sessions.fork(&imported.id, Some(&new_id()), None).await;
-        assert!(matches!(unknown, Err(Error::NotFound { resource: Resource::Message, .. })));
+        assert!(matches!(
+            unknown,
+            Err(Error::NotFound {
+                resource: Resource::Message,
+                ..
+            })
+        ));
     }
 
     #[tokio::test]
     async fn delete_is_not_found_unless_allow_missing() {
         let (_dir, sessions) = sessions().await;
-        let s = sessions.create(titled("x"), SessionSource::Api).await.expect("create");
-        assert!(matches!(sessions.delete(&s.id, "\"999\"", false).await, Err(Error::EtagMismatch { .. })));
-        sessions.delete(&s.id, &s.etag(), false).await.expect("delete");
-        assert!(matches!(sessions.delete(&s.id, "", false).await, Err(Error::NotFound { .. })));
-        sessions.delete(&s.id, "", true).await.expect("allow_missing");
+        let s = sessions
+            .create(titled("x"), SessionSource::Api)
+            .await
+            .expect("create");
+        assert!(matches!(
+            sessions.delete(&s.id, "\"999\"", false).await,
+            Err(Error::EtagMismatch { .. })
+        ));
+        sessions
+            .delete(&s.id, &s.etag(), false)
+            .await
+            .expect("delete");
+        assert!(matches!(
+            sessions.delete(&s.id, "", false).await,
+            Err(Error::NotFound { .. })
+        ));
+        sessions
+            .delete(&s.id, "", true)
+            .await
+            .expect("allow_missing");
     }
 }

@@ -111,10 +111,16 @@ mod tests {
         let (dir, ws) = workspace();
         for bad in ["../x", "a/../../x", "/etc"] {
             let err = ws.resolve(bad, "working_dir").expect_err(bad);
-            assert!(matches!(&err, Error::InvalidArgument(v) if v[0].field == "working_dir"), "{err}");
+            assert!(
+                matches!(&err, Error::InvalidArgument(v) if v[0].field == "working_dir"),
+                "{err}"
+            );
         }
         let outside = dir.path().join("outside");
-        assert!(ws.resolve(outside.to_str().expect("utf8"), "working_dir").is_err());
+        assert!(
+            ws.resolve(outside.to_str().expect("utf8"), "working_dir")
+                .is_err()
+        );
         assert!(!outside.exists(), "nothing is created outside the root");
     }
 
@@ -126,7 +132,10 @@ mod tests {
         std::os::unix::fs::symlink(&outside, ws.root().join("link")).expect("symlink");
         assert!(ws.resolve("link", "working_dir").is_err());
         assert!(ws.resolve("link/new", "working_dir").is_err());
-        assert!(!outside.join("new").exists(), "no directory created through the link");
+        assert!(
+            !outside.join("new").exists(),
+            "no directory created through the link"
+        );
     }
 
     #[test]
@@ -134,7 +143,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let ws = Workspace::new(&dir.path().join("root"), true).expect("workspace");
         let outside = dir.path().join("elsewhere");
-        let resolved = ws.resolve(outside.to_str().expect("utf8"), "working_dir").expect("allowed");
+        let resolved = ws
+            .resolve(outside.to_str().expect("utf8"), "working_dir")
+            .expect("allowed");
         assert!(resolved.is_dir());
     }
 }

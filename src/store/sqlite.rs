@@ -208,13 +208,15 @@ fn json_name<T: serde::Serialize>(value: &T) -> String {
 }
 
 fn from_json_name<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
-    serde_json::from_value(serde_json::Value::String(text.to_owned()))
-        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err)))
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|err| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err))
+    })
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(text)
-        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err)))
+    serde_json::from_str(text).map_err(|err| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err))
+    })
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
@@ -660,7 +662,9 @@ mod tests {
 
     async fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(&dir.path().join("octo.db")).await.expect("open");
+        let store = SqliteStore::open(&dir.path().join("octo.db"))
+            .await
+            .expect("open");
         (dir, store)
     }
 
@@ -670,7 +674,9 @@ mod tests {
         let s = session("hello", false, 10);
         store.create_session(&s).await.expect("create");
         drop(store);
-        let store = SqliteStore::open(&dir.path().join("octo.db")).await.expect("reopen");
+        let store = SqliteStore::open(&dir.path().join("octo.db"))
+            .await
+            .expect("reopen");
         assert_eq!(store.get_session(&s.id).await.expect("get"), Some(s));
     }
 
@@ -690,8 +696,14 @@ mod tests {
         assert_eq!(titles, ["b", "c"]);
         let cursor = SessionCursor::of(&first[1]);
         // A session inserted at the front after page 1 must not shift page 2.
-        store.create_session(&session("new", false, 999)).await.expect("insert");
-        let second = store.list_sessions(&filter, Some(&cursor), 5).await.expect("page 2");
+        store
+            .create_session(&session("new", false, 999))
+            .await
+            .expect("insert");
+        let second = store
+            .list_sessions(&filter, Some(&cursor), 5)
+            .await
+            .expect("page 2");
         let titles: Vec<_> = second.iter().map(|s| s.display_name.as_str()).collect();
         assert_eq!(titles, ["d", "a"]);
     }
@@ -699,8 +711,14 @@ mod tests {
     #[tokio::test]
     async fn list_filters_by_text_with_like_metacharacters_escaped() {
         let (_dir, store) = store().await;
-        store.create_session(&session("100% done", false, 1)).await.expect("create");
-        store.create_session(&session("1000 done", false, 2)).await.expect("create");
+        store
+            .create_session(&session("100% done", false, 1))
+            .await
+            .expect("create");
+        store
+            .create_session(&session("1000 done", false, 2))
+            .await
+            .expect("create");
         let filter = SessionFilter {
             query: Some("0%".into()),
             ..SessionFilter::default()
@@ -720,7 +738,11 @@ mod tests {
         assert!(store.update_session(&s, 1).await.expect("update"));
         s.revision = 3;
         assert!(!store.update_session(&s, 1).await.expect("stale update"));
-        let stored = store.get_session(&s.id).await.expect("get").expect("exists");
+        let stored = store
+            .get_session(&s.id)
+            .await
+            .expect("get")
+            .expect("exists");
         assert_eq!((stored.display_name.as_str(), stored.revision), ("y", 2));
     }
 
@@ -743,8 +765,14 @@ mod tests {
             messages: vec![message],
             turns: vec![],
         };
-        store.insert_session_content(&content).await.expect("insert");
-        assert_eq!(store.session_content(&s.id).await.expect("read"), Some(content.clone()));
+        store
+            .insert_session_content(&content)
+            .await
+            .expect("insert");
+        assert_eq!(
+            store.session_content(&s.id).await.expect("read"),
+            Some(content.clone())
+        );
         // A second insert of the same session fails and leaves no partial rows behind.
         assert!(matches!(
             store.insert_session_content(&content).await,
