@@ -165,8 +165,18 @@ impl SessionField {
         }
     }
 
+    /// Accepts the proto name (`display_name`) and the JSON name (`displayName`), as
+    /// field-mask paths come in either spelling.
     pub fn from_api_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.api_name() == name)
+        let snake: String = name
+            .chars()
+            .flat_map(|c| {
+                let lower = c.to_ascii_lowercase();
+                let underscore = c.is_ascii_uppercase().then_some('_');
+                underscore.into_iter().chain(std::iter::once(lower))
+            })
+            .collect();
+        Self::ALL.into_iter().find(|f| f.api_name() == snake)
     }
 }
 
@@ -289,6 +299,20 @@ mod tests {
         };
         let fields: Vec<_> = v.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(fields, ["display_name", "system_prompt", "model"]);
+    }
+
+    #[test]
+    fn mask_paths_accept_proto_and_json_names() {
+        assert_eq!(
+            SessionField::from_api_name("display_name"),
+            Some(SessionField::DisplayName)
+        );
+        assert_eq!(
+            SessionField::from_api_name("displayName"),
+            Some(SessionField::DisplayName)
+        );
+        assert_eq!(SessionField::from_api_name("status"), None);
+        assert_eq!(SessionField::from_api_name("Display_Name"), None);
     }
 
     #[test]
