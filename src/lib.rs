@@ -10,9 +10,11 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod providers;
 pub mod runtime;
 pub mod server;
 pub mod store;
+pub mod tools;
 
 /// The generated protobuf types, gRPC servers and clients of `octo.v1`.
 pub mod pb {

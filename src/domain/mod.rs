@@ -7,6 +7,7 @@ pub mod page;
 pub mod secret;
 pub mod session;
 pub mod time;
+pub mod tool;
 
 pub use error::{Error, FieldViolation, Resource, Result};
 pub use message::{

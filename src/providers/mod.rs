@@ -1,0 +1,131 @@
+//! LLM provider adapters behind one trait: OpenAI-compatible chat completions,
+//! Anthropic messages, and the deterministic `mock` model. The runtime builds a
+//! provider-neutral [`ChatRequest`] and consumes a stream of [`StreamEvent`]s; dropping
+//! the stream aborts the HTTP request.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use futures::stream::BoxStream;
+
+use crate::domain::{
+    Message, ReasoningEffort, Usage,
+    tool::{ToolCallRequest, ToolSpec},
+};
+
+/// The wire format a provider speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderKind {
+    OpenAiCompatible,
+    Anthropic,
+    Mock,
+}
+
+/// Everything needed to talk to one model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelSpec {
+    pub kind: ProviderKind,
+    /// The provider's model id, e.g. `gpt-4.1-mini`.
+    pub provider_model: String,
+    /// Empty for the provider's default.
+    pub base_url: String,
+    /// The resolved key (never logged).
+    pub api_key: Option<String>,
+    pub extra_headers: BTreeMap<String, String>,
+    /// 0 for the provider's default.
+    pub max_output_tokens: u32,
+    /// Provider-specific options (the mock's reply, token delay, ...).
+    pub options: serde_json::Value,
+}
+
+/// Timeouts and retries of provider requests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProviderPolicy {
+    pub connect_timeout: Duration,
+    /// Longest silence on an open stream before it is abandoned.
+    pub idle_timeout: Duration,
+    /// Attempts before the first token (1 = no retry).
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for ProviderPolicy {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(20),
+        }
+    }
+}
+
+/// One model request, provider-neutral.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChatRequest {
+    pub system: String,
+    /// History, oldest first: user, assistant (text, reasoning, tool calls) and tool
+    /// (tool results) messages.
+    pub messages: Vec<Message>,
+    /// Tools the model may call; empty for none.
+    pub tools: Vec<ToolSpec>,
+    pub reasoning_effort: ReasoningEffort,
+}
+
+/// Why the model stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    EndTurn,
+    ToolUse,
+    MaxTokens,
+    Other(String),
+}
+
+/// What a streaming model response yields, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamEvent {
+    TextDelta(String),
+    ReasoningDelta(String),
+    /// A tool call with complete arguments (fragments are assembled by the adapter).
+    ToolCall(ToolCallRequest),
+    /// Token counts; may come more than once (the last one wins per field).
+    Usage(Usage),
+    /// The last event of a successful stream.
+    Finished(StopReason),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderErrorKind {
+    /// Connect failure, 5xx, overloaded: retried before the first token.
+    Unavailable,
+    /// 429: retried before the first token, honouring Retry-After.
+    RateLimited,
+    /// 401/403: the key is wrong.
+    Unauthenticated,
+    /// 400/404/422: the request or model id is wrong.
+    InvalidRequest,
+    /// Connect or idle timeout.
+    Timeout,
+    /// The response did not follow the wire format (garbage JSON, cut stream).
+    Protocol,
+}
+
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    pub kind: ProviderErrorKind,
+    /// Human-readable, including the provider's own error text where there is one.
+    pub message: String,
+    pub status: Option<u16>,
+    pub retry_after: Option<Duration>,
+}
+
+pub type EventStream = BoxStream<'static, Result<StreamEvent, ProviderError>>;
+
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    /// Sends the request and returns its event stream once the response has started.
+    /// Retries (connect errors, 429, 5xx) happen inside, before the first event.
+    async fn stream(&self, request: &ChatRequest) -> Result<EventStream, ProviderError>;
+}
