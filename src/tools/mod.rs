@@ -8,6 +8,30 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::{PermissionMode, tool::ToolSpec};
 
+mod args;
+mod confine;
+mod edit_file;
+mod glob;
+mod grep;
+mod list_dir;
+mod output;
+mod read_file;
+mod shell;
+mod support;
+#[cfg(test)]
+mod test_support;
+mod text;
+mod walk;
+mod write_file;
+
+pub use edit_file::EditFile;
+pub use glob::Glob;
+pub use grep::Grep;
+pub use list_dir::ListDir;
+pub use read_file::ReadFile;
+pub use shell::Shell;
+pub use write_file::WriteFile;
+
 /// What a tool does to the world, for the permission gate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -54,6 +78,38 @@ pub struct ToolOutcome {
     pub cancelled: bool,
 }
 
+impl ToolOutcome {
+    /// A successful run.
+    pub fn ok(output: impl Into<String>) -> Self {
+        Self {
+            output: output.into(),
+            is_error: false,
+            exit_code: None,
+            cancelled: false,
+        }
+    }
+
+    /// A failed run (bad arguments, refused path, missing file, ...); `output` says why.
+    pub fn error(output: impl Into<String>) -> Self {
+        Self {
+            output: output.into(),
+            is_error: true,
+            exit_code: None,
+            cancelled: false,
+        }
+    }
+
+    /// A run stopped by cancel or timeout; `output` says which.
+    pub fn cancelled(output: impl Into<String>) -> Self {
+        Self {
+            output: output.into(),
+            is_error: true,
+            exit_code: None,
+            cancelled: true,
+        }
+    }
+}
+
 #[async_trait::async_trait]
 pub trait Tool: Send + Sync {
     fn spec(&self) -> ToolSpec;
@@ -91,6 +147,20 @@ impl Toolbox {
         Self { tools }
     }
 
+    /// The seven built-in tools: read_file, list_dir, glob, grep (Read), write_file,
+    /// edit_file (Write) and shell (Execute).
+    pub fn builtin() -> Self {
+        Self::new(vec![
+            Arc::new(ReadFile),
+            Arc::new(ListDir),
+            Arc::new(Glob),
+            Arc::new(Grep),
+            Arc::new(WriteFile),
+            Arc::new(EditFile),
+            Arc::new(Shell),
+        ])
+    }
+
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
         self.tools.iter().find(|t| t.spec().name == name)
     }
@@ -102,5 +172,63 @@ impl Toolbox {
             .filter(|t| gate(t.access(), mode) != Gate::Deny)
             .map(|t| t.spec())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_has_the_seven_tools_with_closed_schemas() {
+        let toolbox = Toolbox::builtin();
+        let names: Vec<String> = toolbox
+            .specs(PermissionMode::AutoApprove)
+            .into_iter()
+            .map(|spec| spec.name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "read_file",
+                "list_dir",
+                "glob",
+                "grep",
+                "write_file",
+                "edit_file",
+                "shell"
+            ]
+        );
+        for spec in toolbox.specs(PermissionMode::AutoApprove) {
+            let schema = &spec.parameters;
+            assert!(spec.description.len() > 40, "{}", spec.name);
+            assert_eq!(schema["type"], "object", "{}", spec.name);
+            assert_eq!(schema["additionalProperties"], false, "{}", spec.name);
+            let properties = schema["properties"].as_object().expect("properties");
+            for required in schema["required"].as_array().expect("required") {
+                let required = required.as_str().expect("name");
+                assert!(
+                    properties.contains_key(required),
+                    "{}: {required}",
+                    spec.name
+                );
+            }
+            for (name, property) in properties {
+                assert!(property["type"].is_string(), "{}.{name}", spec.name);
+                assert!(property["description"].is_string(), "{}.{name}", spec.name);
+            }
+        }
+        let read_only: Vec<String> = toolbox
+            .specs(PermissionMode::ReadOnly)
+            .into_iter()
+            .map(|spec| spec.name)
+            .collect();
+        assert_eq!(read_only, ["read_file", "list_dir", "glob", "grep"]);
+        let access = |name: &str| toolbox.get(name).map(|tool| tool.access());
+        assert_eq!(access("write_file"), Some(Access::Write));
+        assert_eq!(access("edit_file"), Some(Access::Write));
+        assert_eq!(access("shell"), Some(Access::Execute));
+        assert_eq!(access("grep"), Some(Access::Read));
+        assert!(toolbox.get("nope").is_none());
     }
 }
