@@ -3,7 +3,7 @@
 //! provider-neutral [`ChatRequest`] and consumes a stream of [`StreamEvent`]s; dropping
 //! the stream aborts the HTTP request.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
 
 use futures::stream::BoxStream;
 
@@ -11,6 +11,20 @@ use crate::domain::{
     Message, ReasoningEffort, Usage,
     tool::{ToolCallRequest, ToolSpec},
 };
+
+pub mod anthropic;
+pub mod fake;
+mod history;
+pub mod http;
+pub mod mock;
+pub mod openai;
+#[cfg(test)]
+mod testing;
+
+pub use anthropic::AnthropicProvider;
+pub use http::http_client;
+pub use mock::MockProvider;
+pub use openai::OpenAiProvider;
 
 /// The wire format a provider speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,8 +34,8 @@ pub enum ProviderKind {
     Mock,
 }
 
-/// Everything needed to talk to one model.
-#[derive(Clone, Debug, PartialEq)]
+/// Everything needed to talk to one model. Its `Debug` output masks the API key.
+#[derive(Clone, PartialEq)]
 pub struct ModelSpec {
     pub kind: ProviderKind,
     /// The provider's model id, e.g. `gpt-4.1-mini`.
@@ -35,6 +49,26 @@ pub struct ModelSpec {
     pub max_output_tokens: u32,
     /// Provider-specific options (the mock's reply, token delay, ...).
     pub options: serde_json::Value,
+}
+
+impl fmt::Debug for ModelSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelSpec")
+            .field("kind", &self.kind)
+            .field("provider_model", &self.provider_model)
+            .field("base_url", &self.base_url)
+            .field(
+                "api_key",
+                &self.api_key.as_ref().map(|_| crate::domain::secret::MASK),
+            )
+            .field(
+                "extra_headers",
+                &self.extra_headers.keys().collect::<Vec<_>>(),
+            )
+            .field("max_output_tokens", &self.max_output_tokens)
+            .field("options", &self.options)
+            .finish()
+    }
 }
 
 /// Timeouts and retries of provider requests.
@@ -121,6 +155,25 @@ pub struct ProviderError {
     pub retry_after: Option<Duration>,
 }
 
+impl ProviderError {
+    pub fn new(kind: ProviderErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            status: None,
+            retry_after: None,
+        }
+    }
+
+    /// Whether the request may be sent again (only done before the first event).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            ProviderErrorKind::Unavailable | ProviderErrorKind::RateLimited
+        )
+    }
+}
+
 pub type EventStream = BoxStream<'static, Result<StreamEvent, ProviderError>>;
 
 #[async_trait::async_trait]
@@ -128,4 +181,41 @@ pub trait Provider: Send + Sync {
     /// Sends the request and returns its event stream once the response has started.
     /// Retries (connect errors, 429, 5xx) happen inside, before the first event.
     async fn stream(&self, request: &ChatRequest) -> Result<EventStream, ProviderError>;
+}
+
+/// The provider for one model. Cheap (no I/O): the runtime may build one per turn. All
+/// HTTP providers share `http`, which should come from [`http_client`] so the policy's
+/// connect timeout applies.
+pub fn build(
+    spec: &ModelSpec,
+    policy: &ProviderPolicy,
+    http: reqwest::Client,
+) -> Arc<dyn Provider> {
+    match spec.kind {
+        ProviderKind::OpenAiCompatible => Arc::new(OpenAiProvider::new(spec, policy, http)),
+        ProviderKind::Anthropic => Arc::new(AnthropicProvider::new(spec, policy, http)),
+        ProviderKind::Mock => Arc::new(MockProvider::new(spec)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_spec_debug_masks_the_key() {
+        let spec = ModelSpec {
+            kind: ProviderKind::OpenAiCompatible,
+            provider_model: "m".into(),
+            base_url: String::new(),
+            api_key: Some("sk-very-secret-key-123".into()),
+            extra_headers: BTreeMap::from([("x-token".into(), "hidden-value".into())]),
+            max_output_tokens: 0,
+            options: serde_json::Value::Null,
+        };
+        let debug = format!("{spec:?}");
+        assert!(!debug.contains("sk-very-secret"), "{debug}");
+        assert!(!debug.contains("hidden-value"), "{debug}");
+        assert!(debug.contains("x-token"), "{debug}");
+    }
 }
