@@ -2,6 +2,7 @@
 //! environment variables, then command-line flags, later sources winning.
 
 use std::{
+    collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
 };
@@ -56,7 +57,102 @@ pub struct Config {
     pub shutdown_grace_seconds: u64,
     /// Origins allowed for browser (CORS) requests; `*` allows any.
     pub cors_allowed_origins: Vec<String>,
+    /// Models turns can use, by id (`models/{id}` in the API).
+    pub models: BTreeMap<String, ModelConfig>,
+    /// The id of the model turns use when neither the request nor the session names one.
+    pub default_model: Option<String>,
+    /// The system prompt of sessions that set none.
+    pub system_prompt: String,
+    /// Turns a session may have waiting behind the running one.
+    pub max_queue_depth: usize,
+    /// Model requests one turn may make before it fails with STEP_LIMIT.
+    pub max_steps: u32,
+    /// Longest a tool call may run.
+    pub tool_timeout_seconds: u64,
+    /// Bytes of tool output fed back to the model.
+    pub max_tool_output_bytes: usize,
+    /// Largest attachment of a message.
+    pub max_attachment_bytes: usize,
+    /// Events per session kept in memory for streams to resume from.
+    pub event_log_capacity: usize,
+    /// An idle session's live state is dropped after this many seconds.
+    pub session_idle_seconds: u64,
+    /// Timeouts and retries of LLM provider requests.
+    pub provider: ProviderConfig,
 }
+
+/// Timeouts and retries of LLM provider requests.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub connect_timeout_ms: u64,
+    /// Longest silence on an open response stream.
+    pub idle_timeout_ms: u64,
+    /// Attempts before the first token (connect errors, 429, 5xx); 1 = no retry.
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: 10_000,
+            idle_timeout_ms: 120_000,
+            max_attempts: 4,
+            initial_backoff_ms: 500,
+            max_backoff_ms: 20_000,
+        }
+    }
+}
+
+/// One model turns can run against.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// `openai` (any OpenAI-compatible chat completions API), `anthropic` or `mock`.
+    pub provider: String,
+    /// The provider's model id, e.g. `gpt-4.1-mini`.
+    #[serde(default)]
+    pub model: String,
+    /// Empty for the provider's default.
+    #[serde(default)]
+    pub base_url: String,
+    /// The environment variable holding the API key (preferred over `api_key`).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Context window in tokens; 0 for unknown (history is then never trimmed).
+    #[serde(default)]
+    pub context_window: u32,
+    #[serde(default)]
+    pub max_output_tokens: u32,
+    /// Provider-specific options (the mock's `reply`, `tokens`, `token_delay_ms`, `reasoning`).
+    #[serde(default)]
+    pub options: BTreeMap<String, serde_json::Value>,
+}
+
+impl ModelConfig {
+    /// The built-in deterministic model of `octo serve --demo`.
+    pub fn mock() -> Self {
+        ModelConfig {
+            provider: "mock".into(),
+            model: "mock".into(),
+            base_url: String::new(),
+            api_key_env: None,
+            api_key: None,
+            context_window: 0,
+            max_output_tokens: 0,
+            options: BTreeMap::new(),
+        }
+    }
+}
+
+/// The default system prompt.
+pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a capable software agent working in the user's \
+working directory. Use the tools to inspect and change files and to run commands; keep answers \
+short and say what you did.";
 
 impl Default for Config {
     fn default() -> Self {
@@ -71,6 +167,17 @@ impl Default for Config {
             log: "info".to_owned(),
             shutdown_grace_seconds: 10,
             cors_allowed_origins: vec!["*".to_owned()],
+            models: BTreeMap::new(),
+            default_model: None,
+            system_prompt: DEFAULT_SYSTEM_PROMPT.to_owned(),
+            max_queue_depth: 16,
+            max_steps: 50,
+            tool_timeout_seconds: 600,
+            max_tool_output_bytes: 64 * 1024,
+            max_attachment_bytes: 10 * 1024 * 1024,
+            event_log_capacity: 4096,
+            session_idle_seconds: 60,
+            provider: ProviderConfig::default(),
         }
     }
 }
@@ -90,6 +197,9 @@ pub struct Overrides {
     pub require_token: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
+    /// `--demo`: add the built-in mock model (and make it the default if there is none).
+    #[serde(skip)]
+    pub demo: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +223,16 @@ impl Config {
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(Box::new)?;
+        let mut config = config;
+        if overrides.demo {
+            config
+                .models
+                .entry("mock".into())
+                .or_insert_with(ModelConfig::mock);
+            if config.default_model.is_none() {
+                config.default_model = Some("mock".into());
+            }
+        }
         config.validate()?;
         Ok(config)
     }
@@ -121,6 +241,24 @@ impl Config {
         if self.max_message_bytes < 1024 {
             return Err(ConfigError::Rule(
                 "max_message_bytes must be at least 1024".into(),
+            ));
+        }
+        if let Some(default) = &self.default_model
+            && !self.models.contains_key(default)
+        {
+            return Err(ConfigError::Rule(format!(
+                "default_model {default:?} is not one of the configured models"
+            )));
+        }
+        if self.provider.max_attempts == 0 || self.provider.idle_timeout_ms == 0 {
+            return Err(ConfigError::Rule(
+                "provider.max_attempts and provider.idle_timeout_ms must be positive".into(),
+            ));
+        }
+        if self.max_queue_depth == 0 || self.max_steps == 0 || self.event_log_capacity < 16 {
+            return Err(ConfigError::Rule(
+                "max_queue_depth and max_steps must be positive, event_log_capacity at least 16"
+                    .into(),
             ));
         }
         if matches!(&self.token, Some(token) if token.trim().is_empty()) {
@@ -145,6 +283,9 @@ impl Config {
     pub fn to_masked_toml(&self) -> String {
         let mut shown = self.clone();
         shown.token = shown.token.as_deref().map(crate::domain::secret::mask);
+        for model in shown.models.values_mut() {
+            model.api_key = model.api_key.as_deref().map(crate::domain::secret::mask);
+        }
         toml::to_string_pretty(&shown).unwrap_or_else(|err| format!("# cannot render: {err}\n"))
     }
 }
@@ -184,6 +325,45 @@ shutdown_grace_seconds = 10
 
 # Origins allowed for browser requests (CORS); "*" allows any.
 cors_allowed_origins = ["*"]
+
+# Turns a session may queue behind the running one; model requests per turn; limits.
+max_queue_depth = 16
+max_steps = 50
+tool_timeout_seconds = 600
+max_tool_output_bytes = 65536
+max_attachment_bytes = 10485760
+event_log_capacity = 4096
+session_idle_seconds = 60
+
+# The model turns use when neither the message nor the session names one.
+# default_model = "gpt"
+
+# Timeouts and retries of model requests (retries happen only before the first token).
+[provider]
+connect_timeout_ms = 10000
+idle_timeout_ms = 120000
+max_attempts = 4
+initial_backoff_ms = 500
+max_backoff_ms = 20000
+
+# Models, by id (`models/<id>` in the API). `provider` is `openai` (any OpenAI-compatible
+# chat completions API: OpenAI, DeepSeek, OpenRouter, Groq, Ollama, vLLM, LM Studio,
+# LiteLLM), `anthropic`, or `mock` (built in, deterministic; `octo serve --demo` adds it).
+# [models.gpt]
+# provider = "openai"
+# model = "gpt-4.1-mini"
+# api_key_env = "OPENAI_API_KEY"
+#
+# [models.local]
+# provider = "openai"
+# model = "qwen2.5-coder:7b"
+# base_url = "http://127.0.0.1:11434/v1"
+#
+# [models.claude]
+# provider = "anthropic"
+# model = "claude-sonnet-4-5"
+# api_key_env = "ANTHROPIC_API_KEY"
+# context_window = 200000
 "#;
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
 use crate::{
-    api::{PlannedChatApi, PlannedModelApi, PlannedScheduleApi, SessionApi},
+    api::{ChatApi, PlannedModelApi, PlannedScheduleApi, SessionApi},
     auth::{Auth, AuthLayer},
     config::Config,
     http::{GrpcService, JsonGateway},
@@ -28,14 +28,17 @@ use crate::{
         schedule_service_server::ScheduleServiceServer,
         session_service_server::SessionServiceServer,
     },
-    runtime::{Sessions, Workspace},
+    providers::ProviderPolicy,
+    runtime::{Chat, Deps, Limits, LiveIndex, ModelResolver, Sessions, Workspace},
     store::{Store, sqlite::SqliteStore},
+    tools::Toolbox,
 };
 
 const REQUEST_ID: &str = "x-request-id";
 
 /// Everything a request may need, shared by all connections.
 struct App {
+    chat: Arc<Chat>,
     grpc: GrpcService,
     grpc_web: GrpcService,
     gateway: JsonGateway,
@@ -50,6 +53,9 @@ pub struct Server {
     local_addr: SocketAddr,
     app: Arc<App>,
     store: Arc<dyn Store>,
+    chat: Arc<Chat>,
+    /// Cancelled on shutdown: running turns end INTERRUPTED.
+    turns_shutdown: CancellationToken,
     health: tonic_health::server::HealthReporter,
     /// Cancelled on shutdown: open server streams end.
     shutdown: CancellationToken,
@@ -142,8 +148,51 @@ impl Server {
                     config.workspace_root().display()
                 )
             })?;
-        let sessions = Arc::new(Sessions::new(store.clone(), workspace));
+        let live = Arc::new(LiveIndex::default());
+        let models = Arc::new(ModelResolver::new(
+            config.models.clone(),
+            config.default_model.clone(),
+        ));
+        let sessions = Arc::new(Sessions::new(
+            store.clone(),
+            workspace,
+            live.clone(),
+            models.clone(),
+        ));
         let shutdown = CancellationToken::new();
+        let turns_shutdown = CancellationToken::new();
+        let provider_policy = ProviderPolicy {
+            connect_timeout: Duration::from_millis(config.provider.connect_timeout_ms),
+            idle_timeout: Duration::from_millis(config.provider.idle_timeout_ms),
+            max_attempts: config.provider.max_attempts,
+            initial_backoff: Duration::from_millis(config.provider.initial_backoff_ms),
+            max_backoff: Duration::from_millis(config.provider.max_backoff_ms),
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(provider_policy.connect_timeout)
+            .build()
+            .context("building the HTTP client")?;
+        let chat = Chat::new(Arc::new(Deps {
+            store: store.clone(),
+            sessions: sessions.clone(),
+            models,
+            toolbox: Toolbox::builtin(),
+            http,
+            provider_policy,
+            limits: Limits::from_config(&config),
+            live,
+            shutdown: turns_shutdown.clone(),
+        }));
+        let recovered = chat
+            .recover()
+            .await
+            .context("recovering unfinished turns")?;
+        if recovered > 0 {
+            tracing::info!(
+                sessions = recovered,
+                "recovered sessions with unfinished turns"
+            );
+        }
 
         let max = config.max_message_bytes;
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -158,11 +207,19 @@ impl Server {
             .build_v1alpha()
             .context("building reflection v1alpha")?;
         let routes = Routes::new(
-            SessionServiceServer::new(SessionApi::new(sessions.clone(), shutdown.clone()))
+            SessionServiceServer::new(SessionApi::new(
+                sessions.clone(),
+                chat.clone(),
+                shutdown.clone(),
+            ))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        )
+        .add_service(
+            ChatServiceServer::new(ChatApi::new(chat.clone(), shutdown.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
-        .add_service(ChatServiceServer::new(PlannedChatApi))
         .add_service(ModelServiceServer::new(PlannedModelApi))
         .add_service(ScheduleServiceServer::new(PlannedScheduleApi))
         .add_service(health_service)
@@ -190,6 +247,7 @@ impl Server {
             listener,
             local_addr,
             app: Arc::new(App {
+                chat: chat.clone(),
                 grpc,
                 grpc_web,
                 gateway,
@@ -197,6 +255,8 @@ impl Server {
                 auth,
             }),
             store,
+            chat,
+            turns_shutdown,
             health,
             shutdown,
         })
@@ -216,6 +276,8 @@ impl Server {
             local_addr,
             app,
             store,
+            chat,
+            turns_shutdown,
             health,
             shutdown: streams_shutdown,
         } = self;
@@ -290,6 +352,11 @@ impl Server {
                 "requests still open after the grace period; closing them"
             );
         }
+        // Running turns end INTERRUPTED (partial text kept); queued turns resume next start.
+        turns_shutdown.cancel();
+        if tokio::time::timeout(grace, chat.shutdown()).await.is_err() {
+            tracing::warn!("turns still stopping after the grace period");
+        }
         store.flush().await.context("flushing the store")?;
         tracing::info!("stopped");
         Ok(())
@@ -357,6 +424,9 @@ fn metrics_response(app: &App, request: &Request<Body>) -> Response<Body> {
         *response.status_mut() = http::StatusCode::UNAUTHORIZED;
         return response;
     }
+    app.metrics
+        .active_sessions
+        .set(app.chat.live_count() as i64);
     let mut response = Response::new(Body::new(http_body_util::Full::new(bytes::Bytes::from(
         app.metrics.render(),
     ))));

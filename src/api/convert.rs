@@ -16,10 +16,15 @@ use crate::{
 
 /// The id in `{collection}/{id}`; errors name `field`.
 pub fn parse_name<'a>(name: &'a str, collection: &str, field: &str) -> Result<&'a str> {
+    let valid = if collection == "models" {
+        domain::is_valid_model_id
+    } else {
+        domain::is_valid_id
+    };
     let id = name
         .strip_prefix(collection)
         .and_then(|rest| rest.strip_prefix('/'))
-        .filter(|id| domain::is_valid_id(id));
+        .filter(|id| valid(id));
     id.ok_or_else(|| {
         if name.is_empty() {
             Error::invalid(field, "is required")
@@ -172,7 +177,7 @@ fn session_status_pb(value: SessionStatus) -> pb::SessionStatus {
     }
 }
 
-fn role_pb(value: Role) -> pb::Role {
+pub fn role_pb(value: Role) -> pb::Role {
     match value {
         Role::User => pb::Role::User,
         Role::Assistant => pb::Role::Assistant,
@@ -469,11 +474,11 @@ pub fn message(m: &pb::Message, field: &str) -> Result<Message> {
             .transpose()?
             .unwrap_or_else(Timestamp::now),
         incomplete: m.incomplete,
-        model: child_id(&m.model),
+        model: m.model.strip_prefix("models/").map(str::to_owned),
     })
 }
 
-fn tool_call_record_pb(r: &ToolCallRecord) -> pb::ToolCallRecord {
+pub fn tool_call_record_pb(r: &ToolCallRecord) -> pb::ToolCallRecord {
     pb::ToolCallRecord {
         call: Some(pb::ToolCall {
             id: r.id.clone(),
@@ -552,7 +557,7 @@ pub fn turn(t: &pb::Turn, field: &str) -> Result<Turn> {
         session_id: String::new(),
         status: turn_status(t.status, &format!("{field}.status"))?,
         user_message_id: child_id(&t.user_message),
-        model: child_id(&t.model),
+        model: t.model.strip_prefix("models/").map(str::to_owned),
         usage: usage(&t.usage),
         latency_micros: from_duration(&t.latency),
         time_to_first_token_micros: from_duration(&t.time_to_first_token),

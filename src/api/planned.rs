@@ -8,8 +8,7 @@ use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::pb::{
-    self, chat_service_server::ChatService, model_service_server::ModelService,
-    schedule_service_server::ScheduleService,
+    self, model_service_server::ModelService, schedule_service_server::ScheduleService,
 };
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -45,24 +44,6 @@ macro_rules! planned_service {
             )*
         }
     };
-}
-
-planned_service! {
-    ChatService for PlannedChatApi, "the agent runtime";
-    unary {
-        send_message(pb::SendMessageRequest) -> pb::SendMessageResponse;
-        list_messages(pb::ListMessagesRequest) -> pb::ListMessagesResponse;
-        get_message(pb::GetMessageRequest) -> pb::Message;
-        get_turn(pb::GetTurnRequest) -> pb::Turn;
-        list_turns(pb::ListTurnsRequest) -> pb::ListTurnsResponse;
-        cancel_turn(pb::CancelTurnRequest) -> pb::Turn;
-        clear_queue(pb::ClearQueueRequest) -> pb::ClearQueueResponse;
-        respond_to_confirmation(pb::RespondToConfirmationRequest) -> pb::RespondToConfirmationResponse;
-    }
-    streams {
-        chat(pb::ChatRequest) -> ChatStream of pb::SessionEvent;
-        stream_events(pb::StreamEventsRequest) -> StreamEventsStream of pb::SessionEvent;
-    }
 }
 
 planned_service! {

@@ -14,19 +14,24 @@ use crate::{
         session::{SessionField, SessionSettings},
     },
     pb::{self, session_service_server::SessionService},
-    runtime::{SessionChange, Sessions, sessions::ARCHIVE_FORMAT_VERSION},
+    runtime::{Chat, SessionChange, Sessions, sessions::ARCHIVE_FORMAT_VERSION},
     store::{SessionContent, SessionFilter},
 };
 
 pub struct SessionApi {
     sessions: Arc<Sessions>,
+    chat: Arc<Chat>,
     /// Ends open watch streams when the server shuts down.
     shutdown: CancellationToken,
 }
 
 impl SessionApi {
-    pub fn new(sessions: Arc<Sessions>, shutdown: CancellationToken) -> Self {
-        Self { sessions, shutdown }
+    pub fn new(sessions: Arc<Sessions>, chat: Arc<Chat>, shutdown: CancellationToken) -> Self {
+        Self {
+            sessions,
+            chat,
+            shutdown,
+        }
     }
 }
 
@@ -261,6 +266,11 @@ impl SessionService for SessionApi {
     ) -> Result<Response<()>, Status> {
         let req = request.into_inner();
         let id = parse_name(&req.name, "sessions", "name")?;
+        if let Ok(session) = self.sessions.get(id).await {
+            session.check_etag(&req.etag)?;
+            // Stop its turns and tell its subscribers before the history goes.
+            self.chat.session_deleted(id);
+        }
         self.sessions
             .delete(id, &req.etag, req.allow_missing)
             .await?;

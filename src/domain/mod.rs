@@ -25,3 +25,29 @@ pub fn new_id() -> String {
 pub fn is_valid_id(id: &str) -> bool {
     uuid::Uuid::try_parse(id).is_ok()
 }
+
+/// Whether `id` is a well-formed model id: a UUID, or an AIP-122 style slug (models
+/// defined in the configuration are named by their key, e.g. `models/gpt`).
+pub fn is_valid_model_id(id: &str) -> bool {
+    is_valid_id(id)
+        || (!id.is_empty()
+            && id.len() <= 63
+            && id.starts_with(|c: char| c.is_ascii_lowercase())
+            && !id.ends_with('-')
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn model_ids_are_uuids_or_slugs() {
+        for ok in ["mock", "gpt-4", "a", "0190b5b4-0000-7000-8000-000000000000"] {
+            assert!(super::is_valid_model_id(ok), "{ok}");
+        }
+        for bad in ["", "Mock", "-a", "a-", "a_b", "a/b", &"x".repeat(64)] {
+            assert!(!super::is_valid_model_id(bad), "{bad}");
+        }
+    }
+}

@@ -213,7 +213,7 @@ impl SessionSettings {
             v.add("working_dir", "must not contain NUL characters");
         }
         if let Some(model) = &self.model
-            && !super::is_valid_id(model)
+            && !super::is_valid_model_id(model)
         {
             v.add("model", "must be a model name of the form models/{model}");
         }
@@ -291,7 +291,7 @@ mod tests {
         let settings = SessionSettings {
             display_name: "x".repeat(MAX_DISPLAY_NAME_CHARS + 1),
             system_prompt: "y".repeat(MAX_SYSTEM_PROMPT_BYTES + 1),
-            model: Some("not-an-id".into()),
+            model: Some("Not An Id".into()),
             ..Default::default()
         };
         let Err(Error::InvalidArgument(v)) = settings.validate() else {

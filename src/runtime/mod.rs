@@ -1,8 +1,63 @@
-//! The runtime: session logic and live state. It works on domain types, keeps the store
-//! behind its trait, and knows nothing of proto or HTTP.
+//! The runtime: session logic and live state. It works on domain types, keeps the store,
+//! providers and tools behind their traits, and knows nothing of proto or HTTP.
 
+pub mod chat;
+pub mod events;
+pub(crate) mod live;
+pub mod models;
 pub mod sessions;
+mod turn;
 pub mod workspace;
 
+use std::{sync::Arc, time::Duration};
+
+pub use chat::{BusyPolicy, Chat, EventFeed, SendRequest};
+pub use live::{LiveIndex, LiveSummary};
+pub use models::ModelResolver;
 pub use sessions::{SessionChange, Sessions};
 pub use workspace::Workspace;
+
+use crate::{providers::ProviderPolicy, store::Store, tools::Toolbox};
+
+/// Bounds on what a session and a turn may do.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_queue_depth: usize,
+    pub max_steps: u32,
+    pub tool_timeout: Duration,
+    pub max_tool_output_bytes: usize,
+    pub max_attachment_bytes: usize,
+    pub event_log_capacity: usize,
+    /// A live session with nothing to do and nobody watching retires after this long.
+    pub idle: Duration,
+    pub system_prompt: String,
+}
+
+impl Limits {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            max_queue_depth: config.max_queue_depth,
+            max_steps: config.max_steps,
+            tool_timeout: Duration::from_secs(config.tool_timeout_seconds),
+            max_tool_output_bytes: config.max_tool_output_bytes,
+            max_attachment_bytes: config.max_attachment_bytes,
+            event_log_capacity: config.event_log_capacity,
+            idle: Duration::from_secs(config.session_idle_seconds),
+            system_prompt: config.system_prompt.clone(),
+        }
+    }
+}
+
+/// What the runtime's parts share.
+pub struct Deps {
+    pub store: Arc<dyn Store>,
+    pub sessions: Arc<Sessions>,
+    pub models: Arc<ModelResolver>,
+    pub toolbox: Toolbox,
+    pub http: reqwest::Client,
+    pub provider_policy: ProviderPolicy,
+    pub limits: Limits,
+    pub live: Arc<LiveIndex>,
+    /// Cancelled when the server shuts down: running turns end INTERRUPTED.
+    pub shutdown: tokio_util::sync::CancellationToken,
+}

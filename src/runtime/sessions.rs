@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use tokio::sync::broadcast;
 
-use super::Workspace;
+use super::{LiveIndex, ModelResolver, Workspace};
 use crate::{
     domain::{
         Error, Resource, Result, Session, SessionSource, SessionStatus, Timestamp, Usage, new_id,
@@ -34,15 +34,40 @@ pub struct Sessions {
     store: Arc<dyn Store>,
     workspace: Workspace,
     changes: broadcast::Sender<SessionChange>,
+    /// Live status of sessions with work in progress.
+    live: Arc<LiveIndex>,
+    models: Arc<ModelResolver>,
 }
 
 impl Sessions {
-    pub fn new(store: Arc<dyn Store>, workspace: Workspace) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        workspace: Workspace,
+        live: Arc<LiveIndex>,
+        models: Arc<ModelResolver>,
+    ) -> Self {
         let (changes, _) = broadcast::channel(WATCH_BUFFER);
         Self {
             store,
             workspace,
             changes,
+            live,
+            models,
+        }
+    }
+
+    /// Tells watchers a session changed (e.g. its live status).
+    pub fn publish_updated(&self, session: Session) {
+        self.publish(SessionChange::Updated(session));
+    }
+
+    fn check_model(&self, model: Option<&str>) -> Result<()> {
+        match model {
+            Some(id) if !self.models.contains(id) => Err(Error::NotFound {
+                resource: Resource::Model,
+                name: format!("models/{id}"),
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -100,10 +125,13 @@ impl Sessions {
     }
 
     pub async fn get(&self, id: &str) -> Result<Session> {
-        self.store
+        let mut session = self
+            .store
             .get_session(id)
             .await?
-            .ok_or_else(|| Error::not_found(Resource::Session, format!("sessions/{id}")))
+            .ok_or_else(|| Error::not_found(Resource::Session, format!("sessions/{id}")))?;
+        self.live.overlay(&mut session);
+        Ok(session)
     }
 
     /// One page of sessions and the token of the next page (empty on the last page).
@@ -121,6 +149,9 @@ impl Sessions {
             .store
             .list_sessions(filter, after.as_ref(), limit + 1)
             .await?;
+        for session in &mut sessions {
+            self.live.overlay(session);
+        }
         let next = if sessions.len() > limit {
             sessions.truncate(limit);
             sessions
@@ -143,6 +174,9 @@ impl Sessions {
         etag: &str,
     ) -> Result<Session> {
         settings.validate()?;
+        if fields.contains(&SessionField::Model) {
+            self.check_model(settings.model.as_deref())?;
+        }
         let working_dir = if fields.contains(&SessionField::WorkingDir) {
             Some(
                 self.workspace
@@ -384,7 +418,11 @@ mod tests {
             .await
             .expect("store");
         let workspace = Workspace::new(&dir.path().join("ws"), false).expect("workspace");
-        (dir, Sessions::new(Arc::new(store), workspace))
+        let models = Arc::new(ModelResolver::new(Default::default(), None));
+        (
+            dir,
+            Sessions::new(Arc::new(store), workspace, Arc::default(), models),
+        )
     }
 
     fn titled(title: &str) -> SessionSettings {

@@ -75,6 +75,56 @@ pub trait Store: Send + Sync + 'static {
     /// A session with all its messages and turns, oldest first.
     async fn session_content(&self, id: &str) -> Result<Option<SessionContent>>;
 
+    /// Stores a user message and the turn it starts (or joins) in one transaction, and
+    /// counts the message in its session. The durable acknowledgement of SendMessage.
+    async fn append_user_message(&self, message: &Message, turn: Option<&Turn>) -> Result<()>;
+
+    /// Inserts or replaces a message (assistant text is checkpointed while it streams).
+    /// Counts it in its session the first time.
+    async fn put_message(&self, message: &Message) -> Result<()>;
+
+    async fn get_message(&self, session_id: &str, message_id: &str) -> Result<Option<Message>>;
+
+    /// Messages newest first, strictly between `after` and `before` (message ids).
+    async fn list_messages(
+        &self,
+        session_id: &str,
+        before: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Message>>;
+
+    /// The whole history, oldest first (what a model request is built from).
+    async fn messages(&self, session_id: &str) -> Result<Vec<Message>>;
+
+    /// Inserts or replaces a turn record. A terminal turn adds its usage to the session.
+    async fn put_turn(&self, turn: &Turn) -> Result<()>;
+
+    async fn get_turn(&self, session_id: &str, turn_id: &str) -> Result<Option<Turn>>;
+
+    /// Turns newest first, older than `before` (a turn id).
+    async fn list_turns(
+        &self,
+        session_id: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Turn>>;
+
+    /// Queued and running turns of every session, oldest first (crash recovery).
+    async fn unfinished_turns(&self) -> Result<Vec<Turn>>;
+
+    /// The floor a session's event sequence restarts above.
+    async fn event_sequence(&self, session_id: &str) -> Result<i64>;
+
+    /// Sets the floor: with `only_if`, only when the stored floor is still that value
+    /// (a retiring session lowering its own floor); without, only upwards.
+    async fn set_event_sequence(
+        &self,
+        session_id: &str,
+        sequence: i64,
+        only_if: Option<i64>,
+    ) -> Result<()>;
+
     /// Flushes what the backend buffers (SQLite: a WAL checkpoint). Called on shutdown.
     async fn flush(&self) -> Result<()>;
 }

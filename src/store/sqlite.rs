@@ -19,7 +19,10 @@ use crate::domain::{
 
 /// Versioned schema changes; version N is the N-th entry. Never edit a released entry:
 /// add a new one.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite/0001_sessions.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/sqlite/0001_sessions.sql"),
+    include_str!("migrations/sqlite/0002_turns.sql"),
+];
 
 /// Readers kept open for reuse.
 const MAX_IDLE_READERS: usize = 8;
@@ -336,9 +339,14 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
 }
 
 fn insert_message(conn: &Connection, m: &Message) -> Result<()> {
+    write_message(conn, m, "INSERT")
+}
+
+/// Inserts (or with `INSERT OR REPLACE`, replaces) a message row.
+fn write_message(conn: &Connection, m: &Message, verb: &str) -> Result<()> {
     conn.execute(
-        "INSERT INTO messages (id, session_id, turn_id, role, parts, create_time, incomplete, model) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        &format!("{verb} INTO messages (id, session_id, turn_id, role, parts, create_time, incomplete, model) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
         params![
             m.id,
             m.session_id,
@@ -389,9 +397,13 @@ fn turn_from_row(row: &Row<'_>) -> rusqlite::Result<Turn> {
 }
 
 fn insert_turn(conn: &Connection, t: &Turn) -> Result<()> {
+    write_turn(conn, t, "INSERT")
+}
+
+fn write_turn(conn: &Connection, t: &Turn, verb: &str) -> Result<()> {
     conn.execute(
         &format!(
-            "INSERT INTO turns ({TURN_COLUMNS}) VALUES \
+            "{verb} INTO turns ({TURN_COLUMNS}) VALUES \
              (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
         ),
         params![
@@ -417,6 +429,49 @@ fn insert_turn(conn: &Connection, t: &Turn) -> Result<()> {
     )
     .map_err(storage_error)?;
     Ok(())
+}
+
+const MESSAGE_COLUMNS: &str =
+    "id, session_id, turn_id, role, parts, create_time, incomplete, model";
+
+/// Counts a new message in its session: count, preview, activity time.
+fn count_message(conn: &Connection, m: &Message) -> Result<()> {
+    let text = m.text();
+    let preview = crate::domain::session::preview(&text);
+    conn.execute(
+        "UPDATE sessions SET message_count = message_count + 1, \
+         last_message_preview = CASE WHEN ?2 = '' THEN last_message_preview ELSE ?2 END, \
+         last_active_time = MAX(last_active_time, ?3) WHERE id = ?1",
+        params![m.session_id, preview, m.create_time.0],
+    )
+    .map_err(storage_error)?;
+    Ok(())
+}
+
+fn query_messages(
+    conn: &Connection,
+    sql: &str,
+    values: Vec<rusqlite::types::Value>,
+) -> Result<Vec<Message>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(storage_error)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(values), message_from_row)
+        .map_err(storage_error)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(storage_error)
+}
+
+fn query_turns(
+    conn: &Connection,
+    sql: &str,
+    values: Vec<rusqlite::types::Value>,
+) -> Result<Vec<Turn>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(storage_error)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(values), turn_from_row)
+        .map_err(storage_error)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(storage_error)
 }
 
 #[async_trait]
@@ -588,10 +643,9 @@ impl Store for SqliteStore {
                     return Ok(None);
                 };
                 let mut stmt = conn
-                    .prepare_cached(
-                        "SELECT id, session_id, turn_id, role, parts, create_time, incomplete, model \
-                         FROM messages WHERE session_id = ?1 ORDER BY id",
-                    )
+                    .prepare_cached(&format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 ORDER BY id"
+                    ))
                     .map_err(storage_error)?;
                 let messages = stmt
                     .query_map([&id], message_from_row)
@@ -616,6 +670,229 @@ impl Store for SqliteStore {
             })();
             conn.execute_batch("COMMIT").map_err(storage_error)?;
             result
+        })
+        .await
+    }
+
+    async fn append_user_message(&self, message: &Message, turn: Option<&Turn>) -> Result<()> {
+        let message = message.clone();
+        let turn = turn.cloned();
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(storage_error)?;
+            if let Some(turn) = &turn {
+                write_turn(&tx, turn, "INSERT")?;
+            }
+            insert_message(&tx, &message)?;
+            count_message(&tx, &message)?;
+            tx.commit().map_err(storage_error)
+        })
+        .await
+    }
+
+    async fn put_message(&self, message: &Message) -> Result<()> {
+        let message = message.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(storage_error)?;
+            let exists: bool = tx
+                .query_row(
+                    "SELECT 1 FROM messages WHERE id = ?1",
+                    [&message.id],
+                    |_| Ok(true),
+                )
+                .optional()
+                .map_err(storage_error)?
+                .unwrap_or(false);
+            write_message(&tx, &message, "INSERT OR REPLACE")?;
+            if !exists {
+                count_message(&tx, &message)?;
+            } else if !message.text().is_empty() {
+                let preview = crate::domain::session::preview(&message.text());
+                tx.execute(
+                    "UPDATE sessions SET last_message_preview = ?2 WHERE id = ?1",
+                    params![message.session_id, preview],
+                )
+                .map_err(storage_error)?;
+            }
+            tx.commit().map_err(storage_error)
+        })
+        .await
+    }
+
+    async fn get_message(&self, session_id: &str, message_id: &str) -> Result<Option<Message>> {
+        let (session_id, message_id) = (session_id.to_owned(), message_id.to_owned());
+        self.read(move |conn| {
+            Ok(query_messages(
+                conn,
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 AND id = ?2"
+                ),
+                vec![session_id.into(), message_id.into()],
+            )?
+            .pop())
+        })
+        .await
+    }
+
+    async fn list_messages(
+        &self,
+        session_id: &str,
+        before: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        let session_id = session_id.to_owned();
+        let before = before.map(str::to_owned);
+        let after = after.map(str::to_owned);
+        self.read(move |conn| {
+            // Ids are time-ordered, so the primary-key order is the history order.
+            let mut sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1");
+            let mut values: Vec<rusqlite::types::Value> = vec![session_id.into()];
+            if let Some(before) = before {
+                values.push(before.into());
+                sql.push_str(&format!(" AND id < ?{}", values.len()));
+            }
+            if let Some(after) = after {
+                values.push(after.into());
+                sql.push_str(&format!(" AND id > ?{}", values.len()));
+            }
+            values.push((limit as i64).into());
+            sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", values.len()));
+            query_messages(conn, &sql, values)
+        })
+        .await
+    }
+
+    async fn messages(&self, session_id: &str) -> Result<Vec<Message>> {
+        let session_id = session_id.to_owned();
+        self.read(move |conn| {
+            query_messages(
+                conn,
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 ORDER BY id"
+                ),
+                vec![session_id.into()],
+            )
+        })
+        .await
+    }
+
+    async fn put_turn(&self, turn: &Turn) -> Result<()> {
+        let turn = turn.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(storage_error)?;
+            let previous: Option<String> = tx
+                .query_row("SELECT status FROM turns WHERE id = ?1", [&turn.id], |row| row.get(0))
+                .optional()
+                .map_err(storage_error)?;
+            let was_terminal = previous
+                .as_deref()
+                .and_then(|s| from_json_name::<TurnStatus>(s).ok())
+                .is_some_and(TurnStatus::is_terminal);
+            write_turn(&tx, &turn, "INSERT OR REPLACE")?;
+            if turn.status.is_terminal() && !was_terminal {
+                let u = &turn.usage;
+                tx.execute(
+                    "UPDATE sessions SET input_tokens = input_tokens + ?2, output_tokens = output_tokens + ?3, \
+                     reasoning_tokens = reasoning_tokens + ?4, cached_input_tokens = cached_input_tokens + ?5, \
+                     last_active_time = MAX(last_active_time, ?6) WHERE id = ?1",
+                    params![
+                        turn.session_id,
+                        u.input_tokens,
+                        u.output_tokens,
+                        u.reasoning_tokens,
+                        u.cached_input_tokens,
+                        turn.end_time.unwrap_or(turn.create_time).0
+                    ],
+                )
+                .map_err(storage_error)?;
+            }
+            tx.commit().map_err(storage_error)
+        })
+        .await
+    }
+
+    async fn get_turn(&self, session_id: &str, turn_id: &str) -> Result<Option<Turn>> {
+        let (session_id, turn_id) = (session_id.to_owned(), turn_id.to_owned());
+        self.read(move |conn| {
+            Ok(query_turns(
+                conn,
+                &format!("SELECT {TURN_COLUMNS} FROM turns WHERE session_id = ?1 AND id = ?2"),
+                vec![session_id.into(), turn_id.into()],
+            )?
+            .pop())
+        })
+        .await
+    }
+
+    async fn list_turns(
+        &self,
+        session_id: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Turn>> {
+        let session_id = session_id.to_owned();
+        let before = before.map(str::to_owned);
+        self.read(move |conn| {
+            let mut sql = format!("SELECT {TURN_COLUMNS} FROM turns WHERE session_id = ?1");
+            let mut values: Vec<rusqlite::types::Value> = vec![session_id.into()];
+            if let Some(before) = before {
+                values.push(before.into());
+                sql.push_str(&format!(" AND id < ?{}", values.len()));
+            }
+            values.push((limit as i64).into());
+            sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", values.len()));
+            query_turns(conn, &sql, values)
+        })
+        .await
+    }
+
+    async fn unfinished_turns(&self) -> Result<Vec<Turn>> {
+        self.read(|conn| {
+            query_turns(
+                conn,
+                &format!("SELECT {TURN_COLUMNS} FROM turns WHERE status IN ('queued', 'running') ORDER BY id"),
+                Vec::new(),
+            )
+        })
+        .await
+    }
+
+    async fn event_sequence(&self, session_id: &str) -> Result<i64> {
+        let session_id = session_id.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT event_sequence FROM sessions WHERE id = ?1",
+                    [&session_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(storage_error)?
+                .unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn set_event_sequence(
+        &self,
+        session_id: &str,
+        sequence: i64,
+        only_if: Option<i64>,
+    ) -> Result<()> {
+        let session_id = session_id.to_owned();
+        self.write(move |conn| {
+            match only_if {
+                Some(expected) => conn.execute(
+                    "UPDATE sessions SET event_sequence = ?2 WHERE id = ?1 AND event_sequence = ?3",
+                    params![session_id, sequence, expected],
+                ),
+                None => conn.execute(
+                    "UPDATE sessions SET event_sequence = MAX(event_sequence, ?2) WHERE id = ?1",
+                    params![session_id, sequence],
+                ),
+            }
+            .map_err(storage_error)?;
+            Ok(())
         })
         .await
     }

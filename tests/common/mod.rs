@@ -24,12 +24,18 @@ pub struct TestServer {
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
+/// A config for tests: loopback ephemeral port, its own dirs, and the mock model as
+/// the default (no network, deterministic).
 pub fn test_config(dir: &tempfile::TempDir) -> Config {
+    let mut models = std::collections::BTreeMap::new();
+    models.insert("mock".to_owned(), octo::config::ModelConfig::mock());
     Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: dir.path().join("data"),
         workspace_root: Some(dir.path().join("workspace")),
         shutdown_grace_seconds: 5,
+        models,
+        default_model: Some("mock".to_owned()),
         ..Config::default()
     }
 }
@@ -83,6 +89,10 @@ impl TestServer {
 
     pub async fn sessions(&self) -> SessionServiceClient<Channel> {
         SessionServiceClient::new(self.channel().await)
+    }
+
+    pub async fn chat(&self) -> pb::chat_service_client::ChatServiceClient<Channel> {
+        pb::chat_service_client::ChatServiceClient::new(self.channel().await)
     }
 
     /// Stops gracefully and waits until the server has flushed and returned.
@@ -171,4 +181,284 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
         dirs.push(PathBuf::from(gopath).join("bin"));
     }
     dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// A text part.
+pub fn text(text: &str) -> pb::Part {
+    pb::Part {
+        kind: Some(pb::part::Kind::Text(text.to_owned())),
+    }
+}
+
+/// Reads events until `stop` holds for one (included), with the safety-net timeout.
+pub async fn collect_until(
+    stream: &mut tonic::Streaming<pb::SessionEvent>,
+    stop: impl Fn(&pb::SessionEvent) -> bool,
+) -> Vec<pb::SessionEvent> {
+    let mut events = Vec::new();
+    tokio::time::timeout(TIMEOUT, async {
+        while let Some(event) = stream.message().await.expect("stream ok") {
+            let done = stop(&event);
+            events.push(event);
+            if done {
+                return;
+            }
+        }
+        panic!("stream ended early after {} events", events.len());
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for an event"));
+    events
+}
+
+pub fn is_turn_finished(event: &pb::SessionEvent) -> bool {
+    matches!(event.kind, Some(pb::session_event::Kind::TurnFinished(_)))
+}
+
+/// The concatenated text deltas of some events.
+pub fn streamed_text(events: &[pb::SessionEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(pb::session_event::Kind::TextDelta(d)) => Some(d.text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A short name for each event's kind, for asserting orders.
+pub fn kinds(events: &[pb::SessionEvent]) -> Vec<&'static str> {
+    use pb::session_event::Kind;
+    events
+        .iter()
+        .map(|e| match &e.kind {
+            Some(Kind::Snapshot(_)) => "snapshot",
+            Some(Kind::TurnQueued(_)) => "turn_queued",
+            Some(Kind::TurnStarted(_)) => "turn_started",
+            Some(Kind::MessageStarted(_)) => "message_started",
+            Some(Kind::ContentStarted(_)) => "content_started",
+            Some(Kind::TextDelta(_)) => "text_delta",
+            Some(Kind::ReasoningDelta(_)) => "reasoning_delta",
+            Some(Kind::ContentFinished(_)) => "content_finished",
+            Some(Kind::ToolCallStarted(_)) => "tool_call_started",
+            Some(Kind::ToolCallOutput(_)) => "tool_call_output",
+            Some(Kind::ToolCallFinished(_)) => "tool_call_finished",
+            Some(Kind::ConfirmationRequested(_)) => "confirmation_requested",
+            Some(Kind::ConfirmationResolved(_)) => "confirmation_resolved",
+            Some(Kind::MessageCompleted(_)) => "message_completed",
+            Some(Kind::TurnFinished(_)) => "turn_finished",
+            Some(Kind::SessionUpdated(_)) => "session_updated",
+            Some(Kind::SessionDeleted(_)) => "session_deleted",
+            Some(Kind::Error(_)) => "error",
+            Some(Kind::StreamReset(_)) => "stream_reset",
+            None => "none",
+        })
+        .collect()
+}
+
+// ---- Helpers of the chat_* tests (agent runtime over ChatService) ----
+
+pub type ChatClient = pb::chat_service_client::ChatServiceClient<Channel>;
+
+/// A session with a permission mode (and the server's default model).
+pub fn session_in_mode(title: &str, mode: pb::PermissionMode) -> pb::Session {
+    pb::Session {
+        display_name: title.to_owned(),
+        permission_mode: mode.into(),
+        ..Default::default()
+    }
+}
+
+pub async fn create_in_mode(
+    client: &mut SessionServiceClient<Channel>,
+    title: &str,
+    mode: pb::PermissionMode,
+) -> pb::Session {
+    client
+        .create_session(pb::CreateSessionRequest {
+            session: Some(session_in_mode(title, mode)),
+        })
+        .await
+        .expect("create session")
+        .into_inner()
+}
+
+/// SendMessage with one text part.
+pub async fn send_text(
+    chat: &mut ChatClient,
+    session: &str,
+    message: &str,
+    on_busy: pb::BusyPolicy,
+) -> Result<pb::SendMessageResponse, tonic::Status> {
+    tokio::time::timeout(
+        TIMEOUT,
+        chat.send_message(pb::SendMessageRequest {
+            session: session.to_owned(),
+            parts: vec![text(message)],
+            on_busy: on_busy.into(),
+            model: String::new(),
+        }),
+    )
+    .await
+    .expect("SendMessage answers in time")
+    .map(tonic::Response::into_inner)
+}
+
+/// The turn a SendMessage created (or joined).
+pub fn sent_turn(response: &pb::SendMessageResponse) -> pb::Turn {
+    response.turn.clone().expect("response has a turn")
+}
+
+/// StreamEvents from `after_sequence`.
+pub async fn subscribe(
+    chat: &mut ChatClient,
+    session: &str,
+    after_sequence: i64,
+) -> tonic::Streaming<pb::SessionEvent> {
+    tokio::time::timeout(
+        TIMEOUT,
+        chat.stream_events(pb::StreamEventsRequest {
+            session: session.to_owned(),
+            after_sequence,
+        }),
+    )
+    .await
+    .expect("StreamEvents answers in time")
+    .expect("StreamEvents")
+    .into_inner()
+}
+
+/// The turn of a turn_finished event.
+pub fn finished(event: &pb::SessionEvent) -> Option<&pb::Turn> {
+    match &event.kind {
+        Some(pb::session_event::Kind::TurnFinished(f)) => f.turn.as_ref(),
+        _ => None,
+    }
+}
+
+/// Whether `event` is the turn_finished of the turn named `turn`.
+pub fn finishes(turn: &str) -> impl Fn(&pb::SessionEvent) -> bool + '_ {
+    move |event| finished(event).is_some_and(|t| t.name == turn)
+}
+
+/// Whether `event` is of the kind `kind` (as named by [`kinds`]).
+pub fn is_kind(kind: &'static str) -> impl Fn(&pb::SessionEvent) -> bool {
+    move |event| kinds(std::slice::from_ref(event))[0] == kind
+}
+
+/// The concatenated text parts of a message.
+pub fn message_text(message: &pb::Message) -> String {
+    message
+        .parts
+        .iter()
+        .filter_map(|p| match &p.kind {
+            Some(pb::part::Kind::Text(t)) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every message of a session, newest first (one page of up to 500).
+pub async fn history(chat: &mut ChatClient, session: &str) -> Vec<pb::Message> {
+    chat.list_messages(pb::ListMessagesRequest {
+        parent: session.to_owned(),
+        page_size: 500,
+        ..Default::default()
+    })
+    .await
+    .expect("ListMessages")
+    .into_inner()
+    .messages
+}
+
+pub async fn get_turn(chat: &mut ChatClient, turn: &str) -> pb::Turn {
+    chat.get_turn(pb::GetTurnRequest {
+        name: turn.to_owned(),
+    })
+    .await
+    .expect("GetTurn")
+    .into_inner()
+}
+
+/// `tok0 tok1 ... tok{n-1}`: the mock's reply with the option `tokens` n.
+pub fn numbered_tokens(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("tok{i}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One server-sent event.
+#[derive(Clone, Debug, Default)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.data)
+            .unwrap_or_else(|err| panic!("SSE data is JSON ({err}): {}", self.data))
+    }
+}
+
+/// Reads a `text/event-stream` body event by event (comments skipped).
+pub struct SseReader {
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl SseReader {
+    pub fn new(response: reqwest::Response) -> Self {
+        use futures::StreamExt;
+        Self {
+            body: response.bytes_stream().boxed(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next event, or `None` when the body ends.
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        use futures::StreamExt;
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buf.drain(..end + 2).collect();
+                let block = String::from_utf8(block).expect("SSE is UTF-8");
+                let mut event = SseEvent::default();
+                let mut has_data = false;
+                for line in block.lines() {
+                    if line.starts_with(':') || line.is_empty() {
+                        continue;
+                    }
+                    let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                    let value = value.strip_prefix(' ').unwrap_or(value);
+                    match field {
+                        "id" => event.id = Some(value.to_owned()),
+                        "event" => event.event = Some(value.to_owned()),
+                        "data" => {
+                            if has_data {
+                                event.data.push('\n');
+                            }
+                            event.data.push_str(value);
+                            has_data = true;
+                        }
+                        _ => {}
+                    }
+                }
+                if has_data || event.event.is_some() {
+                    return Some(event);
+                }
+                continue;
+            }
+            match tokio::time::timeout(TIMEOUT, self.body.next())
+                .await
+                .expect("SSE event in time")
+            {
+                Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),
+                Some(Err(err)) => panic!("SSE body: {err}"),
+                None => return None,
+            }
+        }
+    }
 }

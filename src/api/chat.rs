@@ -1,0 +1,445 @@
+//! ChatService: validate, call the runtime's Chat, convert messages, turns and events.
+
+use std::{pin::Pin, sync::Arc};
+
+use futures::Stream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::convert::{self, parse_child_name, parse_name};
+use crate::{
+    domain::{Error, Result},
+    pb::{self, chat_service_server::ChatService},
+    runtime::{
+        BusyPolicy, Chat, EventFeed, SendRequest,
+        events::{ContentKind, Decision, Event, EventKind},
+    },
+    tools::OutputStream,
+};
+
+pub struct ChatApi {
+    chat: Arc<Chat>,
+    shutdown: CancellationToken,
+}
+
+impl ChatApi {
+    pub fn new(chat: Arc<Chat>, shutdown: CancellationToken) -> Self {
+        Self { chat, shutdown }
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::SessionEvent, Status>> + Send>>;
+
+fn busy_policy(value: i32) -> Result<BusyPolicy> {
+    Ok(match pb::BusyPolicy::try_from(value) {
+        Ok(pb::BusyPolicy::Unspecified | pb::BusyPolicy::Enqueue) => BusyPolicy::Enqueue,
+        Ok(pb::BusyPolicy::Steer) => BusyPolicy::Steer,
+        Ok(pb::BusyPolicy::Interrupt) => BusyPolicy::Interrupt,
+        Ok(pb::BusyPolicy::Reject) => BusyPolicy::Reject,
+        Err(_) => {
+            return Err(Error::invalid(
+                "on_busy",
+                format!("unknown enum value {value}"),
+            ));
+        }
+    })
+}
+
+fn send_request(
+    session: &str,
+    parts: &[pb::Part],
+    on_busy: i32,
+    model: &str,
+) -> Result<SendRequest> {
+    let session_id = parse_name(session, "sessions", "session")?.to_owned();
+    let parts = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| convert::part(p, &format!("parts[{i}]")))
+        .collect::<Result<Vec<_>>>()?;
+    let model = if model.is_empty() {
+        None
+    } else {
+        Some(parse_name(model, "models", "model")?.to_owned())
+    };
+    Ok(SendRequest {
+        session_id,
+        parts,
+        on_busy: busy_policy(on_busy)?,
+        model,
+    })
+}
+
+fn confirmation_pb(c: &crate::runtime::events::Confirmation) -> pb::Confirmation {
+    pb::Confirmation {
+        name: format!("sessions/{}/confirmations/{}", c.session_id, c.id),
+        turn: format!("sessions/{}/turns/{}", c.session_id, c.turn_id),
+        tool_call: Some(pb::ToolCall {
+            id: c.call.id.clone(),
+            tool: c.call.tool.clone(),
+            arguments_json: c.call.arguments_json.clone(),
+        }),
+        reason: c.reason.clone(),
+        create_time: convert::timestamp(c.create_time),
+    }
+}
+
+fn decision_pb(decision: Option<Decision>) -> pb::ConfirmationDecision {
+    match decision {
+        None => pb::ConfirmationDecision::Unspecified,
+        Some(Decision::Allow) => pb::ConfirmationDecision::Allow,
+        Some(Decision::Deny) => pb::ConfirmationDecision::Deny,
+        Some(Decision::AllowAlways) => pb::ConfirmationDecision::AllowAlways,
+    }
+}
+
+fn content_kind_pb(kind: ContentKind) -> pb::ContentKind {
+    match kind {
+        ContentKind::Text => pb::ContentKind::Text,
+        ContentKind::Reasoning => pb::ContentKind::Reasoning,
+    }
+}
+
+/// A runtime event as the wire event.
+pub fn event_pb(event: &Event) -> pb::SessionEvent {
+    use pb::session_event::Kind;
+    let session = &*event.session_id;
+    let message_name = |id: &str| format!("sessions/{session}/messages/{id}");
+    let kind = match &event.kind {
+        EventKind::Snapshot(s) => Kind::Snapshot(pb::SessionSnapshot {
+            session: Some(convert::session_pb(&s.session)),
+            active_turn: s.active_turn.as_ref().map(convert::turn_pb),
+            queued_turns: s.queued_turns.iter().map(convert::turn_pb).collect(),
+            pending_confirmations: s
+                .pending_confirmations
+                .iter()
+                .map(confirmation_pb)
+                .collect(),
+            partial_message: s.partial_message.as_ref().map(convert::message_pb),
+            last_sequence: s.last_sequence,
+        }),
+        EventKind::TurnQueued { turn, position } => Kind::TurnQueued(pb::TurnQueued {
+            turn: Some(convert::turn_pb(turn)),
+            position: *position,
+        }),
+        EventKind::TurnStarted { turn } => Kind::TurnStarted(pb::TurnStarted {
+            turn: Some(convert::turn_pb(turn)),
+        }),
+        EventKind::MessageStarted { message_id, role } => {
+            Kind::MessageStarted(pb::MessageStarted {
+                message: message_name(message_id),
+                role: convert::role_pb(*role).into(),
+            })
+        }
+        EventKind::ContentStarted {
+            message_id,
+            index,
+            kind,
+        } => Kind::ContentStarted(pb::ContentStarted {
+            message: message_name(message_id),
+            index: *index,
+            kind: content_kind_pb(*kind).into(),
+        }),
+        EventKind::TextDelta {
+            message_id,
+            index,
+            text,
+        } => Kind::TextDelta(pb::TextDelta {
+            message: message_name(message_id),
+            index: *index,
+            text: text.clone(),
+        }),
+        EventKind::ReasoningDelta {
+            message_id,
+            index,
+            text,
+        } => Kind::ReasoningDelta(pb::ReasoningDelta {
+            message: message_name(message_id),
+            index: *index,
+            text: text.clone(),
+        }),
+        EventKind::ContentFinished { message_id, index } => {
+            Kind::ContentFinished(pb::ContentFinished {
+                message: message_name(message_id),
+                index: *index,
+            })
+        }
+        EventKind::ToolCallStarted { call } => Kind::ToolCallStarted(pb::ToolCallStarted {
+            tool_call: Some(pb::ToolCall {
+                id: call.id.clone(),
+                tool: call.tool.clone(),
+                arguments_json: call.arguments_json.clone(),
+            }),
+        }),
+        EventKind::ToolCallOutput {
+            tool_call_id,
+            stream,
+            text,
+        } => Kind::ToolCallOutput(pb::ToolCallOutput {
+            tool_call_id: tool_call_id.clone(),
+            stream: match stream {
+                OutputStream::Stdout => pb::OutputStream::Stdout,
+                OutputStream::Stderr => pb::OutputStream::Stderr,
+            }
+            .into(),
+            text: text.clone(),
+        }),
+        EventKind::ToolCallFinished {
+            record,
+            duration_micros,
+        } => Kind::ToolCallFinished(pb::ToolCallFinished {
+            record: Some(convert::tool_call_record_pb(record)),
+            duration: Some(prost_types::Duration {
+                seconds: duration_micros / 1_000_000,
+                nanos: ((duration_micros % 1_000_000) * 1_000) as i32,
+            }),
+        }),
+        EventKind::ConfirmationRequested { confirmation } => {
+            Kind::ConfirmationRequested(pb::ConfirmationRequested {
+                confirmation: Some(confirmation_pb(confirmation)),
+            })
+        }
+        EventKind::ConfirmationResolved {
+            confirmation_id,
+            decision,
+        } => Kind::ConfirmationResolved(pb::ConfirmationResolved {
+            confirmation: format!("sessions/{session}/confirmations/{confirmation_id}"),
+            decision: decision_pb(*decision).into(),
+        }),
+        EventKind::MessageCompleted { message } => Kind::MessageCompleted(pb::MessageCompleted {
+            message: Some(convert::message_pb(message)),
+        }),
+        EventKind::TurnFinished { turn } => Kind::TurnFinished(pb::TurnFinished {
+            turn: Some(convert::turn_pb(turn)),
+        }),
+        EventKind::SessionUpdated { session } => Kind::SessionUpdated(pb::SessionUpdated {
+            session: Some(convert::session_pb(session)),
+        }),
+        EventKind::SessionDeleted => Kind::SessionDeleted(pb::SessionDeleted {
+            session: format!("sessions/{session}"),
+        }),
+        EventKind::Error { reason, message } => Kind::Error(pb::ErrorEvent {
+            reason: reason.clone(),
+            message: message.clone(),
+            retry_delay: None,
+        }),
+        EventKind::StreamReset {
+            reason,
+            oldest_retained,
+        } => Kind::StreamReset(pb::StreamReset {
+            reason: reason.clone(),
+            oldest_retained_sequence: *oldest_retained,
+        }),
+    };
+    pb::SessionEvent {
+        sequence: event.sequence,
+        session: format!("sessions/{session}"),
+        turn: event
+            .turn_id
+            .as_deref()
+            .map(|t| format!("sessions/{session}/turns/{t}"))
+            .unwrap_or_default(),
+        time: convert::timestamp(event.time),
+        kind: Some(kind),
+    }
+}
+
+/// Streams a feed, optionally only one turn's events until its end (`Chat`).
+fn event_stream(
+    feed: EventFeed,
+    only_turn: Option<String>,
+    shutdown: CancellationToken,
+) -> EventStream {
+    let stream = futures::stream::unfold(
+        (feed, only_turn, false),
+        |(mut feed, only_turn, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                let event = feed.next().await?;
+                if let Some(turn) = &only_turn
+                    && event.turn_id.as_deref() != Some(turn.as_str())
+                {
+                    continue;
+                }
+                let finished = only_turn.is_some() && event.kind.is_turn_terminal();
+                return Some((Ok(event_pb(&event)), (feed, only_turn, finished)));
+            }
+        },
+    );
+    Box::pin(futures::StreamExt::take_until(
+        stream,
+        shutdown.cancelled_owned(),
+    ))
+}
+
+#[tonic::async_trait]
+impl ChatService for ChatApi {
+    async fn send_message(
+        &self,
+        request: Request<pb::SendMessageRequest>,
+    ) -> Result<Response<pb::SendMessageResponse>, Status> {
+        let req = request.into_inner();
+        let send = send_request(&req.session, &req.parts, req.on_busy, &req.model)?;
+        let (message, turn) = self.chat.send(send).await?;
+        Ok(Response::new(pb::SendMessageResponse {
+            message: Some(convert::message_pb(&message)),
+            turn: Some(convert::turn_pb(&turn)),
+        }))
+    }
+
+    type ChatStream = EventStream;
+
+    async fn chat(
+        &self,
+        request: Request<pb::ChatRequest>,
+    ) -> Result<Response<Self::ChatStream>, Status> {
+        let req = request.into_inner();
+        let send = send_request(&req.session, &req.parts, req.on_busy, &req.model)?;
+        // Subscribe first, so none of the turn's events can be missed.
+        let feed = self.chat.subscribe(&send.session_id, 0).await?;
+        let (_, turn) = self.chat.send(send).await?;
+        Ok(Response::new(event_stream(
+            feed,
+            Some(turn.id),
+            self.shutdown.clone(),
+        )))
+    }
+
+    type StreamEventsStream = EventStream;
+
+    async fn stream_events(
+        &self,
+        request: Request<pb::StreamEventsRequest>,
+    ) -> Result<Response<Self::StreamEventsStream>, Status> {
+        let req = request.into_inner();
+        let session_id = parse_name(&req.session, "sessions", "session")?;
+        let feed = self.chat.subscribe(session_id, req.after_sequence).await?;
+        Ok(Response::new(event_stream(
+            feed,
+            None,
+            self.shutdown.clone(),
+        )))
+    }
+
+    async fn list_messages(
+        &self,
+        request: Request<pb::ListMessagesRequest>,
+    ) -> Result<Response<pb::ListMessagesResponse>, Status> {
+        let req = request.into_inner();
+        let session_id = parse_name(&req.parent, "sessions", "parent")?;
+        let bound = |name: &str, field: &str| -> Result<Option<String>> {
+            if name.is_empty() {
+                return Ok(None);
+            }
+            let (session, message) = parse_child_name(name, "messages", field)?;
+            if session != session_id {
+                return Err(Error::invalid(
+                    field,
+                    format!("must be a message of {}", req.parent),
+                ));
+            }
+            Ok(Some(message.to_owned()))
+        };
+        let before = bound(&req.before, "before")?;
+        let after = bound(&req.after, "after")?;
+        let (messages, next_page_token) = self
+            .chat
+            .list_messages(
+                session_id,
+                before.as_deref(),
+                after.as_deref(),
+                &req.page_token,
+                req.page_size,
+            )
+            .await?;
+        Ok(Response::new(pb::ListMessagesResponse {
+            messages: messages.iter().map(convert::message_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_message(
+        &self,
+        request: Request<pb::GetMessageRequest>,
+    ) -> Result<Response<pb::Message>, Status> {
+        let req = request.into_inner();
+        let (session, message) = parse_child_name(&req.name, "messages", "name")?;
+        Ok(Response::new(convert::message_pb(
+            &self.chat.get_message(session, message).await?,
+        )))
+    }
+
+    async fn get_turn(
+        &self,
+        request: Request<pb::GetTurnRequest>,
+    ) -> Result<Response<pb::Turn>, Status> {
+        let req = request.into_inner();
+        let (session, turn) = parse_child_name(&req.name, "turns", "name")?;
+        Ok(Response::new(convert::turn_pb(
+            &self.chat.get_turn(session, turn).await?,
+        )))
+    }
+
+    async fn list_turns(
+        &self,
+        request: Request<pb::ListTurnsRequest>,
+    ) -> Result<Response<pb::ListTurnsResponse>, Status> {
+        let req = request.into_inner();
+        let session_id = parse_name(&req.parent, "sessions", "parent")?;
+        let (turns, next_page_token) = self
+            .chat
+            .list_turns(session_id, &req.page_token, req.page_size)
+            .await?;
+        Ok(Response::new(pb::ListTurnsResponse {
+            turns: turns.iter().map(convert::turn_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn cancel_turn(
+        &self,
+        request: Request<pb::CancelTurnRequest>,
+    ) -> Result<Response<pb::Turn>, Status> {
+        let req = request.into_inner();
+        let (session, turn) = parse_child_name(&req.name, "turns", "name")?;
+        Ok(Response::new(convert::turn_pb(
+            &self.chat.cancel_turn(session, turn).await?,
+        )))
+    }
+
+    async fn clear_queue(
+        &self,
+        request: Request<pb::ClearQueueRequest>,
+    ) -> Result<Response<pb::ClearQueueResponse>, Status> {
+        let req = request.into_inner();
+        let session_id = parse_name(&req.session, "sessions", "session")?;
+        let cancelled = self.chat.clear_queue(session_id).await?;
+        Ok(Response::new(pb::ClearQueueResponse {
+            cancelled_turns: cancelled.iter().map(convert::turn_pb).collect(),
+        }))
+    }
+
+    async fn respond_to_confirmation(
+        &self,
+        request: Request<pb::RespondToConfirmationRequest>,
+    ) -> Result<Response<pb::RespondToConfirmationResponse>, Status> {
+        let req = request.into_inner();
+        let (session, confirmation) = parse_child_name(&req.name, "confirmations", "name")?;
+        let decision = match pb::ConfirmationDecision::try_from(req.decision) {
+            Ok(pb::ConfirmationDecision::Allow) => Decision::Allow,
+            Ok(pb::ConfirmationDecision::Deny) => Decision::Deny,
+            Ok(pb::ConfirmationDecision::AllowAlways) => Decision::AllowAlways,
+            _ => {
+                return Err(
+                    Error::invalid("decision", "must be ALLOW, DENY or ALLOW_ALWAYS").into(),
+                );
+            }
+        };
+        let answered = self.chat.respond(session, confirmation, decision).await?;
+        Ok(Response::new(pb::RespondToConfirmationResponse {
+            confirmation: Some(confirmation_pb(&answered)),
+        }))
+    }
+}

@@ -1,0 +1,311 @@
+//! A live session: the in-memory state of a session that has work in progress or
+//! subscribers, owned by one driver task that runs its turns in order. State changes
+//! and the events describing them happen under one lock, so a subscriber's snapshot,
+//! replay and live feed join without gap or duplicate.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use tokio::sync::{Notify, broadcast, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    Deps,
+    events::{Confirmation, Decision, Event, EventKind, Snapshot},
+};
+use crate::domain::{Message, Result, Session, SessionStatus, Timestamp, Turn};
+
+/// Sequence numbers reserved ahead in the store, so a crash never reuses one.
+pub(crate) const SEQUENCE_BLOCK: i64 = 1 << 20;
+/// A subscriber this far behind the live feed catches up from the log (or is reset).
+const BROADCAST_CAPACITY: usize = 1024;
+
+/// The running turn.
+pub(crate) struct ActiveTurn {
+    pub turn: Turn,
+    pub cancel: CancellationToken,
+    /// User messages sent with STEER, injected at the next step.
+    pub steering: Vec<Message>,
+    /// The assistant message being streamed.
+    pub partial: Option<Message>,
+    pub confirmations: Vec<PendingConfirmation>,
+}
+
+pub(crate) struct PendingConfirmation {
+    pub confirmation: Confirmation,
+    pub answer: Option<oneshot::Sender<Decision>>,
+}
+
+pub(crate) struct LiveState {
+    next_sequence: i64,
+    /// The floor stored in the store: every sequence handed out is below it.
+    sequence_floor: i64,
+    log: VecDeque<Arc<Event>>,
+    pub queue: VecDeque<Turn>,
+    pub active: Option<ActiveTurn>,
+    /// Tools the user allowed for the rest of the session.
+    pub allow_always: HashSet<String>,
+    /// Set once the driver has stopped: callers must find or start a fresh one.
+    pub retired: bool,
+}
+
+impl LiveState {
+    pub fn status(&self) -> SessionStatus {
+        match &self.active {
+            None => SessionStatus::Idle,
+            Some(active) if !active.confirmations.is_empty() => SessionStatus::AwaitingConfirmation,
+            Some(_) => SessionStatus::Running,
+        }
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.active.is_some() || !self.queue.is_empty()
+    }
+}
+
+/// What the session list shows of a live session.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LiveSummary {
+    pub status: SessionStatus,
+    pub queue_depth: i32,
+    pub active_turn: Option<String>,
+}
+
+/// Live summaries of all live sessions, for GetSession/ListSessions.
+#[derive(Default)]
+pub struct LiveIndex {
+    sessions: std::sync::RwLock<HashMap<String, LiveSummary>>,
+}
+
+impl LiveIndex {
+    pub fn get(&self, id: &str) -> Option<LiveSummary> {
+        self.sessions.read().ok().and_then(|m| m.get(id).cloned())
+    }
+
+    /// Fills a stored session's live fields.
+    pub fn overlay(&self, session: &mut Session) {
+        if let Some(summary) = self.get(&session.id) {
+            session.status = summary.status;
+            session.queue_depth = summary.queue_depth;
+            session.active_turn = summary.active_turn;
+        }
+    }
+
+    fn set(&self, id: &str, summary: Option<LiveSummary>) {
+        if let Ok(mut map) = self.sessions.write() {
+            match summary {
+                Some(summary) => map.insert(id.to_owned(), summary),
+                None => map.remove(id),
+            };
+        }
+    }
+}
+
+/// What a new subscriber gets, taken atomically.
+pub(crate) struct Subscription {
+    pub snapshot: Snapshot,
+    /// Retained events after the resume point.
+    pub replay: Vec<Arc<Event>>,
+    /// Set when the resume point is older than the retained window.
+    pub reset: Option<Event>,
+    pub live: broadcast::Receiver<Arc<Event>>,
+}
+
+pub(crate) struct LiveSession {
+    pub id: Arc<str>,
+    pub deps: Arc<Deps>,
+    state: Mutex<LiveState>,
+    events: broadcast::Sender<Arc<Event>>,
+    /// Wakes the driver when a turn is queued.
+    pub wake: Notify,
+    /// Serialises SendMessage per session: decide, store, enqueue as one step.
+    pub send_lock: tokio::sync::Mutex<()>,
+}
+
+impl LiveSession {
+    /// Loads the sequence floor and the queued turns; reserves the next block of sequences.
+    pub async fn start(id: &str, deps: Arc<Deps>) -> Result<Arc<LiveSession>> {
+        let stored = deps.store.event_sequence(id).await?;
+        let floor = stored + SEQUENCE_BLOCK;
+        deps.store.set_event_sequence(id, floor, None).await?;
+        let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let live = Arc::new(LiveSession {
+            id: Arc::from(id),
+            deps,
+            state: Mutex::new(LiveState {
+                next_sequence: stored + 1,
+                sequence_floor: floor,
+                log: VecDeque::new(),
+                queue: VecDeque::new(),
+                active: None,
+                allow_always: HashSet::new(),
+                retired: false,
+            }),
+            events,
+            wake: Notify::new(),
+            send_lock: tokio::sync::Mutex::new(()),
+        });
+        Ok(live)
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, LiveState> {
+        // A panic while holding the lock leaves consistent-enough state for the others.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Emits an event: numbers it, keeps it in the log, sends it to subscribers.
+    pub fn emit(&self, turn_id: Option<&str>, kind: EventKind) -> Arc<Event> {
+        let mut state = self.lock();
+        self.emit_locked(&mut state, turn_id, kind)
+    }
+
+    /// Emits while the caller holds the lock (state change and event are atomic).
+    pub fn emit_locked(
+        &self,
+        state: &mut LiveState,
+        turn_id: Option<&str>,
+        kind: EventKind,
+    ) -> Arc<Event> {
+        let sequence = state.next_sequence;
+        state.next_sequence += 1;
+        let event = Arc::new(Event {
+            sequence,
+            session_id: self.id.clone(),
+            turn_id: turn_id.map(str::to_owned),
+            time: Timestamp::now(),
+            kind,
+        });
+        if state.log.len() >= self.deps.limits.event_log_capacity {
+            state.log.pop_front();
+        }
+        state.log.push_back(event.clone());
+        // No subscribers is fine.
+        let _ = self.events.send(event.clone());
+        event
+    }
+
+    /// Publishes the session's live summary to the index (call after status changes).
+    pub fn publish_summary(&self, state: &LiveState) {
+        let summary = LiveSummary {
+            status: state.status(),
+            queue_depth: state.queue.len() as i32,
+            active_turn: state.active.as_ref().map(|a| a.turn.id.clone()),
+        };
+        self.deps.live.set(&self.id, Some(summary));
+    }
+
+    /// Raises the stored sequence floor when the sequence nears it. Called by the async
+    /// paths that emit (turn steps, sends), so the floor always stays ahead.
+    pub async fn keep_sequence_floor(&self) -> Result<()> {
+        let raise = {
+            let mut state = self.lock();
+            if state.next_sequence + SEQUENCE_BLOCK / 2 > state.sequence_floor {
+                state.sequence_floor = state.next_sequence + SEQUENCE_BLOCK;
+                Some(state.sequence_floor)
+            } else {
+                None
+            }
+        };
+        if let Some(floor) = raise {
+            self.deps
+                .store
+                .set_event_sequence(&self.id, floor, None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Subscribes after `after_sequence`: snapshot, retained events after it (or a reset
+    /// when they are gone), and the live feed, all from one instant.
+    pub fn subscribe(&self, mut session: Session, after_sequence: i64) -> Subscription {
+        let state = self.lock();
+        let last = state.next_sequence - 1;
+        session.status = state.status();
+        session.queue_depth = state.queue.len() as i32;
+        session.active_turn = state.active.as_ref().map(|a| a.turn.id.clone());
+        let snapshot = Snapshot {
+            session,
+            active_turn: state.active.as_ref().map(|a| a.turn.clone()),
+            queued_turns: state.queue.iter().cloned().collect(),
+            pending_confirmations: state
+                .active
+                .iter()
+                .flat_map(|a| a.confirmations.iter().map(|c| c.confirmation.clone()))
+                .collect(),
+            partial_message: state.active.as_ref().and_then(|a| a.partial.clone()),
+            last_sequence: last,
+        };
+        let (replay, reset) = self.replay_locked(&state, after_sequence);
+        Subscription {
+            snapshot,
+            replay,
+            reset,
+            live: self.events.subscribe(),
+        }
+    }
+
+    /// Retained events after `after`, or a reset event when some are no longer retained.
+    pub fn replay_after(&self, after: i64) -> (Vec<Arc<Event>>, Option<Event>) {
+        let state = self.lock();
+        self.replay_locked(&state, after)
+    }
+
+    fn replay_locked(&self, state: &LiveState, after: i64) -> (Vec<Arc<Event>>, Option<Event>) {
+        let last = state.next_sequence - 1;
+        if after <= 0 || after >= last {
+            return (Vec::new(), None);
+        }
+        let oldest = state
+            .log
+            .front()
+            .map_or(state.next_sequence, |e| e.sequence);
+        if after + 1 < oldest {
+            let reset = Event {
+                sequence: 0,
+                session_id: self.id.clone(),
+                turn_id: None,
+                time: Timestamp::now(),
+                kind: EventKind::StreamReset {
+                    reason: format!(
+                        "resume point {after} is older than the retained events (oldest {oldest}); reload history, then continue"
+                    ),
+                    oldest_retained: oldest,
+                },
+            };
+            return (state.log.iter().cloned().collect(), Some(reset));
+        }
+        let replay = state
+            .log
+            .iter()
+            .filter(|e| e.sequence > after)
+            .cloned()
+            .collect();
+        (replay, None)
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        self.events.receiver_count()
+    }
+
+    /// Lowers the stored floor to the last sequence used, when retiring cleanly, so the
+    /// next start continues without a jump (only if nobody raised it meanwhile).
+    pub async fn store_exact_sequence(&self) -> Result<()> {
+        let (last, floor) = {
+            let state = self.lock();
+            (state.next_sequence - 1, state.sequence_floor)
+        };
+        self.deps
+            .store
+            .set_event_sequence(&self.id, last, Some(floor))
+            .await
+    }
+
+    /// Forgets this session's summary (it is idle).
+    pub fn clear_summary(&self) {
+        self.deps.live.set(&self.id, None);
+    }
+}

@@ -1,0 +1,843 @@
+//! One agent turn: build the request from history, stream the model's answer as events,
+//! gate and run the tools it calls, feed the results back, and repeat until the model
+//! stops, the step limit is hit, or the turn is cancelled. Emits exactly one
+//! TurnFinished, at the end, whatever happened.
+
+use std::{sync::Arc, time::Instant};
+
+use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    events::{Confirmation, ContentKind, Decision, EventKind},
+    live::{LiveSession, PendingConfirmation},
+};
+use crate::{
+    domain::{
+        Message, Part, Role, Timestamp, ToolCallRecord, ToolCallStatus, Turn, TurnError,
+        TurnStatus, Usage, new_id, tool::ToolCallRequest,
+    },
+    providers::{self, ChatRequest, ProviderError, StreamEvent},
+    tools::{Gate, ToolContext, ToolOutput, gate},
+};
+
+/// How often the text of a streaming message is stored, so a crash keeps most of it.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Deltas between checks that the stored sequence floor stays ahead.
+const FLOOR_CHECK_EVERY: u32 = 4096;
+
+/// How a turn ends, before it is recorded.
+enum Ending {
+    Succeeded,
+    Failed(TurnError),
+    Cancelled,
+}
+
+fn failed(reason: &str, message: impl Into<String>) -> Ending {
+    Ending::Failed(TurnError {
+        reason: reason.to_owned(),
+        message: message.into(),
+    })
+}
+
+pub(crate) async fn run(live: &Arc<LiveSession>, mut turn: Turn, cancel: CancellationToken) {
+    let started = Instant::now();
+    turn.status = TurnStatus::Running;
+    turn.start_time = Some(Timestamp::now());
+    if let Err(err) = live.deps.store.put_turn(&turn).await {
+        tracing::error!(turn = %turn.id, error = %err, "cannot store the turn start");
+    }
+    {
+        let mut state = live.lock();
+        if let Some(active) = state.active.as_mut() {
+            active.turn = turn.clone();
+        }
+        live.emit_locked(
+            &mut state,
+            Some(&turn.id),
+            EventKind::TurnStarted { turn: turn.clone() },
+        );
+    }
+    tracing::info!(session = %live.id, turn = %turn.id, model = ?turn.model, "turn started");
+
+    let ending = match steps(live, &mut turn, &cancel, started).await {
+        Ok(ending) => ending,
+        Err(err) => failed("INTERNAL", err.to_string()),
+    };
+    let (status, error) = match ending {
+        Ending::Succeeded => (TurnStatus::Succeeded, None),
+        Ending::Failed(error) => (TurnStatus::Failed, Some(error)),
+        Ending::Cancelled if live.deps.shutdown.is_cancelled() => (
+            TurnStatus::Interrupted,
+            Some(TurnError {
+                reason: "SERVER_SHUTDOWN".into(),
+                message: "the server shut down while this turn ran".into(),
+            }),
+        ),
+        Ending::Cancelled => (TurnStatus::Cancelled, None),
+    };
+    turn.status = status;
+    turn.error = error;
+    turn.end_time = Some(Timestamp::now());
+    turn.latency_micros = Some(started.elapsed().as_micros() as i64);
+    if let Err(err) = live.deps.store.put_turn(&turn).await {
+        tracing::error!(turn = %turn.id, error = %err, "cannot store the turn end");
+    }
+    {
+        let mut state = live.lock();
+        if let Some(active) = state.active.as_mut() {
+            // Withdraw confirmations nobody answered.
+            for pending in active.confirmations.drain(..).collect::<Vec<_>>() {
+                live.emit_locked(
+                    &mut state,
+                    Some(&turn.id),
+                    EventKind::ConfirmationResolved {
+                        confirmation_id: pending.confirmation.id,
+                        decision: None,
+                    },
+                );
+            }
+        }
+        if let Some(active) = state.active.as_mut() {
+            active.partial = None;
+            active.turn = turn.clone();
+        }
+        live.emit_locked(
+            &mut state,
+            Some(&turn.id),
+            EventKind::TurnFinished { turn: turn.clone() },
+        );
+    }
+    tracing::info!(session = %live.id, turn = %turn.id, status = ?turn.status, latency_ms = started.elapsed().as_millis() as u64, "turn finished");
+}
+
+async fn steps(
+    live: &Arc<LiveSession>,
+    turn: &mut Turn,
+    cancel: &CancellationToken,
+    started: Instant,
+) -> crate::domain::Result<Ending> {
+    let deps = &live.deps;
+    let session = deps.sessions.get(&live.id).await?;
+    let model = match deps
+        .models
+        .resolve(turn.model.as_deref(), session.model.as_deref())
+    {
+        Ok(model) => model,
+        Err(err) => return Ok(failed(&err.reason(), err.to_string())),
+    };
+    let provider = providers::build(&model.spec, &deps.provider_policy, deps.http.clone());
+    let system = if session.system_prompt.is_empty() {
+        deps.limits.system_prompt.clone()
+    } else {
+        session.system_prompt.clone()
+    };
+    let tools = deps.toolbox.specs(session.permission_mode);
+    let mut history = deps.store.messages(&live.id).await?;
+    // Steered messages are stored already; they join the history at the next step.
+    let steered_ids: Vec<String> = {
+        let state = live.lock();
+        state
+            .active
+            .iter()
+            .flat_map(|a| a.steering.iter().map(|m| m.id.clone()))
+            .collect()
+    };
+    history.retain(|m| !steered_ids.contains(&m.id));
+
+    for _ in 0..deps.limits.max_steps {
+        if cancel.is_cancelled() {
+            return Ok(Ending::Cancelled);
+        }
+        live.keep_sequence_floor().await?;
+        {
+            let mut state = live.lock();
+            if let Some(active) = state.active.as_mut() {
+                history.append(&mut active.steering);
+            }
+        }
+        turn.step_count += 1;
+        let request = ChatRequest {
+            system: system.clone(),
+            messages: fit_context(repair_history(&history), model.context_window),
+            tools: tools.clone(),
+            reasoning_effort: session.reasoning_effort,
+        };
+        let answer =
+            stream_answer(live, turn, &*provider, &request, cancel, started, &model.id).await?;
+        let StepAnswer {
+            message,
+            calls,
+            usage,
+            ending,
+        } = answer;
+        add_usage(&mut turn.usage, &usage);
+        if let Some(message) = message {
+            history.push(message);
+        }
+        if let Some(ending) = ending {
+            return Ok(ending);
+        }
+        if calls.is_empty() {
+            return Ok(Ending::Succeeded);
+        }
+        let results = run_tools(
+            live,
+            turn,
+            &calls,
+            session.permission_mode,
+            &session.working_dir,
+            cancel,
+        )
+        .await;
+        let tool_message = Message {
+            id: new_id(),
+            session_id: live.id.to_string(),
+            turn_id: Some(turn.id.clone()),
+            role: Role::Tool,
+            parts: results,
+            create_time: Timestamp::now(),
+            incomplete: false,
+            model: None,
+        };
+        deps.store.put_message(&tool_message).await?;
+        live.emit(
+            Some(&turn.id),
+            EventKind::MessageCompleted {
+                message: tool_message.clone(),
+            },
+        );
+        history.push(tool_message);
+        deps.store.put_turn(turn).await?;
+    }
+    Ok(failed(
+        "STEP_LIMIT",
+        format!(
+            "the turn made {} model requests, the limit",
+            deps.limits.max_steps
+        ),
+    ))
+}
+
+fn add_usage(total: &mut Usage, step: &Usage) {
+    total.add(step);
+}
+
+struct StepAnswer {
+    /// The assistant message, stored (complete or, when cut short, incomplete).
+    message: Option<Message>,
+    calls: Vec<ToolCallRequest>,
+    usage: Usage,
+    /// Set when the turn ends here (error, cancel).
+    ending: Option<Ending>,
+}
+
+/// Streams one model answer into events and an assistant message.
+async fn stream_answer(
+    live: &Arc<LiveSession>,
+    turn: &mut Turn,
+    provider: &dyn providers::Provider,
+    request: &ChatRequest,
+    cancel: &CancellationToken,
+    started: Instant,
+    model_id: &str,
+) -> crate::domain::Result<StepAnswer> {
+    let deps = &live.deps;
+    let turn_id = turn.id.clone();
+    let stream = tokio::select! {
+        result = provider.stream(request) => result,
+        () = cancel.cancelled() => {
+            return Ok(StepAnswer { message: None, calls: Vec::new(), usage: Usage::default(), ending: Some(Ending::Cancelled) });
+        }
+    };
+    let mut stream = match stream {
+        Ok(stream) => stream,
+        Err(err) => {
+            return Ok(StepAnswer {
+                message: None,
+                calls: Vec::new(),
+                usage: Usage::default(),
+                ending: Some(provider_failure(&err)),
+            });
+        }
+    };
+
+    let mut message = Message {
+        id: new_id(),
+        session_id: live.id.to_string(),
+        turn_id: Some(turn_id.clone()),
+        role: Role::Assistant,
+        parts: Vec::new(),
+        create_time: Timestamp::now(),
+        incomplete: true,
+        model: Some(model_id.to_owned()),
+    };
+    {
+        let mut state = live.lock();
+        if let Some(active) = state.active.as_mut() {
+            active.partial = Some(message.clone());
+        }
+        live.emit_locked(
+            &mut state,
+            Some(&turn_id),
+            EventKind::MessageStarted {
+                message_id: message.id.clone(),
+                role: Role::Assistant,
+            },
+        );
+    }
+    let mut open: Option<(ContentKind, i32)> = None;
+    let mut calls = Vec::new();
+    let mut usage = Usage::default();
+    let mut ending = None;
+    let mut last_checkpoint = Instant::now();
+    let mut deltas: u32 = 0;
+    loop {
+        let item = tokio::select! {
+            item = stream.next() => item,
+            () = cancel.cancelled() => { ending = Some(Ending::Cancelled); break; }
+        };
+        let event = match item {
+            None => {
+                ending = Some(failed(
+                    "PROVIDER_PROTOCOL",
+                    "the model's stream ended before it finished",
+                ));
+                break;
+            }
+            Some(Err(err)) => {
+                ending = Some(provider_failure(&err));
+                break;
+            }
+            Some(Ok(event)) => event,
+        };
+        match event {
+            StreamEvent::TextDelta(text) | StreamEvent::ReasoningDelta(text) if text.is_empty() => {
+            }
+            StreamEvent::TextDelta(text) => {
+                append_delta(
+                    live,
+                    &turn_id,
+                    &mut message,
+                    &mut open,
+                    ContentKind::Text,
+                    text,
+                );
+                note_first_token(turn, started);
+            }
+            StreamEvent::ReasoningDelta(text) => {
+                append_delta(
+                    live,
+                    &turn_id,
+                    &mut message,
+                    &mut open,
+                    ContentKind::Reasoning,
+                    text,
+                );
+                note_first_token(turn, started);
+            }
+            StreamEvent::ToolCall(call) => {
+                close_block(live, &turn_id, &message.id, &mut open);
+                message.parts.push(Part::ToolCall {
+                    id: call.id.clone(),
+                    tool: call.tool.clone(),
+                    arguments_json: call.arguments_json.clone(),
+                });
+                calls.push(call);
+            }
+            StreamEvent::Usage(u) => {
+                // Later reports replace earlier ones field by field.
+                if u.input_tokens > 0 {
+                    usage.input_tokens = u.input_tokens;
+                }
+                if u.output_tokens > 0 {
+                    usage.output_tokens = u.output_tokens;
+                }
+                if u.reasoning_tokens > 0 {
+                    usage.reasoning_tokens = u.reasoning_tokens;
+                }
+                if u.cached_input_tokens > 0 {
+                    usage.cached_input_tokens = u.cached_input_tokens;
+                }
+            }
+            StreamEvent::Finished(_) => break,
+        }
+        deltas += 1;
+        if deltas.is_multiple_of(FLOOR_CHECK_EVERY) {
+            live.keep_sequence_floor().await?;
+        }
+        if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            last_checkpoint = Instant::now();
+            deps.store.put_message(&message).await?;
+        }
+    }
+    close_block(live, &turn_id, &message.id, &mut open);
+    // Tool calls of an answer cut short are not run.
+    if ending.is_some() {
+        calls.clear();
+    }
+    message.incomplete = ending.is_some();
+    let stored = if message.parts.is_empty() && ending.is_some() {
+        None
+    } else {
+        deps.store.put_message(&message).await?;
+        let mut state = live.lock();
+        if let Some(active) = state.active.as_mut() {
+            active.partial = None;
+        }
+        live.emit_locked(
+            &mut state,
+            Some(&turn_id),
+            EventKind::MessageCompleted {
+                message: message.clone(),
+            },
+        );
+        Some(message)
+    };
+    Ok(StepAnswer {
+        message: stored,
+        calls,
+        usage,
+        ending,
+    })
+}
+
+fn provider_failure(err: &ProviderError) -> Ending {
+    use providers::ProviderErrorKind as K;
+    let reason = match err.kind {
+        K::Unavailable | K::RateLimited => "PROVIDER_UNAVAILABLE",
+        K::Unauthenticated => "PROVIDER_UNAUTHENTICATED",
+        K::InvalidRequest => "PROVIDER_INVALID_REQUEST",
+        K::Timeout => "PROVIDER_TIMEOUT",
+        K::Protocol => "PROVIDER_PROTOCOL",
+    };
+    failed(reason, err.message.clone())
+}
+
+fn note_first_token(turn: &mut Turn, started: Instant) {
+    if turn.time_to_first_token_micros.is_none() {
+        turn.time_to_first_token_micros = Some(started.elapsed().as_micros() as i64);
+    }
+}
+
+/// Adds streamed text to the message, opening a content block when the kind changes.
+fn append_delta(
+    live: &LiveSession,
+    turn_id: &str,
+    message: &mut Message,
+    open: &mut Option<(ContentKind, i32)>,
+    kind: ContentKind,
+    text: String,
+) {
+    if open.is_some_and(|(k, _)| k != kind) {
+        close_block(live, turn_id, &message.id, open);
+    }
+    let mut state = live.lock();
+    let index = match *open {
+        Some((_, index)) => index,
+        None => {
+            let index = message.parts.len() as i32;
+            message.parts.push(match kind {
+                ContentKind::Text => Part::Text {
+                    text: String::new(),
+                },
+                ContentKind::Reasoning => Part::Reasoning {
+                    text: String::new(),
+                },
+            });
+            *open = Some((kind, index));
+            live.emit_locked(
+                &mut state,
+                Some(turn_id),
+                EventKind::ContentStarted {
+                    message_id: message.id.clone(),
+                    index,
+                    kind,
+                },
+            );
+            index
+        }
+    };
+    if let Some(Part::Text { text: body } | Part::Reasoning { text: body }) =
+        message.parts.get_mut(index as usize)
+    {
+        body.push_str(&text);
+    }
+    // The snapshot's partial message follows the stream.
+    if let Some(partial) = state.active.as_mut().and_then(|a| a.partial.as_mut())
+        && let Some(Part::Text { text: body } | Part::Reasoning { text: body }) = {
+            while partial.parts.len() <= index as usize {
+                partial.parts.push(match kind {
+                    ContentKind::Text => Part::Text {
+                        text: String::new(),
+                    },
+                    ContentKind::Reasoning => Part::Reasoning {
+                        text: String::new(),
+                    },
+                });
+            }
+            partial.parts.get_mut(index as usize)
+        }
+    {
+        body.push_str(&text);
+    }
+    let message_id = message.id.clone();
+    let kind = match kind {
+        ContentKind::Text => EventKind::TextDelta {
+            message_id,
+            index,
+            text,
+        },
+        ContentKind::Reasoning => EventKind::ReasoningDelta {
+            message_id,
+            index,
+            text,
+        },
+    };
+    live.emit_locked(&mut state, Some(turn_id), kind);
+}
+
+fn close_block(
+    live: &LiveSession,
+    turn_id: &str,
+    message_id: &str,
+    open: &mut Option<(ContentKind, i32)>,
+) {
+    if let Some((_, index)) = open.take() {
+        live.emit(
+            Some(turn_id),
+            EventKind::ContentFinished {
+                message_id: message_id.to_owned(),
+                index,
+            },
+        );
+    }
+}
+
+/// Gates and runs each call in order; returns the tool results for the model.
+async fn run_tools(
+    live: &Arc<LiveSession>,
+    turn: &mut Turn,
+    calls: &[ToolCallRequest],
+    mode: crate::domain::PermissionMode,
+    working_dir: &str,
+    cancel: &CancellationToken,
+) -> Vec<Part> {
+    let deps = &live.deps;
+    let mut results = Vec::with_capacity(calls.len());
+    for call in calls {
+        live.emit(
+            Some(&turn.id),
+            EventKind::ToolCallStarted { call: call.clone() },
+        );
+        let started = Instant::now();
+        let mut record = ToolCallRecord {
+            id: call.id.clone(),
+            tool: call.tool.clone(),
+            arguments_json: call.arguments_json.clone(),
+            status: ToolCallStatus::Running,
+            output: String::new(),
+            is_error: false,
+            exit_code: None,
+            start_time: Some(Timestamp::now()),
+            end_time: None,
+        };
+        let tool = deps.toolbox.get(&call.tool).cloned();
+        let verdict = match &tool {
+            None => Err(format!("there is no tool named {:?}", call.tool)),
+            Some(tool) => match gate(tool.access(), mode) {
+                Gate::Deny => Err(format!("{} is not allowed in READ_ONLY mode", call.tool)),
+                Gate::Run => Ok(()),
+                Gate::Confirm if live.lock().allow_always.contains(&call.tool) => Ok(()),
+                Gate::Confirm => match confirm(live, turn, call, cancel).await {
+                    Some(Decision::Allow | Decision::AllowAlways) => Ok(()),
+                    Some(Decision::Deny) => Err("the user denied this tool call".to_owned()),
+                    None => Err("cancelled before the user answered".to_owned()),
+                },
+            },
+        };
+        match (verdict, tool) {
+            (Ok(()), Some(tool)) if !cancel.is_cancelled() => {
+                let arguments =
+                    serde_json::from_str(&call.arguments_json).unwrap_or(serde_json::Value::Null);
+                let arguments = if arguments.is_object() {
+                    arguments
+                } else {
+                    serde_json::Value::Object(Default::default())
+                };
+                let (output_tx, mut output_rx) = mpsc::channel::<ToolOutput>(256);
+                let context = ToolContext {
+                    working_dir: working_dir.into(),
+                    cancel: cancel.child_token(),
+                    output: output_tx,
+                    timeout: deps.limits.tool_timeout,
+                    max_output_bytes: deps.limits.max_tool_output_bytes,
+                };
+                let run = tool.run(arguments, context);
+                tokio::pin!(run);
+                let outcome = loop {
+                    tokio::select! {
+                        Some(chunk) = output_rx.recv() => {
+                            live.emit(Some(&turn.id), EventKind::ToolCallOutput { tool_call_id: call.id.clone(), stream: chunk.stream, text: chunk.text });
+                        }
+                        outcome = &mut run => break outcome,
+                    }
+                };
+                while let Ok(chunk) = output_rx.try_recv() {
+                    live.emit(
+                        Some(&turn.id),
+                        EventKind::ToolCallOutput {
+                            tool_call_id: call.id.clone(),
+                            stream: chunk.stream,
+                            text: chunk.text,
+                        },
+                    );
+                }
+                record.status = if outcome.cancelled {
+                    ToolCallStatus::Cancelled
+                } else if outcome.is_error {
+                    ToolCallStatus::Failed
+                } else {
+                    ToolCallStatus::Succeeded
+                };
+                record.output = outcome.output;
+                record.is_error = outcome.is_error;
+                record.exit_code = outcome.exit_code;
+            }
+            (Ok(()), _) => {
+                record.status = ToolCallStatus::Cancelled;
+                record.output = "cancelled".into();
+                record.is_error = true;
+            }
+            (Err(why), _) => {
+                record.status = ToolCallStatus::Denied;
+                record.output = why;
+                record.is_error = true;
+            }
+        }
+        record.end_time = Some(Timestamp::now());
+        results.push(Part::ToolResult {
+            tool_call_id: call.id.clone(),
+            output: record.output.clone(),
+            is_error: record.is_error,
+        });
+        turn.tool_calls.push(record.clone());
+        live.emit(
+            Some(&turn.id),
+            EventKind::ToolCallFinished {
+                record,
+                duration_micros: started.elapsed().as_micros() as i64,
+            },
+        );
+    }
+    results
+}
+
+/// Asks the user; `None` when the turn was cancelled first.
+async fn confirm(
+    live: &Arc<LiveSession>,
+    turn: &Turn,
+    call: &ToolCallRequest,
+    cancel: &CancellationToken,
+) -> Option<Decision> {
+    let (answer, decision) = oneshot::channel();
+    let confirmation = Confirmation {
+        id: new_id(),
+        session_id: live.id.to_string(),
+        turn_id: turn.id.clone(),
+        call: call.clone(),
+        reason: format!("{} needs confirmation in ASK mode", call.tool),
+        create_time: Timestamp::now(),
+    };
+    {
+        let mut state = live.lock();
+        let active = state.active.as_mut()?;
+        active.confirmations.push(PendingConfirmation {
+            confirmation: confirmation.clone(),
+            answer: Some(answer),
+        });
+        live.emit_locked(
+            &mut state,
+            Some(&turn.id),
+            EventKind::ConfirmationRequested { confirmation },
+        );
+        live.publish_summary(&state);
+    }
+    tokio::select! {
+        decision = decision => decision.ok(),
+        () = cancel.cancelled() => None,
+    }
+}
+
+/// Makes a history every provider accepts: a tool call without a result (a crash cut the
+/// turn) gets a synthetic one.
+fn repair_history(history: &[Message]) -> Vec<Message> {
+    let answered: std::collections::HashSet<&str> = history
+        .iter()
+        .flat_map(|m| m.parts.iter())
+        .filter_map(|p| match p {
+            Part::ToolResult { tool_call_id, .. } => Some(tool_call_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut repaired = Vec::with_capacity(history.len());
+    for message in history {
+        repaired.push(message.clone());
+        let missing: Vec<Part> = message
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::ToolCall { id, .. } if !answered.contains(id.as_str()) => {
+                    Some(Part::ToolResult {
+                        tool_call_id: id.clone(),
+                        output: "the tool call was not run (the turn was interrupted)".into(),
+                        is_error: true,
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        if !missing.is_empty() {
+            repaired.push(Message {
+                id: new_id(),
+                session_id: message.session_id.clone(),
+                turn_id: message.turn_id.clone(),
+                role: Role::Tool,
+                parts: missing,
+                create_time: message.create_time,
+                incomplete: false,
+                model: None,
+            });
+        }
+    }
+    repaired
+}
+
+/// A rough token count: four characters a token.
+fn estimate_tokens(message: &Message) -> usize {
+    let chars: usize = message
+        .parts
+        .iter()
+        .map(|p| match p {
+            Part::Text { text } | Part::Reasoning { text } => text.len(),
+            Part::ToolCall { arguments_json, .. } => arguments_json.len() + 16,
+            Part::ToolResult { output, .. } => output.len() + 16,
+            Part::Attachment { .. } => 1024 * 4,
+        })
+        .sum();
+    chars / 4 + 4
+}
+
+/// The context rule: when the history's estimate exceeds three quarters of the model's
+/// window (the rest is left for the answer), the oldest messages are dropped, then any
+/// leading messages up to the next user message (so a tool result never loses its
+/// call), always keeping the latest user message and what follows it.
+fn fit_context(history: Vec<Message>, context_window: u32) -> Vec<Message> {
+    if context_window == 0 {
+        return history;
+    }
+    let budget = context_window as usize * 3 / 4;
+    let mut total: usize = history.iter().map(estimate_tokens).sum();
+    if total <= budget {
+        return history;
+    }
+    let last_user = history
+        .iter()
+        .rposition(|m| m.role == Role::User)
+        .unwrap_or(0);
+    let mut start = 0;
+    while start < last_user && total > budget {
+        total -= estimate_tokens(&history[start]);
+        start += 1;
+    }
+    while start < last_user && history[start].role != Role::User {
+        start += 1;
+    }
+    tracing::debug!(dropped = start, "history trimmed to the context window");
+    history.into_iter().skip(start).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(role: Role, parts: Vec<Part>) -> Message {
+        Message {
+            id: new_id(),
+            session_id: "s".into(),
+            turn_id: None,
+            role,
+            parts,
+            create_time: Timestamp(0),
+            incomplete: false,
+            model: None,
+        }
+    }
+
+    fn text(role: Role, text: &str) -> Message {
+        message(role, vec![Part::Text { text: text.into() }])
+    }
+
+    #[test]
+    fn context_drops_oldest_whole_exchanges_and_keeps_the_last_question() {
+        let history = vec![
+            text(Role::User, &"a".repeat(400)),
+            message(
+                Role::Assistant,
+                vec![Part::ToolCall {
+                    id: "c".into(),
+                    tool: "shell".into(),
+                    arguments_json: "{}".into(),
+                }],
+            ),
+            message(
+                Role::Tool,
+                vec![Part::ToolResult {
+                    tool_call_id: "c".into(),
+                    output: "x".repeat(400),
+                    is_error: false,
+                }],
+            ),
+            text(Role::User, "second question"),
+            text(Role::Assistant, "answer"),
+            text(Role::User, "latest"),
+        ];
+        let kept = fit_context(history.clone(), 100);
+        assert_eq!(
+            kept.first().map(|m| m.role),
+            Some(Role::User),
+            "starts at a user message"
+        );
+        assert!(kept.iter().any(|m| m.text() == "latest"));
+        assert!(
+            !kept.iter().any(|m| m.role == Role::Tool),
+            "the big exchange went whole"
+        );
+        assert_eq!(
+            fit_context(history.clone(), 0).len(),
+            history.len(),
+            "unknown window: all kept"
+        );
+    }
+
+    #[test]
+    fn unanswered_tool_calls_get_a_synthetic_result() {
+        let history = vec![
+            text(Role::User, "go"),
+            message(
+                Role::Assistant,
+                vec![Part::ToolCall {
+                    id: "c1".into(),
+                    tool: "shell".into(),
+                    arguments_json: "{}".into(),
+                }],
+            ),
+        ];
+        let repaired = repair_history(&history);
+        assert_eq!(repaired.len(), 3);
+        assert!(
+            matches!(&repaired[2].parts[0], Part::ToolResult { tool_call_id, is_error: true, .. } if tool_call_id == "c1")
+        );
+    }
+}
