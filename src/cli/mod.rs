@@ -1,5 +1,16 @@
 //! The `octo` command line: `serve`, `init`, `config`, and client subcommands that talk
-//! to a running server through the generated tonic clients.
+//! to a running server through the generated tonic clients:
+//!
+//! - `sessions list|create|show|rename|pin|unpin|rm|export` (`sessions.rs`);
+//! - `chat [--session ID | --new] [--model M] [--on-busy POLICY] MESSAGE` (`chat.rs`):
+//!   sends a message and renders the turn's events as they stream (text inline, tool
+//!   calls with their output, confirmation prompts answered from stdin, Ctrl-C cancels
+//!   the turn); exits 0 when the turn succeeded, 1 when not, 130 after Ctrl-C;
+//! - `turns list SESSION`, `turns show TURN` and `cancel TURN` (`turns.rs`), where TURN
+//!   is `sessions/{s}/turns/{t}` or a turn id with `--session`.
+//!
+//! Every client command takes `--json` for proto3 canonical JSON (`chat --json`: one
+//! event per line).
 //!
 //! Layout: one file per resource (`sessions.rs`, ...), each with a clap `Args` struct, a
 //! `Subcommand` enum and `pub async fn run(args, &GlobalArgs, out)`. `client.rs` connects
@@ -10,12 +21,14 @@
 //! `pub mod models;`, a `Models(models::ModelsArgs)` variant to [`Command`] and its arm
 //! in [`run`]. Connect with `global.connect().await?` and use `client.models()`.
 
+pub mod chat;
 pub mod client;
 pub mod config_cmd;
 pub mod names;
 pub mod output;
 pub mod serve;
 pub mod sessions;
+pub mod turns;
 
 use std::io::Write;
 
@@ -80,6 +93,13 @@ pub enum Command {
     /// Manage sessions
     #[command(visible_alias = "session")]
     Sessions(sessions::SessionsArgs),
+    /// Send a message and stream the turn it starts
+    Chat(chat::ChatArgs),
+    /// List and show a session's turns
+    #[command(visible_alias = "turn")]
+    Turns(turns::TurnsArgs),
+    /// Cancel a queued or running turn
+    Cancel(turns::TurnArg),
 }
 
 /// Runs one command. Output goes to `out`; errors are returned, and [`describe_error`]
@@ -91,6 +111,9 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
         Command::Init(args) => config_cmd::init(args, out),
         Command::Config(args) => config_cmd::run(args, global.json, out),
         Command::Sessions(args) => sessions::run(args, &global, out).await,
+        Command::Chat(args) => chat::run(args, &global, out).await,
+        Command::Turns(args) => turns::run(args, &global, out).await,
+        Command::Cancel(turn) => turns::run_cancel(turn, &global, out).await,
     }?;
     out.flush()?;
     Ok(())

@@ -41,6 +41,36 @@ pub fn model_name(input: &str) -> anyhow::Result<String> {
     resource_name("models", input)
 }
 
+/// `sessions/{s}/turns/{t}` from a full turn name, or from a bare turn id and the
+/// session it belongs to (an id or a session name).
+pub fn turn_name(input: &str, session: Option<&str>) -> anyhow::Result<String> {
+    let input = input.trim();
+    let session = session.map(session_name).transpose()?;
+    if let Some(rest) = input.strip_prefix("sessions/") {
+        let Some((owner, turn)) = rest.split_once("/turns/") else {
+            bail!("invalid turn name {input:?}: expected `sessions/{{session}}/turns/{{turn}}`");
+        };
+        let owner = session_name(owner)?;
+        if let Some(session) = session
+            && session != owner
+        {
+            bail!("turn {input} is not in {session}");
+        }
+        return Ok(format!("{owner}/{}", resource_name("turns", turn)?));
+    }
+    match session {
+        Some(session) => Ok(format!("{session}/{}", resource_name("turns", input)?)),
+        None => bail!(
+            "expected `sessions/{{session}}/turns/{{turn}}`, or a turn id with --session; got {input:?}"
+        ),
+    }
+}
+
+/// The turn id (last part) of `sessions/{s}/turns/{t}`; the input itself otherwise.
+pub fn turn_id(name: &str) -> &str {
+    name.rsplit_once("/turns/").map_or(name, |(_, id)| id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +102,40 @@ mod tests {
             let err = session_name(bad).expect_err(bad);
             assert!(err.to_string().contains("session id"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn turn_names_come_from_full_names_or_ids_with_a_session() {
+        assert_eq!(
+            turn_name("sessions/s1/turns/t1", None).unwrap(),
+            "sessions/s1/turns/t1"
+        );
+        assert_eq!(
+            turn_name(" sessions/s1/turns/t1 ", Some("s1")).unwrap(),
+            "sessions/s1/turns/t1"
+        );
+        assert_eq!(
+            turn_name("t1", Some("sessions/s1")).unwrap(),
+            "sessions/s1/turns/t1"
+        );
+        assert_eq!(
+            turn_name("turns/t1", Some("s1")).unwrap(),
+            "sessions/s1/turns/t1"
+        );
+        for (bad, session) in [
+            ("t1", None),
+            ("sessions/s1", None),
+            ("sessions/s1/turns/", None),
+            ("sessions//turns/t1", None),
+            ("sessions/s1/turns/t1/x", None),
+            ("sessions/s1/turns/t1", Some("s2")),
+            ("a b", Some("s1")),
+            ("", Some("s1")),
+        ] {
+            assert!(turn_name(bad, session).is_err(), "{bad:?} {session:?}");
+        }
+        assert_eq!(turn_id("sessions/s1/turns/t1"), "t1");
+        assert_eq!(turn_id("t1"), "t1");
     }
 
     #[test]

@@ -259,6 +259,21 @@ pub fn relative(time: &prost_types::Timestamp, now: i64) -> Option<String> {
     })
 }
 
+/// A duration for people: `850ms`, `1.2s`, `3m05s`, `2h03m`.
+pub fn duration(duration: &prost_types::Duration) -> String {
+    let millis = duration
+        .seconds
+        .saturating_mul(1_000)
+        .saturating_add(i64::from(duration.nanos) / 1_000_000)
+        .max(0);
+    match millis {
+        0..1_000 => format!("{millis}ms"),
+        1_000..60_000 => format!("{}.{}s", millis / 1_000, millis % 1_000 / 100),
+        60_000..3_600_000 => format!("{}m{:02}s", millis / 60_000, millis % 60_000 / 1_000),
+        _ => format!("{}h{:02}m", millis / 3_600_000, millis % 3_600_000 / 60_000),
+    }
+}
+
 /// For tables: relative when recent, else RFC 3339; `-` when unset.
 pub fn short_time(time: Option<&prost_types::Timestamp>, now: i64) -> String {
     match time {
@@ -398,5 +413,16 @@ mod tests {
             enum_label("SESSION_STATUS_AWAITING_CONFIRMATION", "SESSION_STATUS_"),
             "awaiting-confirmation"
         );
+    }
+
+    #[test]
+    fn durations_read_well() {
+        let d = |seconds, nanos| prost_types::Duration { seconds, nanos };
+        assert_eq!(duration(&d(0, 0)), "0ms");
+        assert_eq!(duration(&d(0, 850_000_000)), "850ms");
+        assert_eq!(duration(&d(1, 250_000_000)), "1.2s");
+        assert_eq!(duration(&d(185, 0)), "3m05s");
+        assert_eq!(duration(&d(7_380, 0)), "2h03m");
+        assert_eq!(duration(&d(-5, 0)), "0ms");
     }
 }

@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `octo=debug,info` (RUST_LOG wins when set)
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+    /// Add the built-in deterministic `mock` model (the default if none is set): try
+    /// Octo without an API key
+    #[arg(long)]
+    pub demo: bool,
 }
 
 impl ServeArgs {
@@ -40,6 +44,7 @@ impl ServeArgs {
             token: token.map(str::to_owned),
             require_token: self.require_token.then_some(true),
             log: self.log.clone(),
+            demo: self.demo,
         }
     }
 }
