@@ -475,6 +475,8 @@ pub fn message(m: &pb::Message, field: &str) -> Result<Message> {
             .unwrap_or_else(Timestamp::now),
         incomplete: m.incomplete,
         model: m.model.strip_prefix("models/").map(str::to_owned),
+        // Given by the archive's order on import.
+        position: None,
     })
 }
 

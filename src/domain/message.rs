@@ -68,6 +68,9 @@ pub struct Message {
     pub create_time: Timestamp,
     pub incomplete: bool,
     pub model: Option<String>,
+    /// Place in the conversation the model sees; `None` while the message waits (its
+    /// turn is queued, or it was steered into a turn and not yet read).
+    pub position: Option<i64>,
 }
 
 impl Message {

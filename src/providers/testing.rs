@@ -20,6 +20,7 @@ pub(crate) fn message(role: Role, parts: Vec<Part>) -> Message {
         create_time: Timestamp(0),
         incomplete: false,
         model: None,
+        position: None,
     }
 }
 

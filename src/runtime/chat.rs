@@ -97,7 +97,8 @@ impl Chat {
     async fn drive(self: Arc<Self>, live: Arc<LiveSession>) {
         tracing::debug!(session = %live.id, "session live");
         loop {
-            if self.deps.shutdown.is_cancelled() {
+            // Shut down, or the session was deleted.
+            if self.deps.shutdown.is_cancelled() || live.lock().retired {
                 return;
             }
             let next = {
@@ -126,6 +127,10 @@ impl Chat {
                     {
                         let mut state = live.lock();
                         state.active = None;
+                        if state.retired {
+                            // Deleted while the turn ran: nothing left to publish.
+                            return;
+                        }
                         live.publish_summary(&state);
                     }
                     self.publish_session(&live).await;
@@ -183,8 +188,8 @@ impl Chat {
     pub async fn send(self: &Arc<Self>, request: SendRequest) -> Result<(Message, Turn)> {
         validate_parts(&request.parts, self.deps.limits.max_attachment_bytes)?;
         let session = self.deps.sessions.get(&request.session_id).await?;
-        let model = self
-            .deps
+        // Fail fast when no model would run it; the turn resolves its model when it starts.
+        self.deps
             .models
             .resolve(request.model.as_deref(), session.model.as_deref())?;
         loop {
@@ -212,6 +217,8 @@ impl Chat {
                 create_time: now,
                 incomplete: false,
                 model: None,
+                // Joins the conversation when its turn starts (or, steered, at the next step).
+                position: None,
             };
             match (request.on_busy, active) {
                 (BusyPolicy::Reject, _) if busy => {
@@ -248,7 +255,7 @@ impl Chat {
                     }
                     // The turn ended while the message was being stored: it starts its own.
                     return self
-                        .enqueue(&live, message, model.id, BusyPolicy::Enqueue)
+                        .enqueue(&live, message, request.model.clone(), BusyPolicy::Enqueue)
                         .await;
                 }
                 (policy, _) => {
@@ -262,7 +269,9 @@ impl Chat {
                             retry_after: None,
                         });
                     }
-                    return self.enqueue(&live, message, model.id, policy).await;
+                    return self
+                        .enqueue(&live, message, request.model.clone(), policy)
+                        .await;
                 }
             }
         }
@@ -274,7 +283,7 @@ impl Chat {
         &self,
         live: &LiveSession,
         mut message: Message,
-        model: String,
+        model: Option<String>,
         policy: BusyPolicy,
     ) -> Result<(Message, Turn)> {
         let turn = Turn {
@@ -282,7 +291,8 @@ impl Chat {
             session_id: message.session_id.clone(),
             status: TurnStatus::Queued,
             user_message_id: Some(message.id.clone()),
-            model: Some(model),
+            // The request's override, if any; resolved when the turn starts.
+            model,
             usage: Usage::default(),
             latency_micros: None,
             time_to_first_token_micros: None,
@@ -364,7 +374,7 @@ impl Chat {
             // live events start after the snapshot.
             let delivered = match (&subscription.reset, subscription.replay.is_empty()) {
                 (Some(_), _) => 0,
-                (None, true) => after_sequence.max(subscription.snapshot.last_sequence),
+                (None, true) => subscription.snapshot.last_sequence,
                 (None, false) => after_sequence,
             };
             let mut pending = std::collections::VecDeque::new();
@@ -400,16 +410,12 @@ impl Chat {
             let found = {
                 let mut state = live.lock();
                 if let Some(position) = state.queue.iter().position(|t| t.id == turn_id) {
+                    // Out of the queue first, so the driver cannot start it.
                     let mut turn = state
                         .queue
                         .remove(position)
                         .unwrap_or_else(|| unreachable!());
                     finish_unstarted(&mut turn, TurnStatus::Cancelled, None);
-                    live.emit_locked(
-                        &mut state,
-                        Some(turn_id),
-                        EventKind::TurnFinished { turn: turn.clone() },
-                    );
                     live.publish_summary(&state);
                     Found::Queued(turn)
                 } else if let Some(active) = state.active.as_ref().filter(|a| a.turn.id == turn_id)
@@ -422,7 +428,12 @@ impl Chat {
             };
             match found {
                 Found::Queued(turn) => {
+                    // Stored before anyone hears of it: a crash cannot resurrect it.
                     self.deps.store.put_turn(&turn).await?;
+                    live.emit(
+                        Some(turn_id),
+                        EventKind::TurnFinished { turn: turn.clone() },
+                    );
                     return Ok(turn);
                 }
                 Found::Running(turn) => return Ok(turn),
@@ -443,17 +454,17 @@ impl Chat {
             let mut turns: Vec<Turn> = state.queue.drain(..).collect();
             for turn in &mut turns {
                 finish_unstarted(turn, TurnStatus::Cancelled, None);
-                live.emit_locked(
-                    &mut state,
-                    Some(&turn.id),
-                    EventKind::TurnFinished { turn: turn.clone() },
-                );
             }
             live.publish_summary(&state);
             turns
         };
+        // Stored before anyone hears of it: a crash cannot resurrect them.
         for turn in &cancelled {
             self.deps.store.put_turn(turn).await?;
+            live.emit(
+                Some(&turn.id),
+                EventKind::TurnFinished { turn: turn.clone() },
+            );
         }
         Ok(cancelled)
     }
@@ -471,33 +482,43 @@ impl Chat {
             )
         };
         let live = self.map().get(session_id).cloned().ok_or_else(not_found)?;
-        let mut state = live.lock();
-        let active = state.active.as_mut().ok_or_else(not_found)?;
-        let position = active
-            .confirmations
-            .iter()
-            .position(|c| c.confirmation.id == confirmation_id)
-            .ok_or_else(not_found)?;
-        let mut pending = active.confirmations.remove(position);
-        let turn_id = active.turn.id.clone();
+        let confirmation = {
+            let mut state = live.lock();
+            let active = state.active.as_mut().ok_or_else(not_found)?;
+            let position = active
+                .confirmations
+                .iter()
+                .position(|c| c.confirmation.id == confirmation_id)
+                .ok_or_else(not_found)?;
+            let mut pending = active.confirmations.remove(position);
+            let turn_id = active.turn.id.clone();
+            if decision == Decision::AllowAlways {
+                state
+                    .allow_always
+                    .insert(pending.confirmation.call.tool.clone());
+            }
+            if let Some(answer) = pending.answer.take() {
+                let _ = answer.send(decision);
+            }
+            live.emit_locked(
+                &mut state,
+                Some(&turn_id),
+                EventKind::ConfirmationResolved {
+                    confirmation_id: confirmation_id.to_owned(),
+                    decision: Some(decision),
+                },
+            );
+            live.publish_summary(&state);
+            pending.confirmation
+        };
         if decision == Decision::AllowAlways {
-            state
-                .allow_always
-                .insert(pending.confirmation.call.tool.clone());
+            // Remembered beyond this live state: idle retirement and restarts keep it.
+            self.deps
+                .store
+                .allow_tool(session_id, &confirmation.call.tool)
+                .await?;
         }
-        if let Some(answer) = pending.answer.take() {
-            let _ = answer.send(decision);
-        }
-        live.emit_locked(
-            &mut state,
-            Some(&turn_id),
-            EventKind::ConfirmationResolved {
-                confirmation_id: confirmation_id.to_owned(),
-                decision: Some(decision),
-            },
-        );
-        live.publish_summary(&state);
-        Ok(pending.confirmation)
+        Ok(confirmation)
     }
 
     /// Ends live state of a deleted session: cancels its turns, tells subscribers.

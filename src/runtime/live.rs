@@ -128,6 +128,7 @@ impl LiveSession {
     /// Loads the sequence floor and the queued turns; reserves the next block of sequences.
     pub async fn start(id: &str, deps: Arc<Deps>) -> Result<Arc<LiveSession>> {
         let stored = deps.store.event_sequence(id).await?;
+        let allow_always = deps.store.allowed_tools(id).await?.into_iter().collect();
         let floor = stored + SEQUENCE_BLOCK;
         deps.store.set_event_sequence(id, floor, None).await?;
         let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
@@ -140,7 +141,7 @@ impl LiveSession {
                 log: VecDeque::new(),
                 queue: VecDeque::new(),
                 active: None,
-                allow_always: HashSet::new(),
+                allow_always,
                 retired: false,
             }),
             events,
@@ -256,26 +257,27 @@ impl LiveSession {
 
     fn replay_locked(&self, state: &LiveState, after: i64) -> (Vec<Arc<Event>>, Option<Event>) {
         let last = state.next_sequence - 1;
-        if after <= 0 || after >= last {
+        if after <= 0 || after == last {
             return (Vec::new(), None);
         }
         let oldest = state
             .log
             .front()
             .map_or(state.next_sequence, |e| e.sequence);
-        if after + 1 < oldest {
-            let reset = Event {
-                sequence: 0,
-                session_id: self.id.clone(),
-                turn_id: None,
-                time: Timestamp::now(),
-                kind: EventKind::StreamReset {
-                    reason: format!(
-                        "resume point {after} is older than the retained events (oldest {oldest}); reload history, then continue"
-                    ),
-                    oldest_retained: oldest,
-                },
-            };
+        let gone = if after > last {
+            // Not a point this session has reached (a restored backup, a client bug).
+            Some(format!(
+                "resume point {after} is ahead of the session's last event {last}; reload history, then continue"
+            ))
+        } else if after + 1 < oldest {
+            Some(format!(
+                "resume point {after} is older than the retained events (oldest {oldest}); reload history, then continue"
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = gone {
+            let reset = self.reset_event(reason, oldest);
             return (state.log.iter().cloned().collect(), Some(reset));
         }
         let replay = state
@@ -285,6 +287,19 @@ impl LiveSession {
             .cloned()
             .collect();
         (replay, None)
+    }
+
+    fn reset_event(&self, reason: String, oldest_retained: i64) -> Event {
+        Event {
+            sequence: 0,
+            session_id: self.id.clone(),
+            turn_id: None,
+            time: Timestamp::now(),
+            kind: EventKind::StreamReset {
+                reason,
+                oldest_retained,
+            },
+        }
     }
 
     pub fn subscriber_count(&self) -> usize {

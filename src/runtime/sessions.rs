@@ -331,8 +331,8 @@ impl Sessions {
             mut turns,
         } = content;
         let session_id = new_id();
-        // Ids are time-ordered: generating them in the original order keeps the order.
-        messages.sort_by(|a, b| (a.create_time, &a.id).cmp(&(b.create_time, &b.id)));
+        // Messages come in conversation order; ids are time-ordered, so generating them in
+        // that order keeps it, and positions restate it.
         turns.sort_by(|a, b| (a.create_time, &a.id).cmp(&(b.create_time, &b.id)));
         let mut turn_ids = HashMap::new();
         for turn in &mut turns {
@@ -341,7 +341,8 @@ impl Sessions {
             turn.session_id = session_id.clone();
         }
         let mut message_ids = HashMap::new();
-        for message in &mut messages {
+        for (index, message) in messages.iter_mut().enumerate() {
+            message.position = Some(index as i64 + 1);
             let fresh = new_id();
             message_ids.insert(std::mem::replace(&mut message.id, fresh.clone()), fresh);
             message.session_id = session_id.clone();
@@ -536,6 +537,7 @@ mod tests {
                 create_time: Timestamp(i as i64 + 1),
                 incomplete: false,
                 model: None,
+                position: None,
             });
         }
         let imported = sessions.import(content).await.expect("import");

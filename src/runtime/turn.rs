@@ -9,13 +9,14 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::models::ResolvedModel;
 use super::{
     events::{Confirmation, ContentKind, Decision, EventKind},
     live::{LiveSession, PendingConfirmation},
 };
 use crate::{
     domain::{
-        Message, Part, Role, Timestamp, ToolCallRecord, ToolCallStatus, Turn, TurnError,
+        Message, Part, Role, Session, Timestamp, ToolCallRecord, ToolCallStatus, Turn, TurnError,
         TurnStatus, Usage, new_id, tool::ToolCallRequest,
     },
     providers::{self, ChatRequest, ProviderError, StreamEvent},
@@ -41,10 +42,34 @@ fn failed(reason: &str, message: impl Into<String>) -> Ending {
     })
 }
 
+/// What a turn fixes when it starts.
+struct Prepared {
+    session: Session,
+    model: ResolvedModel,
+}
+
+/// Resolves the turn's model (its own override, else the session's, else the default) as
+/// it starts; from here on the turn keeps it, whatever the session does.
+async fn prepare(live: &LiveSession, turn: &mut Turn) -> Result<Prepared, Ending> {
+    let deps = &live.deps;
+    let session = deps
+        .sessions
+        .get(&live.id)
+        .await
+        .map_err(|err| failed(&err.reason(), err.to_string()))?;
+    let model = deps
+        .models
+        .resolve(turn.model.as_deref(), session.model.as_deref())
+        .map_err(|err| failed(&err.reason(), err.to_string()))?;
+    turn.model = Some(model.id.clone());
+    Ok(Prepared { session, model })
+}
+
 pub(crate) async fn run(live: &Arc<LiveSession>, mut turn: Turn, cancel: CancellationToken) {
     let started = Instant::now();
     turn.status = TurnStatus::Running;
     turn.start_time = Some(Timestamp::now());
+    let prepared = prepare(live, &mut turn).await;
     if let Err(err) = live.deps.store.put_turn(&turn).await {
         tracing::error!(turn = %turn.id, error = %err, "cannot store the turn start");
     }
@@ -61,9 +86,12 @@ pub(crate) async fn run(live: &Arc<LiveSession>, mut turn: Turn, cancel: Cancell
     }
     tracing::info!(session = %live.id, turn = %turn.id, model = ?turn.model, "turn started");
 
-    let ending = match steps(live, &mut turn, &cancel, started).await {
-        Ok(ending) => ending,
-        Err(err) => failed("INTERNAL", err.to_string()),
+    let ending = match prepared {
+        Err(ending) => ending,
+        Ok(prepared) => match steps(live, &mut turn, &cancel, started, prepared).await {
+            Ok(ending) => ending,
+            Err(err) => failed("INTERNAL", err.to_string()),
+        },
     };
     let (status, error) = match ending {
         Ending::Succeeded => (TurnStatus::Succeeded, None),
@@ -117,16 +145,10 @@ async fn steps(
     turn: &mut Turn,
     cancel: &CancellationToken,
     started: Instant,
+    prepared: Prepared,
 ) -> crate::domain::Result<Ending> {
     let deps = &live.deps;
-    let session = deps.sessions.get(&live.id).await?;
-    let model = match deps
-        .models
-        .resolve(turn.model.as_deref(), session.model.as_deref())
-    {
-        Ok(model) => model,
-        Err(err) => return Ok(failed(&err.reason(), err.to_string())),
-    };
+    let Prepared { session, model } = prepared;
     let provider = providers::build(&model.spec, &deps.provider_policy, deps.http.clone());
     let system = if session.system_prompt.is_empty() {
         deps.limits.system_prompt.clone()
@@ -134,28 +156,37 @@ async fn steps(
         session.system_prompt.clone()
     };
     let tools = deps.toolbox.specs(session.permission_mode);
-    let mut history = deps.store.messages(&live.id).await?;
-    // Steered messages are stored already; they join the history at the next step.
-    let steered_ids: Vec<String> = {
-        let state = live.lock();
-        state
-            .active
-            .iter()
-            .flat_map(|a| a.steering.iter().map(|m| m.id.clone()))
-            .collect()
-    };
-    history.retain(|m| !steered_ids.contains(&m.id));
+    // The turn's message joins the conversation now, after everything that came before
+    // it (not when it was queued).
+    let mut position = deps.store.next_position(&live.id).await?;
+    if let Some(user_message) = &turn.user_message_id {
+        deps.store
+            .set_message_position(&live.id, user_message, position)
+            .await?;
+        position += 1;
+    }
+    let mut history = deps.store.history(&live.id).await?;
 
     for _ in 0..deps.limits.max_steps {
         if cancel.is_cancelled() {
             return Ok(Ending::Cancelled);
         }
         live.keep_sequence_floor().await?;
-        {
+        let steered: Vec<Message> = {
             let mut state = live.lock();
-            if let Some(active) = state.active.as_mut() {
-                history.append(&mut active.steering);
-            }
+            state
+                .active
+                .as_mut()
+                .map(|a| std::mem::take(&mut a.steering))
+                .unwrap_or_default()
+        };
+        for mut message in steered {
+            deps.store
+                .set_message_position(&live.id, &message.id, position)
+                .await?;
+            message.position = Some(position);
+            position += 1;
+            history.push(message);
         }
         turn.step_count += 1;
         let request = ChatRequest {
@@ -164,8 +195,19 @@ async fn steps(
             tools: tools.clone(),
             reasoning_effort: session.reasoning_effort,
         };
-        let answer =
-            stream_answer(live, turn, &*provider, &request, cancel, started, &model.id).await?;
+        let answer = stream_answer(
+            live,
+            turn,
+            ModelCall {
+                provider: &*provider,
+                request: &request,
+                model_id: &model.id,
+            },
+            cancel,
+            started,
+            &mut position,
+        )
+        .await?;
         let StepAnswer {
             message,
             calls,
@@ -200,7 +242,9 @@ async fn steps(
             create_time: Timestamp::now(),
             incomplete: false,
             model: None,
+            position: Some(position),
         };
+        position += 1;
         deps.store.put_message(&tool_message).await?;
         live.emit(
             Some(&turn.id),
@@ -234,16 +278,27 @@ struct StepAnswer {
 }
 
 /// Streams one model answer into events and an assistant message.
+/// One request to the model.
+struct ModelCall<'a> {
+    provider: &'a dyn providers::Provider,
+    request: &'a ChatRequest,
+    model_id: &'a str,
+}
+
 async fn stream_answer(
     live: &Arc<LiveSession>,
     turn: &mut Turn,
-    provider: &dyn providers::Provider,
-    request: &ChatRequest,
+    call: ModelCall<'_>,
     cancel: &CancellationToken,
     started: Instant,
-    model_id: &str,
+    position: &mut i64,
 ) -> crate::domain::Result<StepAnswer> {
     let deps = &live.deps;
+    let ModelCall {
+        provider,
+        request,
+        model_id,
+    } = call;
     let turn_id = turn.id.clone();
     let stream = tokio::select! {
         result = provider.stream(request) => result,
@@ -272,7 +327,9 @@ async fn stream_answer(
         create_time: Timestamp::now(),
         incomplete: true,
         model: Some(model_id.to_owned()),
+        position: Some(*position),
     };
+    *position += 1;
     {
         let mut state = live.lock();
         if let Some(active) = state.active.as_mut() {
@@ -553,7 +610,8 @@ async fn run_tools(
                 Gate::Confirm => match confirm(live, turn, call, cancel).await {
                     Some(Decision::Allow | Decision::AllowAlways) => Ok(()),
                     Some(Decision::Deny) => Err("the user denied this tool call".to_owned()),
-                    None => Err("cancelled before the user answered".to_owned()),
+                    // Withdrawn by a cancel: recorded as cancelled below.
+                    None => Ok(()),
                 },
             },
         };
@@ -708,6 +766,7 @@ fn repair_history(history: &[Message]) -> Vec<Message> {
                 create_time: message.create_time,
                 incomplete: false,
                 model: None,
+                position: None,
             });
         }
     }
@@ -772,6 +831,7 @@ mod tests {
             create_time: Timestamp(0),
             incomplete: false,
             model: None,
+            position: None,
         }
     }
 

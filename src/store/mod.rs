@@ -85,7 +85,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_message(&self, session_id: &str, message_id: &str) -> Result<Option<Message>>;
 
-    /// Messages newest first, strictly between `after` and `before` (message ids).
+    /// Messages in conversation order, newest first (waiting messages first of all),
+    /// strictly between `after` and `before` (message ids).
     async fn list_messages(
         &self,
         session_id: &str,
@@ -94,8 +95,24 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Message>>;
 
-    /// The whole history, oldest first (what a model request is built from).
-    async fn messages(&self, session_id: &str) -> Result<Vec<Message>>;
+    /// The conversation the model sees: messages with a position, in position order.
+    async fn history(&self, session_id: &str) -> Result<Vec<Message>>;
+
+    /// The position the next message joining the conversation gets.
+    async fn next_position(&self, session_id: &str) -> Result<i64>;
+
+    /// Puts a waiting message into the conversation at `position`.
+    async fn set_message_position(
+        &self,
+        session_id: &str,
+        message_id: &str,
+        position: i64,
+    ) -> Result<()>;
+
+    /// Tools the user allowed for the rest of the session (ALLOW_ALWAYS).
+    async fn allowed_tools(&self, session_id: &str) -> Result<Vec<String>>;
+
+    async fn allow_tool(&self, session_id: &str, tool: &str) -> Result<()>;
 
     /// Inserts or replaces a turn record. A terminal turn adds its usage to the session.
     async fn put_turn(&self, turn: &Turn) -> Result<()>;

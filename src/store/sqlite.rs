@@ -22,6 +22,7 @@ use crate::domain::{
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0001_sessions.sql"),
     include_str!("migrations/sqlite/0002_turns.sql"),
+    include_str!("migrations/sqlite/0003_history_positions.sql"),
 ];
 
 /// Readers kept open for reuse.
@@ -335,18 +336,20 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         create_time: Timestamp(row.get(5)?),
         incomplete: row.get(6)?,
         model: row.get(7)?,
+        position: row.get(8)?,
     })
 }
 
 fn insert_message(conn: &Connection, m: &Message) -> Result<()> {
-    write_message(conn, m, "INSERT")
+    write_message(conn, m, "")
 }
 
-/// Inserts (or with `INSERT OR REPLACE`, replaces) a message row.
-fn write_message(conn: &Connection, m: &Message, verb: &str) -> Result<()> {
+/// Inserts a message row; with `upsert`, replaces its content but keeps a position it
+/// already has when the new one has none.
+fn write_message(conn: &Connection, m: &Message, upsert: &str) -> Result<()> {
     conn.execute(
-        &format!("{verb} INTO messages (id, session_id, turn_id, role, parts, create_time, incomplete, model) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+        &format!("INSERT INTO messages (id, session_id, turn_id, role, parts, create_time, incomplete, model, position) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) {upsert}"),
         params![
             m.id,
             m.session_id,
@@ -356,11 +359,16 @@ fn write_message(conn: &Connection, m: &Message, verb: &str) -> Result<()> {
             m.create_time.0,
             m.incomplete,
             m.model,
+            m.position,
         ],
     )
     .map_err(storage_error)?;
     Ok(())
 }
+
+const MESSAGE_UPSERT: &str = "ON CONFLICT (id) DO UPDATE SET turn_id = excluded.turn_id, \
+     role = excluded.role, parts = excluded.parts, incomplete = excluded.incomplete, \
+     model = excluded.model, position = COALESCE(excluded.position, messages.position)";
 
 const TURN_COLUMNS: &str = "id, session_id, status, user_message_id, model, input_tokens, output_tokens, \
      reasoning_tokens, cached_input_tokens, latency_micros, first_token_micros, error_reason, \
@@ -432,7 +440,7 @@ fn write_turn(conn: &Connection, t: &Turn, verb: &str) -> Result<()> {
 }
 
 const MESSAGE_COLUMNS: &str =
-    "id, session_id, turn_id, role, parts, create_time, incomplete, model";
+    "id, session_id, turn_id, role, parts, create_time, incomplete, model, position";
 
 /// Counts a new message in its session: count, preview, activity time.
 fn count_message(conn: &Connection, m: &Message) -> Result<()> {
@@ -642,9 +650,11 @@ impl Store for SqliteStore {
                 else {
                     return Ok(None);
                 };
+                // History order first; messages still waiting for their turn last.
                 let mut stmt = conn
                     .prepare_cached(&format!(
-                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 ORDER BY id"
+                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 \
+                         ORDER BY position IS NULL, position, id"
                     ))
                     .map_err(storage_error)?;
                 let messages = stmt
@@ -702,7 +712,7 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(storage_error)?
                 .unwrap_or(false);
-            write_message(&tx, &message, "INSERT OR REPLACE")?;
+            write_message(&tx, &message, MESSAGE_UPSERT)?;
             if !exists {
                 count_message(&tx, &message)?;
             } else if !message.text().is_empty() {
@@ -744,34 +754,112 @@ impl Store for SqliteStore {
         let before = before.map(str::to_owned);
         let after = after.map(str::to_owned);
         self.read(move |conn| {
-            // Ids are time-ordered, so the primary-key order is the history order.
+            // Conversation order, newest first; messages still waiting for their turn
+            // (no position yet) are the newest.
+            const KEY: &str = "COALESCE(position, 9223372036854775807), id";
             let mut sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1");
             let mut values: Vec<rusqlite::types::Value> = vec![session_id.into()];
             if let Some(before) = before {
                 values.push(before.into());
-                sql.push_str(&format!(" AND id < ?{}", values.len()));
+                sql.push_str(&format!(
+                    " AND ({KEY}) < (SELECT {KEY} FROM messages WHERE id = ?{})",
+                    values.len()
+                ));
             }
             if let Some(after) = after {
                 values.push(after.into());
-                sql.push_str(&format!(" AND id > ?{}", values.len()));
+                sql.push_str(&format!(
+                    " AND ({KEY}) > (SELECT {KEY} FROM messages WHERE id = ?{})",
+                    values.len()
+                ));
             }
             values.push((limit as i64).into());
-            sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", values.len()));
+            sql.push_str(&format!(
+                " ORDER BY COALESCE(position, 9223372036854775807) DESC, id DESC LIMIT ?{}",
+                values.len()
+            ));
             query_messages(conn, &sql, values)
         })
         .await
     }
 
-    async fn messages(&self, session_id: &str) -> Result<Vec<Message>> {
+    async fn history(&self, session_id: &str) -> Result<Vec<Message>> {
         let session_id = session_id.to_owned();
         self.read(move |conn| {
             query_messages(
                 conn,
                 &format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 ORDER BY id"
+                    "SELECT {MESSAGE_COLUMNS} FROM messages \
+                     WHERE session_id = ?1 AND position IS NOT NULL ORDER BY position"
                 ),
                 vec![session_id.into()],
             )
+        })
+        .await
+    }
+
+    async fn next_position(&self, session_id: &str) -> Result<i64> {
+        let session_id = session_id.to_owned();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT COALESCE(MAX(position), 0) + 1 FROM messages WHERE session_id = ?1",
+                [&session_id],
+                |row| row.get(0),
+            )
+            .map_err(storage_error)
+        })
+        .await
+    }
+
+    async fn set_message_position(
+        &self,
+        session_id: &str,
+        message_id: &str,
+        position: i64,
+    ) -> Result<()> {
+        let (session_id, message_id) = (session_id.to_owned(), message_id.to_owned());
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE messages SET position = ?3 WHERE session_id = ?1 AND id = ?2",
+                params![session_id, message_id, position],
+            )
+            .map_err(storage_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn allowed_tools(&self, session_id: &str) -> Result<Vec<String>> {
+        let session_id = session_id.to_owned();
+        self.read(move |conn| {
+            let json: Option<String> = conn
+                .query_row(
+                    "SELECT allowed_tools FROM sessions WHERE id = ?1",
+                    [&session_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(storage_error)?;
+            json.map_or(Ok(Vec::new()), |j| {
+                from_json::<Vec<String>>(&j).map_err(storage_error)
+            })
+        })
+        .await
+    }
+
+    async fn allow_tool(&self, session_id: &str, tool: &str) -> Result<()> {
+        let (session_id, tool) = (session_id.to_owned(), tool.to_owned());
+        self.write(move |conn| {
+            // One statement: concurrent grants never lose each other.
+            conn.execute(
+                "UPDATE sessions SET allowed_tools = (\
+                   SELECT json_group_array(value) FROM (\
+                     SELECT value FROM json_each(allowed_tools) UNION SELECT ?2)) \
+                 WHERE id = ?1",
+                params![session_id, tool],
+            )
+            .map_err(storage_error)?;
+            Ok(())
         })
         .await
     }
@@ -1006,6 +1094,91 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn history_follows_positions_not_arrival_and_upserts_keep_them() {
+        let (_dir, store) = store().await;
+        let s = session("x", false, 1);
+        store.create_session(&s).await.expect("create");
+        let text = |t: &str, position: Option<i64>| Message {
+            id: new_id(),
+            session_id: s.id.clone(),
+            turn_id: None,
+            role: Role::User,
+            parts: vec![Part::Text { text: t.into() }],
+            create_time: Timestamp(1),
+            incomplete: false,
+            model: None,
+            position,
+        };
+        let waiting = text("queued early", None);
+        store
+            .append_user_message(&waiting, None)
+            .await
+            .expect("queued");
+        let first = text("first", Some(1));
+        store.put_message(&first).await.expect("first");
+        assert_eq!(store.next_position(&s.id).await.expect("next"), 2);
+        let history: Vec<String> = store
+            .history(&s.id)
+            .await
+            .expect("h")
+            .iter()
+            .map(Message::text)
+            .collect();
+        assert_eq!(
+            history,
+            ["first"],
+            "waiting messages are not in the history"
+        );
+
+        store
+            .set_message_position(&s.id, &waiting.id, 2)
+            .await
+            .expect("position");
+        // A checkpoint upsert without a position keeps the one it has.
+        let mut rewritten = first.clone();
+        rewritten.position = None;
+        rewritten.parts = vec![Part::Text {
+            text: "first!".into(),
+        }];
+        store.put_message(&rewritten).await.expect("upsert");
+        let history: Vec<String> = store
+            .history(&s.id)
+            .await
+            .expect("h")
+            .iter()
+            .map(Message::text)
+            .collect();
+        assert_eq!(history, ["first!", "queued early"]);
+        let listed = store
+            .list_messages(&s.id, None, None, 10)
+            .await
+            .expect("list");
+        assert_eq!(
+            listed.iter().map(Message::text).collect::<Vec<_>>(),
+            ["queued early", "first!"]
+        );
+        let stored = store
+            .get_session(&s.id)
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(stored.message_count, 2, "an upsert counts once");
+    }
+
+    #[tokio::test]
+    async fn allowed_tools_accumulate_without_duplicates() {
+        let (_dir, store) = store().await;
+        let s = session("x", false, 1);
+        store.create_session(&s).await.expect("create");
+        for tool in ["shell", "write_file", "shell"] {
+            store.allow_tool(&s.id, tool).await.expect("allow");
+        }
+        let mut tools = store.allowed_tools(&s.id).await.expect("tools");
+        tools.sort();
+        assert_eq!(tools, ["shell", "write_file"]);
+    }
+
+    #[tokio::test]
     async fn update_is_compare_and_swap_on_revision() {
         let (_dir, store) = store().await;
         let mut s = session("x", false, 1);
@@ -1036,6 +1209,7 @@ mod tests {
             create_time: Timestamp(5),
             incomplete: false,
             model: None,
+            position: Some(1),
         };
         let content = SessionContent {
             session: s.clone(),
