@@ -268,8 +268,49 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// One page of a List RPC, or with `all` every page. `fetch` gets a page token and
+/// returns that page's items and the next token; the last token is returned with the
+/// items (non-empty when more pages remain).
+pub async fn collect_pages<T, F, Fut>(all: bool, mut fetch: F) -> anyhow::Result<(Vec<T>, String)>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(Vec<T>, String)>>,
+{
+    let mut items = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (page, next) = fetch(token.clone()).await?;
+        items.extend(page);
+        // Stop on the last page, and on a token that repeats (a server bug, not a loop).
+        if !all || next.is_empty() || next == token {
+            return Ok((items, next));
+        }
+        token = next;
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn collect_pages_follows_tokens_only_when_asked_and_stops_on_a_repeat() {
+        // Pages: "" -> [1,2] next "a"; "a" -> [3] next "b"; "b" -> [4] next "b" (a repeat).
+        let fetch = |token: String| async move {
+            Ok::<_, anyhow::Error>(match token.as_str() {
+                "" => (vec![1, 2], "a".to_owned()),
+                "a" => (vec![3], "b".to_owned()),
+                _ => (vec![4], "b".to_owned()),
+            })
+        };
+        assert_eq!(
+            collect_pages(false, fetch).await.expect("one page"),
+            (vec![1, 2], "a".to_owned())
+        );
+        assert_eq!(
+            collect_pages(true, fetch).await.expect("all"),
+            (vec![1, 2, 3, 4], "b".to_owned())
+        );
+    }
+
     use super::*;
     use tonic_types::{ErrorDetails, FieldViolation};
 

@@ -236,28 +236,29 @@ pub async fn list(
     json: bool,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
-    let mut sessions_client = client.sessions();
-    let mut request = pb::ListSessionsRequest {
+    let sessions_client = client.sessions();
+    let request = pb::ListSessionsRequest {
         page_size: args.limit.unwrap_or(0),
         query: args.query.clone().unwrap_or_default(),
         pinned: args.pinned.then_some(true),
         ..Default::default()
     };
-    let mut all = pb::ListSessionsResponse::default();
-    loop {
-        let page = sessions_client
-            .list_sessions(request.clone())
-            .await?
-            .into_inner();
-        all.sessions.extend(page.sessions);
-        all.next_page_token = page.next_page_token;
-        // Stop on the last page, and on a token that repeats (a server bug, not a loop).
-        if !args.all || all.next_page_token.is_empty() || all.next_page_token == request.page_token
-        {
-            break;
+    let (sessions, next_page_token) = super::client::collect_pages(args.all, |page_token| {
+        let mut sessions_client = sessions_client.clone();
+        let request = pb::ListSessionsRequest {
+            page_token,
+            ..request.clone()
+        };
+        async move {
+            let page = sessions_client.list_sessions(request).await?.into_inner();
+            Ok((page.sessions, page.next_page_token))
         }
-        request.page_token = all.next_page_token.clone();
-    }
+    })
+    .await?;
+    let all = pb::ListSessionsResponse {
+        sessions,
+        next_page_token,
+    };
 
     if json {
         return output::write_json(out, &all);

@@ -99,24 +99,28 @@ pub async fn list(
     json: bool,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
-    let mut chat = client.chat();
-    let mut request = pb::ListTurnsRequest {
+    let chat = client.chat();
+    let request = pb::ListTurnsRequest {
         parent: session.to_owned(),
         page_size: args.limit.unwrap_or(0),
         page_token: String::new(),
     };
-    let mut all = pb::ListTurnsResponse::default();
-    loop {
-        let page = chat.list_turns(request.clone()).await?.into_inner();
-        all.turns.extend(page.turns);
-        all.next_page_token = page.next_page_token;
-        // Stop on the last page, and on a token that repeats (a server bug, not a loop).
-        if !args.all || all.next_page_token.is_empty() || all.next_page_token == request.page_token
-        {
-            break;
+    let (turns, next_page_token) = super::client::collect_pages(args.all, |page_token| {
+        let mut chat = chat.clone();
+        let request = pb::ListTurnsRequest {
+            page_token,
+            ..request.clone()
+        };
+        async move {
+            let page = chat.list_turns(request).await?.into_inner();
+            Ok((page.turns, page.next_page_token))
         }
-        request.page_token = all.next_page_token.clone();
-    }
+    })
+    .await?;
+    let all = pb::ListTurnsResponse {
+        turns,
+        next_page_token,
+    };
 
     if json {
         return output::write_json(out, &all);
