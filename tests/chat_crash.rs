@@ -5,17 +5,14 @@
 
 mod common;
 
-use std::{path::Path, process::Stdio, time::Duration};
+use std::{path::Path, time::Duration};
 
 use common::{
     TIMEOUT, collect_until, finishes, get_turn, history, message_text, numbered_tokens, send_text,
     sent_turn, subscribe,
 };
 use octo::pb;
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
-};
+use tokio::process::Child;
 
 /// The default model streams 1000 tokens 20 ms apart (20 s); `fast` answers at once.
 const CONFIG: &str = r#"
@@ -36,54 +33,16 @@ model = "mock"
 
 /// Starts `octo serve --demo` on an ephemeral port and returns it with its address.
 async fn serve(home: &Path) -> (Child, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_octo"));
-    for var in [
-        "OCTO_TOKEN",
-        "OCTO_SERVER",
-        "OCTO_CONFIG",
-        "OCTO_LISTEN",
-        "RUST_LOG",
-    ] {
-        command.env_remove(var);
-    }
-    let mut child = command
-        .kill_on_drop(true)
-        .env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_DATA_HOME", home.join("xdg-data"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log",
-            "info",
-            "--demo",
-        ])
-        .arg("--data-dir")
-        .arg(home.join("data"))
-        .arg("--config")
-        .arg(home.join("octo.toml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn octo serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let address = tokio::time::timeout(TIMEOUT, async {
-        while let Some(line) = lines.next_line().await.expect("read log") {
-            if line.contains("octo listening")
-                && let Some(rest) = line.split("address=").nth(1)
-            {
-                return rest.split_whitespace().next().map(str::to_owned);
-            }
-        }
-        None
-    })
-    .await
-    .expect("server logs its address in time")
-    .expect("address in the log");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, address)
+    let data = home.join("data");
+    let config = home.join("octo.toml");
+    let args: [&std::ffi::OsStr; 5] = [
+        "--demo".as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ];
+    common::spawn_serve(home, &args).await
 }
 
 async fn connect(address: &str) -> tonic::transport::Channel {

@@ -4,28 +4,13 @@
 
 mod common;
 
-use std::{path::Path, process::Stdio};
+use std::path::Path;
 
 use common::{TIMEOUT, TestServer};
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
-};
+use tokio::process::{Child, Command};
 
 fn octo() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_octo"));
-    // Nothing from the developer's environment leaks into the test.
-    for var in [
-        "OCTO_TOKEN",
-        "OCTO_SERVER",
-        "OCTO_CONFIG",
-        "OCTO_LISTEN",
-        "RUST_LOG",
-    ] {
-        command.env_remove(var);
-    }
-    command.kill_on_drop(true);
-    command
+    common::octo_command()
 }
 
 struct Run {
@@ -53,34 +38,7 @@ async fn client(server: &TestServer, args: &[&str]) -> Run {
 
 /// Starts `octo serve` on an ephemeral port and returns it with the address it logged.
 async fn serve(home: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = octo()
-        .env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_DATA_HOME", home.join("data"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log", "info"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn octo serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let address = tokio::time::timeout(TIMEOUT, async {
-        while let Some(line) = lines.next_line().await.expect("read log") {
-            if line.contains("octo listening")
-                && let Some(rest) = line.split("address=").nth(1)
-            {
-                return rest.split_whitespace().next().map(str::to_owned);
-            }
-        }
-        None
-    })
-    .await
-    .expect("server logs its address in time")
-    .expect("address in the log");
-    // Keep draining the log so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, address)
+    common::spawn_serve(home, extra).await
 }
 
 #[tokio::test]

@@ -14,20 +14,8 @@ use tokio::{
 const ECHO_HI: &str = r#"/tool shell {"command":"echo hi"}"#;
 
 fn octo(server: &TestServer) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_octo"));
-    // Nothing from the developer's environment leaks into the test.
-    for var in [
-        "OCTO_TOKEN",
-        "OCTO_SERVER",
-        "OCTO_CONFIG",
-        "OCTO_LISTEN",
-        "RUST_LOG",
-        "NO_COLOR",
-    ] {
-        command.env_remove(var);
-    }
+    let mut command = common::octo_command();
     command.arg("--server").arg(server.url());
-    command.kill_on_drop(true);
     command
 }
 

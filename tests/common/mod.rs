@@ -462,3 +462,57 @@ impl SseReader {
         }
     }
 }
+
+/// The real `octo` binary, with nothing from the developer's environment leaking in.
+pub fn octo_command() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_octo"));
+    for var in [
+        "OCTO_TOKEN",
+        "OCTO_SERVER",
+        "OCTO_CONFIG",
+        "OCTO_LISTEN",
+        "RUST_LOG",
+        "NO_COLOR",
+    ] {
+        command.env_remove(var);
+    }
+    command.kill_on_drop(true);
+    command
+}
+
+/// Starts `octo serve --listen 127.0.0.1:0 --log info <extra>` as a process with its
+/// HOME and XDG dirs under `home`; returns it with the address it logged. Its log keeps
+/// being drained so it never blocks on a full pipe.
+pub async fn spawn_serve<S: AsRef<std::ffi::OsStr>>(
+    home: &std::path::Path,
+    extra: &[S],
+) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = octo_command()
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log", "info"])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn octo serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let address = tokio::time::timeout(TIMEOUT, async {
+        while let Some(line) = lines.next_line().await.expect("read log") {
+            if line.contains("octo listening")
+                && let Some(rest) = line.split("address=").nth(1)
+            {
+                return rest.split_whitespace().next().map(str::to_owned);
+            }
+        }
+        None
+    })
+    .await
+    .expect("server logs its address in time")
+    .expect("address in the log");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, address)
+}
