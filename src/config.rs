@@ -13,6 +13,8 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::providers::ProviderPolicy;
+
 /// Where Octo keeps its files when nothing says otherwise (XDG base directories).
 pub fn default_config_path() -> PathBuf {
     xdg_dir("XDG_CONFIG_HOME", ".config").join("octo/config.toml")
@@ -95,13 +97,30 @@ pub struct ProviderConfig {
 }
 
 impl Default for ProviderConfig {
+    /// The provider layer's own defaults, so the numbers live in one place.
     fn default() -> Self {
+        let policy = ProviderPolicy::default();
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
         Self {
-            connect_timeout_ms: 10_000,
-            idle_timeout_ms: 120_000,
-            max_attempts: 4,
-            initial_backoff_ms: 500,
-            max_backoff_ms: 20_000,
+            connect_timeout_ms: ms(policy.connect_timeout),
+            idle_timeout_ms: ms(policy.idle_timeout),
+            max_attempts: policy.max_attempts,
+            initial_backoff_ms: ms(policy.initial_backoff),
+            max_backoff_ms: ms(policy.max_backoff),
+        }
+    }
+}
+
+impl ProviderConfig {
+    /// The policy the provider adapters use.
+    pub fn policy(&self) -> ProviderPolicy {
+        use std::time::Duration;
+        ProviderPolicy {
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            max_attempts: self.max_attempts,
+            initial_backoff: Duration::from_millis(self.initial_backoff_ms),
+            max_backoff: Duration::from_millis(self.max_backoff_ms),
         }
     }
 }

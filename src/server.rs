@@ -28,7 +28,6 @@ use crate::{
         schedule_service_server::ScheduleServiceServer,
         session_service_server::SessionServiceServer,
     },
-    providers::ProviderPolicy,
     runtime::{Chat, Deps, Limits, LiveIndex, ModelResolver, Sessions, Workspace},
     store::{Store, sqlite::SqliteStore},
     tools::Toolbox,
@@ -161,13 +160,7 @@ impl Server {
         ));
         let shutdown = CancellationToken::new();
         let turns_shutdown = CancellationToken::new();
-        let provider_policy = ProviderPolicy {
-            connect_timeout: Duration::from_millis(config.provider.connect_timeout_ms),
-            idle_timeout: Duration::from_millis(config.provider.idle_timeout_ms),
-            max_attempts: config.provider.max_attempts,
-            initial_backoff: Duration::from_millis(config.provider.initial_backoff_ms),
-            max_backoff: Duration::from_millis(config.provider.max_backoff_ms),
-        };
+        let provider_policy = config.provider.policy();
         let http = reqwest::Client::builder()
             .connect_timeout(provider_policy.connect_timeout)
             .build()

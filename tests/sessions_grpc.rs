@@ -450,7 +450,7 @@ async fn planned_rpcs_say_they_are_not_implemented_yet() {
 }
 
 #[tokio::test]
-async fn health_and_reflection_are_served() {
+async fn health_reports_serving() {
     let server = TestServer::start().await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
     let status = health

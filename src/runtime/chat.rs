@@ -58,10 +58,6 @@ impl Chat {
         })
     }
 
-    pub fn deps(&self) -> &Arc<Deps> {
-        &self.deps
-    }
-
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveSession>>> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -122,7 +118,6 @@ impl Chat {
             };
             match next {
                 Some((turn, cancel)) => {
-                    self.publish_session(&live).await;
                     turn::run(&live, turn, cancel).await;
                     {
                         let mut state = live.lock();
@@ -409,12 +404,9 @@ impl Chat {
             }
             let found = {
                 let mut state = live.lock();
-                if let Some(position) = state.queue.iter().position(|t| t.id == turn_id) {
-                    // Out of the queue first, so the driver cannot start it.
-                    let mut turn = state
-                        .queue
-                        .remove(position)
-                        .unwrap_or_else(|| unreachable!());
+                let queued = state.queue.iter().position(|t| t.id == turn_id);
+                // Out of the queue first, so the driver cannot start it.
+                if let Some(mut turn) = queued.and_then(|p| state.queue.remove(p)) {
                     finish_unstarted(&mut turn, TurnStatus::Cancelled, None);
                     live.publish_summary(&state);
                     Found::Queued(turn)
@@ -624,43 +616,43 @@ impl Chat {
     /// kept, marked incomplete); sessions with queued turns go live and run them.
     pub async fn recover(self: &Arc<Self>) -> Result<usize> {
         let unfinished = self.deps.store.unfinished_turns().await?;
-        let mut sessions = Vec::new();
+        // Sessions in order of their oldest unfinished turn, each with its queue.
+        let mut queues: Vec<(String, Vec<Turn>)> = Vec::new();
         for mut turn in unfinished {
-            if !sessions.contains(&turn.session_id) {
-                sessions.push(turn.session_id.clone());
-            }
-            if turn.status == TurnStatus::Running {
-                turn.status = TurnStatus::Interrupted;
-                turn.error = Some(TurnError {
-                    reason: "SERVER_RESTARTED".into(),
-                    message: "the server stopped while this turn ran".into(),
+            let index = queues
+                .iter()
+                .position(|(id, _)| *id == turn.session_id)
+                .unwrap_or_else(|| {
+                    queues.push((turn.session_id.clone(), Vec::new()));
+                    queues.len() - 1
                 });
-                let end = Timestamp::now();
-                turn.end_time = Some(end);
-                turn.latency_micros = turn.start_time.map(|s| end.0 - s.0);
-                self.deps.store.put_turn(&turn).await?;
-                let live = self.live(&turn.session_id).await?;
-                live.emit(
-                    Some(&turn.id),
-                    EventKind::TurnFinished { turn: turn.clone() },
-                );
-                tracing::warn!(session = %turn.session_id, turn = %turn.id, "turn interrupted by a restart");
+            let queue = &mut queues[index].1;
+            if turn.status == TurnStatus::Queued {
+                queue.push(turn);
+                continue;
             }
+            turn.status = TurnStatus::Interrupted;
+            turn.error = Some(TurnError {
+                reason: "SERVER_RESTARTED".into(),
+                message: "the server stopped while this turn ran".into(),
+            });
+            let end = Timestamp::now();
+            turn.end_time = Some(end);
+            turn.latency_micros = turn.start_time.map(|s| end.0 - s.0);
+            self.deps.store.put_turn(&turn).await?;
+            let live = self.live(&turn.session_id).await?;
+            live.emit(
+                Some(&turn.id),
+                EventKind::TurnFinished { turn: turn.clone() },
+            );
+            tracing::warn!(session = %turn.session_id, turn = %turn.id, "turn interrupted by a restart");
         }
-        for session_id in &sessions {
-            let queued: Vec<Turn> = self
-                .deps
-                .store
-                .list_turns(session_id, None, usize::MAX >> 1)
-                .await?
-                .into_iter()
-                .filter(|t| t.status == TurnStatus::Queued)
-                .rev()
-                .collect();
+        let sessions = queues.len();
+        for (session_id, queued) in queues {
             if queued.is_empty() {
                 continue;
             }
-            let live = self.live(session_id).await?;
+            let live = self.live(&session_id).await?;
             {
                 let mut state = live.lock();
                 state.queue.extend(queued);
@@ -668,7 +660,7 @@ impl Chat {
             }
             live.wake.notify_one();
         }
-        Ok(sessions.len())
+        Ok(sessions)
     }
 
     /// Stops every session's turn (call after cancelling `Deps::shutdown`): running

@@ -63,6 +63,15 @@ impl LiveState {
     pub fn is_busy(&self) -> bool {
         self.active.is_some() || !self.queue.is_empty()
     }
+
+    /// What the session list shows of this state.
+    pub fn summary(&self) -> LiveSummary {
+        LiveSummary {
+            status: self.status(),
+            queue_depth: self.queue.len() as i32,
+            active_turn: self.active.as_ref().map(|a| a.turn.id.clone()),
+        }
+    }
 }
 
 /// What the session list shows of a live session.
@@ -71,6 +80,15 @@ pub struct LiveSummary {
     pub status: SessionStatus,
     pub queue_depth: i32,
     pub active_turn: Option<String>,
+}
+
+impl LiveSummary {
+    /// Fills a session's live fields.
+    pub fn apply(self, session: &mut Session) {
+        session.status = self.status;
+        session.queue_depth = self.queue_depth;
+        session.active_turn = self.active_turn;
+    }
 }
 
 /// Live summaries of all live sessions, for GetSession/ListSessions.
@@ -87,9 +105,7 @@ impl LiveIndex {
     /// Fills a stored session's live fields.
     pub fn overlay(&self, session: &mut Session) {
         if let Some(summary) = self.get(&session.id) {
-            session.status = summary.status;
-            session.queue_depth = summary.queue_depth;
-            session.active_turn = summary.active_turn;
+            summary.apply(session);
         }
     }
 
@@ -191,12 +207,7 @@ impl LiveSession {
 
     /// Publishes the session's live summary to the index (call after status changes).
     pub fn publish_summary(&self, state: &LiveState) {
-        let summary = LiveSummary {
-            status: state.status(),
-            queue_depth: state.queue.len() as i32,
-            active_turn: state.active.as_ref().map(|a| a.turn.id.clone()),
-        };
-        self.deps.live.set(&self.id, Some(summary));
+        self.deps.live.set(&self.id, Some(state.summary()));
     }
 
     /// Raises the stored sequence floor when the sequence nears it. Called by the async
@@ -225,9 +236,7 @@ impl LiveSession {
     pub fn subscribe(&self, mut session: Session, after_sequence: i64) -> Subscription {
         let state = self.lock();
         let last = state.next_sequence - 1;
-        session.status = state.status();
-        session.queue_depth = state.queue.len() as i32;
-        session.active_turn = state.active.as_ref().map(|a| a.turn.id.clone());
+        state.summary().apply(&mut session);
         let snapshot = Snapshot {
             session,
             active_turn: state.active.as_ref().map(|a| a.turn.clone()),

@@ -71,10 +71,6 @@ impl Sessions {
         }
     }
 
-    pub fn workspace(&self) -> &Workspace {
-        &self.workspace
-    }
-
     /// Subscribes to session changes from now on.
     pub fn watch(&self) -> broadcast::Receiver<SessionChange> {
         self.changes.subscribe()

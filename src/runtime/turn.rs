@@ -70,6 +70,16 @@ pub(crate) async fn run(live: &Arc<LiveSession>, mut turn: Turn, cancel: Cancell
     turn.status = TurnStatus::Running;
     turn.start_time = Some(Timestamp::now());
     let prepared = prepare(live, &mut turn).await;
+    if let Ok(prepared) = &prepared {
+        // Now RUNNING: the session as prepare loaded it carries that live status.
+        live.emit(
+            None,
+            EventKind::SessionUpdated {
+                session: prepared.session.clone(),
+            },
+        );
+        live.deps.sessions.publish_updated(prepared.session.clone());
+    }
     if let Err(err) = live.deps.store.put_turn(&turn).await {
         tracing::error!(turn = %turn.id, error = %err, "cannot store the turn start");
     }
@@ -214,7 +224,7 @@ async fn steps(
             usage,
             ending,
         } = answer;
-        add_usage(&mut turn.usage, &usage);
+        turn.usage.add(&usage);
         if let Some(message) = message {
             history.push(message);
         }
@@ -262,10 +272,6 @@ async fn steps(
             deps.limits.max_steps
         ),
     ))
-}
-
-fn add_usage(total: &mut Usage, step: &Usage) {
-    total.add(step);
 }
 
 struct StepAnswer {
@@ -396,11 +402,17 @@ async fn stream_answer(
             }
             StreamEvent::ToolCall(call) => {
                 close_block(live, &turn_id, &message.id, &mut open);
-                message.parts.push(Part::ToolCall {
+                let part = Part::ToolCall {
                     id: call.id.clone(),
                     tool: call.tool.clone(),
                     arguments_json: call.arguments_json.clone(),
-                });
+                };
+                // The snapshot's partial message keeps the same parts at the same indices.
+                if let Some(partial) = live.lock().active.as_mut().and_then(|a| a.partial.as_mut())
+                {
+                    partial.parts.push(part.clone());
+                }
+                message.parts.push(part);
                 calls.push(call);
             }
             StreamEvent::Usage(u) => {
@@ -478,7 +490,28 @@ fn note_first_token(turn: &mut Turn, started: Instant) {
     }
 }
 
-/// Adds streamed text to the message, opening a content block when the kind changes.
+/// Appends streamed text to part `index` of a message, creating the part (and any
+/// before it) as a block of `kind` when missing.
+fn add_to_part(message: &mut Message, index: usize, kind: ContentKind, text: &str) {
+    while message.parts.len() <= index {
+        message.parts.push(match kind {
+            ContentKind::Text => Part::Text {
+                text: String::new(),
+            },
+            ContentKind::Reasoning => Part::Reasoning {
+                text: String::new(),
+            },
+        });
+    }
+    if let Some(Part::Text { text: body } | Part::Reasoning { text: body }) =
+        message.parts.get_mut(index)
+    {
+        body.push_str(text);
+    }
+}
+
+/// Adds streamed text to the message, opening a content block when the kind changes;
+/// the snapshot's partial message follows in step.
 fn append_delta(
     live: &LiveSession,
     turn_id: &str,
@@ -495,14 +528,6 @@ fn append_delta(
         Some((_, index)) => index,
         None => {
             let index = message.parts.len() as i32;
-            message.parts.push(match kind {
-                ContentKind::Text => Part::Text {
-                    text: String::new(),
-                },
-                ContentKind::Reasoning => Part::Reasoning {
-                    text: String::new(),
-                },
-            });
             *open = Some((kind, index));
             live.emit_locked(
                 &mut state,
@@ -516,28 +541,9 @@ fn append_delta(
             index
         }
     };
-    if let Some(Part::Text { text: body } | Part::Reasoning { text: body }) =
-        message.parts.get_mut(index as usize)
-    {
-        body.push_str(&text);
-    }
-    // The snapshot's partial message follows the stream.
-    if let Some(partial) = state.active.as_mut().and_then(|a| a.partial.as_mut())
-        && let Some(Part::Text { text: body } | Part::Reasoning { text: body }) = {
-            while partial.parts.len() <= index as usize {
-                partial.parts.push(match kind {
-                    ContentKind::Text => Part::Text {
-                        text: String::new(),
-                    },
-                    ContentKind::Reasoning => Part::Reasoning {
-                        text: String::new(),
-                    },
-                });
-            }
-            partial.parts.get_mut(index as usize)
-        }
-    {
-        body.push_str(&text);
+    add_to_part(message, index as usize, kind, &text);
+    if let Some(partial) = state.active.as_mut().and_then(|a| a.partial.as_mut()) {
+        add_to_part(partial, index as usize, kind, &text);
     }
     let message_id = message.id.clone();
     let kind = match kind {
