@@ -1,5 +1,8 @@
 //! octo-bench: drives a running Octo over real gRPC on loopback from a separate process.
 //!
+//! Scenario `mock`: the built-in mock provider alone, in this process (no server): the
+//! ceiling it puts on every other scenario, in tokens/s.
+//!
 //! Scenario `chat`: starts `octo serve --demo` (the built-in mock model, configured to
 //! stream N tokens at full speed) as a child process, then runs T turns one after the
 //! other through `ChatService/Chat`, measuring per turn the time from sending the
@@ -18,6 +21,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 #[derive(Parser, Debug)]
 #[command(about = "Octo load generator")]
 struct Args {
+    /// `chat` (through a server) or `mock` (the mock provider alone).
+    #[arg(long, default_value = "chat")]
+    scenario: String,
     /// Tokens the mock streams per turn.
     #[arg(long, default_value_t = 200)]
     tokens: u32,
@@ -43,6 +49,81 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    match args.scenario.as_str() {
+        "chat" => chat(args).await,
+        "mock" => mock(args).await,
+        other => Err(anyhow!("unknown scenario {other:?}: use chat or mock")),
+    }
+}
+
+/// Streams `tokens` tokens from the mock provider, `turns` times, counting text deltas.
+async fn mock(args: Args) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use octo::providers::{
+        ChatRequest, ModelSpec, Provider, ProviderKind, StreamEvent, mock::MockProvider,
+    };
+    let spec = ModelSpec {
+        kind: ProviderKind::Mock,
+        provider_model: "mock".into(),
+        base_url: String::new(),
+        api_key: None,
+        extra_headers: Default::default(),
+        max_output_tokens: 0,
+        options: serde_json::json!({ "tokens": args.tokens }),
+    };
+    let provider = MockProvider::new(&spec);
+    let request = ChatRequest {
+        system: String::new(),
+        messages: vec![octo::domain::Message {
+            id: octo::domain::new_id(),
+            session_id: String::new(),
+            turn_id: None,
+            role: octo::domain::Role::User,
+            parts: vec![octo::domain::Part::Text { text: "go".into() }],
+            create_time: octo::domain::Timestamp::now(),
+            incomplete: false,
+            model: None,
+            position: None,
+        }],
+        tools: Vec::new(),
+        reasoning_effort: Default::default(),
+    };
+    let started = Instant::now();
+    let mut count = 0u64;
+    for _ in 0..args.turns {
+        let mut stream = provider.stream(&request).await?;
+        while let Some(event) = stream.next().await {
+            if let StreamEvent::TextDelta(_) = event? {
+                count += 1;
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if count != u64::from(args.tokens) * u64::from(args.turns) {
+        return Err(anyhow!(
+            "expected {} tokens, got {count}",
+            args.tokens * args.turns
+        ));
+    }
+    let result = serde_json::json!({
+        "scenario": "mock",
+        "tokens": count,
+        "tokens_per_second": count as f64 / seconds,
+    });
+    println!("scenario  tokens       tokens/s");
+    println!("mock      {count:>10}  {:>11.0}", count as f64 / seconds);
+    write_result(&args.out, &result)
+}
+
+fn write_result(out: &std::path::Path, result: &serde_json::Value) -> anyhow::Result<()> {
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(out, serde_json::to_vec_pretty(result)?)?;
+    Ok(())
+}
+
+async fn chat(args: Args) -> anyhow::Result<()> {
     let octo = match &args.octo {
         Some(path) => path.clone(),
         None => std::env::current_exe()?
@@ -163,10 +244,7 @@ async fn main() -> anyhow::Result<()> {
         percentile(&first_token_ms, 99.0),
         first_token_ms.last().copied().unwrap_or(f64::NAN),
     );
-    if let Some(parent) = args.out.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&args.out, serde_json::to_vec_pretty(&result)?)?;
+    write_result(&args.out, &result)?;
     server.start_kill()?;
     let _ = server.wait().await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -654,24 +654,4 @@ mod tests {
         assert_eq!(error, None);
         assert_eq!(text_of(&events), "Echo: ");
     }
-
-    /// `cargo test --release --lib providers::mock::tests::throughput -- --ignored --nocapture`
-    #[tokio::test]
-    #[ignore]
-    async fn throughput() {
-        let n = 5_000_000u64;
-        let req = request(vec![user("go")]);
-        let provider = mock(json!({ "tokens": n }));
-        let started = Instant::now();
-        let mut stream = provider.stream(&req).await.expect("stream");
-        let mut count = 0u64;
-        while let Some(event) = stream.next().await {
-            if let Ok(StreamEvent::TextDelta(_)) = event {
-                count += 1;
-            }
-        }
-        let secs = started.elapsed().as_secs_f64();
-        assert_eq!(count, n);
-        eprintln!("{:.1} M tokens/s", n as f64 / secs / 1e6);
-    }
 }
