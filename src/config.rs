@@ -81,6 +81,14 @@ pub struct Config {
     pub session_idle_seconds: u64,
     /// Timeouts and retries of LLM provider requests.
     pub provider: ProviderConfig,
+    /// Receives every turn.finished and schedule_run.finished notification (Standard
+    /// Webhooks); needs `webhook_secret`.
+    pub webhook_url: Option<String>,
+    /// The `whsec_` secret server-level webhooks are signed with.
+    pub webhook_secret: Option<String>,
+    /// A fire time missed while the server was down still runs (once) on start if it is
+    /// at most this many seconds late; otherwise it is recorded as skipped.
+    pub schedule_misfire_grace_seconds: u64,
 }
 
 /// Timeouts and retries of LLM provider requests.
@@ -197,6 +205,9 @@ impl Default for Config {
             event_log_capacity: 4096,
             session_idle_seconds: 60,
             provider: ProviderConfig::default(),
+            webhook_url: None,
+            webhook_secret: None,
+            schedule_misfire_grace_seconds: 3600,
         }
     }
 }
@@ -238,7 +249,7 @@ impl Config {
             .unwrap_or_else(default_config_path);
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(&path))
-            .merge(Env::prefixed("OCTO_").ignore(&["config", "server"]))
+            .merge(Env::prefixed("OCTO_").filter(|key| is_config_key(key.as_str())))
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(Box::new)?;
@@ -257,6 +268,20 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        match (&self.webhook_url, &self.webhook_secret) {
+            (Some(_), None) => {
+                return Err(ConfigError::Rule(
+                    "webhook_url needs webhook_secret (whsec_ followed by base64 of 24 to 64 \
+                     random bytes, e.g. from `openssl rand -base64 32`)"
+                        .into(),
+                ));
+            }
+            (_, Some(secret)) => {
+                crate::webhooks::WebhookSecret::parse(secret)
+                    .map_err(|err| ConfigError::Rule(format!("webhook_secret: {err}")))?;
+            }
+            _ => {}
+        }
         if self.max_message_bytes < 1024 {
             return Err(ConfigError::Rule(
                 "max_message_bytes must be at least 1024".into(),
@@ -298,15 +323,36 @@ impl Config {
         self.data_dir.join("octo.db")
     }
 
-    /// The configuration as TOML with secrets masked, for `octo config show`.
-    pub fn to_masked_toml(&self) -> String {
+    /// The configuration with every secret masked, for `octo config show`.
+    pub fn masked(&self) -> Config {
+        use crate::domain::secret::mask;
         let mut shown = self.clone();
-        shown.token = shown.token.as_deref().map(crate::domain::secret::mask);
+        shown.token = shown.token.as_deref().map(mask);
+        shown.webhook_secret = shown.webhook_secret.as_deref().map(mask);
         for model in shown.models.values_mut() {
-            model.api_key = model.api_key.as_deref().map(crate::domain::secret::mask);
+            model.api_key = model.api_key.as_deref().map(mask);
         }
-        toml::to_string_pretty(&shown).unwrap_or_else(|err| format!("# cannot render: {err}\n"))
+        shown
     }
+
+    /// [`Config::masked`] as TOML.
+    pub fn to_masked_toml(&self) -> String {
+        toml::to_string_pretty(&self.masked())
+            .unwrap_or_else(|err| format!("# cannot render: {err}\n"))
+    }
+}
+
+/// Whether `key` (an `OCTO_*` variable without its prefix, any case) names a top-level
+/// setting. Other `OCTO_*` variables (`OCTO_SERVER` of the client commands, a test
+/// harness' `OCTO_BIN`) are not configuration and are left alone.
+fn is_config_key(key: &str) -> bool {
+    static KEYS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+        _ => Vec::new(),
+    })
+    .iter()
+    .any(|k| k.eq_ignore_ascii_case(key))
 }
 
 /// The commented default file `octo init` writes.
@@ -353,6 +399,15 @@ max_tool_output_bytes = 65536
 max_attachment_bytes = 10485760
 event_log_capacity = 4096
 session_idle_seconds = 60
+
+# Schedules: a fire time missed while the server was down runs once on start if it is at
+# most this late (seconds); otherwise it is recorded as a skipped run.
+schedule_misfire_grace_seconds = 3600
+
+# A URL that receives every turn.finished and schedule_run.finished notification, signed
+# per the Standard Webhooks spec with webhook_secret (whsec_ + base64 of random bytes).
+# webhook_url = "https://example.com/octo-hooks"
+# webhook_secret = "whsec_..."
 
 # The model turns use when neither the message nor the session names one.
 # default_model = "gpt"

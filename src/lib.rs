@@ -12,9 +12,11 @@ pub mod http;
 pub mod metrics;
 pub mod providers;
 pub mod runtime;
+pub mod scheduler;
 pub mod server;
 pub mod store;
 pub mod tools;
+pub mod webhooks;
 
 /// The generated protobuf types, gRPC servers and clients of `octo.v1`.
 pub mod pb {

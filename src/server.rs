@@ -18,7 +18,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
 use crate::{
-    api::{ChatApi, PlannedModelApi, PlannedScheduleApi, SessionApi},
+    api::{ChatApi, ModelApi, ScheduleApi, SessionApi},
     auth::{Auth, AuthLayer},
     config::Config,
     http::{GrpcService, JsonGateway},
@@ -28,9 +28,11 @@ use crate::{
         schedule_service_server::ScheduleServiceServer,
         session_service_server::SessionServiceServer,
     },
-    runtime::{Chat, Deps, Limits, LiveIndex, ModelResolver, Sessions, Workspace},
+    runtime::{Chat, Deps, Limits, LiveIndex, Models, Sessions, Workspace},
+    scheduler::{Clock, Scheduler, SchedulerDeps, SystemClock},
     store::{Store, sqlite::SqliteStore},
     tools::Toolbox,
+    webhooks::{WebhookPolicy, WebhookSecret, WebhookTarget, Webhooks},
 };
 
 const REQUEST_ID: &str = "x-request-id";
@@ -58,6 +60,11 @@ pub struct Server {
     health: tonic_health::server::HealthReporter,
     /// Cancelled on shutdown: open server streams end.
     shutdown: CancellationToken,
+    scheduler: Arc<Scheduler>,
+    webhooks: Webhooks,
+    server_webhook: Option<WebhookTarget>,
+    /// Cancelled last: webhook deliveries still retrying are abandoned.
+    webhooks_shutdown: CancellationToken,
 }
 
 /// `(path, server_streaming)` of every Octo RPC, from the descriptor set.
@@ -132,8 +139,17 @@ impl Server {
     /// Checks the configuration, opens the store (running migrations) and binds the
     /// listening address.
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        Self::bind_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`Server::bind`] with the clock schedules fire by (tests move it by hand).
+    pub async fn bind_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Server> {
         crate::auth::check_startup(config.listen, config.token.as_deref(), config.require_token)
             .map_err(anyhow::Error::msg)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let local_addr = listener.local_addr()?;
 
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(&config.database_path())
@@ -148,10 +164,23 @@ impl Server {
                 )
             })?;
         let live = Arc::new(LiveIndex::default());
-        let models = Arc::new(ModelResolver::new(
-            config.models.clone(),
-            config.default_model.clone(),
-        ));
+        let provider_policy = config.provider.policy();
+        let http = reqwest::Client::builder()
+            .connect_timeout(provider_policy.connect_timeout)
+            .build()
+            .context("building the HTTP client")?;
+        let models = Arc::new(
+            Models::open(
+                store.clone(),
+                &config.models,
+                config.default_model.as_deref(),
+                http.clone(),
+                provider_policy.clone(),
+            )
+            .await
+            .context("loading models")?,
+        );
+
         let sessions = Arc::new(Sessions::new(
             store.clone(),
             workspace,
@@ -160,21 +189,17 @@ impl Server {
         ));
         let shutdown = CancellationToken::new();
         let turns_shutdown = CancellationToken::new();
-        let provider_policy = config.provider.policy();
-        let http = reqwest::Client::builder()
-            .connect_timeout(provider_policy.connect_timeout)
-            .build()
-            .context("building the HTTP client")?;
         let chat = Chat::new(Arc::new(Deps {
             store: store.clone(),
             sessions: sessions.clone(),
-            models,
+            models: models.clone(),
             toolbox: Toolbox::builtin(),
             http,
             provider_policy,
             limits: Limits::from_config(&config),
             live,
             shutdown: turns_shutdown.clone(),
+            finished_turns: tokio::sync::broadcast::channel(1024).0,
         }));
         let recovered = chat
             .recover()
@@ -186,6 +211,42 @@ impl Server {
                 "recovered sessions with unfinished turns"
             );
         }
+
+        let webhooks_shutdown = CancellationToken::new();
+        let webhook_policy = WebhookPolicy::default();
+        let webhooks = Webhooks::start(
+            crate::webhooks::http_client(&webhook_policy).context("building the webhook client")?,
+            webhook_policy,
+            local_addr,
+            webhooks_shutdown.clone(),
+        );
+        let server_webhook = match (&config.webhook_url, &config.webhook_secret) {
+            (Some(url), Some(secret)) => {
+                webhooks
+                    .check_url(url)
+                    .await
+                    .map_err(|err| anyhow::anyhow!("webhook_url: {err}"))?;
+                Some(WebhookTarget {
+                    url: url.clone(),
+                    secret: WebhookSecret::parse(secret)
+                        .map_err(|err| anyhow::anyhow!("webhook_secret: {err}"))?,
+                })
+            }
+            _ => None,
+        };
+        let scheduler = Scheduler::new(
+            SchedulerDeps {
+                store: store.clone(),
+                chat: chat.clone(),
+                sessions: sessions.clone(),
+                models: models.clone(),
+                clock,
+                webhooks: webhooks.clone(),
+                server_webhook: server_webhook.clone(),
+                misfire_grace: Duration::from_secs(config.schedule_misfire_grace_seconds),
+            },
+            CancellationToken::new(),
+        );
 
         let max = config.max_message_bytes;
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -213,8 +274,16 @@ impl Server {
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
-        .add_service(ModelServiceServer::new(PlannedModelApi))
-        .add_service(ScheduleServiceServer::new(PlannedScheduleApi))
+        .add_service(
+            ModelServiceServer::new(ModelApi::new(models.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            ScheduleServiceServer::new(ScheduleApi::new(scheduler.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -231,10 +300,6 @@ impl Server {
             .map_err(anyhow::Error::msg)
             .context("building the JSON/HTTP gateway")?;
 
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("binding {}", config.listen))?;
-        let local_addr = listener.local_addr()?;
         Ok(Server {
             config,
             listener,
@@ -252,6 +317,10 @@ impl Server {
             turns_shutdown,
             health,
             shutdown,
+            scheduler,
+            webhooks,
+            server_webhook,
+            webhooks_shutdown,
         })
     }
 
@@ -273,7 +342,15 @@ impl Server {
             turns_shutdown,
             health,
             shutdown: streams_shutdown,
+            scheduler,
+            webhooks,
+            server_webhook,
+            webhooks_shutdown,
         } = self;
+        if let Some(target) = server_webhook {
+            tokio::spawn(notify_finished_turns(chat.clone(), webhooks, target));
+        }
+        scheduler.start().await.context("starting the scheduler")?;
         health
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;
@@ -345,11 +422,14 @@ impl Server {
                 "requests still open after the grace period; closing them"
             );
         }
+        // No new fires; runs record how they ended.
+        scheduler.shutdown(grace).await;
         // Running turns end INTERRUPTED (partial text kept); queued turns resume next start.
         turns_shutdown.cancel();
         if tokio::time::timeout(grace, chat.shutdown()).await.is_err() {
             tracing::warn!("turns still stopping after the grace period");
         }
+        webhooks_shutdown.cancel();
         store.flush().await.context("flushing the store")?;
         tracing::info!("stopped");
         Ok(())
@@ -461,4 +541,44 @@ async fn shutdown_signal() {
         () = ctrl_c => tracing::info!("SIGINT received"),
         () = terminate => tracing::info!("SIGTERM received"),
     }
+}
+
+/// The webhook event every finished turn sends to the server-level webhook.
+pub const TURN_FINISHED_EVENT: &str = "turn.finished";
+
+/// Sends every finished turn to the server-level webhook until the runtime closes.
+async fn notify_finished_turns(chat: Arc<Chat>, webhooks: Webhooks, target: WebhookTarget) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut finished = chat.finished_turns();
+    loop {
+        match finished.recv().await {
+            Ok(turn) => {
+                webhooks.send(target.clone(), TURN_FINISHED_EVENT, turn_json(&turn));
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "turn.finished webhooks dropped: too many turns ended at once"
+                );
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// A finished turn as webhook receivers get it: resource names as in the API.
+fn turn_json(turn: &crate::domain::Turn) -> serde_json::Value {
+    serde_json::json!({
+        "session": format!("sessions/{}", turn.session_id),
+        "turn": format!("sessions/{}/turns/{}", turn.session_id, turn.id),
+        "status": turn.status,
+        "model": turn.model.as_ref().map(|m| format!("models/{m}")),
+        "error": turn.error.as_ref().map(|e| serde_json::json!({"reason": e.reason, "message": e.message})),
+        "usage": {
+            "input_tokens": turn.usage.input_tokens,
+            "output_tokens": turn.usage.output_tokens,
+        },
+        "start_time": turn.start_time.map(crate::domain::Timestamp::to_rfc3339),
+        "end_time": turn.end_time.map(crate::domain::Timestamp::to_rfc3339),
+    })
 }

@@ -434,22 +434,6 @@ async fn sessions_survive_a_restart_on_the_same_data_dir() {
 }
 
 #[tokio::test]
-async fn planned_rpcs_say_they_are_not_implemented_yet() {
-    let server = TestServer::start().await;
-    let mut models = pb::model_service_client::ModelServiceClient::new(server.channel().await);
-    let err = models
-        .list_models(pb::ListModelsRequest::default())
-        .await
-        .expect_err("planned");
-    assert_eq!(err.code(), Code::Unimplemented);
-    assert!(
-        err.message().contains("not implemented yet"),
-        "{}",
-        err.message()
-    );
-}
-
-#[tokio::test]
 async fn health_reports_serving() {
     let server = TestServer::start().await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);

@@ -1,13 +1,18 @@
 //! Conversions between proto messages and domain types, and the parsing of resource
 //! names. Proto stops here: nothing below `api/` sees a generated type.
 
+use std::time::Duration;
+
 use prost_types::{Duration as PbDuration, Timestamp as PbTimestamp};
 
 use crate::{
     domain::{
-        self, Error, Message, Part, PermissionMode, ReasoningEffort, Result, Role, Session,
-        SessionSource, SessionStatus, Timestamp, ToolCallRecord, ToolCallStatus, Turn, TurnError,
-        TurnStatus, Usage, error::Violations, session::SessionSettings,
+        self, Error, Message, Model, Part, PermissionMode, ProviderKind, ReasoningEffort, Result,
+        Role, Session, SessionSource, SessionStatus, Timestamp, ToolCallRecord, ToolCallStatus,
+        Turn, TurnError, TurnStatus, Usage,
+        error::Violations,
+        schedule::{OverlapPolicy, RetryPolicy, RunStatus, RunTrigger, Schedule, ScheduleRun},
+        session::SessionSettings,
     },
     pb,
 };
@@ -39,10 +44,20 @@ pub fn parse_name<'a>(name: &'a str, collection: &str, field: &str) -> Result<&'
 
 /// The session and child ids in `sessions/{session}/{kind}/{child}`.
 pub fn parse_child_name<'a>(name: &'a str, kind: &str, field: &str) -> Result<(&'a str, &'a str)> {
+    parse_nested_name(name, "sessions", kind, field)
+}
+
+/// The parent and child ids in `{parent}/{p}/{kind}/{child}` (both UUIDs).
+pub fn parse_nested_name<'a>(
+    name: &'a str,
+    parent: &str,
+    kind: &str,
+    field: &str,
+) -> Result<(&'a str, &'a str)> {
     let bad = || {
         Error::invalid(
             field,
-            format!("must be a name of the form sessions/{{session}}/{kind}/{{id}}, got {name:?}"),
+            format!("must be a name of the form {parent}/{{id}}/{kind}/{{id}}, got {name:?}"),
         )
     };
     let mut parts = name.split('/');
@@ -53,8 +68,11 @@ pub fn parse_child_name<'a>(name: &'a str, kind: &str, field: &str) -> Result<(&
         parts.next(),
         parts.next(),
     ) {
-        (Some("sessions"), Some(session), Some(k), Some(child), None)
-            if k == kind && domain::is_valid_id(session) && domain::is_valid_id(child) =>
+        (Some(p), Some(session), Some(k), Some(child), None)
+            if p == parent
+                && k == kind
+                && domain::is_valid_id(session)
+                && domain::is_valid_id(child) =>
         {
             Ok((session, child))
         }
@@ -74,7 +92,7 @@ fn turn_name(session: &str, id: &str) -> String {
     format!("sessions/{session}/turns/{id}")
 }
 
-fn model_name(id: &str) -> String {
+pub fn model_name(id: &str) -> String {
     format!("models/{id}")
 }
 
@@ -92,14 +110,14 @@ pub fn from_timestamp(t: &PbTimestamp, field: &str) -> Result<Timestamp> {
     Ok(Timestamp::from_unix(t.seconds, t.nanos))
 }
 
-fn duration(micros: Option<i64>) -> Option<PbDuration> {
+pub fn duration(micros: Option<i64>) -> Option<PbDuration> {
     micros.map(|m| PbDuration {
         seconds: m.div_euclid(1_000_000),
         nanos: (m.rem_euclid(1_000_000) * 1_000) as i32,
     })
 }
 
-fn from_duration(d: &Option<PbDuration>) -> Option<i64> {
+pub fn from_duration(d: &Option<PbDuration>) -> Option<i64> {
     d.as_ref().map(|d| {
         d.seconds
             .saturating_mul(1_000_000)
@@ -578,6 +596,342 @@ pub fn turn(t: &pb::Turn, field: &str) -> Result<Turn> {
             .map(|(i, r)| tool_call_record(r, &format!("{field}.tool_calls[{i}]")))
             .collect::<Result<Vec<_>>>()?,
     })
+}
+
+// --- etags ---
+
+/// The etag of a resource at `revision` (the same form as sessions': `"N"`).
+pub fn etag(revision: i64) -> String {
+    format!("\"{revision}\"")
+}
+
+/// The revision a client-sent etag expects; `None` for no etag (don't check). An etag
+/// this server did not issue expects a revision that never exists, so it mismatches.
+pub fn expected_revision(etag: &str) -> Option<i64> {
+    if etag.is_empty() {
+        return None;
+    }
+    Some(
+        etag.trim_matches('"')
+            .parse::<i64>()
+            .ok()
+            .filter(|r| *r > 0)
+            .unwrap_or(-1),
+    )
+}
+
+// --- google.protobuf.Struct <-> JSON ---
+
+pub fn struct_pb(map: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: map.iter().map(|(k, v)| (k.clone(), value_pb(v))).collect(),
+    }
+}
+
+fn value_pb(value: &serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match value {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.iter().map(value_pb).collect(),
+        }),
+        serde_json::Value::Object(map) => Kind::StructValue(struct_pb(map)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+pub fn struct_json(s: &prost_types::Struct) -> serde_json::Map<String, serde_json::Value> {
+    s.fields
+        .iter()
+        .map(|(k, v)| (k.clone(), value_json(v)))
+        .collect()
+}
+
+fn value_json(value: &prost_types::Value) -> serde_json::Value {
+    use prost_types::value::Kind;
+    match &value.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(*b),
+        // Whole numbers stay integers, so options like `tokens = 20` read back as written.
+        Some(Kind::NumberValue(n)) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+            serde_json::Value::from(*n as i64)
+        }
+        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null),
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s.clone()),
+        Some(Kind::ListValue(list)) => {
+            serde_json::Value::Array(list.values.iter().map(value_json).collect())
+        }
+        Some(Kind::StructValue(s)) => serde_json::Value::Object(struct_json(s)),
+    }
+}
+
+// --- models ---
+
+pub fn provider_kind_pb(kind: ProviderKind) -> pb::ProviderKind {
+    match kind {
+        ProviderKind::OpenAiCompatible => pb::ProviderKind::OpenaiCompatible,
+        ProviderKind::Anthropic => pb::ProviderKind::Anthropic,
+        ProviderKind::Mock => pb::ProviderKind::Mock,
+    }
+}
+
+pub fn model_pb(m: &Model) -> pb::Model {
+    pb::Model {
+        name: model_name(&m.id),
+        display_name: m.display_name.clone(),
+        provider: provider_kind_pb(m.provider) as i32,
+        provider_model: m.provider_model.clone(),
+        base_url: m.base_url.clone(),
+        api_key: m.api_key_hint(),
+        api_key_env: m.api_key_env.clone().unwrap_or_default(),
+        capabilities: Some(pb::ModelCapabilities {
+            tools: m.capabilities.tools,
+            vision: m.capabilities.vision,
+            reasoning: m.capabilities.reasoning,
+        }),
+        context_window: i32::try_from(m.context_window).unwrap_or(i32::MAX),
+        max_output_tokens: i32::try_from(m.max_output_tokens).unwrap_or(i32::MAX),
+        is_default: m.is_default,
+        extra_headers: m.extra_headers.clone().into_iter().collect(),
+        provider_options: Some(struct_pb(&m.options)),
+        create_time: timestamp(m.create_time),
+        update_time: timestamp(m.update_time),
+        etag: etag(m.revision),
+    }
+}
+
+/// The client-settable fields of a model; `provider` may be unset only when
+/// `provider_required` is false (an update that does not change it).
+pub fn model(m: &pb::Model, provider_required: bool) -> Result<Model> {
+    let mut v = Violations::new();
+    let provider = match pb::ProviderKind::try_from(m.provider) {
+        Ok(pb::ProviderKind::OpenaiCompatible) => Some(ProviderKind::OpenAiCompatible),
+        Ok(pb::ProviderKind::Anthropic) => Some(ProviderKind::Anthropic),
+        Ok(pb::ProviderKind::Mock) => Some(ProviderKind::Mock),
+        Ok(pb::ProviderKind::Unspecified) => {
+            if provider_required {
+                v.add(
+                    "provider",
+                    "is required: OPENAI_COMPATIBLE, ANTHROPIC or MOCK",
+                );
+            }
+            None
+        }
+        Err(_) => {
+            v.add("provider", format!("unknown enum value {}", m.provider));
+            None
+        }
+    };
+    let non_negative = |v: &mut Violations, value: i32, field: &str| -> u32 {
+        u32::try_from(value).unwrap_or_else(|_| {
+            v.add(field, "must not be negative");
+            0
+        })
+    };
+    let context_window = non_negative(&mut v, m.context_window, "context_window");
+    let max_output_tokens = non_negative(&mut v, m.max_output_tokens, "max_output_tokens");
+    v.into_result()?;
+    let capabilities = m.capabilities.unwrap_or_default();
+    let mut model = Model::new("", provider.unwrap_or(ProviderKind::Mock));
+    model.display_name = m.display_name.clone();
+    model.provider_model = m.provider_model.clone();
+    model.base_url = m.base_url.clone();
+    model.api_key = Some(m.api_key.clone()).filter(|k| !k.is_empty());
+    model.api_key_env = Some(m.api_key_env.clone()).filter(|k| !k.is_empty());
+    model.capabilities = domain::ModelCapabilities {
+        tools: capabilities.tools,
+        vision: capabilities.vision,
+        reasoning: capabilities.reasoning,
+    };
+    model.context_window = context_window;
+    model.max_output_tokens = max_output_tokens;
+    model.is_default = m.is_default;
+    model.extra_headers = m.extra_headers.clone().into_iter().collect();
+    model.options = m
+        .provider_options
+        .as_ref()
+        .map(struct_json)
+        .unwrap_or_default();
+    Ok(model)
+}
+
+// --- schedules ---
+
+pub fn schedule_name(id: &str) -> String {
+    format!("schedules/{id}")
+}
+
+fn std_duration(d: Duration) -> Option<PbDuration> {
+    duration(Some(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)))
+}
+
+/// A positive duration, or `default` when unset or zero.
+fn positive_duration(
+    v: &mut Violations,
+    d: &Option<PbDuration>,
+    default: Duration,
+    field: &str,
+) -> Duration {
+    match from_duration(d) {
+        None | Some(0) => default,
+        Some(micros) if micros < 0 => {
+            v.add(field, "must not be negative");
+            default
+        }
+        Some(micros) => Duration::from_micros(micros as u64),
+    }
+}
+
+pub fn schedule_pb(s: &Schedule, last_run: Option<&ScheduleRun>) -> pb::Schedule {
+    pb::Schedule {
+        name: schedule_name(&s.id),
+        display_name: s.display_name.clone(),
+        prompt: s.prompt.clone(),
+        cron: s.cron.clone(),
+        time_zone: s.time_zone.clone(),
+        enabled: Some(s.enabled),
+        target_session: s
+            .target_session
+            .as_deref()
+            .map(session_name)
+            .unwrap_or_default(),
+        model: s.model.as_deref().map(model_name).unwrap_or_default(),
+        permission_mode: permission_mode_pb(s.permission_mode) as i32,
+        working_dir: s.working_dir.clone(),
+        overlap_policy: match s.overlap {
+            OverlapPolicy::Skip => pb::OverlapPolicy::Skip,
+            OverlapPolicy::Queue => pb::OverlapPolicy::Queue,
+        } as i32,
+        retry_policy: Some(pb::RetryPolicy {
+            max_attempts: i32::try_from(s.retry.max_attempts).unwrap_or(i32::MAX),
+            initial_backoff: std_duration(s.retry.initial_backoff),
+            max_backoff: std_duration(s.retry.max_backoff),
+        }),
+        webhook_url: s.webhook_url.clone().unwrap_or_default(),
+        webhook_secret: s
+            .webhook_secret
+            .as_deref()
+            .map(domain::secret::mask)
+            .unwrap_or_default(),
+        next_run_time: s.next_run_time.and_then(timestamp),
+        last_run: last_run.map(schedule_run_pb),
+        create_time: timestamp(s.create_time),
+        update_time: timestamp(s.update_time),
+        etag: etag(s.revision),
+    }
+}
+
+/// The client-settable fields of a schedule; paths in violations are relative to it.
+pub fn schedule(s: &pb::Schedule) -> Result<Schedule> {
+    let mut v = Violations::new();
+    let target_session = match s.target_session.as_str() {
+        "" => None,
+        name => parse_name(name, "sessions", "target_session")
+            .map_err(|e| v.check(Err(e)))
+            .ok()
+            .map(str::to_owned),
+    };
+    let model = match s.model.as_str() {
+        "" => None,
+        name => parse_name(name, "models", "model")
+            .map_err(|e| v.check(Err(e)))
+            .ok()
+            .map(str::to_owned),
+    };
+    let permission_mode = match s.permission_mode {
+        0 => PermissionMode::AutoApprove,
+        other => permission_mode(other, "permission_mode")
+            .map_err(|e| v.check(Err(e)))
+            .unwrap_or(PermissionMode::AutoApprove),
+    };
+    let overlap = match pb::OverlapPolicy::try_from(s.overlap_policy) {
+        Ok(pb::OverlapPolicy::Unspecified | pb::OverlapPolicy::Skip) => OverlapPolicy::Skip,
+        Ok(pb::OverlapPolicy::Queue) => OverlapPolicy::Queue,
+        Err(_) => {
+            v.add(
+                "overlap_policy",
+                format!("unknown enum value {}", s.overlap_policy),
+            );
+            OverlapPolicy::Skip
+        }
+    };
+    let defaults = RetryPolicy::default();
+    let retry = match &s.retry_policy {
+        None => defaults,
+        Some(r) => RetryPolicy {
+            max_attempts: match r.max_attempts {
+                0 => defaults.max_attempts,
+                n => u32::try_from(n).unwrap_or(0),
+            },
+            initial_backoff: positive_duration(
+                &mut v,
+                &r.initial_backoff,
+                defaults.initial_backoff,
+                "retry_policy.initial_backoff",
+            ),
+            max_backoff: positive_duration(
+                &mut v,
+                &r.max_backoff,
+                defaults.max_backoff,
+                "retry_policy.max_backoff",
+            ),
+        },
+    };
+    v.into_result()?;
+    Ok(Schedule {
+        display_name: s.display_name.clone(),
+        prompt: s.prompt.clone(),
+        cron: s.cron.trim().to_owned(),
+        time_zone: s.time_zone.trim().to_owned(),
+        enabled: s.enabled.unwrap_or(true),
+        target_session,
+        model,
+        permission_mode,
+        working_dir: s.working_dir.clone(),
+        overlap,
+        retry,
+        webhook_url: Some(s.webhook_url.clone()).filter(|u| !u.is_empty()),
+        webhook_secret: Some(s.webhook_secret.clone()).filter(|u| !u.is_empty()),
+        ..Schedule::default()
+    })
+}
+
+pub fn schedule_run_pb(r: &ScheduleRun) -> pb::ScheduleRun {
+    pb::ScheduleRun {
+        name: format!("schedules/{}/runs/{}", r.schedule_id, r.id),
+        trigger: match r.trigger {
+            RunTrigger::Cron => pb::RunTrigger::Cron,
+            RunTrigger::Manual => pb::RunTrigger::Manual,
+            RunTrigger::Misfire => pb::RunTrigger::Misfire,
+        } as i32,
+        scheduled_time: timestamp(r.scheduled_time),
+        start_time: r.start_time.and_then(timestamp),
+        end_time: r.end_time.and_then(timestamp),
+        status: match r.status {
+            RunStatus::Pending => pb::RunStatus::Pending,
+            RunStatus::Running => pb::RunStatus::Running,
+            RunStatus::Succeeded => pb::RunStatus::Succeeded,
+            RunStatus::Failed => pb::RunStatus::Failed,
+            RunStatus::Skipped => pb::RunStatus::Skipped,
+        } as i32,
+        session: r
+            .session_id
+            .as_deref()
+            .map(session_name)
+            .unwrap_or_default(),
+        turn: match (&r.session_id, &r.turn_id) {
+            (Some(s), Some(t)) => turn_name(s, t),
+            _ => String::new(),
+        },
+        error: r.error.clone(),
+        attempt: i32::try_from(r.attempt).unwrap_or(i32::MAX),
+        next_retry_delay: r.next_retry_delay.and_then(std_duration),
+    }
 }
 
 #[cfg(test)]

@@ -5,9 +5,11 @@
 pub mod chat;
 pub mod convert;
 pub mod error;
-pub mod planned;
+pub mod models;
+pub mod schedules;
 pub mod sessions;
 
 pub use chat::ChatApi;
-pub use planned::{PlannedModelApi, PlannedScheduleApi};
+pub use models::ModelApi;
+pub use schedules::ScheduleApi;
 pub use sessions::SessionApi;

@@ -70,9 +70,7 @@ pub fn run(args: ConfigArgs, json: bool, out: &mut dyn Write) -> anyhow::Result<
 fn show(path: &ConfigPathArg, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     let config = Config::load(Some(&path.resolve()), &Overrides::default())?;
     if json {
-        let mut shown = config;
-        shown.token = shown.token.as_deref().map(crate::domain::secret::mask);
-        writeln!(out, "{}", serde_json::to_string_pretty(&shown)?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&config.masked())?)?;
     } else {
         write!(out, "{}", config.to_masked_toml())?;
     }

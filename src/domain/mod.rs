@@ -3,7 +3,9 @@
 
 pub mod error;
 pub mod message;
+pub mod model;
 pub mod page;
+pub mod schedule;
 pub mod secret;
 pub mod session;
 pub mod time;
@@ -13,6 +15,7 @@ pub use error::{Error, FieldViolation, Resource, Result};
 pub use message::{
     Message, Part, Role, ToolCallRecord, ToolCallStatus, Turn, TurnError, TurnStatus,
 };
+pub use model::{Model, ModelCapabilities, ProviderKind};
 pub use session::{PermissionMode, ReasoningEffort, Session, SessionSource, SessionStatus, Usage};
 pub use time::Timestamp;
 

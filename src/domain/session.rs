@@ -23,7 +23,10 @@ pub enum ReasoningEffort {
     High,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum PermissionMode {
     #[default]
     Ask,
@@ -168,16 +171,20 @@ impl SessionField {
     /// Accepts the proto name (`display_name`) and the JSON name (`displayName`), as
     /// field-mask paths come in either spelling.
     pub fn from_api_name(name: &str) -> Option<Self> {
-        let snake: String = name
-            .chars()
-            .flat_map(|c| {
-                let lower = c.to_ascii_lowercase();
-                let underscore = c.is_ascii_uppercase().then_some('_');
-                underscore.into_iter().chain(std::iter::once(lower))
-            })
-            .collect();
+        let snake = snake_case(name);
         Self::ALL.into_iter().find(|f| f.api_name() == snake)
     }
+}
+
+/// A field path in proto spelling: JSON's lowerCamelCase becomes snake_case.
+pub fn snake_case(path: &str) -> String {
+    path.chars()
+        .flat_map(|c| {
+            let lower = c.to_ascii_lowercase();
+            let underscore = c.is_ascii_uppercase().then_some('_');
+            underscore.into_iter().chain(std::iter::once(lower))
+        })
+        .collect()
 }
 
 impl SessionSettings {

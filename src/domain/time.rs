@@ -26,6 +26,13 @@ impl Timestamp {
         self.0
     }
 
+    /// RFC 3339 in UTC, e.g. `2026-11-22T09:00:00Z`.
+    pub fn to_rfc3339(self) -> String {
+        jiff::Timestamp::from_microsecond(self.0)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| format!("@{}us", self.0))
+    }
+
     /// Whole seconds and the remaining nanoseconds, as protobuf Timestamps want them.
     pub fn to_unix(self) -> (i64, i32) {
         let seconds = self.0.div_euclid(1_000_000);

@@ -26,13 +26,7 @@ pub use http::http_client;
 pub use mock::MockProvider;
 pub use openai::OpenAiProvider;
 
-/// The wire format a provider speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProviderKind {
-    OpenAiCompatible,
-    Anthropic,
-    Mock,
-}
+pub use crate::domain::ProviderKind;
 
 /// Everything needed to talk to one model. Its `Debug` output masks the API key.
 #[derive(Clone, PartialEq)]

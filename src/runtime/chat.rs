@@ -67,6 +67,12 @@ impl Chat {
         self.map().len()
     }
 
+    /// Every turn of every session as it ends, from now on. A receiver that lags gets
+    /// `Lagged` and should read the turns it waits for from the store.
+    pub fn finished_turns(&self) -> tokio::sync::broadcast::Receiver<Turn> {
+        self.deps.finished_turns.subscribe()
+    }
+
     /// The session's live state, started (with its driver) if needed.
     async fn live(self: &Arc<Self>, id: &str) -> Result<Arc<LiveSession>> {
         if let Some(live) = self.map().get(id) {
@@ -186,7 +192,8 @@ impl Chat {
         // Fail fast when no model would run it; the turn resolves its model when it starts.
         self.deps
             .models
-            .resolve(request.model.as_deref(), session.model.as_deref())?;
+            .resolve(request.model.as_deref(), session.model.as_deref())
+            .await?;
         loop {
             let live = self.live(&request.session_id).await?;
             let _send = live.send_lock.lock().await;

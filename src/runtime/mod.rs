@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 
 pub use chat::{BusyPolicy, Chat, EventFeed, SendRequest};
 pub use live::{LiveIndex, LiveSummary};
-pub use models::ModelResolver;
+pub use models::Models;
 pub use sessions::{SessionChange, Sessions};
 pub use workspace::Workspace;
 
@@ -52,7 +52,7 @@ impl Limits {
 pub struct Deps {
     pub store: Arc<dyn Store>,
     pub sessions: Arc<Sessions>,
-    pub models: Arc<ModelResolver>,
+    pub models: Arc<Models>,
     pub toolbox: Toolbox,
     pub http: reqwest::Client,
     pub provider_policy: ProviderPolicy,
@@ -60,4 +60,6 @@ pub struct Deps {
     pub live: Arc<LiveIndex>,
     /// Cancelled when the server shuts down: running turns end INTERRUPTED.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Every turn of every session as it ends (schedules and webhooks listen).
+    pub finished_turns: tokio::sync::broadcast::Sender<crate::domain::Turn>,
 }

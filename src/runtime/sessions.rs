@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use tokio::sync::broadcast;
 
-use super::{LiveIndex, ModelResolver, Workspace};
+use super::{LiveIndex, Models, Workspace};
 use crate::{
     domain::{
         Error, Resource, Result, Session, SessionSource, SessionStatus, Timestamp, Usage, new_id,
@@ -36,7 +36,7 @@ pub struct Sessions {
     changes: broadcast::Sender<SessionChange>,
     /// Live status of sessions with work in progress.
     live: Arc<LiveIndex>,
-    models: Arc<ModelResolver>,
+    models: Arc<Models>,
 }
 
 impl Sessions {
@@ -44,7 +44,7 @@ impl Sessions {
         store: Arc<dyn Store>,
         workspace: Workspace,
         live: Arc<LiveIndex>,
-        models: Arc<ModelResolver>,
+        models: Arc<Models>,
     ) -> Self {
         let (changes, _) = broadcast::channel(WATCH_BUFFER);
         Self {
@@ -61,14 +61,20 @@ impl Sessions {
         self.publish(SessionChange::Updated(session));
     }
 
-    fn check_model(&self, model: Option<&str>) -> Result<()> {
+    async fn check_model(&self, model: Option<&str>) -> Result<()> {
         match model {
-            Some(id) if !self.models.contains(id) => Err(Error::NotFound {
+            Some(id) if !self.models.exists(id).await? => Err(Error::NotFound {
                 resource: Resource::Model,
                 name: format!("models/{id}"),
             }),
             _ => Ok(()),
         }
+    }
+
+    /// Checks a working dir the way session creation will (inside the workspace root);
+    /// violations name `field`.
+    pub fn check_working_dir(&self, dir: &str, field: &str) -> Result<()> {
+        self.workspace.resolve(dir, field).map(|_| ())
     }
 
     /// Subscribes to session changes from now on.
@@ -87,6 +93,7 @@ impl Sessions {
         source: SessionSource,
     ) -> Result<Session> {
         settings.validate()?;
+        self.check_model(settings.model.as_deref()).await?;
         let working_dir = self
             .workspace
             .resolve(&settings.working_dir, "working_dir")?;
@@ -171,7 +178,7 @@ impl Sessions {
     ) -> Result<Session> {
         settings.validate()?;
         if fields.contains(&SessionField::Model) {
-            self.check_model(settings.model.as_deref())?;
+            self.check_model(settings.model.as_deref()).await?;
         }
         let working_dir = if fields.contains(&SessionField::WorkingDir) {
             Some(
@@ -415,10 +422,19 @@ mod tests {
             .await
             .expect("store");
         let workspace = Workspace::new(&dir.path().join("ws"), false).expect("workspace");
-        let models = Arc::new(ModelResolver::new(Default::default(), None));
+        let store: Arc<dyn Store> = Arc::new(store);
+        let models = Models::open(
+            store.clone(),
+            &Default::default(),
+            None,
+            reqwest::Client::new(),
+            Default::default(),
+        )
+        .await
+        .expect("models");
         (
             dir,
-            Sessions::new(Arc::new(store), workspace, Arc::default(), models),
+            Sessions::new(store, workspace, Arc::default(), Arc::new(models)),
         )
     }
 

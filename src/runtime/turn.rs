@@ -57,10 +57,22 @@ async fn prepare(live: &LiveSession, turn: &mut Turn) -> Result<Prepared, Ending
         .get(&live.id)
         .await
         .map_err(|err| failed(&err.reason(), err.to_string()))?;
-    let model = deps
+    let resolution = deps
         .models
         .resolve(turn.model.as_deref(), session.model.as_deref())
+        .await
         .map_err(|err| failed(&err.reason(), err.to_string()))?;
+    if let Some(note) = resolution.fallback_note {
+        tracing::warn!(session = %live.id, turn = %turn.id, "{note}");
+        live.emit(
+            Some(&turn.id),
+            EventKind::Error {
+                reason: "MODEL_FALLBACK".into(),
+                message: note,
+            },
+        );
+    }
+    let model = resolution.model;
     turn.model = Some(model.id.clone());
     Ok(Prepared { session, model })
 }

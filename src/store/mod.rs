@@ -5,7 +5,10 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 
-use crate::domain::{Message, Result, Session, SessionSource, Timestamp, Turn};
+use crate::domain::{
+    Message, Model, Result, Session, SessionSource, Timestamp, Turn,
+    schedule::{Schedule, ScheduleRun},
+};
 
 /// Which sessions a list returns. Filters combine with AND.
 #[derive(Clone, Debug, Default)]
@@ -47,8 +50,10 @@ pub struct SessionContent {
     pub turns: Vec<Turn>,
 }
 
+/// Everything Octo persists: sessions with their messages and turns (this trait), models
+/// and schedules (the supertraits).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ModelStore + ScheduleStore + Send + Sync + 'static {
     /// Stores a new session.
     async fn create_session(&self, session: &Session) -> Result<()>;
 
@@ -144,4 +149,93 @@ pub trait Store: Send + Sync + 'static {
 
     /// Flushes what the backend buffers (SQLite: a WAL checkpoint). Called on shutdown.
     async fn flush(&self) -> Result<()>;
+}
+
+/// What deleting a model did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModelDeletion {
+    /// The model that became the default because the deleted one was.
+    pub promoted: Option<String>,
+}
+
+/// Model configs. The store keeps "exactly one default while any model exists" inside
+/// its transactions, so two servers on one database cannot break it.
+#[async_trait]
+pub trait ModelStore: Send + Sync {
+    /// All models, the default first, then by creation.
+    async fn list_models(&self) -> Result<Vec<Model>>;
+
+    /// Stores a new model and returns it as stored: the first model becomes the default;
+    /// a new default clears the old one. ALREADY_EXISTS if the id is taken.
+    async fn create_model(&self, model: &Model) -> Result<Model>;
+
+    /// Replaces a model if its revision is still `expected_revision` (the caller sets
+    /// the next one). Setting `is_default` clears the old default. Returns None on a
+    /// conflict, NOT_FOUND if it is gone.
+    async fn update_model(&self, model: &Model, expected_revision: i64) -> Result<Option<Model>>;
+
+    /// Deletes a model, promoting the oldest remaining model if it was the default.
+    /// Deleting the last model while sessions or schedules reference it is
+    /// FAILED_PRECONDITION (MODEL_IN_USE) unless `force`.
+    async fn delete_model(
+        &self,
+        id: &str,
+        expected_revision: Option<i64>,
+        force: bool,
+    ) -> Result<ModelDeletion>;
+}
+
+/// Schedules and their runs.
+#[async_trait]
+pub trait ScheduleStore: Send + Sync {
+    async fn create_schedule(&self, schedule: &Schedule) -> Result<()>;
+
+    async fn get_schedule(&self, id: &str) -> Result<Option<Schedule>>;
+
+    /// Schedules by creation (id), after the id `after`.
+    async fn list_schedules(&self, after: Option<&str>, limit: usize) -> Result<Vec<Schedule>>;
+
+    /// Replaces a schedule if its revision is still `expected_revision`. Returns false on
+    /// a conflict or when it is gone.
+    async fn update_schedule(&self, schedule: &Schedule, expected_revision: i64) -> Result<bool>;
+
+    /// Deletes a schedule and its run history (the sessions runs created stay). Returns
+    /// false if there was none.
+    async fn delete_schedule(&self, id: &str) -> Result<bool>;
+
+    /// Enabled schedules whose next fire time is at or before `now`.
+    async fn due_schedules(&self, now: Timestamp) -> Result<Vec<Schedule>>;
+
+    /// The earliest next fire time of any enabled schedule.
+    async fn next_fire_time(&self) -> Result<Option<Timestamp>>;
+
+    /// Claims the fire time `fire_time` of `run.schedule_id` by storing `run`, and moves
+    /// the schedule's next fire time on to `next`, in one transaction. Returns false
+    /// when the fire time was already claimed (by this or another server sharing the
+    /// database); the schedule's next fire time moves on either way.
+    async fn claim_fire_time(
+        &self,
+        run: &ScheduleRun,
+        fire_time: Timestamp,
+        next: Option<Timestamp>,
+    ) -> Result<bool>;
+
+    /// Stores a new run that claims no fire time (RunSchedule).
+    async fn insert_run(&self, run: &ScheduleRun) -> Result<()>;
+
+    /// Replaces a run's record.
+    async fn update_run(&self, run: &ScheduleRun) -> Result<()>;
+
+    async fn get_run(&self, schedule_id: &str, run_id: &str) -> Result<Option<ScheduleRun>>;
+
+    /// Runs newest first, older than the run id `before`.
+    async fn list_runs(
+        &self,
+        schedule_id: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ScheduleRun>>;
+
+    /// Pending and running runs of every schedule, oldest first.
+    async fn unfinished_runs(&self) -> Result<Vec<ScheduleRun>>;
 }

@@ -8,6 +8,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+mod models;
+mod schedules;
+
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
@@ -23,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0001_sessions.sql"),
     include_str!("migrations/sqlite/0002_turns.sql"),
     include_str!("migrations/sqlite/0003_history_positions.sql"),
+    include_str!("migrations/sqlite/0004_models_schedules.sql"),
 ];
 
 /// Readers kept open for reuse.
@@ -36,6 +40,14 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+}
+
+/// A write transaction that takes the write lock at BEGIN. A deferred one that reads
+/// first fails at once with SQLITE_BUSY (no busy wait) when another connection, such as a
+/// second server on the same database, wrote in between.
+fn immediate(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(storage_error)
 }
 
 fn storage_error(err: impl std::fmt::Display) -> Error {
@@ -136,7 +148,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let version = index + 1;
-        let tx = conn.transaction().map_err(storage_error)?;
+        let tx = immediate(conn)?;
         tx.execute_batch(sql)
             .map_err(|err| storage_error(format!("migration {version}: {err}")))?;
         tx.pragma_update(None, "user_version", version as i64)
@@ -620,7 +632,7 @@ impl Store for SqliteStore {
     async fn insert_session_content(&self, content: &SessionContent) -> Result<()> {
         let content = content.clone();
         self.write(move |conn| {
-            let tx = conn.transaction().map_err(storage_error)?;
+            let tx = immediate(conn)?;
             insert_session(&tx, &content.session)?;
             for turn in &content.turns {
                 insert_turn(&tx, turn)?;
@@ -688,7 +700,7 @@ impl Store for SqliteStore {
         let message = message.clone();
         let turn = turn.cloned();
         self.write(move |conn| {
-            let tx = conn.transaction().map_err(storage_error)?;
+            let tx = immediate(conn)?;
             if let Some(turn) = &turn {
                 write_turn(&tx, turn, "INSERT")?;
             }
@@ -702,7 +714,7 @@ impl Store for SqliteStore {
     async fn put_message(&self, message: &Message) -> Result<()> {
         let message = message.clone();
         self.write(move |conn| {
-            let tx = conn.transaction().map_err(storage_error)?;
+            let tx = immediate(conn)?;
             let exists: bool = tx
                 .query_row(
                     "SELECT 1 FROM messages WHERE id = ?1",
@@ -867,7 +879,7 @@ impl Store for SqliteStore {
     async fn put_turn(&self, turn: &Turn) -> Result<()> {
         let turn = turn.clone();
         self.write(move |conn| {
-            let tx = conn.transaction().map_err(storage_error)?;
+            let tx = immediate(conn)?;
             let previous: Option<String> = tx
                 .query_row("SELECT status FROM turns WHERE id = ?1", [&turn.id], |row| row.get(0))
                 .optional()

@@ -54,7 +54,23 @@ impl TestServer {
 
     /// Starts a server on an existing data dir (restarts).
     pub async fn start_in(dir: std::sync::Arc<tempfile::TempDir>, config: Config) -> TestServer {
-        let server = Server::bind(config.clone()).await.expect("server binds");
+        Self::start_with_clock(
+            dir,
+            config,
+            std::sync::Arc::new(octo::scheduler::SystemClock),
+        )
+        .await
+    }
+
+    /// Starts a server whose schedules fire by `clock`.
+    pub async fn start_with_clock(
+        dir: std::sync::Arc<tempfile::TempDir>,
+        config: Config,
+        clock: std::sync::Arc<dyn octo::scheduler::Clock>,
+    ) -> TestServer {
+        let server = Server::bind_with_clock(config.clone(), clock)
+            .await
+            .expect("server binds");
         let addr = server.local_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
@@ -93,6 +109,14 @@ impl TestServer {
 
     pub async fn chat(&self) -> pb::chat_service_client::ChatServiceClient<Channel> {
         pb::chat_service_client::ChatServiceClient::new(self.channel().await)
+    }
+
+    pub async fn models(&self) -> pb::model_service_client::ModelServiceClient<Channel> {
+        pb::model_service_client::ModelServiceClient::new(self.channel().await)
+    }
+
+    pub async fn schedules(&self) -> pb::schedule_service_client::ScheduleServiceClient<Channel> {
+        pb::schedule_service_client::ScheduleServiceClient::new(self.channel().await)
     }
 
     /// Stops gracefully and waits until the server has flushed and returned.
@@ -473,6 +497,8 @@ pub fn octo_command() -> tokio::process::Command {
         "OCTO_LISTEN",
         "RUST_LOG",
         "NO_COLOR",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
     ] {
         command.env_remove(var);
     }
@@ -487,8 +513,17 @@ pub async fn spawn_serve<S: AsRef<std::ffi::OsStr>>(
     home: &std::path::Path,
     extra: &[S],
 ) -> (tokio::process::Child, String) {
+    spawn_serve_with(octo_command(), home, extra).await
+}
+
+/// [`spawn_serve`] from a prepared command (extra environment).
+pub async fn spawn_serve_with<S: AsRef<std::ffi::OsStr>>(
+    mut command: tokio::process::Command,
+    home: &std::path::Path,
+    extra: &[S],
+) -> (tokio::process::Child, String) {
     use tokio::io::{AsyncBufReadExt, BufReader};
-    let mut child = octo_command()
+    let mut child = command
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env("XDG_DATA_HOME", home.join("data"))

@@ -1,0 +1,804 @@
+//! Schedules: prompts run unattended on a cron. This module owns the schedule rules
+//! (validation, next fire time), the firing loop, and the execution and history of runs.
+//!
+//! **Exactly once.** A due fire time is claimed by storing its run under a unique
+//! (schedule, fire time) key in the same transaction that moves the schedule's next fire
+//! time on; only the server whose insert succeeded runs it, however many servers share
+//! the database.
+//!
+//! **Misfires.** When the scheduler finds fire times in the past (the server was down, or
+//! the machine slept), only the latest of them may still run: it runs once, as a
+//! MISFIRE run, if it is at most `misfire_grace` late; otherwise it is recorded as a
+//! SKIPPED run. Earlier missed times are recorded together as one SKIPPED run (at the
+//! first of them) whose error says how many were missed. A fire time handled less than
+//! [`ON_TIME`] late is an ordinary CRON run.
+//!
+//! **Overlap.** SKIP records a fire time whose schedule still has a pending or running
+//! run as SKIPPED; QUEUE runs it once the earlier runs of the schedule (on this server)
+//! have finished.
+//!
+//! **Retries.** A run whose turn fails on a provider error (reason `PROVIDER_*`) is
+//! tried again in the same session after the retry policy's backoff, up to
+//! `max_attempts` attempts in all.
+
+pub mod clock;
+pub mod cron;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::sync::{Notify, broadcast::error::RecvError};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+pub use clock::{Clock, ManualClock, SystemClock};
+use cron::{Cron, Zone};
+
+use crate::{
+    domain::{
+        Error, Part, Resource, Result, SessionSource, Timestamp, Turn, TurnStatus,
+        error::Violations,
+        schedule::{
+            OverlapPolicy, RetryPolicy, RunStatus, RunTrigger, Schedule, ScheduleField, ScheduleRun,
+        },
+        session::SessionSettings,
+    },
+    runtime::{BusyPolicy, Chat, Models, SendRequest, Sessions},
+    store::Store,
+    webhooks::{WebhookSecret, WebhookTarget, Webhooks},
+};
+
+/// A fire time handled at most this late counts as on time (trigger CRON).
+pub const ON_TIME: Duration = Duration::from_secs(60);
+
+/// The scheduler looks at the store at least this often, so schedules another server
+/// changed are picked up.
+const POLL: Duration = Duration::from_secs(30);
+
+/// The largest prompt a schedule may send.
+const MAX_PROMPT_BYTES: usize = 256 * 1024;
+
+/// The webhook event a finished run sends.
+pub const RUN_FINISHED_EVENT: &str = "schedule_run.finished";
+
+pub struct Scheduler {
+    store: Arc<dyn Store>,
+    chat: Arc<Chat>,
+    sessions: Arc<Sessions>,
+    models: Arc<Models>,
+    clock: Arc<dyn Clock>,
+    webhooks: Webhooks,
+    /// The server-level webhook, which hears about every run.
+    server_webhook: Option<WebhookTarget>,
+    misfire_grace: Duration,
+    /// Wakes the firing loop when a schedule changed.
+    wake: Notify,
+    /// Per schedule, held while one of its runs executes here: QUEUE runs wait on it.
+    run_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+/// What the scheduler works with.
+pub struct SchedulerDeps {
+    pub store: Arc<dyn Store>,
+    pub chat: Arc<Chat>,
+    pub sessions: Arc<Sessions>,
+    pub models: Arc<Models>,
+    pub clock: Arc<dyn Clock>,
+    pub webhooks: Webhooks,
+    pub server_webhook: Option<WebhookTarget>,
+    pub misfire_grace: Duration,
+}
+
+fn not_found(id: &str) -> Error {
+    Error::not_found(Resource::Schedule, format!("schedules/{id}"))
+}
+
+fn etag_mismatch(id: &str) -> Error {
+    Error::EtagMismatch {
+        resource: Resource::Schedule,
+        name: format!("schedules/{id}"),
+    }
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Checks what a client sets and returns the parsed cron and zone. Field paths are
+/// relative to the schedule.
+fn validate(s: &Schedule) -> Result<(Cron, Zone)> {
+    let mut v = Violations::new();
+    if s.prompt.trim().is_empty() {
+        v.add("prompt", "is required: the message each run sends");
+    } else if s.prompt.len() > MAX_PROMPT_BYTES {
+        v.add(
+            "prompt",
+            format!("must be at most {MAX_PROMPT_BYTES} bytes"),
+        );
+    }
+    if s.display_name.chars().count() > 256 {
+        v.add("display_name", "must be at most 256 characters");
+    }
+    let cron = Cron::parse(&s.cron)
+        .map_err(|err| v.add("cron", err.to_string()))
+        .ok();
+    let zone = Zone::parse(&s.time_zone)
+        .map_err(|err| v.add("time_zone", err))
+        .ok();
+    let retry = &s.retry;
+    if !(1..=RetryPolicy::MAX_ATTEMPTS).contains(&retry.max_attempts) {
+        v.add(
+            "retry_policy.max_attempts",
+            format!("must be 1 to {}", RetryPolicy::MAX_ATTEMPTS),
+        );
+    }
+    if retry.initial_backoff.is_zero() || retry.initial_backoff > Duration::from_secs(86_400) {
+        v.add(
+            "retry_policy.initial_backoff",
+            "must be more than 0 and at most 1 day",
+        );
+    }
+    if retry.max_backoff < retry.initial_backoff || retry.max_backoff > Duration::from_secs(86_400)
+    {
+        v.add(
+            "retry_policy.max_backoff",
+            "must be at least initial_backoff and at most 1 day",
+        );
+    }
+    if let Some(secret) = &s.webhook_secret
+        && let Err(err) = WebhookSecret::parse(secret)
+    {
+        v.add("webhook_secret", err);
+    }
+    if s.webhook_url.is_some() && s.webhook_secret.is_none() {
+        v.add(
+            "webhook_secret",
+            "is required with webhook_url: a `whsec_` secret (base64 of 24 to 64 random bytes) \
+             the receiver verifies signatures with",
+        );
+    }
+    v.into_result()?;
+    match (cron, zone) {
+        (Some(cron), Some(zone)) => Ok((cron, zone)),
+        _ => Err(Error::Internal("validation passed without a cron".into())),
+    }
+}
+
+impl Scheduler {
+    pub fn new(deps: SchedulerDeps, shutdown: CancellationToken) -> Arc<Self> {
+        Arc::new(Self {
+            store: deps.store,
+            chat: deps.chat,
+            sessions: deps.sessions,
+            models: deps.models,
+            clock: deps.clock,
+            webhooks: deps.webhooks,
+            server_webhook: deps.server_webhook,
+            misfire_grace: deps.misfire_grace,
+            wake: Notify::new(),
+            run_locks: Mutex::default(),
+            tasks: TaskTracker::new(),
+            shutdown,
+        })
+    }
+
+    /// Settles runs a previous process left unfinished, then starts the firing loop.
+    pub async fn start(self: &Arc<Self>) -> Result<()> {
+        for run in self.store.unfinished_runs().await? {
+            self.recover(run).await?;
+        }
+        let this = self.clone();
+        self.tasks.spawn(async move { this.fire_loop().await });
+        Ok(())
+    }
+
+    /// Stops firing and waits (up to `grace`) for runs to record their end.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "schedule runs still busy at shutdown; they are settled on the next start"
+            );
+        }
+    }
+
+    // --- the schedule resource ---
+
+    /// The time zone `UTC` when none is given, and the next fire time when enabled.
+    fn prepare(&self, schedule: &mut Schedule) -> Result<()> {
+        if schedule.time_zone.trim().is_empty() {
+            schedule.time_zone = "UTC".into();
+        }
+        let (cron, zone) = validate(schedule)?;
+        schedule.cron = cron.as_str().to_owned();
+        schedule.next_run_time = if schedule.enabled {
+            cron.next_after(self.clock.now(), &zone)
+        } else {
+            None
+        };
+        Ok(())
+    }
+
+    /// Checks what validation cannot without I/O: the target session, model, working
+    /// dir and webhook URL.
+    async fn check_references(&self, s: &Schedule) -> Result<()> {
+        let mut v = Violations::new();
+        if let Some(session) = &s.target_session {
+            match self.sessions.get(session).await {
+                Ok(_) => {}
+                Err(Error::NotFound { .. }) => v.add(
+                    "target_session",
+                    format!("sessions/{session} does not exist"),
+                ),
+                Err(err) => return Err(err),
+            }
+        }
+        if let Some(model) = &s.model
+            && !self.models.exists(model).await?
+        {
+            v.add("model", format!("models/{model} does not exist"));
+        }
+        v.check(
+            self.sessions
+                .check_working_dir(&s.working_dir, "working_dir"),
+        );
+        if let Some(url) = &s.webhook_url
+            && let Err(err) = self.webhooks.check_url(url).await
+        {
+            v.add("webhook_url", err);
+        }
+        v.into_result()
+    }
+
+    pub async fn create(&self, mut schedule: Schedule) -> Result<Schedule> {
+        let now = self.clock.now();
+        schedule.id = crate::domain::new_id();
+        schedule.create_time = now;
+        schedule.update_time = now;
+        schedule.revision = 1;
+        self.prepare(&mut schedule)
+            .and(Ok(()))
+            .map_err(|e| e.within("schedule."))?;
+        self.check_references(&schedule)
+            .await
+            .map_err(|e| e.within("schedule."))?;
+        self.store.create_schedule(&schedule).await?;
+        tracing::info!(schedule = %schedule.id, cron = %schedule.cron, time_zone = %schedule.time_zone, next = ?schedule.next_run_time, "schedule created");
+        self.wake.notify_one();
+        Ok(schedule)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Schedule> {
+        self.store
+            .get_schedule(id)
+            .await?
+            .ok_or_else(|| not_found(id))
+    }
+
+    pub async fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<Schedule>> {
+        self.store.list_schedules(after, limit).await
+    }
+
+    /// Changes `fields` to the values in `changes`. A change of cron, time zone or
+    /// enabled recomputes the next fire time from now.
+    pub async fn update(
+        &self,
+        id: &str,
+        changes: &Schedule,
+        fields: &[ScheduleField],
+        expected_revision: Option<i64>,
+    ) -> Result<Schedule> {
+        let current = self.get(id).await?;
+        if expected_revision.is_some_and(|r| r != current.revision) {
+            return Err(etag_mismatch(id));
+        }
+        let mut updated = current.clone();
+        for field in fields {
+            field.apply(changes, &mut updated);
+        }
+        let timing_changed = updated.cron != current.cron
+            || updated.time_zone != current.time_zone
+            || updated.enabled != current.enabled;
+        let next = current.next_run_time;
+        self.prepare(&mut updated)
+            .map_err(|e| e.within("schedule."))?;
+        if !timing_changed {
+            // The pending fire time stays claimed-or-not exactly as it was.
+            updated.next_run_time = next;
+        }
+        self.check_references(&updated)
+            .await
+            .map_err(|e| e.within("schedule."))?;
+        updated.update_time = self.clock.now();
+        updated.revision = current.revision + 1;
+        if !self
+            .store
+            .update_schedule(&updated, current.revision)
+            .await?
+        {
+            return Err(etag_mismatch(id));
+        }
+        self.wake.notify_one();
+        Ok(updated)
+    }
+
+    /// Deletes a schedule and its run history; sessions its runs created stay.
+    pub async fn delete(
+        &self,
+        id: &str,
+        expected_revision: Option<i64>,
+        allow_missing: bool,
+    ) -> Result<()> {
+        match self.store.get_schedule(id).await? {
+            None if allow_missing => return Ok(()),
+            None => return Err(not_found(id)),
+            Some(s) if expected_revision.is_some_and(|r| r != s.revision) => {
+                return Err(etag_mismatch(id));
+            }
+            Some(_) => {}
+        }
+        if !self.store.delete_schedule(id).await? && !allow_missing {
+            return Err(not_found(id));
+        }
+        tracing::info!(schedule = %id, "schedule deleted");
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Runs a schedule now, outside its cron (its overlap policy applies).
+    pub async fn run_now(self: &Arc<Self>, id: &str) -> Result<ScheduleRun> {
+        let schedule = self.get(id).await?;
+        let mut run = ScheduleRun::new(id, RunTrigger::Manual, self.clock.now());
+        if schedule.overlap == OverlapPolicy::Skip
+            && let Some(active) = self.active_run(id).await?
+        {
+            run.status = RunStatus::Skipped;
+            run.end_time = Some(run.scheduled_time);
+            run.error = format!("the previous run {} is still active", active.id);
+        }
+        self.store.insert_run(&run).await?;
+        if run.status == RunStatus::Pending {
+            self.spawn_run(schedule, run.clone());
+        }
+        Ok(run)
+    }
+
+    pub async fn get_run(&self, schedule_id: &str, run_id: &str) -> Result<ScheduleRun> {
+        self.store
+            .get_run(schedule_id, run_id)
+            .await?
+            .ok_or_else(|| {
+                Error::not_found(
+                    Resource::ScheduleRun,
+                    format!("schedules/{schedule_id}/runs/{run_id}"),
+                )
+            })
+    }
+
+    /// Runs newest first; NOT_FOUND if the schedule does not exist.
+    pub async fn list_runs(
+        &self,
+        schedule_id: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ScheduleRun>> {
+        self.get(schedule_id).await?;
+        self.store.list_runs(schedule_id, before, limit).await
+    }
+
+    /// The latest run of a schedule.
+    pub async fn last_run(&self, schedule_id: &str) -> Result<Option<ScheduleRun>> {
+        Ok(self
+            .store
+            .list_runs(schedule_id, None, 1)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn active_run(&self, schedule_id: &str) -> Result<Option<ScheduleRun>> {
+        // Runs are newest first and a schedule rarely has many active ones.
+        Ok(self
+            .store
+            .list_runs(schedule_id, None, 32)
+            .await?
+            .into_iter()
+            .find(|run| !run.status.is_terminal()))
+    }
+
+    // --- firing ---
+
+    async fn fire_loop(self: Arc<Self>) {
+        loop {
+            if let Err(err) = self.fire_due().await {
+                tracing::error!(error = %err, "firing due schedules failed; retrying shortly");
+            }
+            let now = self.clock.now();
+            let poll = Timestamp(now.0.saturating_add(micros(POLL)));
+            let deadline = match self.store.next_fire_time().await {
+                Ok(Some(next)) => next.min(poll),
+                Ok(None) => poll,
+                Err(err) => {
+                    tracing::error!(error = %err, "reading the next fire time failed");
+                    poll
+                }
+            };
+            tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                () = self.wake.notified() => {}
+                () = self.clock.sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    /// Claims and starts every due fire time (see the module doc for the misfire rule).
+    pub async fn fire_due(self: &Arc<Self>) -> Result<()> {
+        let now = self.clock.now();
+        for schedule in self.store.due_schedules(now).await? {
+            if let Err(err) = self.fire(&schedule, now).await {
+                tracing::error!(schedule = %schedule.id, error = %err, "firing a schedule failed");
+            }
+        }
+        Ok(())
+    }
+
+    async fn fire(self: &Arc<Self>, schedule: &Schedule, now: Timestamp) -> Result<()> {
+        let Some(first) = schedule.next_run_time else {
+            return Ok(());
+        };
+        let (cron, zone) = match validate(schedule) {
+            Ok(parsed) => parsed,
+            Err(err) => {
+                tracing::error!(schedule = %schedule.id, error = %err, "stored schedule is invalid; not firing it");
+                return Ok(());
+            }
+        };
+        // The due fire times are `first` and those after it up to now; only the latest
+        // may still run.
+        let mut latest = first;
+        let mut missed: u64 = 0;
+        while let Some(t) = cron.next_after(latest, &zone).filter(|t| *t <= now) {
+            latest = t;
+            missed += 1;
+            if missed >= 100_000 {
+                break;
+            }
+        }
+        let next = cron.next_after(now, &zone);
+        if missed > 0 {
+            let mut skipped = ScheduleRun::new(&schedule.id, RunTrigger::Misfire, first);
+            skipped.status = RunStatus::Skipped;
+            skipped.end_time = Some(now);
+            skipped.error = format!(
+                "{missed} fire time(s) from {} were missed (the server was not running) and skipped",
+                first.to_rfc3339()
+            );
+            self.store.claim_fire_time(&skipped, first, next).await?;
+        }
+        let late = Duration::from_micros(u64::try_from(now.0 - latest.0).unwrap_or(0));
+        let trigger = if missed == 0 && late <= ON_TIME {
+            RunTrigger::Cron
+        } else {
+            RunTrigger::Misfire
+        };
+        let mut run = ScheduleRun::new(&schedule.id, trigger, latest);
+        if late > self.misfire_grace.max(ON_TIME) {
+            run.status = RunStatus::Skipped;
+            run.end_time = Some(now);
+            run.error = format!(
+                "missed: handled {} s late, more than the misfire grace of {} s",
+                late.as_secs(),
+                self.misfire_grace.as_secs()
+            );
+        } else if schedule.overlap == OverlapPolicy::Skip
+            && let Some(active) = self.active_run(&schedule.id).await?
+        {
+            run.status = RunStatus::Skipped;
+            run.end_time = Some(now);
+            run.error = format!("the previous run {} was still active", active.id);
+        }
+        if !self.store.claim_fire_time(&run, latest, next).await? {
+            // Another server (or an earlier pass) has it.
+            return Ok(());
+        }
+        tracing::info!(schedule = %schedule.id, run = %run.id, fire_time = %latest.to_rfc3339(), trigger = ?run.trigger, status = ?run.status, "schedule fired");
+        if run.status == RunStatus::Pending {
+            self.spawn_run(schedule.clone(), run);
+        } else {
+            self.notify_finished(schedule, &run);
+        }
+        Ok(())
+    }
+
+    // --- running ---
+
+    fn run_lock(&self, schedule_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let Ok(mut locks) = self.run_locks.lock() else {
+            return Arc::default();
+        };
+        locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        locks.entry(schedule_id.to_owned()).or_default().clone()
+    }
+
+    fn spawn_run(self: &Arc<Self>, schedule: Schedule, run: ScheduleRun) {
+        let this = self.clone();
+        let lock = self.run_lock(&schedule.id);
+        self.tasks.spawn(async move {
+            let _serial = lock.lock().await;
+            // The schedule may have changed or gone while this run waited.
+            let schedule = match this.store.get_schedule(&schedule.id).await {
+                Ok(Some(current)) => current,
+                _ => schedule,
+            };
+            this.execute(&schedule, run).await;
+        });
+    }
+
+    async fn execute(&self, schedule: &Schedule, mut run: ScheduleRun) {
+        let outcome = self.attempts(schedule, &mut run).await;
+        let (status, error) = match outcome {
+            Ok(note) => (RunStatus::Succeeded, note.unwrap_or_default()),
+            Err(error) => (RunStatus::Failed, error),
+        };
+        run.status = status;
+        run.error = error;
+        run.end_time = Some(self.clock.now());
+        run.next_retry_delay = None;
+        self.save_run(&run).await;
+        tracing::info!(schedule = %schedule.id, run = %run.id, status = ?run.status, attempts = run.attempt, error = %run.error, "schedule run finished");
+        self.notify_finished(schedule, &run);
+    }
+
+    async fn save_run(&self, run: &ScheduleRun) {
+        if let Err(err) = self.store.update_run(run).await {
+            tracing::error!(run = %run.id, error = %err, "cannot store the schedule run");
+        }
+    }
+
+    /// Runs the prompt, retrying on provider errors. Ok carries a note for the record
+    /// (the schedule's model was deleted); Err the reason the run failed.
+    async fn attempts(
+        &self,
+        schedule: &Schedule,
+        run: &mut ScheduleRun,
+    ) -> std::result::Result<Option<String>, String> {
+        run.status = RunStatus::Running;
+        run.start_time = Some(self.clock.now());
+        let (session_id, note) = self
+            .session_for(schedule, run)
+            .await
+            .map_err(|err| format!("cannot prepare the session: {err}"))?;
+        run.session_id = Some(session_id.clone());
+        loop {
+            run.attempt += 1;
+            run.next_retry_delay = None;
+            run.turn_id = None;
+            self.save_run(run).await;
+            let mut finished = self.chat.finished_turns();
+            let sent = self
+                .chat
+                .send(SendRequest {
+                    session_id: session_id.clone(),
+                    parts: vec![Part::Text {
+                        text: schedule.prompt.clone(),
+                    }],
+                    on_busy: BusyPolicy::Enqueue,
+                    model: None,
+                })
+                .await;
+            let turn = match sent {
+                Ok((_, turn)) => turn,
+                Err(err) => return Err(format!("cannot send the prompt: {err}")),
+            };
+            run.turn_id = Some(turn.id.clone());
+            self.save_run(run).await;
+            let turn = self.wait_for_turn(&mut finished, &turn).await?;
+            let error = match (&turn.status, &turn.error) {
+                (TurnStatus::Succeeded, _) => return Ok(note),
+                (status, Some(error)) => format!(
+                    "turn {}: {} ({})",
+                    status_word(*status),
+                    error.message,
+                    error.reason
+                ),
+                (status, None) => format!("turn {}", status_word(*status)),
+            };
+            let provider_failure = turn
+                .error
+                .as_ref()
+                .is_some_and(|e| e.reason.starts_with("PROVIDER_"));
+            if !provider_failure || run.attempt >= schedule.retry.max_attempts {
+                return Err(error);
+            }
+            let delay = schedule.retry.backoff(run.attempt);
+            run.error = error;
+            run.next_retry_delay = Some(delay);
+            self.save_run(run).await;
+            tracing::info!(run = %run.id, attempt = run.attempt, delay_s = delay.as_secs_f64(), "schedule run failed on a provider error; retrying");
+            tokio::select! {
+                () = self.shutdown.cancelled() => return Err("the server stopped before the retry".into()),
+                () = self.clock.sleep(delay) => {}
+            }
+        }
+    }
+
+    /// The session a run uses: the schedule's target, or a new one.
+    async fn session_for(
+        &self,
+        schedule: &Schedule,
+        run: &ScheduleRun,
+    ) -> Result<(String, Option<String>)> {
+        if let Some(target) = &schedule.target_session {
+            return Ok((self.sessions.get(target).await?.id, None));
+        }
+        let mut note = None;
+        let model = match &schedule.model {
+            Some(model) if !self.models.exists(model).await? => {
+                note = Some(format!(
+                    "the schedule's model models/{model} was deleted; ran with the default model"
+                ));
+                None
+            }
+            other => other.clone(),
+        };
+        let title = if schedule.display_name.is_empty() {
+            schedule.prompt.chars().take(60).collect()
+        } else {
+            schedule.display_name.clone()
+        };
+        let settings = SessionSettings {
+            display_name: format!("{title} ({})", run.scheduled_time.to_rfc3339()),
+            model,
+            working_dir: schedule.working_dir.clone(),
+            permission_mode: schedule.permission_mode,
+            labels: [("schedule".to_owned(), schedule.id.clone())].into(),
+            ..SessionSettings::default()
+        };
+        let session = self
+            .sessions
+            .create(settings, SessionSource::Schedule)
+            .await?;
+        Ok((session.id, note))
+    }
+
+    async fn wait_for_turn(
+        &self,
+        finished: &mut tokio::sync::broadcast::Receiver<Turn>,
+        turn: &Turn,
+    ) -> std::result::Result<Turn, String> {
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => {
+                    return Err("the server stopped during the run".into());
+                }
+                received = finished.recv() => match received {
+                    Ok(done) if done.id == turn.id => return Ok(done),
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => {
+                        // Missed some: the store has the turn's state.
+                        if let Ok(current) = self.chat.get_turn(&turn.session_id, &turn.id).await
+                            && current.status.is_terminal()
+                        {
+                            return Ok(current);
+                        }
+                    }
+                    Err(RecvError::Closed) => return Err("the server stopped during the run".into()),
+                }
+            }
+        }
+    }
+
+    /// Settles a run a previous process left pending or running.
+    async fn recover(self: &Arc<Self>, mut run: ScheduleRun) -> Result<()> {
+        let turn = match (&run.session_id, &run.turn_id) {
+            (Some(session), Some(turn)) => self.chat.get_turn(session, turn).await.ok(),
+            _ => None,
+        };
+        match turn {
+            Some(turn) if !turn.status.is_terminal() => {
+                // Queued again by the chat runtime's own recovery: wait for it.
+                let this = self.clone();
+                self.tasks.spawn(async move {
+                    let mut finished = this.chat.finished_turns();
+                    let outcome = match this.chat.get_turn(&turn.session_id, &turn.id).await {
+                        Ok(current) if current.status.is_terminal() => Ok(current),
+                        _ => this.wait_for_turn(&mut finished, &turn).await,
+                    };
+                    run.status = match &outcome {
+                        Ok(t) if t.status == TurnStatus::Succeeded => RunStatus::Succeeded,
+                        _ => RunStatus::Failed,
+                    };
+                    run.error = match outcome {
+                        Ok(t) => t.error.map(|e| e.message).unwrap_or_default(),
+                        Err(err) => err,
+                    };
+                    run.end_time = Some(this.clock.now());
+                    this.save_run(&run).await;
+                });
+                return Ok(());
+            }
+            Some(turn) => {
+                run.status = if turn.status == TurnStatus::Succeeded {
+                    RunStatus::Succeeded
+                } else {
+                    RunStatus::Failed
+                };
+                run.error = turn
+                    .error
+                    .map(|e| format!("{} ({})", e.message, e.reason))
+                    .unwrap_or_default();
+            }
+            None => {
+                run.status = RunStatus::Failed;
+                run.error = "the server stopped before the run started its turn".into();
+            }
+        }
+        run.end_time = Some(self.clock.now());
+        run.next_retry_delay = None;
+        tracing::warn!(run = %run.id, status = ?run.status, "settled a schedule run left unfinished by a restart");
+        self.store.update_run(&run).await
+    }
+
+    fn notify_finished(&self, schedule: &Schedule, run: &ScheduleRun) {
+        let data = run_json(run);
+        if let Some(target) = &self.server_webhook {
+            self.webhooks
+                .send(target.clone(), RUN_FINISHED_EVENT, data.clone());
+        }
+        if let (Some(url), Some(secret)) = (&schedule.webhook_url, &schedule.webhook_secret) {
+            match WebhookSecret::parse(secret) {
+                Ok(secret) => self.webhooks.send(
+                    WebhookTarget {
+                        url: url.clone(),
+                        secret,
+                    },
+                    RUN_FINISHED_EVENT,
+                    data,
+                ),
+                Err(err) => {
+                    tracing::error!(schedule = %schedule.id, error = %err, "stored webhook secret is invalid")
+                }
+            }
+        }
+    }
+}
+
+fn status_word(status: TurnStatus) -> &'static str {
+    match status {
+        TurnStatus::Queued => "queued",
+        TurnStatus::Running => "running",
+        TurnStatus::Succeeded => "succeeded",
+        TurnStatus::Failed => "failed",
+        TurnStatus::Cancelled => "was cancelled",
+        TurnStatus::Interrupted => "was interrupted",
+    }
+}
+
+/// A run as webhook receivers get it: resource names as in the API, RFC 3339 times.
+pub fn run_json(run: &ScheduleRun) -> serde_json::Value {
+    let time = |t: Option<Timestamp>| t.map(Timestamp::to_rfc3339);
+    serde_json::json!({
+        "schedule": format!("schedules/{}", run.schedule_id),
+        "run": format!("schedules/{}/runs/{}", run.schedule_id, run.id),
+        "trigger": run.trigger.as_str(),
+        "status": run.status.as_str(),
+        "scheduled_time": run.scheduled_time.to_rfc3339(),
+        "start_time": time(run.start_time),
+        "end_time": time(run.end_time),
+        "session": run.session_id.as_ref().map(|s| format!("sessions/{s}")),
+        "turn": match (&run.session_id, &run.turn_id) {
+            (Some(s), Some(t)) => Some(format!("sessions/{s}/turns/{t}")),
+            _ => None,
+        },
+        "attempt": run.attempt,
+        "error": run.error,
+    })
+}

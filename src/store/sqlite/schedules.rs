@@ -1,0 +1,413 @@
+//! Schedules and their runs in SQLite. A cron fire time is claimed by inserting its run
+//! under a unique (schedule, fire time) key, so it fires once however many servers share
+//! the database.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{SqliteStore, immediate, storage_error};
+use crate::{
+    domain::{
+        Result, Timestamp,
+        schedule::{RunStatus, RunTrigger, Schedule, ScheduleRun},
+    },
+    store::ScheduleStore,
+};
+
+const SCHEDULE_COLUMNS: &str = "next_run_time, revision, config";
+
+fn schedule_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Schedule> {
+    let next: Option<i64> = row.get(0)?;
+    let revision: i64 = row.get(1)?;
+    let config: String = row.get(2)?;
+    let mut schedule: Schedule = serde_json::from_str(&config).map_err(|err| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(err))
+    })?;
+    schedule.next_run_time = next.map(Timestamp);
+    schedule.revision = revision;
+    Ok(schedule)
+}
+
+const RUN_COLUMNS: &str = "id, schedule_id, trigger, scheduled_time, status, start_time, \
+    end_time, session_id, turn_id, error, attempt, next_retry_delay_micros";
+
+fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ScheduleRun> {
+    let bad = |index: usize, value: String| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            format!("unknown value {value:?}").into(),
+        )
+    };
+    let trigger: String = row.get(2)?;
+    let status: String = row.get(4)?;
+    Ok(ScheduleRun {
+        id: row.get(0)?,
+        schedule_id: row.get(1)?,
+        trigger: RunTrigger::parse(&trigger).ok_or_else(|| bad(2, trigger.clone()))?,
+        scheduled_time: Timestamp(row.get(3)?),
+        status: RunStatus::parse(&status).ok_or_else(|| bad(4, status.clone()))?,
+        start_time: row.get::<_, Option<i64>>(5)?.map(Timestamp),
+        end_time: row.get::<_, Option<i64>>(6)?.map(Timestamp),
+        session_id: row.get(7)?,
+        turn_id: row.get(8)?,
+        error: row.get(9)?,
+        attempt: row.get(10)?,
+        next_retry_delay: row
+            .get::<_, Option<i64>>(11)?
+            .map(|micros| Duration::from_micros(micros.max(0) as u64)),
+    })
+}
+
+fn insert_run(conn: &Connection, run: &ScheduleRun, fire_time: Option<Timestamp>) -> Result<usize> {
+    conn.execute(
+        &format!(
+            "INSERT INTO schedule_runs ({RUN_COLUMNS}, fire_time) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+             ON CONFLICT (schedule_id, fire_time) DO NOTHING"
+        ),
+        params![
+            run.id,
+            run.schedule_id,
+            run.trigger.as_str(),
+            run.scheduled_time.as_micros(),
+            run.status.as_str(),
+            run.start_time.map(Timestamp::as_micros),
+            run.end_time.map(Timestamp::as_micros),
+            run.session_id,
+            run.turn_id,
+            run.error,
+            run.attempt,
+            run.next_retry_delay
+                .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+            fire_time.map(Timestamp::as_micros),
+        ],
+    )
+    .map_err(storage_error)
+}
+
+fn schedule_params(s: &Schedule) -> Result<(Option<i64>, String)> {
+    Ok((
+        s.next_run_time.map(Timestamp::as_micros),
+        serde_json::to_string(s).map_err(storage_error)?,
+    ))
+}
+
+#[async_trait]
+impl ScheduleStore for SqliteStore {
+    async fn create_schedule(&self, schedule: &Schedule) -> Result<()> {
+        let s = schedule.clone();
+        self.write(move |conn| {
+            let (next, config) = schedule_params(&s)?;
+            conn.execute(
+                "INSERT INTO schedules (id, model, enabled, next_run_time, create_time, \
+                 update_time, revision, config) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    s.id,
+                    s.model,
+                    s.enabled,
+                    next,
+                    s.create_time.as_micros(),
+                    s.update_time.as_micros(),
+                    s.revision,
+                    config
+                ],
+            )
+            .map_err(storage_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_schedule(&self, id: &str) -> Result<Option<Schedule>> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = ?1"),
+                [&id],
+                schedule_from_row,
+            )
+            .optional()
+            .map_err(storage_error)
+        })
+        .await
+    }
+
+    async fn list_schedules(&self, after: Option<&str>, limit: usize) -> Result<Vec<Schedule>> {
+        let after = after.unwrap_or("").to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id > ?1 ORDER BY id LIMIT ?2"
+                ))
+                .map_err(storage_error)?;
+            let rows = stmt
+                .query_map(params![after, limit as i64], schedule_from_row)
+                .map_err(storage_error)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(storage_error)
+        })
+        .await
+    }
+
+    async fn update_schedule(&self, schedule: &Schedule, expected_revision: i64) -> Result<bool> {
+        let s = schedule.clone();
+        self.write(move |conn| {
+            let (next, config) = schedule_params(&s)?;
+            let changed = conn
+                .execute(
+                    "UPDATE schedules SET model = ?2, enabled = ?3, next_run_time = ?4, \
+                     update_time = ?5, revision = ?6, config = ?7 WHERE id = ?1 AND revision = ?8",
+                    params![
+                        s.id,
+                        s.model,
+                        s.enabled,
+                        next,
+                        s.update_time.as_micros(),
+                        s.revision,
+                        config,
+                        expected_revision
+                    ],
+                )
+                .map_err(storage_error)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn delete_schedule(&self, id: &str) -> Result<bool> {
+        let id = id.to_owned();
+        self.write(move |conn| {
+            let deleted = conn
+                .execute("DELETE FROM schedules WHERE id = ?1", [&id])
+                .map_err(storage_error)?;
+            Ok(deleted == 1)
+        })
+        .await
+    }
+
+    async fn due_schedules(&self, now: Timestamp) -> Result<Vec<Schedule>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {SCHEDULE_COLUMNS} FROM schedules \
+                     WHERE enabled = 1 AND next_run_time <= ?1 ORDER BY next_run_time"
+                ))
+                .map_err(storage_error)?;
+            let rows = stmt
+                .query_map([now.as_micros()], schedule_from_row)
+                .map_err(storage_error)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(storage_error)
+        })
+        .await
+    }
+
+    async fn next_fire_time(&self) -> Result<Option<Timestamp>> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT min(next_run_time) FROM schedules WHERE enabled = 1",
+                [],
+                |row| row.get::<_, Option<i64>>(0),
+            )
+            .map(|t| t.map(Timestamp))
+            .map_err(storage_error)
+        })
+        .await
+    }
+
+    async fn claim_fire_time(
+        &self,
+        run: &ScheduleRun,
+        fire_time: Timestamp,
+        next: Option<Timestamp>,
+    ) -> Result<bool> {
+        let run = run.clone();
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            // The schedule may have been deleted or disabled since it was read.
+            let live: bool = tx
+                .query_row(
+                    "SELECT enabled FROM schedules WHERE id = ?1",
+                    [&run.schedule_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(storage_error)?
+                .unwrap_or(false);
+            if !live {
+                return Ok(false);
+            }
+            let claimed = insert_run(&tx, &run, Some(fire_time))? == 1;
+            tx.execute(
+                "UPDATE schedules SET next_run_time = ?2 \
+                 WHERE id = ?1 AND enabled = 1 AND next_run_time <= ?3",
+                params![
+                    run.schedule_id,
+                    next.map(Timestamp::as_micros),
+                    fire_time.as_micros()
+                ],
+            )
+            .map_err(storage_error)?;
+            tx.commit().map_err(storage_error)?;
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn insert_run(&self, run: &ScheduleRun) -> Result<()> {
+        let run = run.clone();
+        self.write(move |conn| insert_run(conn, &run, None).map(|_| ()))
+            .await
+    }
+
+    async fn update_run(&self, run: &ScheduleRun) -> Result<()> {
+        let run = run.clone();
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE schedule_runs SET status = ?2, start_time = ?3, end_time = ?4, \
+                 session_id = ?5, turn_id = ?6, error = ?7, attempt = ?8, \
+                 next_retry_delay_micros = ?9 WHERE id = ?1",
+                params![
+                    run.id,
+                    run.status.as_str(),
+                    run.start_time.map(Timestamp::as_micros),
+                    run.end_time.map(Timestamp::as_micros),
+                    run.session_id,
+                    run.turn_id,
+                    run.error,
+                    run.attempt,
+                    run.next_retry_delay
+                        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+                ],
+            )
+            .map_err(storage_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_run(&self, schedule_id: &str, run_id: &str) -> Result<Option<ScheduleRun>> {
+        let (schedule_id, run_id) = (schedule_id.to_owned(), run_id.to_owned());
+        self.read(move |conn| {
+            conn.query_row(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM schedule_runs WHERE schedule_id = ?1 AND id = ?2"
+                ),
+                [&schedule_id, &run_id],
+                run_from_row,
+            )
+            .optional()
+            .map_err(storage_error)
+        })
+        .await
+    }
+
+    async fn list_runs(
+        &self,
+        schedule_id: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ScheduleRun>> {
+        let schedule_id = schedule_id.to_owned();
+        // Run ids are UUIDv7: newest first is descending id order.
+        let before = before.unwrap_or("~").to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {RUN_COLUMNS} FROM schedule_runs WHERE schedule_id = ?1 AND id < ?2 \
+                     ORDER BY id DESC LIMIT ?3"
+                ))
+                .map_err(storage_error)?;
+            let rows = stmt
+                .query_map(params![schedule_id, before, limit as i64], run_from_row)
+                .map_err(storage_error)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(storage_error)
+        })
+        .await
+    }
+
+    async fn unfinished_runs(&self) -> Result<Vec<ScheduleRun>> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {RUN_COLUMNS} FROM schedule_runs \
+                     WHERE status IN ('pending', 'running') ORDER BY id"
+                ))
+                .map_err(storage_error)?;
+            let rows = stmt.query_map([], run_from_row).map_err(storage_error)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(storage_error)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::schedule::RunTrigger;
+
+    /// Two stores on one file stand for two servers sharing a database: however their
+    /// claims interleave, each fire time is claimed exactly once.
+    #[tokio::test]
+    async fn each_fire_time_is_claimed_once_across_two_stores_on_one_database() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("octo.db");
+        let a = SqliteStore::open(&path).await.expect("a");
+        let b = SqliteStore::open(&path).await.expect("b");
+        let schedule = Schedule {
+            id: crate::domain::new_id(),
+            cron: "* * * * *".into(),
+            prompt: "p".into(),
+            next_run_time: Some(Timestamp(0)),
+            ..Schedule::default()
+        };
+        a.create_schedule(&schedule).await.expect("create");
+        let claims = |store: SqliteStore| {
+            let id = schedule.id.clone();
+            tokio::spawn(async move {
+                let mut won = Vec::new();
+                for fire in 0..100i64 {
+                    let run = ScheduleRun::new(&id, RunTrigger::Cron, Timestamp(fire));
+                    if store
+                        .claim_fire_time(&run, Timestamp(fire), Some(Timestamp(fire + 1)))
+                        .await
+                        .expect("claim")
+                    {
+                        won.push(fire);
+                    }
+                }
+                won
+            })
+        };
+        let (won_a, won_b) = (claims(a), claims(b));
+        let mut all = won_a.await.expect("a");
+        all.extend(won_b.await.expect("b"));
+        all.sort();
+        assert_eq!(
+            all,
+            (0..100).collect::<Vec<_>>(),
+            "every fire time exactly once"
+        );
+
+        let reopened = SqliteStore::open(&path).await.expect("reopen");
+        let stored = reopened
+            .get_schedule(&schedule.id)
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(stored.next_run_time, Some(Timestamp(100)));
+        assert_eq!(
+            reopened
+                .list_runs(&schedule.id, None, 500)
+                .await
+                .expect("runs")
+                .len(),
+            100
+        );
+    }
+}
