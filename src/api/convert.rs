@@ -598,6 +598,40 @@ pub fn turn(t: &pb::Turn, field: &str) -> Result<Turn> {
     })
 }
 
+// --- update masks ---
+
+/// The fields an update mask names (`*` for all), or None when there is no mask (the
+/// caller then takes the populated fields, AIP-134). A nested path such as
+/// `retry_policy.max_attempts` changes its whole top-level field.
+pub fn mask_fields<F: domain::UpdatableField>(
+    mask: Option<&prost_types::FieldMask>,
+) -> Result<Option<Vec<F>>> {
+    let Some(mask) = mask.filter(|mask| !mask.paths.is_empty()) else {
+        return Ok(None);
+    };
+    let mut fields = Vec::new();
+    for path in &mask.paths {
+        if path == "*" {
+            return Ok(Some(F::ALL.to_vec()));
+        }
+        let top = path.split('.').next().unwrap_or(path);
+        match F::from_api_name(top) {
+            Some(field) => fields.push(field),
+            None => {
+                let names: Vec<&str> = F::ALL.iter().map(|f| f.api_name()).collect();
+                return Err(Error::invalid(
+                    "update_mask",
+                    format!(
+                        "{path:?} is not an updatable field; use {}",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Some(fields))
+}
+
 // --- etags ---
 
 /// The etag of a resource at `revision` (the same form as sessions': `"N"`).

@@ -50,42 +50,24 @@ fn list_key(m: &Model) -> ListKey {
 /// The fields an update changes: the mask's paths, `*` for all, or (no mask, AIP-134)
 /// the fields the client populated.
 fn update_fields(mask: Option<&prost_types::FieldMask>, m: &pb::Model) -> Result<Vec<ModelField>> {
-    let Some(mask) = mask.filter(|mask| !mask.paths.is_empty()) else {
-        let populated = ModelField::ALL.into_iter().filter(|field| match field {
-            ModelField::DisplayName => !m.display_name.is_empty(),
-            ModelField::Provider => m.provider != 0,
-            ModelField::ProviderModel => !m.provider_model.is_empty(),
-            ModelField::BaseUrl => !m.base_url.is_empty(),
-            ModelField::ApiKey => !m.api_key.is_empty(),
-            ModelField::ApiKeyEnv => !m.api_key_env.is_empty(),
-            ModelField::Capabilities => m.capabilities.is_some(),
-            ModelField::ContextWindow => m.context_window != 0,
-            ModelField::MaxOutputTokens => m.max_output_tokens != 0,
-            ModelField::IsDefault => m.is_default,
-            ModelField::ExtraHeaders => !m.extra_headers.is_empty(),
-            ModelField::ProviderOptions => m.provider_options.is_some(),
-        });
-        return Ok(populated.collect());
-    };
-    let mut fields = Vec::new();
-    for path in &mask.paths {
-        if path == "*" {
-            return Ok(ModelField::ALL.to_vec());
-        }
-        match ModelField::from_api_name(path) {
-            Some(field) => fields.push(field),
-            None => {
-                return Err(Error::invalid(
-                    "update_mask",
-                    format!(
-                        "{path:?} is not an updatable field; use {}",
-                        ModelField::ALL.map(ModelField::api_name).join(", ")
-                    ),
-                ));
-            }
-        }
+    if let Some(fields) = convert::mask_fields(mask)? {
+        return Ok(fields);
     }
-    Ok(fields)
+    let populated = ModelField::ALL.into_iter().filter(|field| match field {
+        ModelField::DisplayName => !m.display_name.is_empty(),
+        ModelField::Provider => m.provider != 0,
+        ModelField::ProviderModel => !m.provider_model.is_empty(),
+        ModelField::BaseUrl => !m.base_url.is_empty(),
+        ModelField::ApiKey => !m.api_key.is_empty(),
+        ModelField::ApiKeyEnv => !m.api_key_env.is_empty(),
+        ModelField::Capabilities => m.capabilities.is_some(),
+        ModelField::ContextWindow => m.context_window != 0,
+        ModelField::MaxOutputTokens => m.max_output_tokens != 0,
+        ModelField::IsDefault => m.is_default,
+        ModelField::ExtraHeaders => !m.extra_headers.is_empty(),
+        ModelField::ProviderOptions => m.provider_options.is_some(),
+    });
+    Ok(populated.collect())
 }
 
 fn benchmark_pb(b: ModelBenchmark) -> pb::BenchmarkModelsResponse {

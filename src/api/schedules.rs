@@ -36,45 +36,25 @@ fn update_fields(
     mask: Option<&prost_types::FieldMask>,
     s: &pb::Schedule,
 ) -> Result<Vec<ScheduleField>> {
-    let Some(mask) = mask.filter(|mask| !mask.paths.is_empty()) else {
-        let populated = ScheduleField::ALL.into_iter().filter(|field| match field {
-            ScheduleField::DisplayName => !s.display_name.is_empty(),
-            ScheduleField::Prompt => !s.prompt.is_empty(),
-            ScheduleField::Cron => !s.cron.is_empty(),
-            ScheduleField::TimeZone => !s.time_zone.is_empty(),
-            ScheduleField::Enabled => s.enabled.is_some(),
-            ScheduleField::TargetSession => !s.target_session.is_empty(),
-            ScheduleField::Model => !s.model.is_empty(),
-            ScheduleField::PermissionMode => s.permission_mode != 0,
-            ScheduleField::WorkingDir => !s.working_dir.is_empty(),
-            ScheduleField::OverlapPolicy => s.overlap_policy != 0,
-            ScheduleField::RetryPolicy => s.retry_policy.is_some(),
-            ScheduleField::WebhookUrl => !s.webhook_url.is_empty(),
-            ScheduleField::WebhookSecret => !s.webhook_secret.is_empty(),
-        });
-        return Ok(populated.collect());
-    };
-    let mut fields = Vec::new();
-    for path in &mask.paths {
-        if path == "*" {
-            return Ok(ScheduleField::ALL.to_vec());
-        }
-        // `retry_policy.max_attempts` and the like change the whole policy.
-        let top = path.split('.').next().unwrap_or(path);
-        match ScheduleField::from_api_name(top) {
-            Some(field) => fields.push(field),
-            None => {
-                return Err(Error::invalid(
-                    "update_mask",
-                    format!(
-                        "{path:?} is not an updatable field; use {}",
-                        ScheduleField::ALL.map(ScheduleField::api_name).join(", ")
-                    ),
-                ));
-            }
-        }
+    if let Some(fields) = convert::mask_fields(mask)? {
+        return Ok(fields);
     }
-    Ok(fields)
+    let populated = ScheduleField::ALL.into_iter().filter(|field| match field {
+        ScheduleField::DisplayName => !s.display_name.is_empty(),
+        ScheduleField::Prompt => !s.prompt.is_empty(),
+        ScheduleField::Cron => !s.cron.is_empty(),
+        ScheduleField::TimeZone => !s.time_zone.is_empty(),
+        ScheduleField::Enabled => s.enabled.is_some(),
+        ScheduleField::TargetSession => !s.target_session.is_empty(),
+        ScheduleField::Model => !s.model.is_empty(),
+        ScheduleField::PermissionMode => s.permission_mode != 0,
+        ScheduleField::WorkingDir => !s.working_dir.is_empty(),
+        ScheduleField::OverlapPolicy => s.overlap_policy != 0,
+        ScheduleField::RetryPolicy => s.retry_policy.is_some(),
+        ScheduleField::WebhookUrl => !s.webhook_url.is_empty(),
+        ScheduleField::WebhookSecret => !s.webhook_secret.is_empty(),
+    });
+    Ok(populated.collect())
 }
 
 #[tonic::async_trait]

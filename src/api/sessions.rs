@@ -43,40 +43,22 @@ fn update_fields(
     mask: Option<&prost_types::FieldMask>,
     session: &pb::Session,
 ) -> Result<Vec<SessionField>> {
-    let Some(mask) = mask.filter(|m| !m.paths.is_empty()) else {
-        let defaults = SessionSettings::default();
-        let given = convert::session_settings(session).map_err(|e| e.within("session."))?;
-        let populated = SessionField::ALL.into_iter().filter(|field| match field {
-            SessionField::DisplayName => given.display_name != defaults.display_name,
-            SessionField::Model => given.model != defaults.model,
-            SessionField::ReasoningEffort => given.reasoning_effort != defaults.reasoning_effort,
-            SessionField::WorkingDir => given.working_dir != defaults.working_dir,
-            SessionField::PermissionMode => session.permission_mode != 0,
-            SessionField::SystemPrompt => given.system_prompt != defaults.system_prompt,
-            SessionField::Labels => !given.labels.is_empty(),
-            SessionField::Pinned => given.pinned,
-        });
-        return Ok(populated.collect());
-    };
-    let mut fields = Vec::new();
-    for path in &mask.paths {
-        if path == "*" {
-            return Ok(SessionField::ALL.to_vec());
-        }
-        match SessionField::from_api_name(path) {
-            Some(field) => fields.push(field),
-            None => {
-                return Err(Error::invalid(
-                    "update_mask",
-                    format!(
-                        "{path:?} is not an updatable field; use {}",
-                        SessionField::ALL.map(SessionField::api_name).join(", ")
-                    ),
-                ));
-            }
-        }
+    if let Some(fields) = convert::mask_fields(mask)? {
+        return Ok(fields);
     }
-    Ok(fields)
+    let defaults = SessionSettings::default();
+    let given = convert::session_settings(session).map_err(|e| e.within("session."))?;
+    let populated = SessionField::ALL.into_iter().filter(|field| match field {
+        SessionField::DisplayName => given.display_name != defaults.display_name,
+        SessionField::Model => given.model != defaults.model,
+        SessionField::ReasoningEffort => given.reasoning_effort != defaults.reasoning_effort,
+        SessionField::WorkingDir => given.working_dir != defaults.working_dir,
+        SessionField::PermissionMode => session.permission_mode != 0,
+        SessionField::SystemPrompt => given.system_prompt != defaults.system_prompt,
+        SessionField::Labels => !given.labels.is_empty(),
+        SessionField::Pinned => given.pinned,
+    });
+    Ok(populated.collect())
 }
 
 fn filter(req: &pb::ListSessionsRequest) -> Result<SessionFilter> {

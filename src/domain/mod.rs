@@ -19,6 +19,19 @@ pub use model::{Model, ModelCapabilities, ProviderKind};
 pub use session::{PermissionMode, ReasoningEffort, Session, SessionSource, SessionStatus, Usage};
 pub use time::Timestamp;
 
+/// A field an Update may change, named as in the API (the proto field name).
+pub trait UpdatableField: Copy + 'static {
+    const ALL: &'static [Self];
+
+    fn api_name(self) -> &'static str;
+
+    /// Accepts proto names and their JSON (lowerCamelCase) spelling.
+    fn from_api_name(path: &str) -> Option<Self> {
+        let snake = session::snake_case(path);
+        Self::ALL.iter().copied().find(|f| f.api_name() == snake)
+    }
+}
+
 /// A new server-generated id: a UUIDv7, so ids sort by creation time.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()

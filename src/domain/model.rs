@@ -216,6 +216,14 @@ pub enum ModelField {
     ProviderOptions,
 }
 
+impl super::UpdatableField for ModelField {
+    const ALL: &'static [Self] = &ModelField::ALL;
+
+    fn api_name(self) -> &'static str {
+        ModelField::api_name(self)
+    }
+}
+
 impl ModelField {
     pub const ALL: [ModelField; 12] = [
         ModelField::DisplayName,
@@ -248,12 +256,6 @@ impl ModelField {
             ModelField::ExtraHeaders => "extra_headers",
             ModelField::ProviderOptions => "provider_options",
         }
-    }
-
-    /// Accepts proto names and their JSON (lowerCamelCase) spelling.
-    pub fn from_api_name(path: &str) -> Option<Self> {
-        let snake = super::session::snake_case(path);
-        Self::ALL.into_iter().find(|f| f.api_name() == snake)
     }
 
     /// Copies this field from `from` into `to`. A masked or empty key never overwrites a

@@ -141,6 +141,14 @@ pub enum ScheduleField {
     WebhookSecret,
 }
 
+impl super::UpdatableField for ScheduleField {
+    const ALL: &'static [Self] = &ScheduleField::ALL;
+
+    fn api_name(self) -> &'static str {
+        ScheduleField::api_name(self)
+    }
+}
+
 impl ScheduleField {
     pub const ALL: [ScheduleField; 13] = [
         ScheduleField::DisplayName,
@@ -174,12 +182,6 @@ impl ScheduleField {
             ScheduleField::WebhookUrl => "webhook_url",
             ScheduleField::WebhookSecret => "webhook_secret",
         }
-    }
-
-    /// Accepts proto names and their JSON (lowerCamelCase) spelling.
-    pub fn from_api_name(path: &str) -> Option<Self> {
-        let snake = super::session::snake_case(path);
-        Self::ALL.into_iter().find(|f| f.api_name() == snake)
     }
 
     /// Copies this field from `from` into `to`. A masked or empty secret never

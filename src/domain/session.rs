@@ -167,12 +167,13 @@ impl SessionField {
             SessionField::Pinned => "pinned",
         }
     }
+}
 
-    /// Accepts the proto name (`display_name`) and the JSON name (`displayName`), as
-    /// field-mask paths come in either spelling.
-    pub fn from_api_name(name: &str) -> Option<Self> {
-        let snake = snake_case(name);
-        Self::ALL.into_iter().find(|f| f.api_name() == snake)
+impl super::UpdatableField for SessionField {
+    const ALL: &'static [Self] = &SessionField::ALL;
+
+    fn api_name(self) -> &'static str {
+        SessionField::api_name(self)
     }
 }
 
@@ -277,6 +278,7 @@ pub fn preview(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::UpdatableField;
 
     #[test]
     fn labels_reject_bad_keys_and_name_the_key() {
