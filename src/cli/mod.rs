@@ -7,7 +7,11 @@
 //!   calls with their output, confirmation prompts answered from stdin, Ctrl-C cancels
 //!   the turn); exits 0 when the turn succeeded, 1 when not, 130 after Ctrl-C;
 //! - `turns list SESSION`, `turns show TURN` and `cancel TURN` (`turns.rs`), where TURN
-//!   is `sessions/{s}/turns/{t}` or a turn id with `--session`.
+//!   is `sessions/{s}/turns/{t}` or a turn id with `--session`;
+//! - `models list|show|add|update|rm|default|test|bench|providers` (`models.rs`): model
+//!   configs; API keys come from stdin (`--api-key-stdin`) or `OCTO_MODEL_API_KEY`, never
+//!   from arguments; `test` and `bench` exit 1 when a model fails;
+//! - `schedules list|show|add|update|rm|run|runs` (`schedules.rs`): prompts run on a cron.
 //!
 //! Every client command takes `--json` for proto3 canonical JSON (`chat --json`: one
 //! event per line).
@@ -17,15 +21,18 @@
 //! (bearer-token interceptor, error text), `output.rs` prints (canonical JSON, tables,
 //! key/value blocks), `names.rs` turns ids into resource names.
 //!
-//! Adding a resource (say `models`): write `src/cli/models.rs` like `sessions.rs`, add
-//! `pub mod models;`, a `Models(models::ModelsArgs)` variant to [`Command`] and its arm
-//! in [`run`]. Connect with `global.connect().await?` and use `client.models()`.
+//! Adding a resource (say `widgets`): write `src/cli/widgets.rs` like `sessions.rs` (or
+//! `models.rs`, `schedules.rs`), add `pub mod widgets;`, a `Widgets(widgets::WidgetsArgs)`
+//! variant to [`Command`] and its arm in [`run`]. Connect with `global.connect().await?`
+//! and use the service's accessor on [`Client`] (`client.models()`, ...).
 
 pub mod chat;
 pub mod client;
 pub mod config_cmd;
+pub mod models;
 pub mod names;
 pub mod output;
+pub mod schedules;
 pub mod serve;
 pub mod sessions;
 pub mod turns;
@@ -100,6 +107,12 @@ pub enum Command {
     Turns(turns::TurnsArgs),
     /// Cancel a queued or running turn
     Cancel(turns::TurnArg),
+    /// Manage model configs: providers, keys, the default; test and benchmark them
+    #[command(visible_alias = "model")]
+    Models(models::ModelsArgs),
+    /// Manage schedules: prompts run unattended on a cron
+    #[command(visible_alias = "schedule")]
+    Schedules(schedules::SchedulesArgs),
 }
 
 /// Runs one command. Output goes to `out`; errors are returned, and [`describe_error`]
@@ -114,6 +127,8 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
         Command::Chat(args) => chat::run(args, &global, out).await,
         Command::Turns(args) => turns::run(args, &global, out).await,
         Command::Cancel(turn) => turns::run_cancel(turn, &global, out).await,
+        Command::Models(args) => models::run(args, &global, out).await,
+        Command::Schedules(args) => schedules::run(args, &global, out).await,
     }?;
     out.flush()?;
     Ok(())

@@ -41,6 +41,26 @@ pub fn model_name(input: &str) -> anyhow::Result<String> {
     resource_name("models", input)
 }
 
+/// The id of a model name.
+pub fn model_id(name: &str) -> &str {
+    resource_id("models", name)
+}
+
+/// `schedules/{id}` from a bare id or a schedule name.
+pub fn schedule_name(input: &str) -> anyhow::Result<String> {
+    resource_name("schedules", input)
+}
+
+/// The id of a schedule name.
+pub fn schedule_id(name: &str) -> &str {
+    resource_id("schedules", name)
+}
+
+/// The run id (last part) of `schedules/{s}/runs/{r}`; the input itself otherwise.
+pub fn run_id(name: &str) -> &str {
+    name.rsplit_once("/runs/").map_or(name, |(_, id)| id)
+}
+
 /// `sessions/{s}/turns/{t}` from a full turn name, or from a bare turn id and the
 /// session it belongs to (an id or a session name).
 pub fn turn_name(input: &str, session: Option<&str>) -> anyhow::Result<String> {
@@ -143,5 +163,10 @@ mod tests {
         assert_eq!(session_id("sessions/abc"), "abc");
         assert_eq!(session_id("abc"), "abc");
         assert_eq!(session_id("models/abc"), "models/abc");
+        assert_eq!(model_id("models/gpt"), "gpt");
+        assert_eq!(schedule_id("schedules/nightly"), "nightly");
+        assert_eq!(schedule_name("nightly").unwrap(), "schedules/nightly");
+        assert_eq!(run_id("schedules/s/runs/r1"), "r1");
+        assert_eq!(run_id("r1"), "r1");
     }
 }

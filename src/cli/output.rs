@@ -274,6 +274,49 @@ pub fn duration(duration: &prost_types::Duration) -> String {
     }
 }
 
+/// Parses a duration typed by a person: a number with a unit, `500ms`, `30s`, `5m`, `1h`,
+/// `2d`, or several of them, `1h30m`; a bare number is seconds. For clap value parsers.
+pub fn parse_duration(text: &str) -> Result<prost_types::Duration, String> {
+    let input = text.trim();
+    let invalid =
+        || format!("invalid duration {text:?}: expected e.g. 500ms, 30s, 5m, 1h or 1h30m");
+    if input.is_empty() {
+        return Err(invalid());
+    }
+    if input.bytes().all(|b| b.is_ascii_digit()) {
+        let seconds = input.parse::<i64>().map_err(|_| invalid())?;
+        return Ok(prost_types::Duration { seconds, nanos: 0 });
+    }
+    let mut millis: i64 = 0;
+    let mut rest = input;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(invalid());
+        }
+        let number: i64 = rest[..digits].parse().map_err(|_| invalid())?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let per_unit: i64 = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(invalid()),
+        };
+        rest = &rest[unit_len..];
+        millis = number
+            .checked_mul(per_unit)
+            .and_then(|part| millis.checked_add(part))
+            .ok_or_else(invalid)?;
+    }
+    Ok(prost_types::Duration {
+        seconds: millis / 1_000,
+        nanos: i32::try_from(millis % 1_000 * 1_000_000).map_err(|_| invalid())?,
+    })
+}
+
 /// For tables: relative when recent, else RFC 3339; `-` when unset.
 pub fn short_time(time: Option<&prost_types::Timestamp>, now: i64) -> String {
     match time {
@@ -424,5 +467,29 @@ mod tests {
         assert_eq!(duration(&d(185, 0)), "3m05s");
         assert_eq!(duration(&d(7_380, 0)), "2h03m");
         assert_eq!(duration(&d(-5, 0)), "0ms");
+    }
+
+    #[test]
+    fn durations_parse() {
+        let d = |seconds, nanos| Ok(prost_types::Duration { seconds, nanos });
+        assert_eq!(parse_duration("30s"), d(30, 0));
+        assert_eq!(parse_duration("5m"), d(300, 0));
+        assert_eq!(parse_duration("1h"), d(3_600, 0));
+        assert_eq!(parse_duration("1h30m"), d(5_400, 0));
+        assert_eq!(parse_duration(" 1500ms "), d(1, 500_000_000));
+        assert_eq!(parse_duration("2d"), d(172_800, 0));
+        assert_eq!(parse_duration("45"), d(45, 0));
+        for bad in [
+            "",
+            "s",
+            "5x",
+            "1.5s",
+            "-3s",
+            "m5",
+            "5 m",
+            "99999999999999999999s",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
     }
 }
