@@ -403,7 +403,12 @@ impl Models {
         started: Option<Instant>,
     ) -> std::result::Result<Probe, String> {
         let started = started.unwrap_or_else(Instant::now);
-        let provider = providers::build(&model.spec, &self.policy, self.http.clone());
+        // One attempt: a test reports the provider's first answer, not a retry's.
+        let policy = ProviderPolicy {
+            max_attempts: 1,
+            ..self.policy.clone()
+        };
+        let provider = providers::build(&model.spec, &policy, self.http.clone());
         let request = ChatRequest {
             system: String::new(),
             messages: vec![Message {

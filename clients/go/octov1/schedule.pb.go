@@ -294,7 +294,8 @@ type Schedule struct {
 	RetryPolicy *RetryPolicy `protobuf:"bytes,12,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
 	// Receives a signed notification when a run finishes.
 	WebhookUrl string `protobuf:"bytes,13,opt,name=webhook_url,json=webhookUrl,proto3" json:"webhook_url,omitempty"`
-	// Input only: the `whsec_` secret webhooks are signed with; reads return a masked hint.
+	// Input only: the secret webhooks are signed with, `whsec_` followed by base64 of 24 to 64
+	// random bytes (Standard Webhooks); reads return a masked hint. Required with webhook_url.
 	WebhookSecret string `protobuf:"bytes,14,opt,name=webhook_secret,json=webhookSecret,proto3" json:"webhook_secret,omitempty"`
 	// The next fire time; unset while disabled. Output only.
 	NextRunTime *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=next_run_time,json=nextRunTime,proto3" json:"next_run_time,omitempty"`

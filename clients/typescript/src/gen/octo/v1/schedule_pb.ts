@@ -150,7 +150,8 @@ export type Schedule = Message<"octo.v1.Schedule"> & {
   webhookUrl: string;
 
   /**
-   * Input only: the `whsec_` secret webhooks are signed with; reads return a masked hint.
+   * Input only: the secret webhooks are signed with, `whsec_` followed by base64 of 24 to 64
+   * random bytes (Standard Webhooks); reads return a masked hint. Required with webhook_url.
    *
    * @generated from field: string webhook_secret = 14;
    */
