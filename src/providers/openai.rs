@@ -438,6 +438,90 @@ fn stream_error(error: &Value) -> ProviderError {
     }
 }
 
+/// The common chunk (text or reasoning of choice 0, maybe a finish reason), parsed
+/// without building a `Value` tree: strings are borrowed from the event where they need
+/// no unescaping, unknown fields are skipped. Anything else (usage, errors, tool calls)
+/// is left to the general path.
+#[derive(serde::Deserialize)]
+struct FastChunk<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<FastChoice<'a>>,
+    #[serde(default)]
+    usage: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    x_groq: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct FastChoice<'a> {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default, borrow)]
+    delta: Option<FastDelta<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct FastDelta<'a> {
+    #[serde(default, borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    tool_calls: Option<serde::de::IgnoredAny>,
+}
+
+impl Parser {
+    /// The common chunk's events; `None` when the chunk needs the general path.
+    fn fast_path(&mut self, data: &str, out: &mut VecDeque<StreamEvent>) -> Option<()> {
+        if !data.starts_with('{') {
+            return None;
+        }
+        let chunk: FastChunk<'_> = serde_json::from_str(data).ok()?;
+        if chunk.usage.is_some() || chunk.error.is_some() || chunk.x_groq.is_some() {
+            return None;
+        }
+        let Some(choice) = chunk
+            .choices
+            .into_iter()
+            .find(|c| c.index.unwrap_or(0) == 0)
+        else {
+            return Some(());
+        };
+        if let Some(delta) = &choice.delta {
+            if delta.tool_calls.is_some() {
+                return None;
+            }
+            let reasoning = delta
+                .reasoning_content
+                .as_deref()
+                .or(delta.reasoning.as_deref());
+            if let Some(reasoning) = reasoning.filter(|r| !r.is_empty()) {
+                out.push_back(StreamEvent::ReasoningDelta(reasoning.to_owned()));
+            }
+            if let Some(text) = delta.content.as_deref().filter(|t| !t.is_empty()) {
+                out.push_back(StreamEvent::TextDelta(text.to_owned()));
+            }
+        }
+        if let Some(reason) = choice.finish_reason.as_deref() {
+            let had_calls = !self.calls.is_empty();
+            self.flush_calls(out);
+            let stop = stop_reason(reason);
+            self.stop = Some(if had_calls && stop == StopReason::EndTurn {
+                StopReason::ToolUse
+            } else {
+                stop
+            });
+        }
+        Some(())
+    }
+}
+
 impl WireParser for Parser {
     fn on_event(
         &mut self,
@@ -450,6 +534,9 @@ impl WireParser for Parser {
             return Ok(true);
         }
         if data.is_empty() {
+            return Ok(false);
+        }
+        if self.fast_path(data, out).is_some() {
             return Ok(false);
         }
         let chunk: Value = serde_json::from_str(data).map_err(|e| bad_json(PROVIDER, data, &e))?;

@@ -177,7 +177,7 @@ impl Chat {
             live.emit(
                 None,
                 EventKind::SessionUpdated {
-                    session: session.clone(),
+                    session: Box::new(session.clone()),
                 },
             );
             self.deps.sessions.publish_updated(session);
@@ -244,7 +244,7 @@ impl Chat {
                                     &mut state,
                                     Some(&active.id),
                                     EventKind::MessageCompleted {
-                                        message: message.clone(),
+                                        message: Box::new(message.clone()),
                                     },
                                 );
                                 true
@@ -257,7 +257,13 @@ impl Chat {
                     }
                     // The turn ended while the message was being stored: it starts its own.
                     return self
-                        .enqueue(&live, message, request.model.clone(), BusyPolicy::Enqueue)
+                        .enqueue(
+                            &live,
+                            message,
+                            request.model.clone(),
+                            BusyPolicy::Enqueue,
+                            true,
+                        )
                         .await;
                 }
                 (policy, _) => {
@@ -272,7 +278,7 @@ impl Chat {
                         });
                     }
                     return self
-                        .enqueue(&live, message, request.model.clone(), policy)
+                        .enqueue(&live, message, request.model.clone(), policy, false)
                         .await;
                 }
             }
@@ -280,13 +286,15 @@ impl Chat {
     }
 
     /// Stores `message` with a new queued turn and queues it (INTERRUPT: first, and the
-    /// running turn is cancelled).
+    /// running turn is cancelled). `stored`: the message is already stored (a steered
+    /// message whose turn ended first).
     async fn enqueue(
         &self,
         live: &LiveSession,
         mut message: Message,
         model: Option<String>,
         policy: BusyPolicy,
+        stored: bool,
     ) -> Result<(Message, Turn)> {
         let turn = Turn {
             id: new_id(),
@@ -307,13 +315,7 @@ impl Chat {
         };
         message.turn_id = Some(turn.id.clone());
         // A steered message that lost its turn is already stored: re-point it.
-        if self
-            .deps
-            .store
-            .get_message(&message.session_id, &message.id)
-            .await?
-            .is_some()
-        {
+        if stored {
             self.deps.store.put_turn(&turn).await?;
             self.deps.store.put_message(&message).await?;
         } else {
@@ -337,14 +339,14 @@ impl Chat {
             &mut state,
             Some(&turn.id),
             EventKind::MessageCompleted {
-                message: message.clone(),
+                message: Box::new(message.clone()),
             },
         );
         live.emit_locked(
             &mut state,
             Some(&turn.id),
             EventKind::TurnQueued {
-                turn: turn.clone(),
+                turn: Box::new(turn.clone()),
                 position,
             },
         );
@@ -431,7 +433,9 @@ impl Chat {
                     self.deps.store.put_turn(&turn).await?;
                     live.emit(
                         Some(turn_id),
-                        EventKind::TurnFinished { turn: turn.clone() },
+                        EventKind::TurnFinished {
+                            turn: Box::new(turn.clone()),
+                        },
                     );
                     return Ok(turn);
                 }
@@ -462,7 +466,9 @@ impl Chat {
             self.deps.store.put_turn(turn).await?;
             live.emit(
                 Some(&turn.id),
-                EventKind::TurnFinished { turn: turn.clone() },
+                EventKind::TurnFinished {
+                    turn: Box::new(turn.clone()),
+                },
             );
         }
         Ok(cancelled)
@@ -650,7 +656,9 @@ impl Chat {
             let live = self.live(&turn.session_id).await?;
             live.emit(
                 Some(&turn.id),
-                EventKind::TurnFinished { turn: turn.clone() },
+                EventKind::TurnFinished {
+                    turn: Box::new(turn.clone()),
+                },
             );
             tracing::warn!(session = %turn.session_id, turn = %turn.id, "turn interrupted by a restart");
         }

@@ -44,41 +44,43 @@ pub struct Snapshot {
     pub last_sequence: i64,
 }
 
+/// Large payloads are boxed so every event (most are small text deltas) stays small in
+/// the retained log and the broadcast buffer.
 #[derive(Clone, Debug, PartialEq)]
 pub enum EventKind {
     Snapshot(Box<Snapshot>),
     TurnQueued {
-        turn: Turn,
+        turn: Box<Turn>,
         position: i32,
     },
     TurnStarted {
-        turn: Turn,
+        turn: Box<Turn>,
     },
     MessageStarted {
-        message_id: String,
+        message_id: Arc<str>,
         role: Role,
     },
     ContentStarted {
-        message_id: String,
+        message_id: Arc<str>,
         index: i32,
         kind: ContentKind,
     },
     TextDelta {
-        message_id: String,
+        message_id: Arc<str>,
         index: i32,
         text: String,
     },
     ReasoningDelta {
-        message_id: String,
+        message_id: Arc<str>,
         index: i32,
         text: String,
     },
     ContentFinished {
-        message_id: String,
+        message_id: Arc<str>,
         index: i32,
     },
     ToolCallStarted {
-        call: ToolCallRequest,
+        call: Box<ToolCallRequest>,
     },
     ToolCallOutput {
         tool_call_id: String,
@@ -86,11 +88,11 @@ pub enum EventKind {
         text: String,
     },
     ToolCallFinished {
-        record: ToolCallRecord,
+        record: Box<ToolCallRecord>,
         duration_micros: i64,
     },
     ConfirmationRequested {
-        confirmation: Confirmation,
+        confirmation: Box<Confirmation>,
     },
     /// `None` when a cancel withdrew the request.
     ConfirmationResolved {
@@ -98,13 +100,13 @@ pub enum EventKind {
         decision: Option<Decision>,
     },
     MessageCompleted {
-        message: Message,
+        message: Box<Message>,
     },
     TurnFinished {
-        turn: Turn,
+        turn: Box<Turn>,
     },
     SessionUpdated {
-        session: Session,
+        session: Box<Session>,
     },
     SessionDeleted,
     Error {
@@ -129,7 +131,8 @@ pub struct Event {
     /// Per session, strictly increasing; 0 for snapshots and resets (not logged).
     pub sequence: i64,
     pub session_id: Arc<str>,
-    pub turn_id: Option<String>,
+    /// Shared by the events of one turn (one allocation per turn, not per event).
+    pub turn_id: Option<Arc<str>>,
     pub time: Timestamp,
     pub kind: EventKind,
 }

@@ -49,6 +49,8 @@ pub(crate) struct LiveState {
     pub allow_always: HashSet<String>,
     /// Set once the driver has stopped: callers must find or start a fresh one.
     pub retired: bool,
+    /// The turn id of the last event, shared by the next events of the same turn.
+    last_turn_id: Option<Arc<str>>,
 }
 
 impl LiveState {
@@ -159,6 +161,7 @@ impl LiveSession {
                 active: None,
                 allow_always,
                 retired: false,
+                last_turn_id: None,
             }),
             events,
             wake: Notify::new(),
@@ -189,10 +192,18 @@ impl LiveSession {
     ) -> Arc<Event> {
         let sequence = state.next_sequence;
         state.next_sequence += 1;
+        let turn_id = turn_id.map(|id| match &state.last_turn_id {
+            Some(last) if **last == *id => last.clone(),
+            _ => {
+                let shared: Arc<str> = Arc::from(id);
+                state.last_turn_id = Some(shared.clone());
+                shared
+            }
+        });
         let event = Arc::new(Event {
             sequence,
             session_id: self.id.clone(),
-            turn_id: turn_id.map(str::to_owned),
+            turn_id,
             time: Timestamp::now(),
             kind,
         });
@@ -203,7 +214,7 @@ impl LiveSession {
         // No subscribers is fine.
         let _ = self.events.send(event.clone());
         if let EventKind::TurnFinished { turn } = &event.kind {
-            let _ = self.deps.finished_turns.send(turn.clone());
+            let _ = self.deps.finished_turns.send((**turn).clone());
         }
         event
     }

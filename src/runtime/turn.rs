@@ -87,7 +87,7 @@ pub(crate) async fn run(live: &Arc<LiveSession>, mut turn: Turn, cancel: Cancell
         live.emit(
             None,
             EventKind::SessionUpdated {
-                session: prepared.session.clone(),
+                session: Box::new(prepared.session.clone()),
             },
         );
         live.deps.sessions.publish_updated(prepared.session.clone());
@@ -103,7 +103,9 @@ pub(crate) async fn run(live: &Arc<LiveSession>, mut turn: Turn, cancel: Cancell
         live.emit_locked(
             &mut state,
             Some(&turn.id),
-            EventKind::TurnStarted { turn: turn.clone() },
+            EventKind::TurnStarted {
+                turn: Box::new(turn.clone()),
+            },
         );
     }
     tracing::info!(session = %live.id, turn = %turn.id, model = ?turn.model, "turn started");
@@ -156,7 +158,9 @@ pub(crate) async fn run(live: &Arc<LiveSession>, mut turn: Turn, cancel: Cancell
         live.emit_locked(
             &mut state,
             Some(&turn.id),
-            EventKind::TurnFinished { turn: turn.clone() },
+            EventKind::TurnFinished {
+                turn: Box::new(turn.clone()),
+            },
         );
     }
     tracing::info!(session = %live.id, turn = %turn.id, status = ?turn.status, latency_ms = started.elapsed().as_millis() as u64, "turn finished");
@@ -271,7 +275,7 @@ async fn steps(
         live.emit(
             Some(&turn.id),
             EventKind::MessageCompleted {
-                message: tool_message.clone(),
+                message: Box::new(tool_message.clone()),
             },
         );
         history.push(tool_message);
@@ -348,6 +352,8 @@ async fn stream_answer(
         position: Some(*position),
     };
     *position += 1;
+    // Shared by every event of this message (one allocation, not one per delta).
+    let message_id: Arc<str> = Arc::from(message.id.as_str());
     {
         let mut state = live.lock();
         if let Some(active) = state.active.as_mut() {
@@ -357,7 +363,7 @@ async fn stream_answer(
             &mut state,
             Some(&turn_id),
             EventKind::MessageStarted {
-                message_id: message.id.clone(),
+                message_id: message_id.clone(),
                 role: Role::Assistant,
             },
         );
@@ -394,6 +400,7 @@ async fn stream_answer(
                 append_delta(
                     live,
                     &turn_id,
+                    &message_id,
                     &mut message,
                     &mut open,
                     ContentKind::Text,
@@ -405,6 +412,7 @@ async fn stream_answer(
                 append_delta(
                     live,
                     &turn_id,
+                    &message_id,
                     &mut message,
                     &mut open,
                     ContentKind::Reasoning,
@@ -413,7 +421,7 @@ async fn stream_answer(
                 note_first_token(turn, started);
             }
             StreamEvent::ToolCall(call) => {
-                close_block(live, &turn_id, &message.id, &mut open);
+                close_block(live, &turn_id, &message_id, &mut open);
                 let part = Part::ToolCall {
                     id: call.id.clone(),
                     tool: call.tool.clone(),
@@ -453,7 +461,7 @@ async fn stream_answer(
             deps.store.put_message(&message).await?;
         }
     }
-    close_block(live, &turn_id, &message.id, &mut open);
+    close_block(live, &turn_id, &message_id, &mut open);
     // Tool calls of an answer cut short are not run.
     if ending.is_some() {
         calls.clear();
@@ -471,7 +479,7 @@ async fn stream_answer(
             &mut state,
             Some(&turn_id),
             EventKind::MessageCompleted {
-                message: message.clone(),
+                message: Box::new(message.clone()),
             },
         );
         Some(message)
@@ -527,13 +535,14 @@ fn add_to_part(message: &mut Message, index: usize, kind: ContentKind, text: &st
 fn append_delta(
     live: &LiveSession,
     turn_id: &str,
+    message_id: &Arc<str>,
     message: &mut Message,
     open: &mut Option<(ContentKind, i32)>,
     kind: ContentKind,
     text: String,
 ) {
     if open.is_some_and(|(k, _)| k != kind) {
-        close_block(live, turn_id, &message.id, open);
+        close_block(live, turn_id, message_id, open);
     }
     let mut state = live.lock();
     let index = match *open {
@@ -545,7 +554,7 @@ fn append_delta(
                 &mut state,
                 Some(turn_id),
                 EventKind::ContentStarted {
-                    message_id: message.id.clone(),
+                    message_id: message_id.clone(),
                     index,
                     kind,
                 },
@@ -557,7 +566,7 @@ fn append_delta(
     if let Some(partial) = state.active.as_mut().and_then(|a| a.partial.as_mut()) {
         add_to_part(partial, index as usize, kind, &text);
     }
-    let message_id = message.id.clone();
+    let message_id = message_id.clone();
     let kind = match kind {
         ContentKind::Text => EventKind::TextDelta {
             message_id,
@@ -576,14 +585,14 @@ fn append_delta(
 fn close_block(
     live: &LiveSession,
     turn_id: &str,
-    message_id: &str,
+    message_id: &Arc<str>,
     open: &mut Option<(ContentKind, i32)>,
 ) {
     if let Some((_, index)) = open.take() {
         live.emit(
             Some(turn_id),
             EventKind::ContentFinished {
-                message_id: message_id.to_owned(),
+                message_id: message_id.clone(),
                 index,
             },
         );
@@ -604,7 +613,9 @@ async fn run_tools(
     for call in calls {
         live.emit(
             Some(&turn.id),
-            EventKind::ToolCallStarted { call: call.clone() },
+            EventKind::ToolCallStarted {
+                call: Box::new(call.clone()),
+            },
         );
         let started = Instant::now();
         let mut record = ToolCallRecord {
@@ -702,7 +713,7 @@ async fn run_tools(
         live.emit(
             Some(&turn.id),
             EventKind::ToolCallFinished {
-                record,
+                record: Box::new(record),
                 duration_micros: started.elapsed().as_micros() as i64,
             },
         );
@@ -736,7 +747,9 @@ async fn confirm(
         live.emit_locked(
             &mut state,
             Some(&turn.id),
-            EventKind::ConfirmationRequested { confirmation },
+            EventKind::ConfirmationRequested {
+                confirmation: Box::new(confirmation),
+            },
         );
         live.publish_summary(&state);
     }

@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0002_turns.sql"),
     include_str!("migrations/sqlite/0003_history_positions.sql"),
     include_str!("migrations/sqlite/0004_models_schedules.sql"),
+    include_str!("migrations/sqlite/0005_waiting_messages.sql"),
 ];
 
 /// Readers kept open for reuse.
@@ -50,6 +51,24 @@ fn immediate(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>> {
         .map_err(storage_error)
 }
 
+/// Runs a statement through the connection's statement cache: SQL is parsed once per
+/// connection, not on every call.
+fn exec<P: rusqlite::Params>(conn: &Connection, sql: &str, params: P) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// `query_row` through the statement cache.
+fn query_one<T, P, F>(conn: &Connection, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+where
+    P: rusqlite::Params,
+    F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+{
+    conn.prepare_cached(sql)?.query_row(params, f)
+}
+
+/// Distinct statements kept prepared per connection.
+const STATEMENT_CACHE: usize = 64;
+
 fn storage_error(err: impl std::fmt::Display) -> Error {
     Error::Internal(format!("storage: {err}"))
 }
@@ -62,6 +81,7 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // NORMAL is durable across process crashes in WAL mode (a power loss may lose the
     // last transactions, never corrupt the database).
     conn.execute_batch(
@@ -86,13 +106,19 @@ impl SqliteStore {
             let mut writer = open_connection(&path)
                 .map_err(|err| storage_error(format!("cannot open {}: {err}", path.display())))?;
             migrate(&mut writer)?;
-            Ok(SqliteStore {
-                inner: Arc::new(Inner {
-                    path,
-                    writer: Mutex::new(writer),
-                    readers: Mutex::new(Vec::new()),
-                }),
-            })
+            // Checkpoints (the only fsyncs in WAL mode with synchronous = NORMAL) run on
+            // a background thread, not inside whichever commit crosses the threshold, so
+            // a durable acknowledgement never waits for one.
+            writer
+                .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+                .map_err(storage_error)?;
+            let inner = Arc::new(Inner {
+                path,
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+            });
+            spawn_checkpointer(Arc::downgrade(&inner));
+            Ok(SqliteStore { inner })
         })
         .await
         .map_err(storage_error)?
@@ -136,9 +162,37 @@ impl SqliteStore {
     }
 }
 
+/// How often the background thread checkpoints the WAL into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Checkpoints the WAL (PASSIVE: never blocks writers or readers) until the store is
+/// dropped.
+fn spawn_checkpointer(inner: std::sync::Weak<Inner>) {
+    let spawned = std::thread::Builder::new()
+        .name("octo-checkpoint".into())
+        .spawn(move || {
+            let mut conn: Option<Connection> = None;
+            loop {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                let Some(inner) = inner.upgrade() else { return };
+                if conn.is_none() {
+                    conn = open_connection(&inner.path).ok();
+                }
+                drop(inner);
+                if let Some(c) = &conn
+                    && let Err(err) = c.execute_batch("PRAGMA wal_checkpoint(PASSIVE);")
+                {
+                    tracing::debug!(error = %err, "WAL checkpoint failed");
+                }
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::warn!(error = %err, "cannot start the WAL checkpoint thread");
+    }
+}
+
 fn migrate(conn: &mut Connection) -> Result<()> {
-    let current: usize = conn
-        .query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
+    let current: usize = query_one(conn, "PRAGMA user_version", [], |row| row.get::<_, i64>(0))
         .map_err(storage_error)? as usize;
     if current > MIGRATIONS.len() {
         return Err(storage_error(format!(
@@ -280,7 +334,7 @@ fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
 
 fn insert_session(conn: &Connection, s: &Session) -> Result<()> {
     let labels = to_json(&s.labels)?;
-    conn.execute(
+    exec(conn,
         &format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES \
              (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
@@ -359,7 +413,7 @@ fn insert_message(conn: &Connection, m: &Message) -> Result<()> {
 /// Inserts a message row; with `upsert`, replaces its content but keeps a position it
 /// already has when the new one has none.
 fn write_message(conn: &Connection, m: &Message, upsert: &str) -> Result<()> {
-    conn.execute(
+    exec(conn,
         &format!("INSERT INTO messages (id, session_id, turn_id, role, parts, create_time, incomplete, model, position) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) {upsert}"),
         params![
@@ -421,7 +475,8 @@ fn insert_turn(conn: &Connection, t: &Turn) -> Result<()> {
 }
 
 fn write_turn(conn: &Connection, t: &Turn, verb: &str) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         &format!(
             "{verb} INTO turns ({TURN_COLUMNS}) VALUES \
              (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
@@ -458,7 +513,8 @@ const MESSAGE_COLUMNS: &str =
 fn count_message(conn: &Connection, m: &Message) -> Result<()> {
     let text = m.text();
     let preview = crate::domain::session::preview(&text);
-    conn.execute(
+    exec(
+        conn,
         "UPDATE sessions SET message_count = message_count + 1, \
          last_message_preview = CASE WHEN ?2 = '' THEN last_message_preview ELSE ?2 END, \
          last_active_time = MAX(last_active_time, ?3) WHERE id = ?1",
@@ -504,7 +560,8 @@ impl Store for SqliteStore {
     async fn get_session(&self, id: &str) -> Result<Option<Session>> {
         let id = id.to_owned();
         self.read(move |conn| {
-            conn.query_row(
+            query_one(
+                conn,
                 &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"),
                 [&id],
                 session_from_row,
@@ -582,37 +639,37 @@ impl Store for SqliteStore {
         let s = s.clone();
         self.write(move |conn| {
             let labels = to_json(&s.labels)?;
-            let changed = conn
-                .execute(
-                    "UPDATE sessions SET display_name = ?2, model = ?3, reasoning_effort = ?4, \
+            let changed = exec(
+                conn,
+                "UPDATE sessions SET display_name = ?2, model = ?3, reasoning_effort = ?4, \
                      working_dir = ?5, permission_mode = ?6, system_prompt = ?7, labels = ?8, \
                      pinned = ?9, message_count = ?10, last_message_preview = ?11, \
                      input_tokens = ?12, output_tokens = ?13, reasoning_tokens = ?14, \
                      cached_input_tokens = ?15, update_time = ?16, last_active_time = ?17, \
                      revision = ?18 WHERE id = ?1 AND revision = ?19",
-                    params![
-                        s.id,
-                        s.display_name,
-                        s.model,
-                        effort_text(s.reasoning_effort),
-                        s.working_dir,
-                        mode_text(s.permission_mode),
-                        s.system_prompt,
-                        labels,
-                        s.pinned,
-                        s.message_count,
-                        s.last_message_preview,
-                        s.usage.input_tokens,
-                        s.usage.output_tokens,
-                        s.usage.reasoning_tokens,
-                        s.usage.cached_input_tokens,
-                        s.update_time.0,
-                        s.last_active_time.0,
-                        s.revision,
-                        expected_revision,
-                    ],
-                )
-                .map_err(storage_error)?;
+                params![
+                    s.id,
+                    s.display_name,
+                    s.model,
+                    effort_text(s.reasoning_effort),
+                    s.working_dir,
+                    mode_text(s.permission_mode),
+                    s.system_prompt,
+                    labels,
+                    s.pinned,
+                    s.message_count,
+                    s.last_message_preview,
+                    s.usage.input_tokens,
+                    s.usage.output_tokens,
+                    s.usage.reasoning_tokens,
+                    s.usage.cached_input_tokens,
+                    s.update_time.0,
+                    s.last_active_time.0,
+                    s.revision,
+                    expected_revision,
+                ],
+            )
+            .map_err(storage_error)?;
             Ok(changed == 1)
         })
         .await
@@ -621,9 +678,8 @@ impl Store for SqliteStore {
     async fn delete_session(&self, id: &str) -> Result<bool> {
         let id = id.to_owned();
         self.write(move |conn| {
-            let deleted = conn
-                .execute("DELETE FROM sessions WHERE id = ?1", [&id])
-                .map_err(storage_error)?;
+            let deleted =
+                exec(conn, "DELETE FROM sessions WHERE id = ?1", [&id]).map_err(storage_error)?;
             Ok(deleted == 1)
         })
         .await
@@ -651,14 +707,14 @@ impl Store for SqliteStore {
             // One read transaction: a consistent snapshot of session, messages and turns.
             conn.execute_batch("BEGIN").map_err(storage_error)?;
             let result = (|| {
-                let Some(session) = conn
-                    .query_row(
-                        &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"),
-                        [&id],
-                        session_from_row,
-                    )
-                    .optional()
-                    .map_err(storage_error)?
+                let Some(session) = query_one(
+                    conn,
+                    &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"),
+                    [&id],
+                    session_from_row,
+                )
+                .optional()
+                .map_err(storage_error)?
                 else {
                     return Ok(None);
                 };
@@ -715,21 +771,22 @@ impl Store for SqliteStore {
         let message = message.clone();
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            let exists: bool = tx
-                .query_row(
-                    "SELECT 1 FROM messages WHERE id = ?1",
-                    [&message.id],
-                    |_| Ok(true),
-                )
-                .optional()
-                .map_err(storage_error)?
-                .unwrap_or(false);
+            let exists: bool = query_one(
+                &tx,
+                "SELECT 1 FROM messages WHERE id = ?1",
+                [&message.id],
+                |_| Ok(true),
+            )
+            .optional()
+            .map_err(storage_error)?
+            .unwrap_or(false);
             write_message(&tx, &message, MESSAGE_UPSERT)?;
             if !exists {
                 count_message(&tx, &message)?;
             } else if !message.text().is_empty() {
                 let preview = crate::domain::session::preview(&message.text());
-                tx.execute(
+                exec(
+                    &tx,
                     "UPDATE sessions SET last_message_preview = ?2 WHERE id = ?1",
                     params![message.session_id, preview],
                 )
@@ -766,31 +823,83 @@ impl Store for SqliteStore {
         let before = before.map(str::to_owned);
         let after = after.map(str::to_owned);
         self.read(move |conn| {
-            // Conversation order, newest first; messages still waiting for their turn
-            // (no position yet) are the newest.
-            const KEY: &str = "COALESCE(position, 9223372036854775807), id";
-            let mut sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1");
-            let mut values: Vec<rusqlite::types::Value> = vec![session_id.into()];
-            if let Some(before) = before {
-                values.push(before.into());
+            // Conversation order, newest first: messages still waiting for their turn (no
+            // position yet) are the newest, by id; then by position. Two index range
+            // scans (messages_waiting, messages_history) that stop at `limit`, instead of
+            // sorting the whole session on COALESCE(position, MAX).
+            let bound = |id: Option<String>| -> Result<Option<Option<(Option<i64>, String)>>> {
+                let Some(id) = id else { return Ok(None) };
+                let position: Option<Option<i64>> = query_one(
+                    conn,
+                    "SELECT position FROM messages WHERE id = ?1",
+                    [&id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(storage_error)?;
+                // An unknown bound matches nothing, as before.
+                Ok(Some(position.map(|p| (p, id))))
+            };
+            let before = bound(before)?;
+            let after = bound(after)?;
+            if matches!(before, Some(None)) || matches!(after, Some(None)) {
+                return Ok(Vec::new());
+            }
+            let before = before.flatten();
+            let after = after.flatten();
+            let mut out = Vec::new();
+            // Waiting messages: only below a waiting `before`, above any positioned `after`.
+            let waiting_allowed = before.as_ref().is_none_or(|(p, _)| p.is_none());
+            if waiting_allowed {
+                let mut sql = format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 AND position IS NULL"
+                );
+                let mut values: Vec<rusqlite::types::Value> = vec![session_id.clone().into()];
+                if let Some((_, id)) = &before {
+                    values.push(id.clone().into());
+                    sql.push_str(&format!(" AND id < ?{}", values.len()));
+                }
+                if let Some((None, id)) = &after {
+                    values.push(id.clone().into());
+                    sql.push_str(&format!(" AND id > ?{}", values.len()));
+                }
+                values.push((limit as i64).into());
+                sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", values.len()));
+                out = query_messages(conn, &sql, values)?;
+            }
+            // Positioned messages: none above a waiting `after`.
+            let positioned_allowed = after.as_ref().is_none_or(|(p, _)| p.is_some());
+            if out.len() < limit && positioned_allowed {
+                let mut sql = format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 AND position IS NOT NULL"
+                );
+                let mut values: Vec<rusqlite::types::Value> = vec![session_id.into()];
+                if let Some((Some(position), id)) = &before {
+                    values.push((*position).into());
+                    values.push(id.clone().into());
+                    sql.push_str(&format!(
+                        " AND (position, id) < (?{}, ?{})",
+                        values.len() - 1,
+                        values.len()
+                    ));
+                }
+                if let Some((Some(position), id)) = &after {
+                    values.push((*position).into());
+                    values.push(id.clone().into());
+                    sql.push_str(&format!(
+                        " AND (position, id) > (?{}, ?{})",
+                        values.len() - 1,
+                        values.len()
+                    ));
+                }
+                values.push(((limit - out.len()) as i64).into());
                 sql.push_str(&format!(
-                    " AND ({KEY}) < (SELECT {KEY} FROM messages WHERE id = ?{})",
+                    " ORDER BY position DESC, id DESC LIMIT ?{}",
                     values.len()
                 ));
+                out.extend(query_messages(conn, &sql, values)?);
             }
-            if let Some(after) = after {
-                values.push(after.into());
-                sql.push_str(&format!(
-                    " AND ({KEY}) > (SELECT {KEY} FROM messages WHERE id = ?{})",
-                    values.len()
-                ));
-            }
-            values.push((limit as i64).into());
-            sql.push_str(&format!(
-                " ORDER BY COALESCE(position, 9223372036854775807) DESC, id DESC LIMIT ?{}",
-                values.len()
-            ));
-            query_messages(conn, &sql, values)
+            Ok(out)
         })
         .await
     }
@@ -813,7 +922,8 @@ impl Store for SqliteStore {
     async fn next_position(&self, session_id: &str) -> Result<i64> {
         let session_id = session_id.to_owned();
         self.read(move |conn| {
-            conn.query_row(
+            query_one(
+                conn,
                 "SELECT COALESCE(MAX(position), 0) + 1 FROM messages WHERE session_id = ?1",
                 [&session_id],
                 |row| row.get(0),
@@ -831,7 +941,8 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         let (session_id, message_id) = (session_id.to_owned(), message_id.to_owned());
         self.write(move |conn| {
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE messages SET position = ?3 WHERE session_id = ?1 AND id = ?2",
                 params![session_id, message_id, position],
             )
@@ -844,14 +955,14 @@ impl Store for SqliteStore {
     async fn allowed_tools(&self, session_id: &str) -> Result<Vec<String>> {
         let session_id = session_id.to_owned();
         self.read(move |conn| {
-            let json: Option<String> = conn
-                .query_row(
-                    "SELECT allowed_tools FROM sessions WHERE id = ?1",
-                    [&session_id],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(storage_error)?;
+            let json: Option<String> = query_one(
+                conn,
+                "SELECT allowed_tools FROM sessions WHERE id = ?1",
+                [&session_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(storage_error)?;
             json.map_or(Ok(Vec::new()), |j| {
                 from_json::<Vec<String>>(&j).map_err(storage_error)
             })
@@ -863,7 +974,8 @@ impl Store for SqliteStore {
         let (session_id, tool) = (session_id.to_owned(), tool.to_owned());
         self.write(move |conn| {
             // One statement: concurrent grants never lose each other.
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE sessions SET allowed_tools = (\
                    SELECT json_group_array(value) FROM (\
                      SELECT value FROM json_each(allowed_tools) UNION SELECT ?2)) \
@@ -880,8 +992,7 @@ impl Store for SqliteStore {
         let turn = turn.clone();
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            let previous: Option<String> = tx
-                .query_row("SELECT status FROM turns WHERE id = ?1", [&turn.id], |row| row.get(0))
+            let previous: Option<String> = query_one(&tx, "SELECT status FROM turns WHERE id = ?1", [&turn.id], |row| row.get(0))
                 .optional()
                 .map_err(storage_error)?;
             let was_terminal = previous
@@ -891,7 +1002,7 @@ impl Store for SqliteStore {
             write_turn(&tx, &turn, "INSERT OR REPLACE")?;
             if turn.status.is_terminal() && !was_terminal {
                 let u = &turn.usage;
-                tx.execute(
+                exec(&tx,
                     "UPDATE sessions SET input_tokens = input_tokens + ?2, output_tokens = output_tokens + ?3, \
                      reasoning_tokens = reasoning_tokens + ?4, cached_input_tokens = cached_input_tokens + ?5, \
                      last_active_time = MAX(last_active_time, ?6) WHERE id = ?1",
@@ -960,15 +1071,15 @@ impl Store for SqliteStore {
     async fn event_sequence(&self, session_id: &str) -> Result<i64> {
         let session_id = session_id.to_owned();
         self.read(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT event_sequence FROM sessions WHERE id = ?1",
-                    [&session_id],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(storage_error)?
-                .unwrap_or(0))
+            Ok(query_one(
+                conn,
+                "SELECT event_sequence FROM sessions WHERE id = ?1",
+                [&session_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(storage_error)?
+            .unwrap_or(0))
         })
         .await
     }
@@ -982,11 +1093,13 @@ impl Store for SqliteStore {
         let session_id = session_id.to_owned();
         self.write(move |conn| {
             match only_if {
-                Some(expected) => conn.execute(
+                Some(expected) => exec(
+                    conn,
                     "UPDATE sessions SET event_sequence = ?2 WHERE id = ?1 AND event_sequence = ?3",
                     params![session_id, sequence, expected],
                 ),
-                None => conn.execute(
+                None => exec(
+                    conn,
                     "UPDATE sessions SET event_sequence = MAX(event_sequence, ?2) WHERE id = ?1",
                     params![session_id, sequence],
                 ),
