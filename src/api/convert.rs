@@ -800,8 +800,8 @@ pub fn schedule_name(id: &str) -> String {
     format!("schedules/{id}")
 }
 
-fn std_duration(d: Duration) -> Option<PbDuration> {
-    duration(Some(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)))
+pub fn std_duration(d: Duration) -> Option<PbDuration> {
+    duration(Some(domain::time::micros(d)))
 }
 
 /// A positive duration, or `default` when unset or zero.

@@ -71,12 +71,11 @@ fn update_fields(mask: Option<&prost_types::FieldMask>, m: &pb::Model) -> Result
 }
 
 fn benchmark_pb(b: ModelBenchmark) -> pb::BenchmarkModelsResponse {
-    let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
     pb::BenchmarkModelsResponse {
         model: convert::model_name(&b.model),
         ok: b.ok,
-        time_to_first_token: convert::duration(b.time_to_first_token.map(micros)),
-        total_time: convert::duration(Some(micros(b.total_time))),
+        time_to_first_token: b.time_to_first_token.and_then(convert::std_duration),
+        total_time: convert::std_duration(b.total_time),
         error: b.error,
     }
 }
@@ -211,9 +210,7 @@ impl ModelService for ModelApi {
         tracing::info!(model = %model.id, ok = test.ok, latency_ms = test.latency.as_millis() as u64, "model tested");
         Ok(Response::new(pb::TestModelResponse {
             ok: test.ok,
-            latency: convert::duration(Some(
-                i64::try_from(test.latency.as_micros()).unwrap_or(i64::MAX),
-            )),
+            latency: convert::std_duration(test.latency),
             error: test.error,
             reply_preview: test.reply_preview,
         }))

@@ -24,8 +24,23 @@ impl ScheduleApi {
         Self { scheduler }
     }
 
+    /// The schedules as the API shows them, each with its latest run.
+    async fn schedules_pb(&self, schedules: &[Schedule]) -> Result<Vec<pb::Schedule>> {
+        let last_runs = self.scheduler.last_runs(schedules).await?;
+        Ok(schedules
+            .iter()
+            .zip(&last_runs)
+            .map(|(schedule, last_run)| schedule_pb(schedule, last_run.as_ref()))
+            .collect())
+    }
+
     async fn schedule_pb(&self, schedule: &Schedule) -> Result<pb::Schedule> {
-        let last_run = self.scheduler.last_run(&schedule.id).await?;
+        let last_run = self
+            .scheduler
+            .last_runs(std::slice::from_ref(schedule))
+            .await?
+            .pop()
+            .flatten();
         Ok(schedule_pb(schedule, last_run.as_ref()))
     }
 }
@@ -96,10 +111,7 @@ impl ScheduleService for ScheduleApi {
             Some(last) if more => encode_token(&last.id, fingerprint),
             _ => String::new(),
         };
-        let mut schedules = Vec::with_capacity(found.len());
-        for schedule in &found {
-            schedules.push(self.schedule_pb(schedule).await?);
-        }
+        let schedules = self.schedules_pb(&found).await?;
         Ok(Response::new(pb::ListSchedulesResponse {
             schedules,
             next_page_token,

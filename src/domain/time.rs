@@ -1,15 +1,20 @@
 //! Time as microseconds since the Unix epoch: exact, ordered, and cheap to store.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
+
+/// A duration in whole microseconds, saturating (durations longer than ~292,000 years).
+pub fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
 
 impl Timestamp {
     pub fn now() -> Self {
         let micros = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+            .map(micros)
             .unwrap_or(0);
         Timestamp(micros)
     }
@@ -20,6 +25,11 @@ impl Timestamp {
                 .saturating_mul(1_000_000)
                 .saturating_add(i64::from(nanos) / 1_000),
         )
+    }
+
+    /// `d` later, saturating.
+    pub fn plus(self, d: Duration) -> Self {
+        Timestamp(self.0.saturating_add(micros(d)))
     }
 
     pub fn as_micros(self) -> i64 {

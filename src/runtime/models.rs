@@ -348,51 +348,36 @@ impl Models {
         timeout: Duration,
         prompt: String,
     ) -> impl Stream<Item = ModelBenchmark> + Send + 'static {
-        let this = self.clone();
-        let runs: FuturesUnordered<_> = models
+        models
             .into_iter()
-            .map(|model| {
-                let this = this.clone();
-                let prompt = prompt.clone();
-                async move {
-                    let started = Instant::now();
-                    let outcome = match this.ready(&model) {
-                        Ok(ready) => {
-                            match tokio::time::timeout(
-                                timeout,
-                                this.probe(&ready, &prompt, Some(started)),
-                            )
-                            .await
-                            {
-                                Ok(outcome) => outcome,
-                                Err(_) => {
-                                    Err(format!("timed out after {:.1} s", timeout.as_secs_f64()))
-                                }
-                            }
-                        }
-                        Err(err) => Err(err.to_string()),
-                    };
-                    let total_time = started.elapsed();
-                    match outcome {
-                        Ok(probe) => ModelBenchmark {
-                            model: model.id,
-                            ok: true,
-                            time_to_first_token: probe.first_token,
-                            total_time,
-                            error: String::new(),
-                        },
-                        Err(error) => ModelBenchmark {
-                            model: model.id,
-                            ok: false,
-                            time_to_first_token: None,
-                            total_time,
-                            error,
-                        },
-                    }
-                }
-            })
-            .collect();
-        runs
+            .map(|model| self.clone().measure(model, timeout, prompt.clone()))
+            .collect::<FuturesUnordered<_>>()
+    }
+
+    async fn measure(
+        self: Arc<Self>,
+        model: Model,
+        timeout: Duration,
+        prompt: String,
+    ) -> ModelBenchmark {
+        let started = Instant::now();
+        let outcome = match self.ready(&model) {
+            Ok(ready) => tokio::time::timeout(timeout, self.probe(&ready, &prompt, Some(started)))
+                .await
+                .unwrap_or_else(|_| Err(format!("timed out after {:.1} s", timeout.as_secs_f64()))),
+            Err(err) => Err(err.to_string()),
+        };
+        let (ok, time_to_first_token, error) = match outcome {
+            Ok(probe) => (true, probe.first_token, String::new()),
+            Err(error) => (false, None, error),
+        };
+        ModelBenchmark {
+            model: model.id,
+            ok,
+            time_to_first_token,
+            total_time: started.elapsed(),
+            error,
+        }
     }
 
     /// One request with `prompt`, read to its end. The error is the provider's text.

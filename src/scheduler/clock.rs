@@ -19,9 +19,7 @@ pub trait Clock: Send + Sync + 'static {
 
     /// Returns once `duration` has passed by this clock.
     async fn sleep(&self, duration: Duration) {
-        let micros = i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
-        self.sleep_until(Timestamp(self.now().0.saturating_add(micros)))
-            .await;
+        self.sleep_until(self.now().plus(duration)).await;
     }
 }
 
@@ -79,8 +77,7 @@ impl ManualClock {
     }
 
     pub fn advance(&self, by: Duration) {
-        let micros = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
-        self.set(Timestamp(self.now().0.saturating_add(micros)));
+        self.set(self.now().plus(by));
     }
 }
 

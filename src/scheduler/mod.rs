@@ -104,10 +104,6 @@ fn etag_mismatch(id: &str) -> Error {
     }
 }
 
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
-}
-
 /// Checks what a client sets and returns the parsed cron and zone. Field paths are
 /// relative to the schedule.
 fn validate(s: &Schedule) -> Result<(Cron, Zone)> {
@@ -265,7 +261,6 @@ impl Scheduler {
         schedule.update_time = now;
         schedule.revision = 1;
         self.prepare(&mut schedule)
-            .and(Ok(()))
             .map_err(|e| e.within("schedule."))?;
         self.check_references(&schedule)
             .await
@@ -394,14 +389,19 @@ impl Scheduler {
         self.store.list_runs(schedule_id, before, limit).await
     }
 
-    /// The latest run of a schedule.
-    pub async fn last_run(&self, schedule_id: &str) -> Result<Option<ScheduleRun>> {
-        Ok(self
-            .store
-            .list_runs(schedule_id, None, 1)
-            .await?
-            .into_iter()
-            .next())
+    /// The latest run of each schedule, in the schedules' order (one store read).
+    pub async fn last_runs(&self, schedules: &[Schedule]) -> Result<Vec<Option<ScheduleRun>>> {
+        let ids: Vec<String> = schedules.iter().map(|s| s.id.clone()).collect();
+        let mut latest = self.store.latest_runs(&ids).await?;
+        Ok(schedules
+            .iter()
+            .map(|s| {
+                latest
+                    .iter()
+                    .position(|run| run.schedule_id == s.id)
+                    .map(|i| latest.swap_remove(i))
+            })
+            .collect())
     }
 
     async fn active_run(&self, schedule_id: &str) -> Result<Option<ScheduleRun>> {
@@ -422,7 +422,7 @@ impl Scheduler {
                 tracing::error!(error = %err, "firing due schedules failed; retrying shortly");
             }
             let now = self.clock.now();
-            let poll = Timestamp(now.0.saturating_add(micros(POLL)));
+            let poll = now.plus(POLL);
             let deadline = match self.store.next_fire_time().await {
                 Ok(Some(next)) => next.min(poll),
                 Ok(None) => poll,
@@ -548,13 +548,18 @@ impl Scheduler {
             Ok(note) => (RunStatus::Succeeded, note.unwrap_or_default()),
             Err(error) => (RunStatus::Failed, error),
         };
+        self.settle(&mut run, status, error).await;
+        tracing::info!(schedule = %schedule.id, run = %run.id, status = ?run.status, attempts = run.attempt, error = %run.error, "schedule run finished");
+        self.notify_finished(schedule, &run);
+    }
+
+    /// Records how a run ended.
+    async fn settle(&self, run: &mut ScheduleRun, status: RunStatus, error: String) {
         run.status = status;
         run.error = error;
         run.end_time = Some(self.clock.now());
         run.next_retry_delay = None;
-        self.save_run(&run).await;
-        tracing::info!(schedule = %schedule.id, run = %run.id, status = ?run.status, attempts = run.attempt, error = %run.error, "schedule run finished");
-        self.notify_finished(schedule, &run);
+        self.save_run(run).await;
     }
 
     async fn save_run(&self, run: &ScheduleRun) {
@@ -601,16 +606,10 @@ impl Scheduler {
             run.turn_id = Some(turn.id.clone());
             self.save_run(run).await;
             let turn = self.wait_for_turn(&mut finished, &turn).await?;
-            let error = match (&turn.status, &turn.error) {
-                (TurnStatus::Succeeded, _) => return Ok(note),
-                (status, Some(error)) => format!(
-                    "turn {}: {} ({})",
-                    status_word(*status),
-                    error.message,
-                    error.reason
-                ),
-                (status, None) => format!("turn {}", status_word(*status)),
-            };
+            let (status, error) = run_outcome(&turn);
+            if status == RunStatus::Succeeded {
+                return Ok(note);
+            }
             let provider_failure = turn
                 .error
                 .as_ref()
@@ -702,7 +701,7 @@ impl Scheduler {
             (Some(session), Some(turn)) => self.chat.get_turn(session, turn).await.ok(),
             _ => None,
         };
-        match turn {
+        let (status, error) = match turn {
             Some(turn) if !turn.status.is_terminal() => {
                 // Queued again by the chat runtime's own recovery: wait for it.
                 let this = self.clone();
@@ -712,39 +711,23 @@ impl Scheduler {
                         Ok(current) if current.status.is_terminal() => Ok(current),
                         _ => this.wait_for_turn(&mut finished, &turn).await,
                     };
-                    run.status = match &outcome {
-                        Ok(t) if t.status == TurnStatus::Succeeded => RunStatus::Succeeded,
-                        _ => RunStatus::Failed,
+                    let (status, error) = match outcome {
+                        Ok(turn) => run_outcome(&turn),
+                        Err(error) => (RunStatus::Failed, error),
                     };
-                    run.error = match outcome {
-                        Ok(t) => t.error.map(|e| e.message).unwrap_or_default(),
-                        Err(err) => err,
-                    };
-                    run.end_time = Some(this.clock.now());
-                    this.save_run(&run).await;
+                    this.settle(&mut run, status, error).await;
                 });
                 return Ok(());
             }
-            Some(turn) => {
-                run.status = if turn.status == TurnStatus::Succeeded {
-                    RunStatus::Succeeded
-                } else {
-                    RunStatus::Failed
-                };
-                run.error = turn
-                    .error
-                    .map(|e| format!("{} ({})", e.message, e.reason))
-                    .unwrap_or_default();
-            }
-            None => {
-                run.status = RunStatus::Failed;
-                run.error = "the server stopped before the run started its turn".into();
-            }
-        }
-        run.end_time = Some(self.clock.now());
-        run.next_retry_delay = None;
-        tracing::warn!(run = %run.id, status = ?run.status, "settled a schedule run left unfinished by a restart");
-        self.store.update_run(&run).await
+            Some(turn) => run_outcome(&turn),
+            None => (
+                RunStatus::Failed,
+                "the server stopped before the run started its turn".into(),
+            ),
+        };
+        tracing::warn!(run = %run.id, status = ?status, "settling a schedule run left unfinished by a restart");
+        self.settle(&mut run, status, error).await;
+        Ok(())
     }
 
     fn notify_finished(&self, schedule: &Schedule, run: &ScheduleRun) {
@@ -768,6 +751,23 @@ impl Scheduler {
                 }
             }
         }
+    }
+}
+
+/// How a run ends given its turn's terminal state, and the error to record.
+fn run_outcome(turn: &Turn) -> (RunStatus, String) {
+    match (&turn.status, &turn.error) {
+        (TurnStatus::Succeeded, _) => (RunStatus::Succeeded, String::new()),
+        (status, Some(error)) => (
+            RunStatus::Failed,
+            format!(
+                "turn {}: {} ({})",
+                status_word(*status),
+                error.message,
+                error.reason
+            ),
+        ),
+        (status, None) => (RunStatus::Failed, format!("turn {}", status_word(*status))),
     }
 }
 

@@ -238,4 +238,7 @@ pub trait ScheduleStore: Send + Sync {
 
     /// Pending and running runs of every schedule, oldest first.
     async fn unfinished_runs(&self) -> Result<Vec<ScheduleRun>>;
+
+    /// The newest run of each of these schedules (those with any), in one query.
+    async fn latest_runs(&self, schedule_ids: &[String]) -> Result<Vec<ScheduleRun>>;
 }

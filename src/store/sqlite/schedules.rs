@@ -12,6 +12,7 @@ use crate::{
     domain::{
         Result, Timestamp,
         schedule::{RunStatus, RunTrigger, Schedule, ScheduleRun},
+        time,
     },
     store::ScheduleStore,
 };
@@ -80,8 +81,7 @@ fn insert_run(conn: &Connection, run: &ScheduleRun, fire_time: Option<Timestamp>
             run.turn_id,
             run.error,
             run.attempt,
-            run.next_retry_delay
-                .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+            run.next_retry_delay.map(time::micros),
             fire_time.map(Timestamp::as_micros),
         ],
     )
@@ -279,8 +279,7 @@ impl ScheduleStore for SqliteStore {
                     run.turn_id,
                     run.error,
                     run.attempt,
-                    run.next_retry_delay
-                        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+                    run.next_retry_delay.map(time::micros),
                 ],
             )
             .map_err(storage_error)?;
@@ -323,6 +322,30 @@ impl ScheduleStore for SqliteStore {
                 .map_err(storage_error)?;
             let rows = stmt
                 .query_map(params![schedule_id, before, limit as i64], run_from_row)
+                .map_err(storage_error)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(storage_error)
+        })
+        .await
+    }
+
+    async fn latest_runs(&self, schedule_ids: &[String]) -> Result<Vec<ScheduleRun>> {
+        if schedule_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = schedule_ids.to_vec();
+        self.read(move |conn| {
+            let placeholders = vec!["?"; ids.len()].join(", ");
+            // Run ids are UUIDv7: the newest run has the greatest id.
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {RUN_COLUMNS} FROM schedule_runs WHERE id IN \
+                     (SELECT max(id) FROM schedule_runs WHERE schedule_id IN ({placeholders}) \
+                      GROUP BY schedule_id)"
+                ))
+                .map_err(storage_error)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(ids.iter()), run_from_row)
                 .map_err(storage_error)?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(storage_error)
@@ -409,5 +432,15 @@ mod tests {
                 .len(),
             100
         );
+        let latest = reopened
+            .latest_runs(&[schedule.id.clone(), "no-such-schedule".into()])
+            .await
+            .expect("latest");
+        assert_eq!(latest.len(), 1);
+        let newest = reopened
+            .list_runs(&schedule.id, None, 1)
+            .await
+            .expect("newest");
+        assert_eq!(latest, newest, "the newest run by id");
     }
 }
