@@ -86,19 +86,12 @@ pub async fn run_level(
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(concurrency);
     for (w, own) in sessions.into_iter().enumerate() {
-        let mut channel = channels[w % channels.len()].clone();
+        let channel = channels[w % channels.len()].clone();
         let first_token = first_token.clone();
-        let url = server.url();
         tasks.push(tokio::spawn(async move {
             let mut hist = Hist::default();
             let mut tokens_seen = 0u64;
             for t in 0..turns_each {
-                // A fresh connection every few hundred turns: h2 servers answer more than
-                // ~1,000 locally reset streams on one connection with GOAWAY
-                // (ENHANCE_YOUR_CALM), and a stream's request half can be reset early.
-                if t > 0 && t % 400 == 0 {
-                    channel = crate::proc::connect(&url).await?;
-                }
                 let session = &own[(t / per_session) as usize];
                 let sent = now_micros();
                 let mut stream = server_stream::<_, LightEvent>(
@@ -126,10 +119,11 @@ pub async fn run_level(
                             hist.record(now.saturating_sub(from));
                         }
                     }
-                    if event.turn_finished.is_some() {
-                        break;
-                    }
                 }
+                // Read to the end (the server closes a Chat stream after turn_finished)
+                // rather than dropping the stream at turn_finished: a dropped stream is
+                // reset, the frames already in flight for it then count as locally reset
+                // streams, and h2 closes the connection (ENHANCE_YOUR_CALM) after 1,024.
             }
             first_token.lock().await.merge(&hist);
             anyhow::Ok((turns_each, tokens_seen))
@@ -228,9 +222,6 @@ pub async fn paced(server: &Server, turns: usize, rate: u32, tokens: u32) -> any
                         added.record(now.saturating_sub(sent));
                     }
                     from_event.record(now.saturating_sub(micros(&event.time)));
-                }
-                if event.turn_finished.is_some() {
-                    break;
                 }
             }
             anyhow::Ok((added, from_event, seen))
