@@ -18,13 +18,13 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
 use crate::{
-    api::{ChatApi, ModelApi, ScheduleApi, SessionApi},
+    api::{ChatApi, ChatRoutes, ModelApi, ScheduleApi, SessionApi},
     auth::{Auth, AuthLayer},
     config::Config,
     http::{GrpcService, JsonGateway},
     metrics::{Metrics, MetricsLayer},
     pb::{
-        self, chat_service_server::ChatServiceServer, model_service_server::ModelServiceServer,
+        self, model_service_server::ModelServiceServer,
         schedule_service_server::ScheduleServiceServer,
         session_service_server::SessionServiceServer,
     },
@@ -269,11 +269,10 @@ impl Server {
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
         )
-        .add_service(
-            ChatServiceServer::new(ChatApi::new(chat.clone(), shutdown.clone()))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
+        .add_service(ChatRoutes::new(
+            ChatApi::new(chat.clone(), shutdown.clone()),
+            max,
+        ))
         .add_service(
             ModelServiceServer::new(ModelApi::new(models.clone()))
                 .max_decoding_message_size(max)

@@ -28,8 +28,6 @@ impl ChatApi {
     }
 }
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<pb::SessionEvent, Status>> + Send>>;
-
 fn busy_policy(value: i32) -> Result<BusyPolicy> {
     Ok(match pb::BusyPolicy::try_from(value) {
         Ok(pb::BusyPolicy::Unspecified | pb::BusyPolicy::Enqueue) => BusyPolicy::Enqueue,
@@ -254,15 +252,17 @@ pub fn event_pb(event: &Event) -> pb::SessionEvent {
     }
 }
 
-/// Streams a feed, optionally only one turn's events until its end (`Chat`).
-fn event_stream(
+/// Streams a feed as `to_wire` makes each event, optionally only one turn's events until
+/// its end (`Chat`).
+fn event_stream<T: Send + 'static>(
     feed: EventFeed,
     only_turn: Option<String>,
     shutdown: CancellationToken,
-) -> EventStream {
+    to_wire: fn(&Event) -> T,
+) -> WireStream<T> {
     let stream = futures::stream::unfold(
         (feed, only_turn, false),
-        |(mut feed, only_turn, done)| async move {
+        move |(mut feed, only_turn, done)| async move {
             if done {
                 return None;
             }
@@ -274,7 +274,7 @@ fn event_stream(
                     continue;
                 }
                 let finished = only_turn.is_some() && event.kind.is_turn_terminal();
-                return Some((Ok(event_pb(&event)), (feed, only_turn, finished)));
+                return Some((Ok(to_wire(&event)), (feed, only_turn, finished)));
             }
         },
     );
@@ -282,6 +282,45 @@ fn event_stream(
         stream,
         shutdown.cancelled_owned(),
     ))
+}
+
+/// An event stream, each event as `T`.
+pub type WireStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+impl ChatApi {
+    /// `Chat`: sends the message and streams its turn's events until the turn ends.
+    pub async fn chat_events<T: Send + 'static>(
+        &self,
+        req: pb::ChatRequest,
+        to_wire: fn(&Event) -> T,
+    ) -> Result<Response<WireStream<T>>, Status> {
+        let send = send_request(&req.session, &req.parts, req.on_busy, &req.model)?;
+        // Subscribe first, so none of the turn's events can be missed.
+        let feed = self.chat.subscribe(&send.session_id, 0).await?;
+        let (_, turn) = self.chat.send(send).await?;
+        Ok(Response::new(event_stream(
+            feed,
+            Some(turn.id),
+            self.shutdown.clone(),
+            to_wire,
+        )))
+    }
+
+    /// `StreamEvents`: the session's events from `after_sequence` on.
+    pub async fn session_events<T: Send + 'static>(
+        &self,
+        req: pb::StreamEventsRequest,
+        to_wire: fn(&Event) -> T,
+    ) -> Result<Response<WireStream<T>>, Status> {
+        let session_id = parse_name(&req.session, "sessions", "session")?;
+        let feed = self.chat.subscribe(session_id, req.after_sequence).await?;
+        Ok(Response::new(event_stream(
+            feed,
+            None,
+            self.shutdown.clone(),
+            to_wire,
+        )))
+    }
 }
 
 #[tonic::async_trait]
@@ -299,38 +338,24 @@ impl ChatService for ChatApi {
         }))
     }
 
-    type ChatStream = EventStream;
+    // Served by `wire::ChatRoutes`, which sends each event encoded once for all
+    // subscribers; these give the same events as messages, for callers of the trait.
+    type ChatStream = WireStream<pb::SessionEvent>;
 
     async fn chat(
         &self,
         request: Request<pb::ChatRequest>,
     ) -> Result<Response<Self::ChatStream>, Status> {
-        let req = request.into_inner();
-        let send = send_request(&req.session, &req.parts, req.on_busy, &req.model)?;
-        // Subscribe first, so none of the turn's events can be missed.
-        let feed = self.chat.subscribe(&send.session_id, 0).await?;
-        let (_, turn) = self.chat.send(send).await?;
-        Ok(Response::new(event_stream(
-            feed,
-            Some(turn.id),
-            self.shutdown.clone(),
-        )))
+        self.chat_events(request.into_inner(), event_pb).await
     }
 
-    type StreamEventsStream = EventStream;
+    type StreamEventsStream = WireStream<pb::SessionEvent>;
 
     async fn stream_events(
         &self,
         request: Request<pb::StreamEventsRequest>,
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
-        let req = request.into_inner();
-        let session_id = parse_name(&req.session, "sessions", "session")?;
-        let feed = self.chat.subscribe(session_id, req.after_sequence).await?;
-        Ok(Response::new(event_stream(
-            feed,
-            None,
-            self.shutdown.clone(),
-        )))
+        self.session_events(request.into_inner(), event_pb).await
     }
 
     async fn list_messages(

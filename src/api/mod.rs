@@ -8,8 +8,10 @@ pub mod error;
 pub mod models;
 pub mod schedules;
 pub mod sessions;
+pub mod wire;
 
 pub use chat::ChatApi;
 pub use models::ModelApi;
 pub use schedules::ScheduleApi;
 pub use sessions::SessionApi;
+pub use wire::ChatRoutes;

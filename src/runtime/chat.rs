@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Deps,
-    events::{Confirmation, Decision, Event, EventKind},
+    events::{Confirmation, Decision, Event, EventKind, WireCache},
     live::{ActiveTurn, LiveSession},
     turn,
 };
@@ -388,6 +388,7 @@ impl Chat {
                 turn_id: None,
                 time: Timestamp::now(),
                 kind: EventKind::Snapshot(Box::new(subscription.snapshot)),
+                wire: WireCache::default(),
             }));
             if let Some(reset) = subscription.reset {
                 pending.push_back(Arc::new(reset));

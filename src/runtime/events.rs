@@ -1,7 +1,9 @@
 //! Session events: what happened in a session, numbered per session. The runtime emits
 //! them; the API layer converts them for the wire.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
 
 use crate::domain::{
     Message, Role, Session, Timestamp, ToolCallRecord, Turn, tool::ToolCallRequest,
@@ -135,4 +137,90 @@ pub struct Event {
     pub turn_id: Option<Arc<str>>,
     pub time: Timestamp,
     pub kind: EventKind,
+    /// The event as the API sends it, encoded by the first subscriber and reused by the
+    /// others. Not part of the event's value.
+    pub wire: WireCache,
+}
+
+/// Bytes an event encodes to, shared by all its subscribers, so a session with N
+/// subscribers pays for one conversion and encoding per event, not N. The runtime only
+/// decides whether caching is worth it: with fewer than two subscribers when the event
+/// was emitted there is nothing to share, and the bytes would only grow the retained
+/// log, so nothing is kept. What the bytes are is the API layer's business.
+#[derive(Clone, Default)]
+pub struct WireCache(
+    /// Only allocated when shared: one pointer in every retained event.
+    Option<Box<OnceLock<Bytes>>>,
+);
+
+impl WireCache {
+    /// A cache that keeps the bytes when `subscribers` can share them.
+    pub fn for_subscribers(subscribers: usize) -> Self {
+        WireCache((subscribers > 1).then(Box::default))
+    }
+
+    /// The cached bytes, or `encode()`'s (kept if shared).
+    pub fn get_or_encode(&self, encode: impl FnOnce() -> Bytes) -> Bytes {
+        match &self.0 {
+            Some(bytes) => bytes.get_or_init(encode).clone(),
+            None => encode(),
+        }
+    }
+
+    fn cached_len(&self) -> Option<usize> {
+        self.0.as_ref().and_then(|b| b.get()).map(Bytes::len)
+    }
+}
+
+impl PartialEq for WireCache {
+    /// A cache, not a value: equal events are equal whatever they have cached.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for WireCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WireCache")
+            .field("shared", &self.0.is_some())
+            .field("cached_bytes", &self.cached_len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    #[test]
+    fn a_shared_cache_encodes_once_for_every_subscriber() {
+        let cache = WireCache::for_subscribers(3);
+        let encodings = Cell::new(0);
+        let encode = || {
+            encodings.set(encodings.get() + 1);
+            Bytes::from_static(b"event")
+        };
+        for _ in 0..3 {
+            assert_eq!(cache.get_or_encode(encode), Bytes::from_static(b"event"));
+        }
+        assert_eq!(encodings.get(), 1);
+    }
+
+    #[test]
+    fn a_single_subscriber_keeps_nothing() {
+        for subscribers in [0, 1] {
+            let cache = WireCache::for_subscribers(subscribers);
+            let encodings = Cell::new(0);
+            for _ in 0..2 {
+                cache.get_or_encode(|| {
+                    encodings.set(encodings.get() + 1);
+                    Bytes::from_static(b"event")
+                });
+            }
+            assert_eq!(encodings.get(), 2);
+            assert_eq!(cache.cached_len(), None, "nothing retained");
+        }
+    }
 }

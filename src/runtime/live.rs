@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Deps,
-    events::{Confirmation, Decision, Event, EventKind, Snapshot},
+    events::{Confirmation, Decision, Event, EventKind, Snapshot, WireCache},
 };
 use crate::domain::{Message, Result, Session, SessionStatus, Timestamp, Turn};
 
@@ -206,6 +206,7 @@ impl LiveSession {
             turn_id,
             time: Timestamp::now(),
             kind,
+            wire: WireCache::for_subscribers(self.events.receiver_count()),
         });
         if state.log.len() >= self.deps.limits.event_log_capacity {
             state.log.pop_front();
@@ -322,6 +323,7 @@ impl LiveSession {
                 reason,
                 oldest_retained,
             },
+            wire: WireCache::default(),
         }
     }
 
