@@ -20,6 +20,7 @@ use crate::{
         TurnStatus, Usage, new_id, tool::ToolCallRequest,
     },
     providers::{self, ChatRequest, ProviderError, StreamEvent},
+    store::Store,
     tools::{Gate, ToolContext, ToolOutput, gate},
 };
 
@@ -372,7 +373,7 @@ async fn stream_answer(
     let mut calls = Vec::new();
     let mut usage = Usage::default();
     let mut ending = None;
-    let mut last_checkpoint = Instant::now();
+    let mut checkpoint = Checkpoint::new();
     let mut deltas: u32 = 0;
     loop {
         let item = tokio::select! {
@@ -456,11 +457,9 @@ async fn stream_answer(
         if deltas.is_multiple_of(FLOOR_CHECK_EVERY) {
             live.keep_sequence_floor().await?;
         }
-        if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
-            last_checkpoint = Instant::now();
-            deps.store.put_message(&message).await?;
-        }
+        checkpoint.maybe_save(&deps.store, &message);
     }
+    checkpoint.finish().await;
     close_block(live, &turn_id, &message_id, &mut open);
     // Tool calls of an answer cut short are not run.
     if ending.is_some() {
@@ -490,6 +489,57 @@ async fn stream_answer(
         usage,
         ending,
     })
+}
+
+/// The streaming message's periodic save, off the token path: tokens keep flowing while
+/// it is written (when 1,000 turns stream at once, a save can wait behind hundreds of
+/// others), and a save still running when the next is due is skipped, not queued.
+struct Checkpoint {
+    last: Instant,
+    running: Option<tokio::task::JoinHandle<crate::domain::Result<()>>>,
+}
+
+impl Checkpoint {
+    fn new() -> Self {
+        Checkpoint {
+            last: Instant::now(),
+            running: None,
+        }
+    }
+
+    fn maybe_save(&mut self, store: &Arc<dyn Store>, message: &Message) {
+        if self.last.elapsed() < CHECKPOINT_EVERY {
+            return;
+        }
+        if let Some(running) = &mut self.running {
+            match futures::FutureExt::now_or_never(running) {
+                None => return,
+                Some(done) => log_checkpoint(done),
+            }
+        }
+        self.last = Instant::now();
+        let store = store.clone();
+        let message = message.clone();
+        self.running = Some(tokio::spawn(
+            async move { store.put_message(&message).await },
+        ));
+    }
+
+    /// Waits for a save in flight, so the message's final save lands after it.
+    async fn finish(&mut self) {
+        if let Some(running) = self.running.take() {
+            log_checkpoint(running.await);
+        }
+    }
+}
+
+/// A failed checkpoint costs only what a crash would lose; the final save reports errors.
+fn log_checkpoint(done: std::result::Result<crate::domain::Result<()>, tokio::task::JoinError>) {
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!(error = %err, "saving a streaming message failed"),
+        Err(err) => tracing::warn!(error = %err, "saving a streaming message stopped"),
+    }
 }
 
 fn provider_failure(err: &ProviderError) -> Ending {

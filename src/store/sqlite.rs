@@ -13,6 +13,7 @@ mod schedules;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use tokio::sync::Semaphore;
 
 use super::{SessionContent, SessionCursor, SessionFilter, Store};
 use crate::domain::{
@@ -31,7 +32,10 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// Readers kept open for reuse.
-const MAX_IDLE_READERS: usize = 8;
+/// Reads at once, and reader connections kept. A burst of requests (1,000 turns starting
+/// together) waits here, in order, rather than each taking a blocking-pool thread: that
+/// grew the process to ~160 threads, each parked on a connection.
+const READERS: usize = 8;
 
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -41,6 +45,9 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// One write at a time holds a thread; the others wait without one.
+    write_turn: Arc<Semaphore>,
+    read_turns: Arc<Semaphore>,
 }
 
 /// A write transaction that takes the write lock at BEGIN. A deferred one that reads
@@ -116,6 +123,8 @@ impl SqliteStore {
                 path,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                write_turn: Arc::new(Semaphore::new(1)),
+                read_turns: Arc::new(Semaphore::new(READERS)),
             });
             spawn_checkpointer(Arc::downgrade(&inner));
             Ok(SqliteStore { inner })
@@ -129,8 +138,11 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        let turn = self.inner.read_turns.clone().acquire_owned().await;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            // Held by the thread, so a cancelled caller does not free it early.
+            let _turn = turn.map_err(storage_error)?;
             let pooled = inner.readers.lock().map_err(storage_error)?.pop();
             let conn = match pooled {
                 Some(conn) => conn,
@@ -138,7 +150,7 @@ impl SqliteStore {
             };
             let result = f(&conn);
             let mut readers = inner.readers.lock().map_err(storage_error)?;
-            if readers.len() < MAX_IDLE_READERS {
+            if readers.len() < READERS {
                 readers.push(conn);
             }
             result
@@ -152,8 +164,10 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
+        let turn = self.inner.write_turn.clone().acquire_owned().await;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            let _turn = turn.map_err(storage_error)?;
             let mut conn = inner.writer.lock().map_err(storage_error)?;
             f(&mut conn)
         })
