@@ -1,6 +1,7 @@
 //! The embedded SQLite store: WAL mode, foreign keys, versioned migrations run at open.
 //! One writer connection serialises writes; readers come from a small pool so reads run
-//! beside a write. All SQLite calls run on tokio's blocking pool.
+//! beside a write. All SQLite calls run on tokio's blocking pool, at most one write and
+//! `READERS` reads at a time; callers beyond that wait without holding a thread.
 
 use std::{
     collections::BTreeMap,
