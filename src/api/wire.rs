@@ -17,7 +17,7 @@ use bytes::{BufMut, Bytes};
 use futures::Stream;
 use prost::Message;
 use tonic::{
-    Status,
+    Response, Status,
     body::Body,
     codec::{Codec, EncodeBuf, Encoder},
     server::{Grpc, NamedService, ServerStreamingService},
@@ -25,10 +25,7 @@ use tonic::{
 use tower::Service;
 
 use super::chat::{ChatApi, event_pb};
-use crate::{
-    pb::{self, chat_service_server::ChatServiceServer},
-    runtime::events::Event,
-};
+use crate::{pb::chat_service_server::ChatServiceServer, runtime::events::Event};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -88,47 +85,49 @@ impl Service<http::Request<Body>> for ChatRoutes {
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         match request.uri().path() {
-            CHAT => {
-                let mut grpc = self.grpc();
-                let method = ChatMethod(self.api.clone());
-                Box::pin(async move { Ok(grpc.server_streaming(method, request).await) })
-            }
-            STREAM_EVENTS => {
-                let mut grpc = self.grpc();
-                let method = StreamEventsMethod(self.api.clone());
-                Box::pin(async move { Ok(grpc.server_streaming(method, request).await) })
-            }
+            CHAT => self.serve(request, |api, req| {
+                Box::pin(async move { api.chat_events(req, encoded_event).await })
+            }),
+            STREAM_EVENTS => self.serve(request, |api, req| {
+                Box::pin(async move { api.session_events(req, encoded_event).await })
+            }),
             _ => self.generated.call(request),
         }
     }
 }
 
-struct ChatMethod(Arc<ChatApi>);
+type OpenEvents<Req> =
+    fn(Arc<ChatApi>, Req) -> BoxFuture<Result<Response<EncodedEventStream>, Status>>;
 
-impl ServerStreamingService<pb::ChatRequest> for ChatMethod {
-    type Response = Bytes;
-    type ResponseStream = EncodedEventStream;
-    type Future = BoxFuture<Result<tonic::Response<EncodedEventStream>, Status>>;
-
-    fn call(&mut self, request: tonic::Request<pb::ChatRequest>) -> Self::Future {
-        let api = self.0.clone();
-        Box::pin(async move { api.chat_events(request.into_inner(), encoded_event).await })
+impl ChatRoutes {
+    /// Serves one of the two event streams, opened by `open`, with the encoded codec.
+    fn serve<Req: Message + Default + Send + 'static>(
+        &self,
+        request: http::Request<Body>,
+        open: OpenEvents<Req>,
+    ) -> BoxFuture<Result<http::Response<Body>, Infallible>> {
+        let mut grpc = self.grpc::<Req>();
+        let method = EventsMethod {
+            api: self.api.clone(),
+            open,
+        };
+        Box::pin(async move { Ok(grpc.server_streaming(method, request).await) })
     }
 }
 
-struct StreamEventsMethod(Arc<ChatApi>);
+/// `Chat` or `StreamEvents` as tonic calls it: the request and how to open its stream.
+struct EventsMethod<Req> {
+    api: Arc<ChatApi>,
+    open: OpenEvents<Req>,
+}
 
-impl ServerStreamingService<pb::StreamEventsRequest> for StreamEventsMethod {
+impl<Req> ServerStreamingService<Req> for EventsMethod<Req> {
     type Response = Bytes;
     type ResponseStream = EncodedEventStream;
-    type Future = BoxFuture<Result<tonic::Response<EncodedEventStream>, Status>>;
+    type Future = BoxFuture<Result<Response<EncodedEventStream>, Status>>;
 
-    fn call(&mut self, request: tonic::Request<pb::StreamEventsRequest>) -> Self::Future {
-        let api = self.0.clone();
-        Box::pin(async move {
-            api.session_events(request.into_inner(), encoded_event)
-                .await
-        })
+    fn call(&mut self, request: tonic::Request<Req>) -> Self::Future {
+        (self.open)(self.api.clone(), request.into_inner())
     }
 }
 
