@@ -132,10 +132,112 @@ async function runJson(prompt: string, model = "") {
   return { session: session.name, ...sse };
 }
 
+/**
+ * What a hostile page tries against Octo (test/security.test.mjs): each way a browser
+ * can send a request, then the drive-by itself, an AUTO_APPROVE session whose model runs
+ * `command` in a shell. Returns what the page could observe of each attempt.
+ */
+async function attack(command: string) {
+  const outcome: Record<string, string> = {};
+  const attempt = async (name: string, run: () => Promise<string>) => {
+    try {
+      outcome[name] = await run();
+    } catch (err) {
+      outcome[name] = `blocked: ${err instanceof Error ? err.message : String(err)}`;
+    }
+  };
+  const autoApprove = JSON.stringify({ permissionMode: "PERMISSION_MODE_AUTO_APPROVE" });
+  let session = "";
+
+  // fetch with JSON: a CORS request with a preflight.
+  await attempt("fetchJson", async () => {
+    const reply = await fetch(`${server}/v1/sessions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: autoApprove,
+    });
+    const body = (await reply.json()) as { name?: string };
+    session = body.name ?? "";
+    return `${reply.status} ${session}`;
+  });
+  // fetch with text/plain in no-cors mode: sent without a preflight, answer unreadable.
+  await attempt("fetchTextPlain", async () => {
+    const reply = await fetch(`${server}/v1/sessions`, {
+      method: "POST",
+      mode: "no-cors",
+      headers: { "content-type": "text/plain" },
+      body: autoApprove,
+    });
+    return `sent (${reply.type})`;
+  });
+  // gRPC-Web through the TypeScript client.
+  await attempt("grpcWeb", async () => {
+    const created = await octo.sessions.createSession({ session: { displayName: "grpc-web" } });
+    return `created ${created.name}`;
+  });
+  // EventSource on the live session list.
+  await attempt(
+    "eventSource",
+    () =>
+      new Promise((resolve) => {
+        const source = new EventSource(`${server}/v1/sessions:watch`);
+        source.onopen = () => {
+          source.close();
+          resolve("open");
+        };
+        source.onerror = () => {
+          source.close();
+          resolve("blocked: error");
+        };
+      }),
+  );
+  // A form post (text/plain) into a hidden frame: its body parses as JSON.
+  await attempt(
+    "formPost",
+    () =>
+      new Promise((resolve) => {
+        const frame = document.createElement("iframe");
+        frame.name = "sink";
+        frame.hidden = true;
+        const form = document.createElement("form");
+        form.method = "POST";
+        form.action = `${server}/v1/sessions`;
+        form.enctype = "text/plain";
+        form.target = "sink";
+        const field = document.createElement("input");
+        field.name = '{"permissionMode":"PERMISSION_MODE_AUTO_APPROVE","displayName":"';
+        field.value = '"}';
+        form.append(field);
+        document.body.append(frame, form);
+        frame.onload = () => resolve("submitted");
+        form.submit();
+      }),
+  );
+  // The drive-by: make the model run a shell command in the session created above.
+  if (session) {
+    await attempt("chat", async () => {
+      const reply = await fetch(`${server}/v1/${session}:chat`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ parts: [{ text: `/tool shell ${JSON.stringify({ command })}` }] }),
+      });
+      const stream = await reply.text();
+      return `${reply.status} ${stream.includes("TURN_STATUS_SUCCEEDED") ? "succeeded" : "not succeeded"}`;
+    });
+  }
+  return outcome;
+}
+
 declare global {
   interface Window {
-    octoPage: { runChat: typeof runChat; runError: typeof runError; runJson: typeof runJson; sse: typeof sse };
+    octoPage: {
+      runChat: typeof runChat;
+      runError: typeof runError;
+      runJson: typeof runJson;
+      attack: typeof attack;
+      sse: typeof sse;
+    };
   }
 }
-window.octoPage = { runChat, runError, runJson, sse };
+window.octoPage = { runChat, runError, runJson, attack, sse };
 document.documentElement.dataset.ready = "true";

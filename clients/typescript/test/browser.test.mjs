@@ -4,17 +4,16 @@
 // details, and uses the JSON mapping with fetch and EventSource, resuming with
 // Last-Event-ID after the test drops its connection.
 import assert from "node:assert/strict";
-import { createReadStream, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:http";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { connect, createServer as createTcpServer } from "node:net";
 import { tmpdir } from "node:os";
-import { extname, join } from "node:path";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 
 import { chromium } from "playwright-core";
 
 import { buildPage } from "../browser/build.mjs";
-import { repoRoot, startOcto } from "./server.mjs";
+import { CHROMIUM_ARGS, repoRoot, servePage, startOcto } from "./server.mjs";
 
 const TOKEN = "browser-test-token";
 const MISSING = "sessions/019a0000-0000-7000-8000-000000000000";
@@ -34,19 +33,8 @@ before(async () => {
   const dir = await buildPage();
 
   // The page's origin, served here.
-  pageServer = createServer((req, res) => {
-    const path = new URL(req.url, "http://x").pathname;
-    const file = path === "/" ? "index.html" : path.slice(1);
-    if (!["index.html", "dist/page.js", "dist/page.js.map"].includes(file)) {
-      res.writeHead(404).end();
-      return;
-    }
-    const type = { ".html": "text/html", ".js": "text/javascript", ".map": "application/json" }[extname(file)];
-    res.writeHead(200, { "content-type": type });
-    createReadStream(join(dir, file)).pipe(res);
-  });
-  const pagePort = await listen(pageServer);
-  pageOrigin.value = `http://127.0.0.1:${pagePort}`;
+  pageServer = await servePage(dir);
+  pageOrigin.value = pageServer.origin;
 
   // Octo allows exactly the page's origin; `slow` is the mock model with a token delay.
   octo = await startOcto({
@@ -89,16 +77,7 @@ before(async () => {
   context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    args: CHROMIUM_ARGS,
     timeout: SAFETY,
   });
   context.setDefaultTimeout(SAFETY);

@@ -1,12 +1,46 @@
 // Starts a live `octo serve --demo` (mock model) on an ephemeral loopback port for a test
 // file: $OCTO_BIN, else target/debug/octo of this repository.
 import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { createReadStream, mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+
+/** Flags every test launch of the system's Chromium uses (no network of its own). */
+export const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/**
+ * Serves the demo page (browser/index.html and its bundle in `dir`) on an ephemeral
+ * loopback port: a page origin of its own.
+ * @returns {Promise<{origin: string, port: number, close: () => void}>}
+ */
+export async function servePage(dir) {
+  const server = createServer((req, res) => {
+    const path = new URL(req.url, "http://x").pathname;
+    const file = path === "/" ? "index.html" : path.slice(1);
+    if (!["index.html", "dist/page.js", "dist/page.js.map"].includes(file)) {
+      res.writeHead(404).end();
+      return;
+    }
+    const type = { ".html": "text/html", ".js": "text/javascript", ".map": "application/json" }[extname(file)];
+    res.writeHead(200, { "content-type": type });
+    createReadStream(join(dir, file)).pipe(res);
+  });
+  const port = await new Promise((ok) => server.listen(0, "127.0.0.1", () => ok(server.address().port)));
+  return { origin: `http://127.0.0.1:${port}`, port, close: () => server.close() };
+}
 
 /**
  * @param {{token?: string, configToml?: string}} options
