@@ -57,8 +57,17 @@ pub struct Config {
     pub log: String,
     /// Seconds to wait for open requests and streams on shutdown before closing them.
     pub shutdown_grace_seconds: u64,
-    /// Origins allowed for browser (CORS) requests; `*` allows any.
+    /// Browser origins (`scheme://host[:port]`) allowed to call the server besides its
+    /// own. Empty by default: pages on other origins get 403. `*` allows any origin and
+    /// is accepted only together with `token`.
     pub cors_allowed_origins: Vec<String>,
+    /// Host names served on a loopback address besides `localhost`, `127.0.0.1` and
+    /// `[::1]` (any port). Other `Host` headers are refused: DNS rebinding protection.
+    pub allowed_hosts: Vec<String>,
+    /// PEM certificate chain: serve TLS on the one port (h2 and HTTP/1.1 by ALPN).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// Models turns can use, by id (`models/{id}` in the API).
     pub models: BTreeMap<String, ModelConfig>,
     /// The id of the model turns use when neither the request nor the session names one.
@@ -193,7 +202,10 @@ impl Default for Config {
             max_message_bytes: 16 * 1024 * 1024,
             log: "info".to_owned(),
             shutdown_grace_seconds: 10,
-            cors_allowed_origins: vec!["*".to_owned()],
+            cors_allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
             models: BTreeMap::new(),
             default_model: None,
             system_prompt: DEFAULT_SYSTEM_PROMPT.to_owned(),
@@ -227,6 +239,10 @@ pub struct Overrides {
     pub require_token: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
     /// `--demo`: add the built-in mock model (and make it the default if there is none).
     #[serde(skip)]
     pub demo: bool,
@@ -308,6 +324,17 @@ impl Config {
         if matches!(&self.token, Some(token) if token.trim().is_empty()) {
             return Err(ConfigError::Rule("token must not be empty when set".into()));
         }
+        crate::guard::check_config(
+            &self.cors_allowed_origins,
+            &self.allowed_hosts,
+            self.token.is_some(),
+        )
+        .map_err(ConfigError::Rule)?;
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::Rule(
+                "tls_cert and tls_key go together: set both (PEM files) or neither".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -388,8 +415,19 @@ log = "info"
 # Seconds open requests and streams get to finish on shutdown.
 shutdown_grace_seconds = 10
 
-# Origins allowed for browser requests (CORS); "*" allows any.
-cors_allowed_origins = ["*"]
+# Browser pages on other origins (scheme://host[:port]) allowed to call this server;
+# its own origin always may. Empty: any other page gets 403, so a web page you visit
+# cannot drive your agents. "*" allows every origin and needs `token`.
+cors_allowed_origins = []
+
+# Host names served on a loopback address besides localhost, 127.0.0.1 and [::1]
+# (DNS rebinding protection: any other Host header is refused).
+allowed_hosts = []
+
+# Serve TLS on the one port (PEM files). Without TLS on a non-loopback address the
+# token travels in clear text.
+# tls_cert = "/etc/octo/cert.pem"
+# tls_key = "/etc/octo/key.pem"
 
 # Turns a session may queue behind the running one; model requests per turn; limits.
 max_queue_depth = 16

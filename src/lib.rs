@@ -8,6 +8,8 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod files;
+pub mod guard;
 pub mod http;
 pub mod metrics;
 pub mod providers;
@@ -15,6 +17,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod tools;
 pub mod webhooks;
 

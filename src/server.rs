@@ -11,16 +11,17 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tonic::{body::Body, service::Routes, transport::server::TcpConnectInfo};
 use tower::{Layer, ServiceExt, util::BoxCloneSyncService};
-use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
 use crate::{
     api::{ChatApi, ChatRoutes, ModelApi, ScheduleApi, SessionApi},
     auth::{Auth, AuthLayer},
     config::Config,
+    guard::Guard,
     http::{GrpcService, JsonGateway},
     metrics::{Metrics, MetricsLayer},
     pb::{
@@ -45,6 +46,7 @@ struct App {
     gateway: JsonGateway,
     metrics: Arc<Metrics>,
     auth: Arc<Auth>,
+    guard: Guard,
 }
 
 /// A bound, not yet running server.
@@ -52,6 +54,8 @@ pub struct Server {
     config: Config,
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// Set when `tls_cert`/`tls_key` are: every connection is TLS.
+    tls: Option<TlsAcceptor>,
     app: Arc<App>,
     store: Arc<dyn Store>,
     chat: Arc<Chat>,
@@ -91,50 +95,6 @@ fn octo_methods() -> anyhow::Result<Vec<(String, bool)>> {
         .collect())
 }
 
-fn cors(config: &Config) -> CorsLayer {
-    let origins = if config.cors_allowed_origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(
-            config
-                .cors_allowed_origins
-                .iter()
-                .filter_map(|o| HeaderValue::from_str(o).ok()),
-        )
-    };
-    let headers = [
-        "authorization",
-        "content-type",
-        "x-grpc-web",
-        "x-user-agent",
-        "grpc-timeout",
-        "last-event-id",
-        REQUEST_ID,
-        "connect-protocol-version",
-        "connect-timeout-ms",
-    ];
-    let exposed = [
-        "grpc-status",
-        "grpc-message",
-        "grpc-status-details-bin",
-        REQUEST_ID,
-        "retry-after",
-        "www-authenticate",
-    ];
-    CorsLayer::new()
-        .allow_origin(origins)
-        .allow_methods([
-            http::Method::GET,
-            http::Method::POST,
-            http::Method::PATCH,
-            http::Method::DELETE,
-            http::Method::OPTIONS,
-        ])
-        .allow_headers(headers.map(http::HeaderName::from_static))
-        .expose_headers(exposed.map(http::HeaderName::from_static))
-        .max_age(Duration::from_secs(600))
-}
-
 impl Server {
     /// Checks the configuration, opens the store (running migrations) and binds the
     /// listening address.
@@ -150,6 +110,21 @@ impl Server {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let local_addr = listener.local_addr()?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+            _ => None,
+        };
+        if tls.is_none() && !local_addr.ip().is_loopback() {
+            tracing::warn!(
+                address = %local_addr,
+                "listening on a non-loopback address without TLS: the token and every \
+                 conversation travel in clear text; set tls_cert and tls_key (or put a TLS \
+                 proxy in front)"
+            );
+        }
+        // The data dir holds the database, stored keys and workspaces: owner only.
+        crate::files::private_dir(&config.data_dir)
+            .with_context(|| format!("preparing data dir {}", config.data_dir.display()))?;
 
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open(&config.database_path())
@@ -165,10 +140,8 @@ impl Server {
             })?;
         let live = Arc::new(LiveIndex::default());
         let provider_policy = config.provider.policy();
-        let http = reqwest::Client::builder()
-            .connect_timeout(provider_policy.connect_timeout)
-            .build()
-            .context("building the HTTP client")?;
+        let http = crate::providers::http::http_client(&provider_policy)
+            .map_err(|err| anyhow::anyhow!("building the HTTP client: {}", err.message))?;
         let models = Arc::new(
             Models::open(
                 store.clone(),
@@ -299,10 +272,12 @@ impl Server {
             .map_err(anyhow::Error::msg)
             .context("building the JSON/HTTP gateway")?;
 
+        let guard = Guard::new(&config);
         Ok(Server {
             config,
             listener,
             local_addr,
+            tls,
             app: Arc::new(App {
                 chat: chat.clone(),
                 grpc,
@@ -310,6 +285,7 @@ impl Server {
                 gateway,
                 metrics,
                 auth,
+                guard,
             }),
             store,
             chat,
@@ -335,6 +311,7 @@ impl Server {
             config,
             listener,
             local_addr,
+            tls,
             app,
             store,
             chat,
@@ -357,13 +334,14 @@ impl Server {
             .set_serving::<SessionServiceServer<SessionApi>>()
             .await;
 
-        let cors = cors(&config);
+        let cors = app.guard.cors();
         let builder = auto::Builder::new(TokioExecutor::new());
         let graceful = GracefulShutdown::new();
         tracing::info!(
             address = %local_addr,
             version = env!("CARGO_PKG_VERSION"),
             auth = if app.auth.required() { "token" } else { "none (loopback)" },
+            tls = tls.is_some(),
             data_dir = %config.data_dir.display(),
             "octo listening"
         );
@@ -385,18 +363,50 @@ impl Server {
                         local_addr: Some(local_addr),
                         remote_addr: Some(peer),
                     };
-                    let app = app.clone();
-                    let service = cors.clone().layer(tower::service_fn(move |mut request: Request<hyper::body::Incoming>| {
-                        request.extensions_mut().insert(connect_info.clone());
+                    let routed = {
                         let app = app.clone();
-                        async move { Ok::<_, Infallible>(handle(app, request.map(Body::new)).await) }
-                    }));
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
-                        .into_owned();
-                    let connection = graceful.watch(connection);
+                        cors.clone().layer(tower::service_fn(move |request: Request<Body>| {
+                            let app = app.clone();
+                            async move { Ok::<_, Infallible>(handle(app, request).await) }
+                        }))
+                    };
+                    let app = app.clone();
+                    // The guard runs before CORS, so a refused origin's preflight is
+                    // refused too rather than answered without CORS headers.
+                    let service = tower::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(connect_info.clone());
+                        let refused = app.guard.check(&request).err().map(|err| refusal(&app, &request, peer, err));
+                        let routed = routed.clone();
+                        async move {
+                            match refused {
+                                Some(response) => Ok::<_, Infallible>(response),
+                                None => routed.oneshot(request.map(Body::new)).await,
+                            }
+                        }
+                    });
+                    let builder = builder.clone();
+                    let watcher = graceful.watcher();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
-                        if let Err(err) = connection.await {
+                        let service = TowerToHyperService::new(service);
+                        let served = match tls {
+                            None => {
+                                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                                watcher.watch(connection.into_owned()).await
+                            }
+                            Some(tls) => {
+                                let stream = match crate::tls::handshake(&tls, stream).await {
+                                    Ok(stream) => stream,
+                                    Err(err) => {
+                                        tracing::debug!(error = %err, %peer, "TLS handshake failed");
+                                        return;
+                                    }
+                                };
+                                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                                watcher.watch(connection.into_owned()).await
+                            }
+                        };
+                        if let Err(err) = served {
                             tracing::debug!(error = %err, %peer, "connection ended with an error");
                         }
                     });
@@ -476,6 +486,45 @@ async fn handle(app: Arc<App>, mut request: Request<Body>) -> Response<Body> {
     }
     .instrument(span)
     .await
+}
+
+/// The answer to a request the guard refused: PERMISSION_DENIED for gRPC clients,
+/// `google.rpc.Status` JSON with HTTP 403 for everything a browser sends.
+fn refusal<B>(
+    app: &App,
+    request: &Request<B>,
+    peer: SocketAddr,
+    err: crate::domain::Error,
+) -> Response<Body> {
+    tracing::warn!(
+        %peer,
+        method = %request.method(),
+        path = request.uri().path(),
+        origin = ?request.headers().get(header::ORIGIN),
+        host = ?request.headers().get(header::HOST),
+        reason = %err.reason(),
+        "request refused"
+    );
+    let status = crate::api::error::to_status(err);
+    let mut response = if is_native_grpc(request.headers()) {
+        status.into_http()
+    } else {
+        app.gateway.status_response(&status)
+    };
+    if let Ok(value) = HeaderValue::from_str(&new_request_id()) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// `application/grpc[+proto]`, not gRPC-Web.
+fn is_native_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.starts_with("application/grpc") && !v.starts_with("application/grpc-web")
+        })
 }
 
 async fn oneshot(service: GrpcService, request: Request<Body>) -> Response<Body> {

@@ -126,7 +126,9 @@ fn frame(message: &impl Message) -> Bytes {
 
 #[tokio::test]
 async fn tool_turn_over_grpc_web_http1() {
-    let server = TestServer::start().await;
+    let server =
+        TestServer::start_with(|c| c.cors_allowed_origins = vec!["http://page.example".into()])
+            .await;
     let session = auto_session(&server).await;
     let http = reqwest::Client::builder()
         .http1_only()

@@ -1,5 +1,5 @@
 //! gRPC-Web over plain HTTP/1.1 with hand-made frames, as a browser would send them,
-//! including the CORS headers a cross-origin page depends on.
+//! including the CORS headers a cross-origin page (an allowed origin) depends on.
 
 mod common;
 
@@ -41,9 +41,16 @@ fn http1() -> reqwest::Client {
         .expect("client")
 }
 
+/// The origin of the page in these tests, allowed by the server.
+const PAGE: &str = "http://page.example";
+
+async fn server_allowing_the_page() -> TestServer {
+    TestServer::start_with(|c| c.cors_allowed_origins = vec![PAGE.to_owned()]).await
+}
+
 #[tokio::test]
 async fn unary_call_over_grpc_web_http1() {
-    let server = TestServer::start().await;
+    let server = server_allowing_the_page().await;
     let response = http1()
         .post(format!(
             "{}/octo.v1.SessionService/CreateSession",
@@ -51,7 +58,7 @@ async fn unary_call_over_grpc_web_http1() {
         ))
         .header("content-type", "application/grpc-web+proto")
         .header("x-grpc-web", "1")
-        .header("origin", "http://page.example")
+        .header("origin", PAGE)
         .body(frame(&pb::CreateSessionRequest {
             session: Some(common::session("from the browser")),
         }))
@@ -65,7 +72,7 @@ async fn unary_call_over_grpc_web_http1() {
         headers
             .get("access-control-allow-origin")
             .map(|v| v.to_str().unwrap_or("")),
-        Some("*")
+        Some(PAGE)
     );
     let exposed = headers
         .get("access-control-expose-headers")
@@ -143,13 +150,13 @@ async fn errors_carry_status_and_details_over_grpc_web() {
 
 #[tokio::test]
 async fn cors_preflight_allows_grpc_web_headers() {
-    let server = TestServer::start().await;
+    let server = server_allowing_the_page().await;
     let response = http1()
         .request(
             reqwest::Method::OPTIONS,
             format!("{}/octo.v1.SessionService/ListSessions", server.url()),
         )
-        .header("origin", "http://page.example")
+        .header("origin", PAGE)
         .header("access-control-request-method", "POST")
         .header(
             "access-control-request-headers",

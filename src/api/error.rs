@@ -62,7 +62,7 @@ pub fn to_status(err: Error) -> Status {
             (Code::Unavailable, message)
         }
         Error::Unauthenticated(message) => (Code::Unauthenticated, message),
-        Error::PermissionDenied(message) => (Code::PermissionDenied, message),
+        Error::PermissionDenied { message, .. } => (Code::PermissionDenied, message),
         Error::Unimplemented(message) => (Code::Unimplemented, message),
         Error::Internal(message) => {
             // The cause stays in the log; clients get no internals.

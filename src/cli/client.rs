@@ -1,13 +1,14 @@
 //! Connecting to a running server with the generated tonic clients, the bearer-token
 //! interceptor, and turning gRPC failures into readable error messages.
 
-use std::{error::Error as StdError, fmt, io, time::Duration};
+use std::{error::Error as StdError, fmt, io, path::Path, time::Duration};
 
+use anyhow::Context as _;
 use tonic::{
     Code, Request, Status,
     metadata::{Ascii, MetadataValue},
     service::{Interceptor, interceptor::InterceptedService},
-    transport::{Channel, Endpoint},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
 };
 use tonic_types::StatusExt;
 
@@ -64,16 +65,47 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `server` (`http://host:port`; a missing scheme means `http://`).
-    pub async fn connect(server: &str, token: Option<&str>) -> anyhow::Result<Client> {
+    /// Connects to `server`: `http://host:port` is plaintext h2c (a missing scheme means
+    /// `http://`), `https://host:port` is TLS verified against the system's roots and
+    /// `ca_cert` (a PEM file), never a silent plaintext fallback.
+    pub async fn connect(
+        server: &str,
+        token: Option<&str>,
+        ca_cert: Option<&Path>,
+    ) -> anyhow::Result<Client> {
         let url = normalize_url(server);
         let auth = AuthInterceptor::new(token)?;
         let endpoint = Endpoint::from_shared(url.clone())
             .map_err(|err| anyhow::anyhow!("invalid server URL {url:?}: {err}"))?
             .connect_timeout(Duration::from_secs(10));
+        let tls = match endpoint.uri().scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => anyhow::bail!("invalid server URL {url:?}: use http:// or https://"),
+        };
+        let endpoint = if tls {
+            let mut config = ClientTlsConfig::new().with_native_roots();
+            if let Some(path) = ca_cert {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("reading --ca-cert {}", path.display()))?;
+                config = config.ca_certificate(Certificate::from_pem(pem));
+            }
+            endpoint
+                .tls_config(config)
+                .map_err(|err| anyhow::anyhow!("TLS setup for {url}: {}", error_chain(&err)))?
+        } else {
+            if ca_cert.is_some() {
+                anyhow::bail!(
+                    "--ca-cert is for https:// servers, but {url} is plain http: use https:// \
+                     to connect over TLS"
+                );
+            }
+            endpoint
+        };
         let channel = endpoint.connect().await.map_err(|source| ConnectError {
             url: url.clone(),
             refused: is_connection_refused(&source),
+            tls,
             detail: error_chain(&source),
         })?;
         Ok(Client { channel, auth, url })
@@ -123,6 +155,8 @@ fn normalize_url(server: &str) -> String {
 pub struct ConnectError {
     pub url: String,
     pub refused: bool,
+    /// Whether the connection was to be TLS (`https://`).
+    pub tls: bool,
     detail: String,
 }
 
@@ -133,6 +167,13 @@ impl fmt::Display for ConnectError {
                 f,
                 "cannot connect to the octo server at {}: connection refused",
                 self.url
+            )
+        } else if self.tls {
+            write!(
+                f,
+                "cannot connect to the octo server at {} over TLS: {} (does the server serve \
+                 TLS, and is its certificate signed by a CA this machine or --ca-cert trusts?)",
+                self.url, self.detail
             )
         } else {
             write!(
@@ -260,12 +301,18 @@ pub fn describe_error(err: &anyhow::Error) -> String {
 }
 
 /// Whether the error is a closed stdout (e.g. output piped into `head`): not worth a message.
+/// A broken pipe inside a failed call is the server's connection closing (say, a TLS
+/// port spoken to in plaintext): that is an error to report, never a quiet success.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-    })
+    let from_the_connection = err.chain().any(|cause| {
+        cause.is::<Status>() || cause.is::<ConnectError>() || cause.is::<tonic::transport::Error>()
+    });
+    !from_the_connection
+        && err.chain().any(|cause| {
+            cause
+                .downcast_ref::<io::Error>()
+                .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+        })
 }
 
 /// One page of a List RPC, or with `all` every page. `fetch` gets a page token and
@@ -334,6 +381,15 @@ mod tests {
     }
 
     #[test]
+    fn only_a_closed_stdout_is_a_quiet_broken_pipe() {
+        let stdout = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert!(is_broken_pipe(&stdout));
+        let connection = Status::from_error(Box::new(io::Error::from(io::ErrorKind::BrokenPipe)));
+        assert!(StdError::source(&connection).is_some(), "{connection:?}");
+        assert!(!is_broken_pipe(&anyhow::Error::new(connection)));
+    }
+
+    #[test]
     fn urls_get_a_scheme() {
         assert_eq!(normalize_url("127.0.0.1:1"), "http://127.0.0.1:1");
         assert_eq!(normalize_url("http://h:2/"), "http://h:2");
@@ -369,7 +425,9 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         drop(listener);
         let url = format!("http://{addr}");
-        let err = Client::connect(&url, None).await.expect_err("refused");
+        let err = Client::connect(&url, None, None)
+            .await
+            .expect_err("refused");
         let text = describe_error(&err);
         assert!(text.contains(&url), "{text}");
         assert!(text.contains("octo serve"), "{text}");

@@ -56,7 +56,7 @@ pub struct Cli {
 /// Options every subcommand accepts, before or after its name.
 #[derive(Args, Clone, Debug, PartialEq)]
 pub struct GlobalArgs {
-    /// Server URL for client commands
+    /// Server URL for client commands: http://host:port, or https:// for TLS
     #[arg(
         long,
         global = true,
@@ -77,6 +77,15 @@ pub struct GlobalArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    /// PEM file of a CA to trust (besides the system's) for an https:// --server
+    #[arg(
+        long,
+        global = true,
+        env = "OCTO_CA_CERT",
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// Print machine-readable output (proto3 canonical JSON)
     #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
@@ -85,7 +94,7 @@ pub struct GlobalArgs {
 impl GlobalArgs {
     /// Connects to `--server` with `--token`.
     pub async fn connect(&self) -> anyhow::Result<Client> {
-        Client::connect(&self.server, self.token.as_deref()).await
+        Client::connect(&self.server, self.token.as_deref(), self.ca_cert.as_deref()).await
     }
 }
 

@@ -28,6 +28,12 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `octo=debug,info` (RUST_LOG wins when set)
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
+    /// Serve TLS with this PEM certificate chain (needs --tls-key)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Add the built-in deterministic `mock` model (the default if none is set): try
     /// Octo without an API key
     #[arg(long)]
@@ -44,6 +50,8 @@ impl ServeArgs {
             token: token.map(str::to_owned),
             require_token: self.require_token.then_some(true),
             log: self.log.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
             demo: self.demo,
         }
     }

@@ -86,8 +86,11 @@ pub enum Error {
     },
     #[error("{0}")]
     Unauthenticated(String),
-    #[error("{0}")]
-    PermissionDenied(String),
+    #[error("{message}")]
+    PermissionDenied {
+        reason: &'static str,
+        message: String,
+    },
     #[error("{message}")]
     Unavailable {
         reason: &'static str,
@@ -146,9 +149,9 @@ impl Error {
             Error::EtagMismatch { .. } => "ETAG_MISMATCH".into(),
             Error::FailedPrecondition { reason, .. }
             | Error::ResourceExhausted { reason, .. }
-            | Error::Unavailable { reason, .. } => (*reason).into(),
+            | Error::Unavailable { reason, .. }
+            | Error::PermissionDenied { reason, .. } => (*reason).into(),
             Error::Unauthenticated(_) => "UNAUTHENTICATED".into(),
-            Error::PermissionDenied(_) => "PERMISSION_DENIED".into(),
             Error::Unimplemented(_) => "NOT_IMPLEMENTED".into(),
             Error::Internal(_) => "INTERNAL".into(),
         }

@@ -154,6 +154,20 @@ impl JsonGateway {
             .map(|r| (&r.method, r.template.to_string(), r.rpc.full_name.as_str()))
     }
 
+    /// A status answered before any route is looked up (a refused Host or Origin), as
+    /// `google.rpc.Status` JSON with its details and the code's HTTP status.
+    pub fn status_response(&self, status: &tonic::Status) -> http::Response<tonic::body::Body> {
+        self.inner
+            .renderer
+            .error(
+                status.code(),
+                status.message(),
+                status.details(),
+                &HeaderMap::new(),
+            )
+            .into_response()
+    }
+
     /// Serves one JSON/HTTP request. Never fails: errors are `google.rpc.Status` JSON.
     pub async fn handle(
         &self,

@@ -20,9 +20,13 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// The longest event-stream line accepted (a bigger one is a broken stream).
 const MAX_LINE: usize = 16 * 1024 * 1024;
 
-/// The HTTP client providers share, with the policy's connect timeout.
+/// The HTTP client providers share, with the policy's connect timeout. Redirects are
+/// not followed: no model API redirects a request, and reqwest would resend custom key
+/// headers (Anthropic's `x-api-key`, a model's extra headers) to whatever host a
+/// redirect names; a 3xx is reported as the provider's error instead.
 pub fn http_client(policy: &ProviderPolicy) -> Result<reqwest::Client, ProviderError> {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(policy.connect_timeout)
         .pool_idle_timeout(Duration::from_secs(60))
         .user_agent(concat!("octo/", env!("CARGO_PKG_VERSION")))

@@ -81,6 +81,13 @@ fn storage_error(err: impl std::fmt::Display) -> Error {
     Error::Internal(format!("storage: {err}"))
 }
 
+/// `octo.db` + `-wal` → `octo.db-wal`.
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
@@ -111,6 +118,12 @@ impl SqliteStore {
                     storage_error(format!("cannot create {}: {err}", parent.display()))
                 })?;
             }
+            // The database (and so its -wal and -shm files, which SQLite creates with the
+            // database's mode) holds conversations and stored API keys: owner only.
+            crate::files::private_file(&path, true)
+                .and_then(|()| crate::files::private_file(&sidecar(&path, "-wal"), false))
+                .and_then(|()| crate::files::private_file(&sidecar(&path, "-shm"), false))
+                .map_err(|err| storage_error(format!("cannot secure {}: {err}", path.display())))?;
             let mut writer = open_connection(&path)
                 .map_err(|err| storage_error(format!("cannot open {}: {err}", path.display())))?;
             migrate(&mut writer)?;

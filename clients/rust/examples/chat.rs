@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! octo serve --demo &                       # in another terminal
-//! cargo run --example chat -- "hello there" # OCTO_SERVER, OCTO_TOKEN as for the CLI
+//! cargo run --example chat -- "hello there" # OCTO_SERVER, OCTO_TOKEN, OCTO_CA_CERT as for the CLI
 //! ```
 
 use octo::pb::{
@@ -16,7 +16,7 @@ use tonic::{
     Request, Status,
     metadata::MetadataValue,
     service::{Interceptor, interceptor::InterceptedService},
-    transport::Channel,
+    transport::{Certificate, Channel, ClientTlsConfig},
 };
 use tonic_types::StatusExt;
 
@@ -57,8 +57,17 @@ async fn main() -> anyhow::Result<()> {
         prompt
     };
 
-    // Connect: one HTTP/2 channel (h2c for http://) shared by every service client.
-    let channel = Channel::from_shared(server)?.connect().await?;
+    // Connect: one HTTP/2 channel shared by every service client: h2c for http://, TLS
+    // for https:// (the system's roots, plus the PEM file named by OCTO_CA_CERT).
+    let mut endpoint = Channel::from_shared(server)?;
+    if endpoint.uri().scheme_str() == Some("https") {
+        let mut tls = ClientTlsConfig::new().with_native_roots();
+        if let Ok(path) = std::env::var("OCTO_CA_CERT") {
+            tls = tls.ca_certificate(Certificate::from_pem(std::fs::read(path)?));
+        }
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    let channel = endpoint.connect().await?;
     let auth = Bearer(token);
     let mut sessions: SessionServiceClient<Authed> =
         SessionServiceClient::with_interceptor(channel.clone(), auth.clone());
