@@ -50,10 +50,22 @@ pub struct SessionContent {
     pub turns: Vec<Turn>,
 }
 
-/// Everything Octo persists: sessions with their messages and turns (this trait), models
-/// and schedules (the supertraits).
+/// Everything Octo persists, as one object the runtime holds (`Arc<dyn Store>`): one
+/// small trait per kind of thing stored, so each backend (SQLite, Postgres) implements
+/// and tests them piece by piece. Call sites import the piece they use
+/// (`use crate::store::SessionStore`).
 #[async_trait]
-pub trait Store: ModelStore + ScheduleStore + Send + Sync + 'static {
+pub trait Store:
+    SessionStore + MessageStore + TurnStore + ModelStore + ScheduleStore + Send + Sync + 'static
+{
+    /// Flushes what the backend buffers (SQLite: a WAL checkpoint). Called on shutdown.
+    async fn flush(&self) -> Result<()>;
+}
+
+/// Sessions, with what belongs to a session as a whole: tools allowed for its rest, the
+/// floor of its event sequence, and its whole content (import, export, fork, delete).
+#[async_trait]
+pub trait SessionStore: Send + Sync {
     /// Stores a new session.
     async fn create_session(&self, session: &Session) -> Result<()>;
 
@@ -80,6 +92,28 @@ pub trait Store: ModelStore + ScheduleStore + Send + Sync + 'static {
     /// A session with all its messages and turns, oldest first.
     async fn session_content(&self, id: &str) -> Result<Option<SessionContent>>;
 
+    /// Tools the user allowed for the rest of the session (ALLOW_ALWAYS).
+    async fn allowed_tools(&self, session_id: &str) -> Result<Vec<String>>;
+
+    async fn allow_tool(&self, session_id: &str, tool: &str) -> Result<()>;
+
+    /// The floor a session's event sequence restarts above.
+    async fn event_sequence(&self, session_id: &str) -> Result<i64>;
+
+    /// Sets the floor: with `only_if`, only when the stored floor is still that value
+    /// (a retiring session lowering its own floor); without, only upwards.
+    async fn set_event_sequence(
+        &self,
+        session_id: &str,
+        sequence: i64,
+        only_if: Option<i64>,
+    ) -> Result<()>;
+}
+
+/// A session's messages: the conversation (messages with a position) and messages
+/// waiting to join it.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
     /// Stores a user message and the turn it starts (or joins) in one transaction, and
     /// counts the message in its session. The durable acknowledgement of SendMessage.
     async fn append_user_message(&self, message: &Message, turn: Option<&Turn>) -> Result<()>;
@@ -113,12 +147,11 @@ pub trait Store: ModelStore + ScheduleStore + Send + Sync + 'static {
         message_id: &str,
         position: i64,
     ) -> Result<()>;
+}
 
-    /// Tools the user allowed for the rest of the session (ALLOW_ALWAYS).
-    async fn allowed_tools(&self, session_id: &str) -> Result<Vec<String>>;
-
-    async fn allow_tool(&self, session_id: &str, tool: &str) -> Result<()>;
-
+/// Turn records.
+#[async_trait]
+pub trait TurnStore: Send + Sync {
     /// Inserts or replaces a turn record. A terminal turn adds its usage to the session.
     async fn put_turn(&self, turn: &Turn) -> Result<()>;
 
@@ -134,21 +167,6 @@ pub trait Store: ModelStore + ScheduleStore + Send + Sync + 'static {
 
     /// Queued and running turns of every session, oldest first (crash recovery).
     async fn unfinished_turns(&self) -> Result<Vec<Turn>>;
-
-    /// The floor a session's event sequence restarts above.
-    async fn event_sequence(&self, session_id: &str) -> Result<i64>;
-
-    /// Sets the floor: with `only_if`, only when the stored floor is still that value
-    /// (a retiring session lowering its own floor); without, only upwards.
-    async fn set_event_sequence(
-        &self,
-        session_id: &str,
-        sequence: i64,
-        only_if: Option<i64>,
-    ) -> Result<()>;
-
-    /// Flushes what the backend buffers (SQLite: a WAL checkpoint). Called on shutdown.
-    async fn flush(&self) -> Result<()>;
 }
 
 /// What deleting a model did.

@@ -16,7 +16,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::Semaphore;
 
-use super::{SessionContent, SessionCursor, SessionFilter, Store};
+use super::{
+    MessageStore, SessionContent, SessionCursor, SessionFilter, SessionStore, Store, TurnStore,
+};
 use crate::domain::{
     Error, Message, Part, PermissionMode, ReasoningEffort, Result, Role, Session, SessionSource,
     SessionStatus, Timestamp, ToolCallRecord, Turn, TurnError, TurnStatus, Usage,
@@ -580,6 +582,17 @@ fn query_turns(
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn flush(&self) -> Result<()> {
+        self.write(|conn| {
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+                .map_err(storage_error)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
     async fn create_session(&self, session: &Session) -> Result<()> {
         let session = session.clone();
         self.write(move |conn| insert_session(conn, &session)).await
@@ -780,6 +793,87 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn allowed_tools(&self, session_id: &str) -> Result<Vec<String>> {
+        let session_id = session_id.to_owned();
+        self.read(move |conn| {
+            let json: Option<String> = query_one(
+                conn,
+                "SELECT allowed_tools FROM sessions WHERE id = ?1",
+                [&session_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(storage_error)?;
+            json.map_or(Ok(Vec::new()), |j| {
+                from_json::<Vec<String>>(&j).map_err(storage_error)
+            })
+        })
+        .await
+    }
+
+    async fn allow_tool(&self, session_id: &str, tool: &str) -> Result<()> {
+        let (session_id, tool) = (session_id.to_owned(), tool.to_owned());
+        self.write(move |conn| {
+            // One statement: concurrent grants never lose each other.
+            exec(
+                conn,
+                "UPDATE sessions SET allowed_tools = (\
+                   SELECT json_group_array(value) FROM (\
+                     SELECT value FROM json_each(allowed_tools) UNION SELECT ?2)) \
+                 WHERE id = ?1",
+                params![session_id, tool],
+            )
+            .map_err(storage_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn event_sequence(&self, session_id: &str) -> Result<i64> {
+        let session_id = session_id.to_owned();
+        self.read(move |conn| {
+            Ok(query_one(
+                conn,
+                "SELECT event_sequence FROM sessions WHERE id = ?1",
+                [&session_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(storage_error)?
+            .unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn set_event_sequence(
+        &self,
+        session_id: &str,
+        sequence: i64,
+        only_if: Option<i64>,
+    ) -> Result<()> {
+        let session_id = session_id.to_owned();
+        self.write(move |conn| {
+            match only_if {
+                Some(expected) => exec(
+                    conn,
+                    "UPDATE sessions SET event_sequence = ?2 WHERE id = ?1 AND event_sequence = ?3",
+                    params![session_id, sequence, expected],
+                ),
+                None => exec(
+                    conn,
+                    "UPDATE sessions SET event_sequence = MAX(event_sequence, ?2) WHERE id = ?1",
+                    params![session_id, sequence],
+                ),
+            }
+            .map_err(storage_error)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl MessageStore for SqliteStore {
     async fn append_user_message(&self, message: &Message, turn: Option<&Turn>) -> Result<()> {
         let message = message.clone();
         let turn = turn.cloned();
@@ -979,43 +1073,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
-    async fn allowed_tools(&self, session_id: &str) -> Result<Vec<String>> {
-        let session_id = session_id.to_owned();
-        self.read(move |conn| {
-            let json: Option<String> = query_one(
-                conn,
-                "SELECT allowed_tools FROM sessions WHERE id = ?1",
-                [&session_id],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(storage_error)?;
-            json.map_or(Ok(Vec::new()), |j| {
-                from_json::<Vec<String>>(&j).map_err(storage_error)
-            })
-        })
-        .await
-    }
-
-    async fn allow_tool(&self, session_id: &str, tool: &str) -> Result<()> {
-        let (session_id, tool) = (session_id.to_owned(), tool.to_owned());
-        self.write(move |conn| {
-            // One statement: concurrent grants never lose each other.
-            exec(
-                conn,
-                "UPDATE sessions SET allowed_tools = (\
-                   SELECT json_group_array(value) FROM (\
-                     SELECT value FROM json_each(allowed_tools) UNION SELECT ?2)) \
-                 WHERE id = ?1",
-                params![session_id, tool],
-            )
-            .map_err(storage_error)?;
-            Ok(())
-        })
-        .await
-    }
-
+#[async_trait]
+impl TurnStore for SqliteStore {
     async fn put_turn(&self, turn: &Turn) -> Result<()> {
         let turn = turn.clone();
         self.write(move |conn| {
@@ -1092,56 +1153,6 @@ impl Store for SqliteStore {
                 &format!("SELECT {TURN_COLUMNS} FROM turns WHERE status IN ('queued', 'running') ORDER BY id"),
                 Vec::new(),
             )
-        })
-        .await
-    }
-
-    async fn event_sequence(&self, session_id: &str) -> Result<i64> {
-        let session_id = session_id.to_owned();
-        self.read(move |conn| {
-            Ok(query_one(
-                conn,
-                "SELECT event_sequence FROM sessions WHERE id = ?1",
-                [&session_id],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(storage_error)?
-            .unwrap_or(0))
-        })
-        .await
-    }
-
-    async fn set_event_sequence(
-        &self,
-        session_id: &str,
-        sequence: i64,
-        only_if: Option<i64>,
-    ) -> Result<()> {
-        let session_id = session_id.to_owned();
-        self.write(move |conn| {
-            match only_if {
-                Some(expected) => exec(
-                    conn,
-                    "UPDATE sessions SET event_sequence = ?2 WHERE id = ?1 AND event_sequence = ?3",
-                    params![session_id, sequence, expected],
-                ),
-                None => exec(
-                    conn,
-                    "UPDATE sessions SET event_sequence = MAX(event_sequence, ?2) WHERE id = ?1",
-                    params![session_id, sequence],
-                ),
-            }
-            .map_err(storage_error)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn flush(&self) -> Result<()> {
-        self.write(|conn| {
-            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-                .map_err(storage_error)
         })
         .await
     }
