@@ -1,7 +1,11 @@
 //! Persistence behind one trait, so the runtime does not know which database it talks
 //! to. SQLite is the embedded default; a Postgres backend implements the same trait.
 
+mod codec;
+pub mod postgres;
 pub mod sqlite;
+
+use std::{path::Path, sync::Arc};
 
 use async_trait::async_trait;
 
@@ -10,6 +14,54 @@ use crate::domain::{
     schedule::{Schedule, ScheduleRun},
 };
 
+/// The backends a database URL can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend of `url`: `postgres://` or `postgresql://`, else `sqlite://PATH`.
+    /// `Err` says what a URL may look like.
+    pub fn of(url: &str) -> std::result::Result<Backend, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else if url.starts_with("sqlite://") {
+            Ok(Backend::Sqlite)
+        } else {
+            Err(format!(
+                "{:?} is not a database URL: use postgres://user:password@host:port/database \
+                 (a cluster) or sqlite:///path/to/octo.db (one server)",
+                crate::domain::secret::mask_url(url)
+            ))
+        }
+    }
+}
+
+/// Opens (creating and migrating as needed) the store `url` names, or without one the
+/// SQLite database at `sqlite_path`: the store a server runs on. On Postgres the server
+/// claims the database for itself (a second server on it is refused with
+/// DATABASE_IN_USE) until servers can share one.
+pub async fn open(url: Option<&str>, sqlite_path: &Path) -> Result<Arc<dyn Store>> {
+    let Some(url) = url else {
+        return Ok(Arc::new(sqlite::SqliteStore::open(sqlite_path).await?));
+    };
+    match Backend::of(url)
+        .map_err(|message| crate::domain::Error::invalid("database_url", message))?
+    {
+        Backend::Postgres => {
+            let store = postgres::PostgresStore::open(url).await?;
+            store.hold_server_lock().await?;
+            Ok(Arc::new(store))
+        }
+        Backend::Sqlite => {
+            let path = url.trim_start_matches("sqlite://");
+            Ok(Arc::new(sqlite::SqliteStore::open(Path::new(path)).await?))
+        }
+    }
+}
+
 /// Which sessions a list returns. Filters combine with AND.
 #[derive(Clone, Debug, Default)]
 pub struct SessionFilter {
@@ -17,7 +69,9 @@ pub struct SessionFilter {
     pub query: Option<String>,
     pub source: Option<SessionSource>,
     pub pinned: Option<bool>,
+    /// Created at or after this time.
     pub created_after: Option<Timestamp>,
+    /// Created before this time.
     pub created_before: Option<Timestamp>,
 }
 

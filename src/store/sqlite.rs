@@ -18,10 +18,14 @@ use tokio::sync::Semaphore;
 
 use super::{
     MessageStore, SessionContent, SessionCursor, SessionFilter, SessionStore, Store, TurnStore,
+    codec::{
+        self, MESSAGE_COLUMNS, SESSION_COLUMNS, TURN_COLUMNS, effort_from, effort_text, json_name,
+        like_pattern, mode_from, mode_text, source_from, source_text,
+    },
 };
 use crate::domain::{
-    Error, Message, Part, PermissionMode, ReasoningEffort, Result, Role, Session, SessionSource,
-    SessionStatus, Timestamp, ToolCallRecord, Turn, TurnError, TurnStatus, Usage,
+    Error, Message, Part, Result, Role, Session, SessionStatus, Timestamp, ToolCallRecord, Turn,
+    TurnStatus, Usage,
 };
 
 /// Versioned schema changes; version N is the N-th entry. Never edit a released entry:
@@ -243,92 +247,25 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-// --- enum <-> text: the store's own names, independent of proto numbering ---
-
-fn effort_text(value: ReasoningEffort) -> &'static str {
-    match value {
-        ReasoningEffort::Default => "default",
-        ReasoningEffort::Off => "off",
-        ReasoningEffort::Low => "low",
-        ReasoningEffort::Medium => "medium",
-        ReasoningEffort::High => "high",
-    }
-}
-
-fn effort_from(text: &str) -> ReasoningEffort {
-    match text {
-        "off" => ReasoningEffort::Off,
-        "low" => ReasoningEffort::Low,
-        "medium" => ReasoningEffort::Medium,
-        "high" => ReasoningEffort::High,
-        _ => ReasoningEffort::Default,
-    }
-}
-
-fn mode_text(value: PermissionMode) -> &'static str {
-    match value {
-        PermissionMode::Ask => "ask",
-        PermissionMode::AutoApprove => "auto_approve",
-        PermissionMode::ReadOnly => "read_only",
-    }
-}
-
-fn mode_from(text: &str) -> PermissionMode {
-    match text {
-        "auto_approve" => PermissionMode::AutoApprove,
-        "read_only" => PermissionMode::ReadOnly,
-        _ => PermissionMode::Ask,
-    }
-}
-
-fn source_text(value: SessionSource) -> &'static str {
-    match value {
-        SessionSource::Manual => "manual",
-        SessionSource::Schedule => "schedule",
-        SessionSource::Api => "api",
-        SessionSource::Webhook => "webhook",
-    }
-}
-
-fn source_from(text: &str) -> SessionSource {
-    match text {
-        "manual" => SessionSource::Manual,
-        "schedule" => SessionSource::Schedule,
-        "webhook" => SessionSource::Webhook,
-        _ => SessionSource::Api,
-    }
-}
-
-/// Enums stored as JSON strings (serde names).
-fn json_name<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
+// --- JSON columns: the shared codec, with decode errors as rusqlite conversion errors ---
 
 fn from_json_name<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
-    serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|err| {
+    codec::from_json_name(text).map_err(|err| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err))
     })
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(text).map_err(|err| {
+    codec::from_json(text).map_err(|err| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err))
     })
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(storage_error)
+    codec::to_json(value).map_err(storage_error)
 }
 
 // --- sessions ---
-
-const SESSION_COLUMNS: &str = "id, display_name, model, reasoning_effort, working_dir, permission_mode, \
-     system_prompt, labels, pinned, source, message_count, last_message_preview, input_tokens, \
-     output_tokens, reasoning_tokens, cached_input_tokens, create_time, update_time, \
-     last_active_time, revision, forked_from";
 
 fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
     let labels: String = row.get(7)?;
@@ -405,20 +342,6 @@ fn insert_session(conn: &Connection, s: &Session) -> Result<()> {
     Ok(())
 }
 
-/// `%`, `_` and the escape character itself are literal in a user's search text.
-fn like_pattern(query: &str) -> String {
-    let mut pattern = String::with_capacity(query.len() + 2);
-    pattern.push('%');
-    for c in query.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
 // --- messages and turns ---
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
@@ -466,10 +389,6 @@ const MESSAGE_UPSERT: &str = "ON CONFLICT (id) DO UPDATE SET turn_id = excluded.
      role = excluded.role, parts = excluded.parts, incomplete = excluded.incomplete, \
      model = excluded.model, position = COALESCE(excluded.position, messages.position)";
 
-const TURN_COLUMNS: &str = "id, session_id, status, user_message_id, model, input_tokens, output_tokens, \
-     reasoning_tokens, cached_input_tokens, latency_micros, first_token_micros, error_reason, \
-     error_message, create_time, start_time, end_time, step_count, tool_calls";
-
 fn turn_from_row(row: &Row<'_>) -> rusqlite::Result<Turn> {
     let error_reason: Option<String> = row.get(11)?;
     let error_message: Option<String> = row.get(12)?;
@@ -488,10 +407,7 @@ fn turn_from_row(row: &Row<'_>) -> rusqlite::Result<Turn> {
         },
         latency_micros: row.get(9)?,
         time_to_first_token_micros: row.get(10)?,
-        error: error_reason.map(|reason| TurnError {
-            reason,
-            message: error_message.unwrap_or_default(),
-        }),
+        error: codec::turn_error(error_reason, error_message),
         create_time: Timestamp(row.get(13)?),
         start_time: row.get::<_, Option<i64>>(14)?.map(Timestamp),
         end_time: row.get::<_, Option<i64>>(15)?.map(Timestamp),
@@ -535,9 +451,6 @@ fn write_turn(conn: &Connection, t: &Turn, verb: &str) -> Result<()> {
     .map_err(storage_error)?;
     Ok(())
 }
-
-const MESSAGE_COLUMNS: &str =
-    "id, session_id, turn_id, role, parts, create_time, incomplete, model, position";
 
 /// Counts a new message in its session: count, preview, activity time.
 fn count_message(conn: &Connection, m: &Message) -> Result<()> {
@@ -1155,246 +1068,5 @@ impl TurnStore for SqliteStore {
             )
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::new_id;
-
-    fn session(title: &str, pinned: bool, active: i64) -> Session {
-        Session {
-            id: new_id(),
-            display_name: title.into(),
-            model: None,
-            reasoning_effort: ReasoningEffort::High,
-            working_dir: "/tmp".into(),
-            permission_mode: PermissionMode::ReadOnly,
-            system_prompt: String::new(),
-            labels: BTreeMap::from([("team".to_owned(), "core".to_owned())]),
-            pinned,
-            source: SessionSource::Manual,
-            message_count: 0,
-            last_message_preview: String::new(),
-            usage: Usage::default(),
-            create_time: Timestamp(active),
-            update_time: Timestamp(active),
-            last_active_time: Timestamp(active),
-            revision: 1,
-            forked_from: None,
-            status: SessionStatus::Idle,
-            queue_depth: 0,
-            active_turn: None,
-        }
-    }
-
-    async fn store() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(&dir.path().join("octo.db"))
-            .await
-            .expect("open");
-        (dir, store)
-    }
-
-    #[tokio::test]
-    async fn sessions_round_trip_and_survive_reopen() {
-        let (dir, store) = store().await;
-        let s = session("hello", false, 10);
-        store.create_session(&s).await.expect("create");
-        drop(store);
-        let store = SqliteStore::open(&dir.path().join("octo.db"))
-            .await
-            .expect("reopen");
-        assert_eq!(store.get_session(&s.id).await.expect("get"), Some(s));
-    }
-
-    #[tokio::test]
-    async fn list_orders_pinned_first_then_activity_and_pages_by_keyset() {
-        let (_dir, store) = store().await;
-        let a = session("a", false, 100);
-        let b = session("b", true, 50);
-        let c = session("c", false, 300);
-        let d = session("d", false, 200);
-        for s in [&a, &b, &c, &d] {
-            store.create_session(s).await.expect("create");
-        }
-        let filter = SessionFilter::default();
-        let first = store.list_sessions(&filter, None, 2).await.expect("page 1");
-        let titles: Vec<_> = first.iter().map(|s| s.display_name.as_str()).collect();
-        assert_eq!(titles, ["b", "c"]);
-        let cursor = SessionCursor::of(&first[1]);
-        // A session inserted at the front after page 1 must not shift page 2.
-        store
-            .create_session(&session("new", false, 999))
-            .await
-            .expect("insert");
-        let second = store
-            .list_sessions(&filter, Some(&cursor), 5)
-            .await
-            .expect("page 2");
-        let titles: Vec<_> = second.iter().map(|s| s.display_name.as_str()).collect();
-        assert_eq!(titles, ["d", "a"]);
-    }
-
-    #[tokio::test]
-    async fn list_filters_by_text_with_like_metacharacters_escaped() {
-        let (_dir, store) = store().await;
-        store
-            .create_session(&session("100% done", false, 1))
-            .await
-            .expect("create");
-        store
-            .create_session(&session("1000 done", false, 2))
-            .await
-            .expect("create");
-        let filter = SessionFilter {
-            query: Some("0%".into()),
-            ..SessionFilter::default()
-        };
-        let found = store.list_sessions(&filter, None, 10).await.expect("list");
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].display_name, "100% done");
-    }
-
-    #[tokio::test]
-    async fn history_follows_positions_not_arrival_and_upserts_keep_them() {
-        let (_dir, store) = store().await;
-        let s = session("x", false, 1);
-        store.create_session(&s).await.expect("create");
-        let text = |t: &str, position: Option<i64>| Message {
-            id: new_id(),
-            session_id: s.id.clone(),
-            turn_id: None,
-            role: Role::User,
-            parts: vec![Part::Text { text: t.into() }],
-            create_time: Timestamp(1),
-            incomplete: false,
-            model: None,
-            position,
-        };
-        let waiting = text("queued early", None);
-        store
-            .append_user_message(&waiting, None)
-            .await
-            .expect("queued");
-        let first = text("first", Some(1));
-        store.put_message(&first).await.expect("first");
-        assert_eq!(store.next_position(&s.id).await.expect("next"), 2);
-        let history: Vec<String> = store
-            .history(&s.id)
-            .await
-            .expect("h")
-            .iter()
-            .map(Message::text)
-            .collect();
-        assert_eq!(
-            history,
-            ["first"],
-            "waiting messages are not in the history"
-        );
-
-        store
-            .set_message_position(&s.id, &waiting.id, 2)
-            .await
-            .expect("position");
-        // A checkpoint upsert without a position keeps the one it has.
-        let mut rewritten = first.clone();
-        rewritten.position = None;
-        rewritten.parts = vec![Part::Text {
-            text: "first!".into(),
-        }];
-        store.put_message(&rewritten).await.expect("upsert");
-        let history: Vec<String> = store
-            .history(&s.id)
-            .await
-            .expect("h")
-            .iter()
-            .map(Message::text)
-            .collect();
-        assert_eq!(history, ["first!", "queued early"]);
-        let listed = store
-            .list_messages(&s.id, None, None, 10)
-            .await
-            .expect("list");
-        assert_eq!(
-            listed.iter().map(Message::text).collect::<Vec<_>>(),
-            ["queued early", "first!"]
-        );
-        let stored = store
-            .get_session(&s.id)
-            .await
-            .expect("get")
-            .expect("exists");
-        assert_eq!(stored.message_count, 2, "an upsert counts once");
-    }
-
-    #[tokio::test]
-    async fn allowed_tools_accumulate_without_duplicates() {
-        let (_dir, store) = store().await;
-        let s = session("x", false, 1);
-        store.create_session(&s).await.expect("create");
-        for tool in ["shell", "write_file", "shell"] {
-            store.allow_tool(&s.id, tool).await.expect("allow");
-        }
-        let mut tools = store.allowed_tools(&s.id).await.expect("tools");
-        tools.sort();
-        assert_eq!(tools, ["shell", "write_file"]);
-    }
-
-    #[tokio::test]
-    async fn update_is_compare_and_swap_on_revision() {
-        let (_dir, store) = store().await;
-        let mut s = session("x", false, 1);
-        store.create_session(&s).await.expect("create");
-        s.display_name = "y".into();
-        s.revision = 2;
-        assert!(store.update_session(&s, 1).await.expect("update"));
-        s.revision = 3;
-        assert!(!store.update_session(&s, 1).await.expect("stale update"));
-        let stored = store
-            .get_session(&s.id)
-            .await
-            .expect("get")
-            .expect("exists");
-        assert_eq!((stored.display_name.as_str(), stored.revision), ("y", 2));
-    }
-
-    #[tokio::test]
-    async fn content_is_inserted_atomically_and_deleted_with_the_session() {
-        let (_dir, store) = store().await;
-        let s = session("x", false, 1);
-        let message = Message {
-            id: new_id(),
-            session_id: s.id.clone(),
-            turn_id: None,
-            role: Role::User,
-            parts: vec![Part::Text { text: "hi".into() }],
-            create_time: Timestamp(5),
-            incomplete: false,
-            model: None,
-            position: Some(1),
-        };
-        let content = SessionContent {
-            session: s.clone(),
-            messages: vec![message],
-            turns: vec![],
-        };
-        store
-            .insert_session_content(&content)
-            .await
-            .expect("insert");
-        assert_eq!(
-            store.session_content(&s.id).await.expect("read"),
-            Some(content.clone())
-        );
-        // A second insert of the same session fails and leaves no partial rows behind.
-        assert!(matches!(
-            store.insert_session_content(&content).await,
-            Err(Error::AlreadyExists { .. })
-        ));
-        assert!(store.delete_session(&s.id).await.expect("delete"));
-        assert_eq!(store.session_content(&s.id).await.expect("read"), None);
-        assert!(!store.delete_session(&s.id).await.expect("delete again"));
     }
 }

@@ -6,21 +6,19 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use super::{SqliteStore, immediate, storage_error};
 use crate::{
     domain::{Error, Model, Resource, Result},
-    store::{ModelDeletion, ModelStore},
+    store::{
+        ModelDeletion, ModelStore,
+        codec::{self, MODEL_COLUMNS as COLUMNS},
+    },
 };
-
-const COLUMNS: &str = "is_default, revision, config";
 
 fn model_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Model> {
     let is_default: bool = row.get(0)?;
     let revision: i64 = row.get(1)?;
     let config: String = row.get(2)?;
-    let mut model: Model = serde_json::from_str(&config).map_err(|err| {
+    codec::model_from(&config, is_default, revision).map_err(|err| {
         rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(err))
-    })?;
-    model.is_default = is_default;
-    model.revision = revision;
-    Ok(model)
+    })
 }
 
 fn get(conn: &Connection, id: &str) -> Result<Option<Model>> {
@@ -34,7 +32,7 @@ fn get(conn: &Connection, id: &str) -> Result<Option<Model>> {
 }
 
 fn config_json(model: &Model) -> Result<String> {
-    serde_json::to_string(model).map_err(storage_error)
+    codec::to_json(model).map_err(storage_error)
 }
 
 fn clear_default(tx: &Transaction<'_>, except: &str) -> Result<()> {

@@ -2,8 +2,6 @@
 //! under a unique (schedule, fire time) key, so it fires once however many servers share
 //! the database.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -11,35 +9,30 @@ use super::{SqliteStore, immediate, storage_error};
 use crate::{
     domain::{
         Result, Timestamp,
-        schedule::{RunStatus, RunTrigger, Schedule, ScheduleRun},
+        schedule::{Schedule, ScheduleRun},
         time,
     },
-    store::ScheduleStore,
+    store::{
+        ScheduleStore,
+        codec::{self, RUN_COLUMNS, SCHEDULE_COLUMNS},
+    },
 };
-
-const SCHEDULE_COLUMNS: &str = "next_run_time, revision, config";
 
 fn schedule_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Schedule> {
     let next: Option<i64> = row.get(0)?;
     let revision: i64 = row.get(1)?;
     let config: String = row.get(2)?;
-    let mut schedule: Schedule = serde_json::from_str(&config).map_err(|err| {
+    codec::schedule_from(&config, next, revision).map_err(|err| {
         rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(err))
-    })?;
-    schedule.next_run_time = next.map(Timestamp);
-    schedule.revision = revision;
-    Ok(schedule)
+    })
 }
 
-const RUN_COLUMNS: &str = "id, schedule_id, trigger, scheduled_time, status, start_time, \
-    end_time, session_id, turn_id, error, attempt, next_retry_delay_micros";
-
 fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ScheduleRun> {
-    let bad = |index: usize, value: String| {
+    let bad = |index: usize, message: String| {
         rusqlite::Error::FromSqlConversionFailure(
             index,
             rusqlite::types::Type::Text,
-            format!("unknown value {value:?}").into(),
+            message.into(),
         )
     };
     let trigger: String = row.get(2)?;
@@ -47,18 +40,16 @@ fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ScheduleRun> {
     Ok(ScheduleRun {
         id: row.get(0)?,
         schedule_id: row.get(1)?,
-        trigger: RunTrigger::parse(&trigger).ok_or_else(|| bad(2, trigger.clone()))?,
+        trigger: codec::run_trigger_from(&trigger).map_err(|m| bad(2, m))?,
         scheduled_time: Timestamp(row.get(3)?),
-        status: RunStatus::parse(&status).ok_or_else(|| bad(4, status.clone()))?,
+        status: codec::run_status_from(&status).map_err(|m| bad(4, m))?,
         start_time: row.get::<_, Option<i64>>(5)?.map(Timestamp),
         end_time: row.get::<_, Option<i64>>(6)?.map(Timestamp),
         session_id: row.get(7)?,
         turn_id: row.get(8)?,
         error: row.get(9)?,
         attempt: row.get(10)?,
-        next_retry_delay: row
-            .get::<_, Option<i64>>(11)?
-            .map(|micros| Duration::from_micros(micros.max(0) as u64)),
+        next_retry_delay: codec::retry_delay(row.get::<_, Option<i64>>(11)?),
     })
 }
 
@@ -91,7 +82,7 @@ fn insert_run(conn: &Connection, run: &ScheduleRun, fire_time: Option<Timestamp>
 fn schedule_params(s: &Schedule) -> Result<(Option<i64>, String)> {
     Ok((
         s.next_run_time.map(Timestamp::as_micros),
-        serde_json::to_string(s).map_err(storage_error)?,
+        codec::to_json(s).map_err(storage_error)?,
     ))
 }
 
@@ -366,81 +357,5 @@ impl ScheduleStore for SqliteStore {
                 .map_err(storage_error)
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::schedule::RunTrigger;
-
-    /// Two stores on one file stand for two servers sharing a database: however their
-    /// claims interleave, each fire time is claimed exactly once.
-    #[tokio::test]
-    async fn each_fire_time_is_claimed_once_across_two_stores_on_one_database() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("octo.db");
-        let a = SqliteStore::open(&path).await.expect("a");
-        let b = SqliteStore::open(&path).await.expect("b");
-        let schedule = Schedule {
-            id: crate::domain::new_id(),
-            cron: "* * * * *".into(),
-            prompt: "p".into(),
-            next_run_time: Some(Timestamp(0)),
-            ..Schedule::default()
-        };
-        a.create_schedule(&schedule).await.expect("create");
-        let claims = |store: SqliteStore| {
-            let id = schedule.id.clone();
-            tokio::spawn(async move {
-                let mut won = Vec::new();
-                for fire in 0..100i64 {
-                    let run = ScheduleRun::new(&id, RunTrigger::Cron, Timestamp(fire));
-                    if store
-                        .claim_fire_time(&run, Timestamp(fire), Some(Timestamp(fire + 1)))
-                        .await
-                        .expect("claim")
-                    {
-                        won.push(fire);
-                    }
-                }
-                won
-            })
-        };
-        let (won_a, won_b) = (claims(a), claims(b));
-        let mut all = won_a.await.expect("a");
-        all.extend(won_b.await.expect("b"));
-        all.sort();
-        assert_eq!(
-            all,
-            (0..100).collect::<Vec<_>>(),
-            "every fire time exactly once"
-        );
-
-        let reopened = SqliteStore::open(&path).await.expect("reopen");
-        let stored = reopened
-            .get_schedule(&schedule.id)
-            .await
-            .expect("get")
-            .expect("exists");
-        assert_eq!(stored.next_run_time, Some(Timestamp(100)));
-        assert_eq!(
-            reopened
-                .list_runs(&schedule.id, None, 500)
-                .await
-                .expect("runs")
-                .len(),
-            100
-        );
-        let latest = reopened
-            .latest_runs(&[schedule.id.clone(), "no-such-schedule".into()])
-            .await
-            .expect("latest");
-        assert_eq!(latest.len(), 1);
-        let newest = reopened
-            .list_runs(&schedule.id, None, 1)
-            .await
-            .expect("newest");
-        assert_eq!(latest, newest, "the newest run by id");
     }
 }

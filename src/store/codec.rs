@@ -1,0 +1,228 @@
+//! What both backends agree on about stored rows, independent of any driver: the text
+//! each enum is stored as (the store's own snake_case names, never proto numbers), the
+//! JSON kept in TEXT columns, the column lists (the row shape every decoder reads by
+//! index and every insert writes in order), and the LIKE pattern of a session search.
+//!
+//! Nothing here touches a driver type, so `rusqlite` and `tokio_postgres` stay inside
+//! their own backend modules. Changing a name or a column order here changes both
+//! databases' contents: add a migration to each backend.
+
+use std::time::Duration;
+
+use crate::domain::{
+    Model, PermissionMode, ReasoningEffort, SessionSource, Timestamp, TurnError,
+    schedule::{RunStatus, RunTrigger, Schedule},
+};
+
+// --- enum <-> text ---
+
+pub(crate) fn effort_text(value: ReasoningEffort) -> &'static str {
+    match value {
+        ReasoningEffort::Default => "default",
+        ReasoningEffort::Off => "off",
+        ReasoningEffort::Low => "low",
+        ReasoningEffort::Medium => "medium",
+        ReasoningEffort::High => "high",
+    }
+}
+
+pub(crate) fn effort_from(text: &str) -> ReasoningEffort {
+    match text {
+        "off" => ReasoningEffort::Off,
+        "low" => ReasoningEffort::Low,
+        "medium" => ReasoningEffort::Medium,
+        "high" => ReasoningEffort::High,
+        _ => ReasoningEffort::Default,
+    }
+}
+
+pub(crate) fn mode_text(value: PermissionMode) -> &'static str {
+    match value {
+        PermissionMode::Ask => "ask",
+        PermissionMode::AutoApprove => "auto_approve",
+        PermissionMode::ReadOnly => "read_only",
+    }
+}
+
+pub(crate) fn mode_from(text: &str) -> PermissionMode {
+    match text {
+        "auto_approve" => PermissionMode::AutoApprove,
+        "read_only" => PermissionMode::ReadOnly,
+        _ => PermissionMode::Ask,
+    }
+}
+
+pub(crate) fn source_text(value: SessionSource) -> &'static str {
+    match value {
+        SessionSource::Manual => "manual",
+        SessionSource::Schedule => "schedule",
+        SessionSource::Api => "api",
+        SessionSource::Webhook => "webhook",
+    }
+}
+
+pub(crate) fn source_from(text: &str) -> SessionSource {
+    match text {
+        "manual" => SessionSource::Manual,
+        "schedule" => SessionSource::Schedule,
+        "webhook" => SessionSource::Webhook,
+        _ => SessionSource::Api,
+    }
+}
+
+/// A run trigger read back; the error names the unknown value.
+pub(crate) fn run_trigger_from(text: &str) -> Result<RunTrigger, String> {
+    RunTrigger::parse(text).ok_or_else(|| unknown_value(text))
+}
+
+/// A run status read back; the error names the unknown value.
+pub(crate) fn run_status_from(text: &str) -> Result<RunStatus, String> {
+    RunStatus::parse(text).ok_or_else(|| unknown_value(text))
+}
+
+fn unknown_value(text: &str) -> String {
+    format!("unknown value {text:?}")
+}
+
+// --- JSON in TEXT columns ---
+
+/// Enums stored as JSON strings (their serde names), e.g. a message's role or a turn's
+/// status.
+pub(crate) fn json_name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+pub(crate) fn from_json_name<T: serde::de::DeserializeOwned>(text: &str) -> serde_json::Result<T> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> serde_json::Result<T> {
+    serde_json::from_str(text)
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Result<String> {
+    serde_json::to_string(value)
+}
+
+/// A model from its `config` document and the columns that override it.
+pub(crate) fn model_from(
+    config: &str,
+    is_default: bool,
+    revision: i64,
+) -> serde_json::Result<Model> {
+    let mut model: Model = serde_json::from_str(config)?;
+    model.is_default = is_default;
+    model.revision = revision;
+    Ok(model)
+}
+
+/// A schedule from its `config` document and the columns that override it.
+pub(crate) fn schedule_from(
+    config: &str,
+    next_run_time: Option<i64>,
+    revision: i64,
+) -> serde_json::Result<Schedule> {
+    let mut schedule: Schedule = serde_json::from_str(config)?;
+    schedule.next_run_time = next_run_time.map(Timestamp);
+    schedule.revision = revision;
+    Ok(schedule)
+}
+
+// --- column values that are not plain copies ---
+
+/// A turn's error from its two columns: present when a reason is.
+pub(crate) fn turn_error(reason: Option<String>, message: Option<String>) -> Option<TurnError> {
+    reason.map(|reason| TurnError {
+        reason,
+        message: message.unwrap_or_default(),
+    })
+}
+
+/// A stored retry delay (microseconds; negative reads as zero).
+pub(crate) fn retry_delay(micros: Option<i64>) -> Option<Duration> {
+    micros.map(|micros| Duration::from_micros(micros.max(0) as u64))
+}
+
+// --- the row shapes: decoders read these columns by index, in this order ---
+
+pub(crate) const SESSION_COLUMNS: &str = "id, display_name, model, reasoning_effort, working_dir, permission_mode, \
+     system_prompt, labels, pinned, source, message_count, last_message_preview, input_tokens, \
+     output_tokens, reasoning_tokens, cached_input_tokens, create_time, update_time, \
+     last_active_time, revision, forked_from";
+
+pub(crate) const MESSAGE_COLUMNS: &str =
+    "id, session_id, turn_id, role, parts, create_time, incomplete, model, position";
+
+pub(crate) const TURN_COLUMNS: &str = "id, session_id, status, user_message_id, model, input_tokens, output_tokens, \
+     reasoning_tokens, cached_input_tokens, latency_micros, first_token_micros, error_reason, \
+     error_message, create_time, start_time, end_time, step_count, tool_calls";
+
+pub(crate) const MODEL_COLUMNS: &str = "is_default, revision, config";
+
+pub(crate) const SCHEDULE_COLUMNS: &str = "next_run_time, revision, config";
+
+pub(crate) const RUN_COLUMNS: &str = "id, schedule_id, trigger, scheduled_time, status, start_time, \
+    end_time, session_id, turn_id, error, attempt, next_retry_delay_micros";
+
+// --- search ---
+
+/// A LIKE pattern matching `query` anywhere: `%`, `_` and the escape character `\` are
+/// literal in a user's search text (both backends escape with `\`).
+pub(crate) fn like_pattern(query: &str) -> String {
+    let mut pattern = String::with_capacity(query.len() + 2);
+    pattern.push('%');
+    for c in query.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_names_round_trip() {
+        for effort in [
+            ReasoningEffort::Default,
+            ReasoningEffort::Off,
+            ReasoningEffort::Low,
+            ReasoningEffort::Medium,
+            ReasoningEffort::High,
+        ] {
+            assert_eq!(effort_from(effort_text(effort)), effort);
+        }
+        for mode in [
+            PermissionMode::Ask,
+            PermissionMode::AutoApprove,
+            PermissionMode::ReadOnly,
+        ] {
+            assert_eq!(mode_from(mode_text(mode)), mode);
+        }
+        for source in [
+            SessionSource::Manual,
+            SessionSource::Schedule,
+            SessionSource::Api,
+            SessionSource::Webhook,
+        ] {
+            assert_eq!(source_from(source_text(source)), source);
+        }
+        assert_eq!(run_trigger_from("cron"), Ok(RunTrigger::Cron));
+        assert_eq!(
+            run_status_from("nope"),
+            Err("unknown value \"nope\"".to_owned())
+        );
+    }
+
+    #[test]
+    fn like_pattern_escapes_metacharacters() {
+        assert_eq!(like_pattern(r"50%_a\b"), r"%50\%\_a\\b%");
+    }
+}
