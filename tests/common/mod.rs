@@ -2,6 +2,8 @@
 //! with its own data dir; and helpers to reach it with real clients.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use octo::{
