@@ -43,6 +43,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Database and other state. Defaults to `$XDG_DATA_HOME/octo`.
     pub data_dir: PathBuf,
+    /// The database: `postgres://user:password@host:port/db` for a cluster of servers
+    /// on one Postgres, `sqlite:///path/octo.db`; default `<data_dir>/octo.db`.
+    pub database_url: Option<String>,
     /// Session working dirs must resolve inside this directory. Defaults to `<data_dir>/workspace`.
     pub workspace_root: Option<PathBuf>,
     /// Let sessions use any directory as working dir, not only those inside workspace_root.
@@ -195,6 +198,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data_dir: default_data_dir(),
+            database_url: None,
             workspace_root: None,
             allow_any_working_dir: false,
             token: None,
@@ -231,6 +235,8 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workspace_root: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -330,6 +336,10 @@ impl Config {
             self.token.is_some(),
         )
         .map_err(ConfigError::Rule)?;
+        if let Some(url) = &self.database_url {
+            crate::store::Backend::of(url)
+                .map_err(|err| ConfigError::Rule(format!("database_url: {err}")))?;
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Rule(
                 "tls_cert and tls_key go together: set both (PEM files) or neither".into(),
@@ -356,6 +366,10 @@ impl Config {
         let mut shown = self.clone();
         shown.token = shown.token.as_deref().map(mask);
         shown.webhook_secret = shown.webhook_secret.as_deref().map(mask);
+        shown.database_url = shown
+            .database_url
+            .as_deref()
+            .map(crate::domain::secret::mask_url);
         for model in shown.models.values_mut() {
             model.api_key = model.api_key.as_deref().map(mask);
         }
@@ -393,6 +407,10 @@ listen = "127.0.0.1:50051"
 
 # Where the SQLite database lives. Default: $XDG_DATA_HOME/octo (~/.local/share/octo).
 # data_dir = "/var/lib/octo"
+
+# The database. Default: SQLite at <data_dir>/octo.db. Several servers on one Postgres
+# form a cluster: postgres://user:password@host:5432/octo (or OCTO_DATABASE_URL).
+# database_url = "postgres://octo:secret@db.internal:5432/octo"
 
 # Session working dirs must resolve inside this directory. Default: <data_dir>/workspace.
 # workspace_root = "/home/me/projects"

@@ -31,7 +31,7 @@ use crate::{
     },
     runtime::{Chat, Deps, Limits, LiveIndex, Models, Sessions, Workspace},
     scheduler::{Clock, Scheduler, SchedulerDeps, SystemClock},
-    store::{Store, sqlite::SqliteStore},
+    store::Store,
     tools::Toolbox,
     webhooks::{WebhookPolicy, WebhookSecret, WebhookTarget, Webhooks},
 };
@@ -126,11 +126,13 @@ impl Server {
         crate::files::private_dir(&config.data_dir)
             .with_context(|| format!("preparing data dir {}", config.data_dir.display()))?;
 
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&config.database_path())
-                .await
-                .with_context(|| format!("opening {}", config.database_path().display()))?,
-        );
+        let database = match &config.database_url {
+            Some(url) => crate::domain::secret::mask_url(url),
+            None => config.database_path().display().to_string(),
+        };
+        let store = crate::store::open(config.database_url.as_deref(), &config.database_path())
+            .await
+            .with_context(|| format!("opening the database {database}"))?;
         let workspace = Workspace::new(&config.workspace_root(), config.allow_any_working_dir)
             .with_context(|| {
                 format!(

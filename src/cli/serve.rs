@@ -19,6 +19,9 @@ pub struct ServeArgs {
     /// Directory for the database and other state
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The database URL: postgres://user:password@host:port/db, or sqlite:///path
+    #[arg(long = "database", value_name = "URL")]
+    pub database_url: Option<String>,
     /// Session working dirs must resolve inside this directory
     #[arg(long, value_name = "DIR")]
     pub workspace_root: Option<PathBuf>,
@@ -46,6 +49,7 @@ impl ServeArgs {
         Overrides {
             listen: self.listen,
             data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
             workspace_root: self.workspace_root.clone(),
             token: token.map(str::to_owned),
             require_token: self.require_token.then_some(true),

@@ -14,6 +14,23 @@ pub fn mask(secret: &str) -> String {
     format!("{head}{MASK}{tail}")
 }
 
+/// A URL with the password of its user info masked (`postgres://octo:****@db/octo`), for
+/// logs and `octo config show`. A URL without a password is returned as it is.
+pub fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    // The user info ends at the last '@' before the path.
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:{MASK}{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Whether a value sent by a client is a masked hint (and must not overwrite a secret).
 pub fn is_masked(value: &str) -> bool {
     value.contains(MASK)
@@ -30,5 +47,22 @@ mod tests {
         assert_eq!(mask(""), "****");
         assert!(is_masked(&mask("sk-abcdefghijklmnopwxyz")));
         assert!(!is_masked("sk-abcdefghijklmnopwxyz"));
+    }
+
+    #[test]
+    fn urls_keep_everything_but_the_password() {
+        assert_eq!(
+            mask_url("postgres://octo:s3cr@t:x@db.lan:5432/octo?sslmode=disable"),
+            "postgres://octo:****@db.lan:5432/octo?sslmode=disable"
+        );
+        assert_eq!(
+            mask_url("postgres://octo@db/octo"),
+            "postgres://octo@db/octo"
+        );
+        assert_eq!(
+            mask_url("sqlite:///var/lib/octo.db"),
+            "sqlite:///var/lib/octo.db"
+        );
+        assert_eq!(mask_url("not a url"), "not a url");
     }
 }
