@@ -303,10 +303,7 @@ async fn other_origins_are_refused_on_every_browser_protocol() {
 #[tokio::test]
 async fn any_origin_is_accepted_only_with_a_token() {
     let home = tempfile::tempdir().expect("tempdir");
-    let output = common::octo_command()
-        .env("HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.path().join("config"))
-        .env("XDG_DATA_HOME", home.path().join("data"))
+    let output = common::octo_command_in(home.path())
         .env("OCTO_CORS_ALLOWED_ORIGINS", r#"["*"]"#)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .output()

@@ -121,10 +121,7 @@ async fn a_second_server_on_the_same_database_is_refused_until_clusters_exist() 
 #[tokio::test]
 async fn a_bad_database_url_is_refused_with_a_clear_error() {
     let home = tempfile::tempdir().expect("tempdir");
-    let output = common::octo_command()
-        .env("HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.path().join("config"))
-        .env("XDG_DATA_HOME", home.path().join("data"))
+    let output = common::octo_command_in(home.path())
         .args([
             "serve",
             "--listen",
@@ -149,10 +146,7 @@ async fn a_bad_database_url_is_refused_with_a_clear_error() {
         .and_then(|l| l.local_addr())
         .expect("port")
         .port();
-    let output = common::octo_command()
-        .env("HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.path().join("config"))
-        .env("XDG_DATA_HOME", home.path().join("data"))
+    let output = common::octo_command_in(home.path())
         .args(["serve", "--listen", "127.0.0.1:0", "--database"])
         .arg(format!("postgres://octo:hunter2@127.0.0.1:{port}/octo"))
         .output()

@@ -217,6 +217,10 @@ impl SessionSettings {
                 format!("must be at most {MAX_WORKING_DIR_BYTES} bytes"),
             );
         }
+        // Postgres text cannot hold NUL; the same rule on every backend.
+        if self.system_prompt.contains('\0') {
+            v.add("system_prompt", "must not contain NUL characters");
+        }
         if self.working_dir.contains('\0') {
             v.add("working_dir", "must not contain NUL characters");
         }
@@ -308,6 +312,21 @@ mod tests {
         };
         let fields: Vec<_> = v.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(fields, ["display_name", "system_prompt", "model"]);
+    }
+
+    #[test]
+    fn nul_characters_are_refused_in_stored_text() {
+        let settings = SessionSettings {
+            display_name: "a\0b".into(),
+            system_prompt: "be\0brief".into(),
+            working_dir: "dir\0".into(),
+            ..Default::default()
+        };
+        let Err(Error::InvalidArgument(v)) = settings.validate() else {
+            panic!("expected violations");
+        };
+        let fields: Vec<_> = v.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["display_name", "system_prompt", "working_dir"]);
     }
 
     #[test]

@@ -508,6 +508,20 @@ pub fn octo_command() -> tokio::process::Command {
     command
 }
 
+/// [`octo_command`] with HOME and the XDG config and data dirs under `home`.
+pub fn octo_command_in(home: &std::path::Path) -> tokio::process::Command {
+    let mut command = octo_command();
+    with_home(&mut command, home);
+    command
+}
+
+fn with_home(command: &mut tokio::process::Command, home: &std::path::Path) {
+    command
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"));
+}
+
 /// Starts `octo serve --listen 127.0.0.1:0 --log info <extra>` as a process with its
 /// HOME and XDG dirs under `home`; returns it with the address it logged. Its log keeps
 /// being drained so it never blocks on a full pipe.
@@ -525,10 +539,8 @@ pub async fn spawn_serve_with<S: AsRef<std::ffi::OsStr>>(
     extra: &[S],
 ) -> (tokio::process::Child, String) {
     use tokio::io::{AsyncBufReadExt, BufReader};
+    with_home(&mut command, home);
     let mut child = command
-        .env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_DATA_HOME", home.join("data"))
         .args(["serve", "--listen", "127.0.0.1:0", "--log", "info"])
         .args(extra)
         .stdout(std::process::Stdio::null())
