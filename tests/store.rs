@@ -753,6 +753,16 @@ async fn model_update_is_compare_and_swap(f: Fixture) {
         .find(|m| m.id == "a")
         .expect("a");
     assert!(!a.is_default, "making b the default cleared a");
+    // The default stays until another model takes over.
+    let mut undefault = updated.clone();
+    undefault.is_default = false;
+    undefault.revision = 3;
+    match store.update_model(&undefault, 2).await {
+        Err(Error::FailedPrecondition { reason, .. }) => {
+            assert_eq!(reason, "DEFAULT_MODEL_REQUIRED")
+        }
+        other => panic!("expected DEFAULT_MODEL_REQUIRED, got {other:?}"),
+    }
     b.revision = 3;
     assert_eq!(store.update_model(&b, 1).await.expect("stale"), None);
     let mut gone = model("zz", false);

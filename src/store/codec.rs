@@ -14,6 +14,23 @@ use crate::domain::{
     schedule::{RunStatus, RunTrigger, Schedule},
 };
 
+// --- rules both backends enforce inside their transactions ---
+
+/// An update may not clear the default flag of the default model: "exactly one default
+/// while any model exists" is kept by making another model the default instead.
+pub(crate) fn keep_default(stored: &Model, update: &Model) -> crate::domain::Result<()> {
+    if stored.is_default && !update.is_default {
+        return Err(crate::domain::Error::FailedPrecondition {
+            reason: "DEFAULT_MODEL_REQUIRED",
+            message: format!(
+                "models/{} is the default; make another model the default instead",
+                update.id
+            ),
+        });
+    }
+    Ok(())
+}
+
 // --- enum <-> text ---
 
 pub(crate) fn effort_text(value: ReasoningEffort) -> &'static str {

@@ -126,15 +126,7 @@ impl ModelStore for PostgresStore {
         if stored.revision != expected_revision {
             return Ok(None);
         }
-        if stored.is_default && !model.is_default {
-            return Err(Error::FailedPrecondition {
-                reason: "DEFAULT_MODEL_REQUIRED",
-                message: format!(
-                    "models/{} is the default; make another model the default instead",
-                    model.id
-                ),
-            });
-        }
+        codec::keep_default(&stored, model)?;
         if model.is_default {
             clear_default(&tx, &model.id).await?;
         }
