@@ -79,9 +79,13 @@ fn run_as() -> Option<(u32, u32)> {
     Some((entry.pw_uid, entry.pw_gid))
 }
 
-fn command(program: PathBuf, user: Option<(u32, u32)>) -> Command {
+/// `program` run as `user`, from the cluster's own `dir`, so nothing depends on the
+/// test's working directory (a checkout under a root-only /root, say) being readable by
+/// the postgres user (Postgres 15 copes with an unreadable one; others may not).
+fn command(program: PathBuf, user: Option<(u32, u32)>, dir: &Path) -> Command {
     use std::os::unix::process::CommandExt as _;
     let mut command = Command::new(program);
+    command.current_dir(dir);
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         command.pre_exec(move || {
@@ -135,7 +139,7 @@ fn start() -> Cluster {
             std::os::unix::fs::chown(path, Some(uid), Some(gid)).expect("chown to postgres");
         }
     }
-    let output = command(bin.join("initdb"), user)
+    let output = command(bin.join("initdb"), user, &dir)
         .args([
             "--auth=trust",
             "--username=postgres",
@@ -153,7 +157,7 @@ fn start() -> Cluster {
     );
 
     let port = free_port();
-    let mut child = command(bin.join("postgres"), user)
+    let mut child = command(bin.join("postgres"), user, &dir)
         .arg("-D")
         .arg(&data)
         .args(["-p", &port.to_string(), "-k"])
