@@ -510,6 +510,30 @@ mod tests {
     }
 
     #[test]
+    fn database_urls_are_checked_and_shown_masked() {
+        let config = Config {
+            database_url: Some("postgres://octo:hunter2@db:5432/octo".into()),
+            ..Config::default()
+        };
+        assert!(config.validate().is_ok());
+        let shown = config.to_masked_toml();
+        assert!(
+            shown.contains("postgres://octo:****@db:5432/octo"),
+            "{shown}"
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let bad = Config {
+            database_url: Some("mysql://octo:hunter2@db/octo".into()),
+            ..Config::default()
+        };
+        let err = bad.validate().expect_err("not a database URL").to_string();
+        assert!(
+            err.contains("database_url") && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn overrides_win_over_file_and_unknown_keys_are_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("config.toml");
