@@ -9,6 +9,8 @@
 
 use std::time::Duration;
 
+use super::{SessionCursor, SessionFilter};
+
 use crate::domain::{
     Model, PermissionMode, ReasoningEffort, SessionSource, Timestamp, TurnError,
     schedule::{RunStatus, RunTrigger, Schedule},
@@ -185,6 +187,70 @@ pub(crate) const RUN_COLUMNS: &str = "id, schedule_id, trigger, scheduled_time, 
     end_time, session_id, turn_id, error, attempt, next_retry_delay_micros";
 
 // --- search ---
+
+/// A value the session list query binds, in a backend's own parameter type.
+pub(crate) enum Bound {
+    Text(String),
+    Int(i64),
+    Flag(bool),
+}
+
+/// The session list query for `filter`, after `after` in list order (pinned first, most
+/// recent activity, then id, all descending; a keyset, so inserts do not shift pages),
+/// at most `limit`: one place for what the filters mean on every backend. `like` is the
+/// backend's case-insensitive match with `\` as escape, e.g. `"LIKE {} ESCAPE '\\'"`;
+/// `bind` records a value and returns its placeholder.
+pub(crate) fn session_list_sql(
+    filter: &SessionFilter,
+    after: Option<&SessionCursor>,
+    limit: usize,
+    like: &str,
+    mut bind: impl FnMut(Bound) -> String,
+) -> String {
+    let mut clauses: Vec<String> = Vec::new();
+    if let Some(query) = filter.query.as_deref().filter(|q| !q.is_empty()) {
+        let p = bind(Bound::Text(like_pattern(query)));
+        let matches = like.replace("{}", &p);
+        clauses.push(format!(
+            "(display_name {matches} OR last_message_preview {matches})"
+        ));
+    }
+    if let Some(source) = filter.source {
+        let p = bind(Bound::Text(source_text(source).to_owned()));
+        clauses.push(format!("source = {p}"));
+    }
+    if let Some(pinned) = filter.pinned {
+        let p = bind(Bound::Flag(pinned));
+        clauses.push(format!("pinned = {p}"));
+    }
+    if let Some(after_time) = filter.created_after {
+        let p = bind(Bound::Int(after_time.0));
+        clauses.push(format!("create_time >= {p}"));
+    }
+    if let Some(before) = filter.created_before {
+        let p = bind(Bound::Int(before.0));
+        clauses.push(format!("create_time < {p}"));
+    }
+    if let Some(cursor) = after {
+        // Row-value comparison over the list order (pinned DESC, last_active DESC, id DESC).
+        let pinned = bind(Bound::Flag(cursor.pinned));
+        let active = bind(Bound::Int(cursor.last_active_time));
+        let id = bind(Bound::Text(cursor.id.clone()));
+        clauses.push(format!(
+            "(pinned, last_active_time, id) < ({pinned}, {active}, {id})"
+        ));
+    }
+    let limit = bind(Bound::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+    let where_sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions {where_sql} \
+         ORDER BY pinned DESC, last_active_time DESC, id DESC LIMIT {limit}"
+    )
+}
 
 /// A LIKE pattern matching `query` anywhere: `%`, `_` and the escape character `\` are
 /// literal in a user's search text (both backends escape with `\`).

@@ -20,7 +20,7 @@ use super::{
     MessageStore, SessionContent, SessionCursor, SessionFilter, SessionStore, Store, TurnStore,
     codec::{
         self, MESSAGE_COLUMNS, SESSION_COLUMNS, TURN_COLUMNS, effort_from, effort_text, json_name,
-        like_pattern, mode_from, mode_text, source_from, source_text,
+        mode_from, mode_text, source_from, source_text,
     },
 };
 use crate::domain::{
@@ -535,56 +535,27 @@ impl SessionStore for SqliteStore {
         let filter = filter.clone();
         let after = after.cloned();
         self.read(move |conn| {
-            let mut clauses: Vec<String> = Vec::new();
             let mut values: Vec<rusqlite::types::Value> = Vec::new();
-            let mut bind = |value: rusqlite::types::Value| {
-                values.push(value);
-                format!("?{}", values.len())
-            };
-            if let Some(query) = filter.query.as_deref().filter(|q| !q.is_empty()) {
-                let p = bind(like_pattern(query).into());
-                clauses.push(format!(
-                    "(display_name LIKE {p} ESCAPE '\\' OR last_message_preview LIKE {p} ESCAPE '\\')"
-                ));
-            }
-            if let Some(source) = filter.source {
-                let p = bind(source_text(source).to_owned().into());
-                clauses.push(format!("source = {p}"));
-            }
-            if let Some(pinned) = filter.pinned {
-                let p = bind(i64::from(pinned).into());
-                clauses.push(format!("pinned = {p}"));
-            }
-            if let Some(after_time) = filter.created_after {
-                let p = bind(after_time.0.into());
-                clauses.push(format!("create_time >= {p}"));
-            }
-            if let Some(before) = filter.created_before {
-                let p = bind(before.0.into());
-                clauses.push(format!("create_time < {p}"));
-            }
-            if let Some(cursor) = &after {
-                // Row-value comparison over the list order (pinned DESC, last_active DESC, id DESC).
-                let pinned = bind(i64::from(cursor.pinned).into());
-                let active = bind(cursor.last_active_time.into());
-                let id = bind(cursor.id.clone().into());
-                clauses.push(format!("(pinned, last_active_time, id) < ({pinned}, {active}, {id})"));
-            }
-            let limit_param = bind((limit as i64).into());
-            let where_sql = if clauses.is_empty() {
-                String::new()
-            } else {
-                format!("WHERE {}", clauses.join(" AND "))
-            };
-            let sql = format!(
-                "SELECT {SESSION_COLUMNS} FROM sessions {where_sql} \
-                 ORDER BY pinned DESC, last_active_time DESC, id DESC LIMIT {limit_param}"
+            let sql = codec::session_list_sql(
+                &filter,
+                after.as_ref(),
+                limit,
+                "LIKE {} ESCAPE '\\'",
+                |value| {
+                    values.push(match value {
+                        codec::Bound::Text(text) => text.into(),
+                        codec::Bound::Int(n) => n.into(),
+                        codec::Bound::Flag(flag) => i64::from(flag).into(),
+                    });
+                    format!("?{}", values.len())
+                },
             );
             let mut stmt = conn.prepare_cached(&sql).map_err(storage_error)?;
             let rows = stmt
                 .query_map(rusqlite::params_from_iter(values), session_from_row)
                 .map_err(storage_error)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage_error)
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(storage_error)
         })
         .await
     }

@@ -17,7 +17,7 @@ use crate::{
         SessionContent, SessionCursor, SessionFilter, SessionStore,
         codec::{
             self, MESSAGE_COLUMNS, SESSION_COLUMNS, TURN_COLUMNS, effort_from, effort_text,
-            like_pattern, mode_from, mode_text, source_from, source_text,
+            mode_from, mode_text, source_from, source_text,
         },
     },
 };
@@ -147,51 +147,14 @@ impl SessionStore for PostgresStore {
         after: Option<&SessionCursor>,
         limit: usize,
     ) -> Result<Vec<Session>> {
-        let mut clauses: Vec<String> = Vec::new();
         let mut params = Params::default();
-        if let Some(query) = filter.query.as_deref().filter(|q| !q.is_empty()) {
-            // The columns are COLLATE "C": ILIKE folds ASCII case only, as SQLite's LIKE
-            // does; `\` is the escape character by default.
-            let p = params.bind(like_pattern(query));
-            clauses.push(format!(
-                "(display_name ILIKE {p} OR last_message_preview ILIKE {p})"
-            ));
-        }
-        if let Some(source) = filter.source {
-            let p = params.bind(source_text(source));
-            clauses.push(format!("source = {p}"));
-        }
-        if let Some(pinned) = filter.pinned {
-            let p = params.bind(pinned);
-            clauses.push(format!("pinned = {p}"));
-        }
-        if let Some(after_time) = filter.created_after {
-            let p = params.bind(after_time.0);
-            clauses.push(format!("create_time >= {p}"));
-        }
-        if let Some(before) = filter.created_before {
-            let p = params.bind(before.0);
-            clauses.push(format!("create_time < {p}"));
-        }
-        if let Some(cursor) = after {
-            // Row-value comparison over the list order (pinned DESC, last_active DESC, id DESC).
-            let pinned = params.bind(cursor.pinned);
-            let active = params.bind(cursor.last_active_time);
-            let id = params.bind(cursor.id.clone());
-            clauses.push(format!(
-                "(pinned, last_active_time, id) < ({pinned}, {active}, {id})"
-            ));
-        }
-        let limit = params.bind(super::limit(limit));
-        let where_sql = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
-        let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions {where_sql} \
-             ORDER BY pinned DESC, last_active_time DESC, id DESC LIMIT {limit}"
-        );
+        // The columns are COLLATE "C": ILIKE folds ASCII case only, as SQLite's LIKE does;
+        // `\` is its escape character by default.
+        let sql = codec::session_list_sql(filter, after, limit, "ILIKE {}", |value| match value {
+            codec::Bound::Text(text) => params.bind(text),
+            codec::Bound::Int(n) => params.bind(n),
+            codec::Bound::Flag(flag) => params.bind(flag),
+        });
         let client = self.client().await?;
         let rows = query(&client, &sql, &params.as_refs()).await?;
         decode_all(&rows, session_from_row)
