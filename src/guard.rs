@@ -203,9 +203,9 @@ impl Guard {
     pub fn check<B>(&self, request: &Request<B>) -> Result<(), Error> {
         let authority = request_authority(request);
         if self.loopback {
-            self.check_host(authority.as_deref())?;
+            self.check_host(authority)?;
         }
-        self.check_origin(request.headers(), authority.as_deref())
+        self.check_origin(request.headers(), authority)
     }
 
     fn check_host(&self, authority: Option<&str>) -> Result<(), Error> {
@@ -315,15 +315,16 @@ impl Guard {
 }
 
 /// The authority the client addressed: h2's `:authority` (or an absolute-form HTTP/1.1
-/// target), else the `Host` header.
-fn request_authority<B>(request: &Request<B>) -> Option<String> {
+/// target), else the `Host` header; borrowed, since this runs on every request. A `Host`
+/// that is not UTF-8 reads as empty, which no check accepts.
+fn request_authority<B>(request: &Request<B>) -> Option<&str> {
     if let Some(authority) = request.uri().authority() {
-        return Some(authority.as_str().to_owned());
+        return Some(authority.as_str());
     }
     request
         .headers()
         .get(header::HOST)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .map(|v| std::str::from_utf8(v.as_bytes()).unwrap_or(""))
 }
 
 /// Whether `origin` names the host and port the request was sent to.
@@ -424,6 +425,15 @@ mod tests {
                 "{host}"
             );
         }
+        let binary = Request::builder()
+            .uri("/v1/sessions")
+            .header(
+                "host",
+                HeaderValue::from_bytes(b"localhost\xff").expect("bytes"),
+            )
+            .body(())
+            .expect("request");
+        assert_eq!(reason(guard.check(&binary)), HOST_NOT_ALLOWED, "not UTF-8");
         // An h2 request names its authority in the URI.
         let h2 = Request::builder()
             .uri("http://attacker.example:50051/octo.v1.SessionService/ListSessions")
