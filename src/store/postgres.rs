@@ -32,6 +32,10 @@
 //! - **Text**: ids and searched text are `COLLATE "C"`: byte order like SQLite's BINARY.
 //!   Postgres text cannot hold NUL: previews and error texts the store writes have it
 //!   replaced (U+FFFD); JSON columns escape it; a client's own text with NUL fails.
+//! - **One server per database, for now**: [`PostgresStore::hold_server_lock`] (taken by
+//!   `store::open`, so by every server) keeps a session-level advisory lock on a
+//!   connection of its own; a second server is refused at start until leases and routing
+//!   let servers share a database. Tests that open two handles on purpose do not take it.
 //! - **Errors**: a unique violation becomes the domain error SQLite returns for it
 //!   (ALREADY_EXISTS for a session or model id); anything else is INTERNAL with its
 //!   cause, which the API layer logs and does not show to clients. No `tokio_postgres`
