@@ -1,6 +1,7 @@
 //! Plain Rust types and rules of Octo's domain: sessions, messages, turns, their
 //! validation, errors and pagination. No proto, no SQL, no HTTP.
 
+pub mod cluster;
 pub mod error;
 pub mod message;
 pub mod model;
