@@ -17,6 +17,7 @@ use octo::{
         Error, Message, Model, Part, PermissionMode, ReasoningEffort, Role, Session, SessionSource,
         SessionStatus, Timestamp, ToolCallRecord, ToolCallStatus, Turn, TurnError, TurnStatus,
         Usage,
+        cluster::Fence,
         model::{ModelCapabilities, ProviderKind},
         new_id,
         schedule::{RunStatus, RunTrigger, Schedule, ScheduleRun},
@@ -317,7 +318,11 @@ async fn sessions_filter_by_text_source_pin_and_time(f: Fixture) {
     }
     // The preview is searched too: it comes from the session's messages.
     store
-        .append_user_message(&message(&preview, "Deploy THE thing", None), None)
+        .append_user_message(
+            &message(&preview, "Deploy THE thing", None),
+            None,
+            Fence::NONE,
+        )
         .await
         .expect("message");
     let list = |filter: SessionFilter| async move {
@@ -444,7 +449,10 @@ async fn allowed_tools_accumulate_without_duplicates(f: Fixture) {
     let other = created(store, "y").await;
     assert!(store.allowed_tools(&s.id).await.expect("none").is_empty());
     for tool in ["shell", "write_file", "shell"] {
-        store.allow_tool(&s.id, tool).await.expect("allow");
+        store
+            .allow_tool(&s.id, tool, Fence::NONE)
+            .await
+            .expect("allow");
     }
     let mut tools = store.allowed_tools(&s.id).await.expect("tools");
     tools.sort();
@@ -462,20 +470,23 @@ async fn event_sequence_floor_rises_or_is_set_conditionally(f: Fixture) {
     let store = &*f.store;
     let s = created(store, "x").await;
     assert_eq!(store.event_sequence(&s.id).await.expect("floor"), 0);
-    store.set_event_sequence(&s.id, 40, None).await.expect("up");
     store
-        .set_event_sequence(&s.id, 10, None)
+        .set_event_sequence(&s.id, 40, None, Fence::NONE)
+        .await
+        .expect("up");
+    store
+        .set_event_sequence(&s.id, 10, None, Fence::NONE)
         .await
         .expect("not down");
     assert_eq!(store.event_sequence(&s.id).await.expect("floor"), 40);
     // A retiring session lowers its own floor only if nobody moved it since.
     store
-        .set_event_sequence(&s.id, 30, Some(39))
+        .set_event_sequence(&s.id, 30, Some(39), Fence::NONE)
         .await
         .expect("stale");
     assert_eq!(store.event_sequence(&s.id).await.expect("floor"), 40);
     store
-        .set_event_sequence(&s.id, 30, Some(40))
+        .set_event_sequence(&s.id, 30, Some(40), Fence::NONE)
         .await
         .expect("current");
     assert_eq!(store.event_sequence(&s.id).await.expect("floor"), 30);
@@ -496,12 +507,12 @@ async fn history_follows_positions_not_arrival(f: Fixture) {
     let s = created(store, "x").await;
     let waiting = message(&s, "queued early", None);
     store
-        .append_user_message(&waiting, None)
+        .append_user_message(&waiting, None, Fence::NONE)
         .await
         .expect("queued");
     assert_eq!(store.next_position(&s.id).await.expect("next"), 1);
     let first = message(&s, "first", Some(1));
-    store.put_message(&first).await.expect("first");
+    store.put_message(&first, Fence::NONE).await.expect("first");
     assert_eq!(store.next_position(&s.id).await.expect("next"), 2);
     assert_eq!(
         texts(&store.history(&s.id).await.expect("history")),
@@ -510,7 +521,7 @@ async fn history_follows_positions_not_arrival(f: Fixture) {
     );
 
     store
-        .set_message_position(&s.id, &waiting.id, 2)
+        .set_message_position(&s.id, &waiting.id, 2, Fence::NONE)
         .await
         .expect("position");
     // A checkpoint upsert without a position keeps the one it has.
@@ -520,7 +531,10 @@ async fn history_follows_positions_not_arrival(f: Fixture) {
     rewritten.parts = vec![Part::Text {
         text: "first!".into(),
     }];
-    store.put_message(&rewritten).await.expect("upsert");
+    store
+        .put_message(&rewritten, Fence::NONE)
+        .await
+        .expect("upsert");
     assert_eq!(
         texts(&store.history(&s.id).await.expect("history")),
         ["first!", "queued early"]
@@ -548,7 +562,7 @@ async fn user_message_and_turn_are_stored_together(f: Fixture) {
     m.turn_id = Some(t.id.clone());
     t.user_message_id = Some(m.id.clone());
     store
-        .append_user_message(&m, Some(&t))
+        .append_user_message(&m, Some(&t), Fence::NONE)
         .await
         .expect("append");
     assert_eq!(
@@ -578,7 +592,7 @@ async fn messages_page_between_before_and_after(f: Fixture) {
     let mut ids = Vec::new();
     for i in 1..=5 {
         let m = message(&s, &format!("m{i}"), Some(i));
-        store.put_message(&m).await.expect("put");
+        store.put_message(&m, Fence::NONE).await.expect("put");
         ids.push(m.id);
     }
     let session_id = s.id.as_str();
@@ -609,7 +623,7 @@ async fn turns_upsert_page_and_add_usage_once(f: Fixture) {
     let s = created(store, "x").await;
     let mut t = turn(&s, TurnStatus::Running, 10);
     t.start_time = Some(Timestamp(11));
-    store.put_turn(&t).await.expect("running");
+    store.put_turn(&t, Fence::NONE).await.expect("running");
     t.status = TurnStatus::Failed;
     t.end_time = Some(Timestamp(500));
     t.usage = Usage {
@@ -625,9 +639,9 @@ async fn turns_upsert_page_and_add_usage_once(f: Fixture) {
         reason: "PROVIDER_ERROR".into(),
         message: "boom".into(),
     });
-    store.put_turn(&t).await.expect("finished");
+    store.put_turn(&t, Fence::NONE).await.expect("finished");
     // A terminal turn written again (a retried write) adds nothing more.
-    store.put_turn(&t).await.expect("again");
+    store.put_turn(&t, Fence::NONE).await.expect("again");
     assert_eq!(
         store.get_turn(&s.id, &t.id).await.expect("get"),
         Some(t.clone())
@@ -643,7 +657,7 @@ async fn turns_upsert_page_and_add_usage_once(f: Fixture) {
     let mut ids = vec![t.id.clone()];
     for i in 0..4 {
         let next = turn(&s, TurnStatus::Succeeded, 20 + i);
-        store.put_turn(&next).await.expect("put");
+        store.put_turn(&next, Fence::NONE).await.expect("put");
         ids.push(next.id);
     }
     let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
@@ -671,7 +685,7 @@ async fn unfinished_turns_span_sessions_oldest_first(f: Fixture) {
     let queued_b = turn(&b, TurnStatus::Queued, 3);
     let queued_a = turn(&a, TurnStatus::Queued, 4);
     for t in [&running, &done, &queued_b, &queued_a] {
-        store.put_turn(t).await.expect("put");
+        store.put_turn(t, Fence::NONE).await.expect("put");
     }
     let unfinished: Vec<String> = store
         .unfinished_turns()

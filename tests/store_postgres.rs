@@ -15,6 +15,7 @@ use octo::{
     domain::{
         Error, Message, Model, Part, PermissionMode, ReasoningEffort, Role, Session, SessionSource,
         SessionStatus, Timestamp, Turn, TurnError, TurnStatus, Usage,
+        cluster::Fence,
         model::{ModelCapabilities, ProviderKind},
         new_id,
         schedule::{RunTrigger, Schedule, ScheduleRun},
@@ -254,7 +255,7 @@ async fn session_counters_and_grants_hold_under_concurrent_writers() {
     let m = Arc::new(text_message(&s, "streaming"));
     race(&a, &b, 16, |store, _| {
         let m = m.clone();
-        async move { store.put_message(&m).await }
+        async move { store.put_message(&m, Fence::NONE).await }
     })
     .await
     .into_iter()
@@ -264,7 +265,7 @@ async fn session_counters_and_grants_hold_under_concurrent_writers() {
         let s = s.clone();
         async move {
             store
-                .append_user_message(&text_message(&s, &format!("m{i}")), None)
+                .append_user_message(&text_message(&s, &format!("m{i}")), None, Fence::NONE)
                 .await
         }
     })
@@ -297,7 +298,7 @@ async fn session_counters_and_grants_hold_under_concurrent_writers() {
     let terminal = Arc::new(t.clone());
     race(&a, &b, 16, |store, _| {
         let t = terminal.clone();
-        async move { store.put_turn(&t).await }
+        async move { store.put_turn(&t, Fence::NONE).await }
     })
     .await
     .into_iter()
@@ -307,12 +308,12 @@ async fn session_counters_and_grants_hold_under_concurrent_writers() {
     // would count it again, on SQLite too: the runtime never does.)
     t.id = new_id();
     t.status = TurnStatus::Running;
-    a.put_turn(&t).await.expect("running");
+    a.put_turn(&t, Fence::NONE).await.expect("running");
     t.status = TurnStatus::Failed;
     let finished = Arc::new(t.clone());
     race(&a, &b, 16, |store, _| {
         let t = finished.clone();
-        async move { store.put_turn(&t).await }
+        async move { store.put_turn(&t, Fence::NONE).await }
     })
     .await
     .into_iter()
@@ -321,7 +322,11 @@ async fn session_counters_and_grants_hold_under_concurrent_writers() {
     // Concurrent grants all stay.
     race(&a, &b, 16, |store, i| {
         let s = s.clone();
-        async move { store.allow_tool(&s.id, &format!("tool{i:02}")).await }
+        async move {
+            store
+                .allow_tool(&s.id, &format!("tool{i:02}"), Fence::NONE)
+                .await
+        }
     })
     .await
     .into_iter()
@@ -330,7 +335,11 @@ async fn session_counters_and_grants_hold_under_concurrent_writers() {
     // The floor only rises, whatever order the raises land in.
     race(&a, &b, 16, |store, i| {
         let s = s.clone();
-        async move { store.set_event_sequence(&s.id, i as i64 * 10, None).await }
+        async move {
+            store
+                .set_event_sequence(&s.id, i as i64 * 10, None, Fence::NONE)
+                .await
+        }
     })
     .await
     .into_iter()
@@ -363,13 +372,13 @@ async fn deleting_a_session_while_it_is_written_never_deadlocks() {
         let s = Arc::new(session());
         a.create_session(&s).await.expect("session");
         let m = Arc::new(text_message(&s, "first"));
-        a.put_message(&m).await.expect("message");
+        a.put_message(&m, Fence::NONE).await.expect("message");
         let results = race(&a, &b, 12, |store, i| {
             let (s, m) = (s.clone(), m.clone());
             async move {
                 match i % 4 {
                     0 if i == 4 => store.delete_session(&s.id).await.map(|_| ()),
-                    0 | 1 => store.put_message(&m).await,
+                    0 | 1 => store.put_message(&m, Fence::NONE).await,
                     2 => {
                         let mut t = Turn {
                             id: new_id(),
@@ -387,11 +396,11 @@ async fn deleting_a_session_while_it_is_written_never_deadlocks() {
                             step_count: 0,
                             tool_calls: Vec::new(),
                         };
-                        store.put_turn(&t).await?;
+                        store.put_turn(&t, Fence::NONE).await?;
                         t.status = TurnStatus::Failed;
-                        store.put_turn(&t).await
+                        store.put_turn(&t, Fence::NONE).await
                     }
-                    _ => store.allow_tool(&s.id, "shell").await,
+                    _ => store.allow_tool(&s.id, "shell", Fence::NONE).await,
                 }
             }
         })
@@ -474,7 +483,10 @@ async fn nul_in_message_text_and_error_texts_is_stored() {
     store.create_session(&s).await.expect("session");
     // Message parts are JSON (NUL escaped): they read back exactly.
     let m = text_message(&s, "a\0b");
-    store.append_user_message(&m, None).await.expect("append");
+    store
+        .append_user_message(&m, None, Fence::NONE)
+        .await
+        .expect("append");
     assert_eq!(store.get_message(&s.id, &m.id).await.expect("get"), Some(m));
     let stored = store
         .get_session(&s.id)
@@ -502,7 +514,7 @@ async fn nul_in_message_text_and_error_texts_is_stored() {
         step_count: 0,
         tool_calls: Vec::new(),
     };
-    store.put_turn(&t).await.expect("turn");
+    store.put_turn(&t, Fence::NONE).await.expect("turn");
     let stored = store
         .get_turn(&s.id, &t.id)
         .await

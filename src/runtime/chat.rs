@@ -17,7 +17,7 @@ use super::{
 };
 use crate::domain::{
     Error, Message, Part, Resource, Result, Role, Timestamp, Turn, TurnError, TurnStatus, Usage,
-    new_id, page,
+    cluster::Fence, new_id, page,
 };
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -234,7 +234,10 @@ impl Chat {
                 }
                 (BusyPolicy::Steer, Some(active)) => {
                     message.turn_id = Some(active.id.clone());
-                    self.deps.store.append_user_message(&message, None).await?;
+                    self.deps
+                        .store
+                        .append_user_message(&message, None, Fence::NONE)
+                        .await?;
                     let steered = {
                         let mut state = live.lock();
                         match state.active.as_mut() {
@@ -316,12 +319,12 @@ impl Chat {
         message.turn_id = Some(turn.id.clone());
         // A steered message that lost its turn is already stored: re-point it.
         if stored {
-            self.deps.store.put_turn(&turn).await?;
-            self.deps.store.put_message(&message).await?;
+            self.deps.store.put_turn(&turn, Fence::NONE).await?;
+            self.deps.store.put_message(&message, Fence::NONE).await?;
         } else {
             self.deps
                 .store
-                .append_user_message(&message, Some(&turn))
+                .append_user_message(&message, Some(&turn), Fence::NONE)
                 .await?;
         }
         let mut state = live.lock();
@@ -431,7 +434,7 @@ impl Chat {
             match found {
                 Found::Queued(turn) => {
                     // Stored before anyone hears of it: a crash cannot resurrect it.
-                    self.deps.store.put_turn(&turn).await?;
+                    self.deps.store.put_turn(&turn, Fence::NONE).await?;
                     live.emit(
                         Some(turn_id),
                         EventKind::TurnFinished {
@@ -464,7 +467,7 @@ impl Chat {
         };
         // Stored before anyone hears of it: a crash cannot resurrect them.
         for turn in &cancelled {
-            self.deps.store.put_turn(turn).await?;
+            self.deps.store.put_turn(turn, Fence::NONE).await?;
             live.emit(
                 Some(&turn.id),
                 EventKind::TurnFinished {
@@ -521,7 +524,7 @@ impl Chat {
             // Remembered beyond this live state: idle retirement and restarts keep it.
             self.deps
                 .store
-                .allow_tool(session_id, &confirmation.call.tool)
+                .allow_tool(session_id, &confirmation.call.tool, Fence::NONE)
                 .await?;
         }
         Ok(confirmation)
@@ -653,7 +656,7 @@ impl Chat {
             let end = Timestamp::now();
             turn.end_time = Some(end);
             turn.latency_micros = turn.start_time.map(|s| end.0 - s.0);
-            self.deps.store.put_turn(&turn).await?;
+            self.deps.store.put_turn(&turn, Fence::NONE).await?;
             let live = self.live(&turn.session_id).await?;
             live.emit(
                 Some(&turn.id),

@@ -15,7 +15,7 @@ use super::{
     Deps,
     events::{Confirmation, Decision, Event, EventKind, Snapshot, WireCache},
 };
-use crate::domain::{Message, Result, Session, SessionStatus, Timestamp, Turn};
+use crate::domain::{Message, Result, Session, SessionStatus, Timestamp, Turn, cluster::Fence};
 
 /// Sequence numbers reserved ahead in the store, so a crash never reuses one.
 pub(crate) const SEQUENCE_BLOCK: i64 = 1 << 20;
@@ -148,7 +148,9 @@ impl LiveSession {
         let stored = deps.store.event_sequence(id).await?;
         let allow_always = deps.store.allowed_tools(id).await?.into_iter().collect();
         let floor = stored + SEQUENCE_BLOCK;
-        deps.store.set_event_sequence(id, floor, None).await?;
+        deps.store
+            .set_event_sequence(id, floor, None, Fence::NONE)
+            .await?;
         let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
         let live = Arc::new(LiveSession {
             id: Arc::from(id),
@@ -240,7 +242,7 @@ impl LiveSession {
         if let Some(floor) = raise {
             self.deps
                 .store
-                .set_event_sequence(&self.id, floor, None)
+                .set_event_sequence(&self.id, floor, None, Fence::NONE)
                 .await?;
         }
         Ok(())
@@ -340,7 +342,7 @@ impl LiveSession {
         };
         self.deps
             .store
-            .set_event_sequence(&self.id, last, Some(floor))
+            .set_event_sequence(&self.id, last, Some(floor), Fence::NONE)
             .await
     }
 

@@ -17,7 +17,7 @@ use super::{
 use crate::{
     domain::{
         Message, Part, Role, Session, Timestamp, ToolCallRecord, ToolCallStatus, Turn, TurnError,
-        TurnStatus, Usage, new_id, tool::ToolCallRequest,
+        TurnStatus, Usage, cluster::Fence, new_id, tool::ToolCallRequest,
     },
     providers::{self, ChatRequest, ProviderError, StreamEvent},
     store::Store,
@@ -93,7 +93,7 @@ pub(crate) async fn run(live: &Arc<LiveSession>, mut turn: Turn, cancel: Cancell
         );
         live.deps.sessions.publish_updated(prepared.session.clone());
     }
-    if let Err(err) = live.deps.store.put_turn(&turn).await {
+    if let Err(err) = live.deps.store.put_turn(&turn, Fence::NONE).await {
         tracing::error!(turn = %turn.id, error = %err, "cannot store the turn start");
     }
     {
@@ -134,7 +134,7 @@ pub(crate) async fn run(live: &Arc<LiveSession>, mut turn: Turn, cancel: Cancell
     turn.error = error;
     turn.end_time = Some(Timestamp::now());
     turn.latency_micros = Some(started.elapsed().as_micros() as i64);
-    if let Err(err) = live.deps.store.put_turn(&turn).await {
+    if let Err(err) = live.deps.store.put_turn(&turn, Fence::NONE).await {
         tracing::error!(turn = %turn.id, error = %err, "cannot store the turn end");
     }
     {
@@ -188,7 +188,7 @@ async fn steps(
     let mut position = deps.store.next_position(&live.id).await?;
     if let Some(user_message) = &turn.user_message_id {
         deps.store
-            .set_message_position(&live.id, user_message, position)
+            .set_message_position(&live.id, user_message, position, Fence::NONE)
             .await?;
         position += 1;
     }
@@ -209,7 +209,7 @@ async fn steps(
         };
         for mut message in steered {
             deps.store
-                .set_message_position(&live.id, &message.id, position)
+                .set_message_position(&live.id, &message.id, position, Fence::NONE)
                 .await?;
             message.position = Some(position);
             position += 1;
@@ -272,7 +272,7 @@ async fn steps(
             position: Some(position),
         };
         position += 1;
-        deps.store.put_message(&tool_message).await?;
+        deps.store.put_message(&tool_message, Fence::NONE).await?;
         live.emit(
             Some(&turn.id),
             EventKind::MessageCompleted {
@@ -280,7 +280,7 @@ async fn steps(
             },
         );
         history.push(tool_message);
-        deps.store.put_turn(turn).await?;
+        deps.store.put_turn(turn, Fence::NONE).await?;
     }
     Ok(failed(
         "STEP_LIMIT",
@@ -469,7 +469,7 @@ async fn stream_answer(
     let stored = if message.parts.is_empty() && ending.is_some() {
         None
     } else {
-        deps.store.put_message(&message).await?;
+        deps.store.put_message(&message, Fence::NONE).await?;
         let mut state = live.lock();
         if let Some(active) = state.active.as_mut() {
             active.partial = None;
@@ -520,9 +520,9 @@ impl Checkpoint {
         self.last = Instant::now();
         let store = store.clone();
         let message = message.clone();
-        self.running = Some(tokio::spawn(
-            async move { store.put_message(&message).await },
-        ));
+        self.running = Some(tokio::spawn(async move {
+            store.put_message(&message, Fence::NONE).await
+        }));
     }
 
     /// Waits for a save in flight, so the message's final save lands after it.

@@ -5,12 +5,13 @@ mod codec;
 pub mod postgres;
 pub mod sqlite;
 
-use std::{path::Path, sync::Arc};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
 use crate::domain::{
     Message, Model, Result, Session, SessionSource, Timestamp, Turn,
+    cluster::{Fence, Lease, ServerInfo},
     schedule::{Schedule, ScheduleRun},
 };
 
@@ -110,7 +111,15 @@ pub struct SessionContent {
 /// (`use crate::store::SessionStore`).
 #[async_trait]
 pub trait Store:
-    SessionStore + MessageStore + TurnStore + ModelStore + ScheduleStore + Send + Sync + 'static
+    SessionStore
+    + MessageStore
+    + TurnStore
+    + ModelStore
+    + ScheduleStore
+    + ClusterStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Flushes what the backend buffers (SQLite: a WAL checkpoint). Called on shutdown.
     async fn flush(&self) -> Result<()>;
@@ -149,18 +158,20 @@ pub trait SessionStore: Send + Sync {
     /// Tools the user allowed for the rest of the session (ALLOW_ALWAYS).
     async fn allowed_tools(&self, session_id: &str) -> Result<Vec<String>>;
 
-    async fn allow_tool(&self, session_id: &str, tool: &str) -> Result<()>;
+    /// Fenced (see [`ClusterStore`]): refused with LEASE_LOST once `fence` is stale.
+    async fn allow_tool(&self, session_id: &str, tool: &str, fence: Fence) -> Result<()>;
 
     /// The floor a session's event sequence restarts above.
     async fn event_sequence(&self, session_id: &str) -> Result<i64>;
 
     /// Sets the floor: with `only_if`, only when the stored floor is still that value
-    /// (a retiring session lowering its own floor); without, only upwards.
+    /// (a retiring session lowering its own floor); without, only upwards. Fenced.
     async fn set_event_sequence(
         &self,
         session_id: &str,
         sequence: i64,
         only_if: Option<i64>,
+        fence: Fence,
     ) -> Result<()>;
 }
 
@@ -170,11 +181,17 @@ pub trait SessionStore: Send + Sync {
 pub trait MessageStore: Send + Sync {
     /// Stores a user message and the turn it starts (or joins) in one transaction, and
     /// counts the message in its session. The durable acknowledgement of SendMessage.
-    async fn append_user_message(&self, message: &Message, turn: Option<&Turn>) -> Result<()>;
+    /// Fenced.
+    async fn append_user_message(
+        &self,
+        message: &Message,
+        turn: Option<&Turn>,
+        fence: Fence,
+    ) -> Result<()>;
 
     /// Inserts or replaces a message (assistant text is checkpointed while it streams).
-    /// Counts it in its session the first time.
-    async fn put_message(&self, message: &Message) -> Result<()>;
+    /// Counts it in its session the first time. Fenced.
+    async fn put_message(&self, message: &Message, fence: Fence) -> Result<()>;
 
     async fn get_message(&self, session_id: &str, message_id: &str) -> Result<Option<Message>>;
 
@@ -194,12 +211,13 @@ pub trait MessageStore: Send + Sync {
     /// The position the next message joining the conversation gets.
     async fn next_position(&self, session_id: &str) -> Result<i64>;
 
-    /// Puts a waiting message into the conversation at `position`.
+    /// Puts a waiting message into the conversation at `position`. Fenced.
     async fn set_message_position(
         &self,
         session_id: &str,
         message_id: &str,
         position: i64,
+        fence: Fence,
     ) -> Result<()>;
 }
 
@@ -207,7 +225,8 @@ pub trait MessageStore: Send + Sync {
 #[async_trait]
 pub trait TurnStore: Send + Sync {
     /// Inserts or replaces a turn record. A terminal turn adds its usage to the session.
-    async fn put_turn(&self, turn: &Turn) -> Result<()>;
+    /// Fenced.
+    async fn put_turn(&self, turn: &Turn, fence: Fence) -> Result<()>;
 
     async fn get_turn(&self, session_id: &str, turn_id: &str) -> Result<Option<Turn>>;
 
@@ -313,4 +332,68 @@ pub trait ScheduleStore: Send + Sync {
 
     /// The newest run of each of these schedules (those with any), in one query.
     async fn latest_runs(&self, schedule_ids: &[String]) -> Result<Vec<ScheduleRun>>;
+}
+
+/// Ownership of sessions across servers sharing one database: the server registry and
+/// session leases (rules in [`crate::domain::cluster`]).
+///
+/// **Fencing**: the owner-write methods of the other traits (`allow_tool`,
+/// `set_event_sequence`, `append_user_message`, `put_message`, `set_message_position`,
+/// `put_turn`) take a [`Fence`]. A fenced write reads the session's lease in the write's
+/// own transaction, under a lock [`ClusterStore::acquire_lease`] waits for, and is
+/// refused with UNAVAILABLE / `LEASE_LOST` (nothing written) when there is no lease or
+/// its epoch is not the fence's. So once an acquisition that moved the epoch has
+/// committed, no write fenced with the old epoch can commit. `Fence::NONE` writes
+/// without the check and without any extra query.
+///
+/// **Time**: a lease is live while now < `expire_time`, so a TTL of zero makes one that
+/// is expired at once. "Now" is the database's clock on Postgres and the local clock on
+/// SQLite.
+#[async_trait]
+pub trait ClusterStore: Send + Sync {
+    /// Registers (or re-registers) a server: inserts or updates its address; the start
+    /// time is set on insert only; the heartbeat time is now.
+    async fn register_server(&self, id: &str, address: &str) -> Result<ServerInfo>;
+
+    /// In one transaction: sets the server's heartbeat time to now and renews every lease
+    /// it owns to now + `ttl` (an expired one too: nobody took it, its epoch is the same,
+    /// so it is still this server's). Returns the leases the server holds afterwards, by
+    /// session id: the caller compares them with what it thinks it holds to find the ones
+    /// it lost. A missing server row is not re-created (its address is unknown here): the
+    /// leases are renewed all the same and come back with address `""`; the caller
+    /// re-registers when it finds itself missing from [`Self::list_servers`].
+    async fn heartbeat(&self, server_id: &str, ttl: Duration) -> Result<Vec<Lease>>;
+
+    /// Registered servers by id, dead ones included (their heartbeat time says so).
+    async fn list_servers(&self) -> Result<Vec<ServerInfo>>;
+
+    /// Clean shutdown: deletes the server's row and releases its leases (owner `""`,
+    /// expire time 0, epoch kept), so others take its sessions at once.
+    async fn deregister_server(&self, id: &str) -> Result<()>;
+
+    /// Takes the session's lease for `server_id` until now + `ttl` when there is none, it
+    /// is released or expired, or `server_id` owns it already (a renewal). The epoch
+    /// starts at 1, rises when the owner changes (from `""` too), and is kept when the
+    /// same server re-acquires. Returns the lease as it stands afterwards, with its
+    /// owner's address: the owner is another server when the lease is live elsewhere
+    /// (compare `owner`). Atomic: servers acquiring at once get exactly one owner.
+    /// NOT_FOUND if the session does not exist.
+    async fn acquire_lease(
+        &self,
+        session_id: &str,
+        server_id: &str,
+        ttl: Duration,
+    ) -> Result<Lease>;
+
+    /// The session's lease with its owner's address, live or not; None if it never had one.
+    async fn get_lease(&self, session_id: &str) -> Result<Option<Lease>>;
+
+    /// Releases the lease if `server_id` owns it at `epoch`: owner `""`, expire time 0,
+    /// row and epoch kept (the next owner gets a higher epoch). Returns whether it did.
+    async fn release_lease(&self, session_id: &str, server_id: &str, epoch: i64) -> Result<bool>;
+
+    /// Sessions with unfinished (queued or running) turns and no live lease (none,
+    /// released or expired), oldest unfinished turn first, at most `limit`: the sessions
+    /// a dead server left behind, for a live one to take over.
+    async fn orphaned_sessions(&self, limit: usize) -> Result<Vec<String>>;
 }

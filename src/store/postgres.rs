@@ -29,6 +29,8 @@
 //!   - a fire time is claimed by inserting its run under the unique (schedule, fire
 //!     time) key, with the schedule row locked so it cannot be disabled or deleted
 //!     between the check and the claim.
+//!   - a fenced owner write (see `cluster`) also holds its session's lease row FOR SHARE,
+//!     taken right after the session row, so an acquisition of the lease waits for it.
 //! - **Text**: ids and searched text are `COLLATE "C"`: byte order like SQLite's BINARY.
 //!   Postgres text cannot hold NUL: previews and error texts the store writes have it
 //!   replaced (U+FFFD); JSON columns escape it; a client's own text with NUL fails.
@@ -41,6 +43,7 @@
 //!   cause, which the API layer logs and does not show to clients. No `tokio_postgres`
 //!   or `deadpool` type leaves this module.
 
+mod cluster;
 mod messages;
 mod models;
 mod schedules;
@@ -63,7 +66,10 @@ use crate::domain::{Error, Result, Timestamp};
 
 /// Versioned schema changes; version N is the N-th entry. Never edit a released entry:
 /// add a new one.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/postgres/0001_initial.sql"),
+    include_str!("migrations/postgres/0002_cluster.sql"),
+];
 
 /// The advisory lock key migrations run under ("octo" and 1), per database.
 const MIGRATION_LOCK: i64 = 0x6f63_746f_0000_0001;

@@ -9,6 +9,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+mod cluster;
 mod models;
 mod schedules;
 
@@ -25,7 +26,7 @@ use super::{
 };
 use crate::domain::{
     Error, Message, Part, Result, Role, Session, SessionStatus, Timestamp, ToolCallRecord, Turn,
-    TurnStatus, Usage,
+    TurnStatus, Usage, cluster::Fence,
 };
 
 /// Versioned schema changes; version N is the N-th entry. Never edit a released entry:
@@ -36,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0003_history_positions.sql"),
     include_str!("migrations/sqlite/0004_models_schedules.sql"),
     include_str!("migrations/sqlite/0005_waiting_messages.sql"),
+    include_str!("migrations/sqlite/0006_cluster.sql"),
 ];
 
 /// Readers kept open for reuse.
@@ -695,20 +697,22 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn allow_tool(&self, session_id: &str, tool: &str) -> Result<()> {
+    async fn allow_tool(&self, session_id: &str, tool: &str, fence: Fence) -> Result<()> {
         let (session_id, tool) = (session_id.to_owned(), tool.to_owned());
         self.write(move |conn| {
             // One statement: concurrent grants never lose each other.
-            exec(
-                conn,
-                "UPDATE sessions SET allowed_tools = (\
-                   SELECT json_group_array(value) FROM (\
-                     SELECT value FROM json_each(allowed_tools) UNION SELECT ?2)) \
-                 WHERE id = ?1",
-                params![session_id, tool],
-            )
-            .map_err(storage_error)?;
-            Ok(())
+            cluster::fenced(conn, &session_id, fence, |conn| {
+                exec(
+                    conn,
+                    "UPDATE sessions SET allowed_tools = (\
+                       SELECT json_group_array(value) FROM (\
+                         SELECT value FROM json_each(allowed_tools) UNION SELECT ?2)) \
+                     WHERE id = ?1",
+                    params![session_id, tool],
+                )
+                .map_err(storage_error)?;
+                Ok(())
+            })
         })
         .await
     }
@@ -734,23 +738,28 @@ impl SessionStore for SqliteStore {
         session_id: &str,
         sequence: i64,
         only_if: Option<i64>,
+        fence: Fence,
     ) -> Result<()> {
         let session_id = session_id.to_owned();
         self.write(move |conn| {
-            match only_if {
-                Some(expected) => exec(
-                    conn,
-                    "UPDATE sessions SET event_sequence = ?2 WHERE id = ?1 AND event_sequence = ?3",
-                    params![session_id, sequence, expected],
-                ),
-                None => exec(
-                    conn,
-                    "UPDATE sessions SET event_sequence = MAX(event_sequence, ?2) WHERE id = ?1",
-                    params![session_id, sequence],
-                ),
-            }
-            .map_err(storage_error)?;
-            Ok(())
+            cluster::fenced(conn, &session_id, fence, |conn| {
+                match only_if {
+                    Some(expected) => exec(
+                        conn,
+                        "UPDATE sessions SET event_sequence = ?2 \
+                         WHERE id = ?1 AND event_sequence = ?3",
+                        params![session_id, sequence, expected],
+                    ),
+                    None => exec(
+                        conn,
+                        "UPDATE sessions SET event_sequence = MAX(event_sequence, ?2) \
+                         WHERE id = ?1",
+                        params![session_id, sequence],
+                    ),
+                }
+                .map_err(storage_error)?;
+                Ok(())
+            })
         })
         .await
     }
@@ -758,11 +767,17 @@ impl SessionStore for SqliteStore {
 
 #[async_trait]
 impl MessageStore for SqliteStore {
-    async fn append_user_message(&self, message: &Message, turn: Option<&Turn>) -> Result<()> {
+    async fn append_user_message(
+        &self,
+        message: &Message,
+        turn: Option<&Turn>,
+        fence: Fence,
+    ) -> Result<()> {
         let message = message.clone();
         let turn = turn.cloned();
         self.write(move |conn| {
             let tx = immediate(conn)?;
+            cluster::check_fence(&tx, &message.session_id, fence)?;
             if let Some(turn) = &turn {
                 write_turn(&tx, turn, "INSERT")?;
             }
@@ -773,10 +788,11 @@ impl MessageStore for SqliteStore {
         .await
     }
 
-    async fn put_message(&self, message: &Message) -> Result<()> {
+    async fn put_message(&self, message: &Message, fence: Fence) -> Result<()> {
         let message = message.clone();
         self.write(move |conn| {
             let tx = immediate(conn)?;
+            cluster::check_fence(&tx, &message.session_id, fence)?;
             let exists: bool = query_one(
                 &tx,
                 "SELECT 1 FROM messages WHERE id = ?1",
@@ -944,16 +960,19 @@ impl MessageStore for SqliteStore {
         session_id: &str,
         message_id: &str,
         position: i64,
+        fence: Fence,
     ) -> Result<()> {
         let (session_id, message_id) = (session_id.to_owned(), message_id.to_owned());
         self.write(move |conn| {
-            exec(
-                conn,
-                "UPDATE messages SET position = ?3 WHERE session_id = ?1 AND id = ?2",
-                params![session_id, message_id, position],
-            )
-            .map_err(storage_error)?;
-            Ok(())
+            cluster::fenced(conn, &session_id, fence, |conn| {
+                exec(
+                    conn,
+                    "UPDATE messages SET position = ?3 WHERE session_id = ?1 AND id = ?2",
+                    params![session_id, message_id, position],
+                )
+                .map_err(storage_error)?;
+                Ok(())
+            })
         })
         .await
     }
@@ -961,10 +980,11 @@ impl MessageStore for SqliteStore {
 
 #[async_trait]
 impl TurnStore for SqliteStore {
-    async fn put_turn(&self, turn: &Turn) -> Result<()> {
+    async fn put_turn(&self, turn: &Turn, fence: Fence) -> Result<()> {
         let turn = turn.clone();
         self.write(move |conn| {
             let tx = immediate(conn)?;
+            cluster::check_fence(&tx, &turn.session_id, fence)?;
             let previous: Option<String> = query_one(&tx, "SELECT status FROM turns WHERE id = ?1", [&turn.id], |row| row.get(0))
                 .optional()
                 .map_err(storage_error)?;

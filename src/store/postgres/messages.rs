@@ -6,11 +6,11 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::{
-    Param, PostgresStore, decode_all, execute, get, lock_session, pg_error, pg_text, query,
-    query_opt, storage_error, turns,
+    Param, PostgresStore, cluster::check_fence, decode_all, execute, get, lock_session, pg_error,
+    pg_text, query, query_opt, storage_error, turns,
 };
 use crate::{
-    domain::{Message, Part, Result, Role, Timestamp, Turn},
+    domain::{Message, Part, Result, Role, Timestamp, Turn, cluster::Fence},
     store::{
         MessageStore,
         codec::{self, MESSAGE_COLUMNS, json_name},
@@ -129,10 +129,16 @@ async fn bound<C: GenericClient>(client: &C, id: Option<&str>) -> Result<Option<
 
 #[async_trait]
 impl MessageStore for PostgresStore {
-    async fn append_user_message(&self, message: &Message, turn: Option<&Turn>) -> Result<()> {
+    async fn append_user_message(
+        &self,
+        message: &Message,
+        turn: Option<&Turn>,
+        fence: Fence,
+    ) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
         lock_session(&tx, &message.session_id).await?;
+        check_fence(&tx, &message.session_id, fence).await?;
         if let Some(turn) = turn {
             turns::insert_turn(&tx, turn).await?;
         }
@@ -141,11 +147,12 @@ impl MessageStore for PostgresStore {
         tx.commit().await.map_err(pg_error)
     }
 
-    async fn put_message(&self, message: &Message) -> Result<()> {
+    async fn put_message(&self, message: &Message, fence: Fence) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
         // Under the session's lock, "is it new?" cannot change before the commit.
         lock_session(&tx, &message.session_id).await?;
+        check_fence(&tx, &message.session_id, fence).await?;
         let inserted = write_message(&tx, message, "ON CONFLICT (id) DO NOTHING").await? == 1;
         if inserted {
             count_message(&tx, message).await?;
@@ -283,14 +290,18 @@ impl MessageStore for PostgresStore {
         session_id: &str,
         message_id: &str,
         position: i64,
+        fence: Fence,
     ) -> Result<()> {
-        let client = self.client().await?;
-        execute(
-            &client,
-            "UPDATE messages SET position = $3 WHERE session_id = $1 AND id = $2",
-            &[&session_id, &message_id, &position],
-        )
-        .await?;
-        Ok(())
+        const SQL: &str = "UPDATE messages SET position = $3 WHERE session_id = $1 AND id = $2";
+        let mut client = self.client().await?;
+        if fence.is_none() {
+            execute(&client, SQL, &[&session_id, &message_id, &position]).await?;
+            return Ok(());
+        }
+        let tx = client.transaction().await.map_err(pg_error)?;
+        lock_session(&tx, session_id).await?;
+        check_fence(&tx, session_id, fence).await?;
+        execute(&tx, SQL, &[&session_id, &message_id, &position]).await?;
+        tx.commit().await.map_err(pg_error)
     }
 }

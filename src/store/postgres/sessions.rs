@@ -8,11 +8,11 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::{IsolationLevel, Row, types::ToSql};
 
 use super::{
-    PostgresStore, decode_all, execute, get, messages, pg_error, query, query_opt, storage_error,
-    try_execute, turns,
+    PostgresStore, cluster::check_fence, decode_all, execute, get, lock_session, messages,
+    pg_error, query, query_opt, storage_error, try_execute, turns,
 };
 use crate::{
-    domain::{Error, Resource, Result, Session, SessionStatus, Timestamp, Usage},
+    domain::{Error, Resource, Result, Session, SessionStatus, Timestamp, Usage, cluster::Fence},
     store::{
         SessionContent, SessionCursor, SessionFilter, SessionStore,
         codec::{
@@ -278,7 +278,7 @@ impl SessionStore for PostgresStore {
         codec::from_json::<Vec<String>>(&json).map_err(storage_error)
     }
 
-    async fn allow_tool(&self, session_id: &str, tool: &str) -> Result<()> {
+    async fn allow_tool(&self, session_id: &str, tool: &str, fence: Fence) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
         // Read and written under the row lock: concurrent grants never lose each other.
@@ -291,6 +291,7 @@ impl SessionStore for PostgresStore {
         else {
             return Ok(());
         };
+        check_fence(&tx, session_id, fence).await?;
         let json: String = get(&row, 0)?;
         let mut tools = codec::from_json::<Vec<String>>(&json).map_err(storage_error)?;
         if tools.iter().any(|t| t == tool) {
@@ -329,25 +330,45 @@ impl SessionStore for PostgresStore {
         session_id: &str,
         sequence: i64,
         only_if: Option<i64>,
+        fence: Fence,
     ) -> Result<()> {
-        let client = self.client().await?;
-        // One statement each: the condition is checked on the row it updates.
-        match only_if {
-            Some(expected) => {
-                execute(
-                    &client,
-                    "UPDATE sessions SET event_sequence = $2 WHERE id = $1 AND event_sequence = $3",
-                    &[&session_id, &sequence, &expected],
-                )
-                .await?
-            }
-            None => execute(
-                &client,
+        let mut client = self.client().await?;
+        if fence.is_none() {
+            return write_event_sequence(&client, session_id, sequence, only_if).await;
+        }
+        let tx = client.transaction().await.map_err(pg_error)?;
+        lock_session(&tx, session_id).await?;
+        check_fence(&tx, session_id, fence).await?;
+        write_event_sequence(&tx, session_id, sequence, only_if).await?;
+        tx.commit().await.map_err(pg_error)
+    }
+}
+
+/// Sets a session's event-sequence floor: one statement each way, so the condition is
+/// checked on the row it updates.
+async fn write_event_sequence<C: GenericClient>(
+    client: &C,
+    session_id: &str,
+    sequence: i64,
+    only_if: Option<i64>,
+) -> Result<()> {
+    match only_if {
+        Some(expected) => {
+            execute(
+                client,
+                "UPDATE sessions SET event_sequence = $2 WHERE id = $1 AND event_sequence = $3",
+                &[&session_id, &sequence, &expected],
+            )
+            .await?
+        }
+        None => {
+            execute(
+                client,
                 "UPDATE sessions SET event_sequence = GREATEST(event_sequence, $2) WHERE id = $1",
                 &[&session_id, &sequence],
             )
-            .await?,
-        };
-        Ok(())
-    }
+            .await?
+        }
+    };
+    Ok(())
 }

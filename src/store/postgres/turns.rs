@@ -6,11 +6,11 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::{
-    PostgresStore, decode_all, execute, get, lock_session, pg_error, pg_text, query, query_opt,
-    storage_error,
+    PostgresStore, cluster::check_fence, decode_all, execute, get, lock_session, pg_error, pg_text,
+    query, query_opt, storage_error,
 };
 use crate::{
-    domain::{Result, Timestamp, ToolCallRecord, Turn, TurnStatus, Usage},
+    domain::{Result, Timestamp, ToolCallRecord, Turn, TurnStatus, Usage, cluster::Fence},
     store::{
         TurnStore,
         codec::{self, TURN_COLUMNS, json_name},
@@ -105,13 +105,14 @@ async fn query_turns<C: GenericClient>(
 
 #[async_trait]
 impl TurnStore for PostgresStore {
-    async fn put_turn(&self, turn: &Turn) -> Result<()> {
+    async fn put_turn(&self, turn: &Turn, fence: Fence) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
         // The session's lock serialises its turn writes, so the status read here is still
         // the stored one at commit and a turn's usage is added once; the turn's own row
         // lock covers a turn stored under another session id.
         lock_session(&tx, &turn.session_id).await?;
+        check_fence(&tx, &turn.session_id, fence).await?;
         let previous = query_opt(
             &tx,
             "SELECT status FROM turns WHERE id = $1 FOR UPDATE",
