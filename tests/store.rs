@@ -2,94 +2,29 @@
 //! (a file in a temp dir) and Postgres (a database of its own on the test binary's
 //! throwaway cluster, `common/postgres.rs`). Each method of each store trait has a case
 //! that could fail on a backend that got it wrong; cases that need two handles on one
-//! database (a restart, two servers) get them from [`Fixture::open_again`].
+//! database (a restart, two servers) get them from [`Fixture::open_again`]. The fixtures
+//! and the `conformance!` macro are in `common/store.rs`; the cluster cases (servers,
+//! leases, fencing) in `store_cluster.rs`.
 //!
-//! Adding a method to a store trait: add a case below and its name to `conformance!`.
-//! Adding a backend: a fixture function and a module line in `conformance!`.
+//! Adding a method to a store trait: add a case below (or in `store_cluster.rs`) and its
+//! name to `conformance!`.
 
 mod common;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use futures::future::BoxFuture;
+use common::store::{Fixture, conformance, created, message, session, turn};
 use octo::{
     domain::{
-        Error, Message, Model, Part, PermissionMode, ReasoningEffort, Role, Session, SessionSource,
-        SessionStatus, Timestamp, ToolCallRecord, ToolCallStatus, Turn, TurnError, TurnStatus,
-        Usage,
+        Error, Message, Model, Part, Session, SessionSource, Timestamp, ToolCallRecord,
+        ToolCallStatus, TurnError, TurnStatus, Usage,
         cluster::Fence,
         model::{ModelCapabilities, ProviderKind},
         new_id,
         schedule::{RunStatus, RunTrigger, Schedule, ScheduleRun},
     },
-    store::{
-        SessionContent, SessionCursor, SessionFilter, Store, postgres::PostgresStore,
-        sqlite::SqliteStore,
-    },
+    store::{SessionContent, SessionCursor, SessionFilter, Store},
 };
-
-/// A store under test, and how to open a second handle on the same database.
-struct Fixture {
-    store: Arc<dyn Store>,
-    open_again: Box<dyn Fn() -> BoxFuture<'static, Arc<dyn Store>> + Send + Sync>,
-    /// Keeps a SQLite file alive for the test's duration.
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Fixture {
-    async fn open_again(&self) -> Arc<dyn Store> {
-        (self.open_again)().await
-    }
-}
-
-async fn sqlite() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("octo.db");
-    let open = move || -> BoxFuture<'static, Arc<dyn Store>> {
-        let path = path.clone();
-        Box::pin(async move {
-            Arc::new(SqliteStore::open(&path).await.expect("open sqlite")) as Arc<dyn Store>
-        })
-    };
-    Fixture {
-        store: open().await,
-        open_again: Box::new(open),
-        _dir: Some(dir),
-    }
-}
-
-async fn postgres() -> Fixture {
-    let url = common::postgres::database().await;
-    let open = move || -> BoxFuture<'static, Arc<dyn Store>> {
-        let url = url.clone();
-        Box::pin(async move {
-            Arc::new(PostgresStore::open(&url).await.expect("open postgres")) as Arc<dyn Store>
-        })
-    };
-    Fixture {
-        store: open().await,
-        open_again: Box::new(open),
-        _dir: None,
-    }
-}
-
-/// One `#[tokio::test]` per case and backend: `sqlite::<case>`, `postgres::<case>`.
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                super::$case(super::sqlite().await).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                super::$case(super::postgres().await).await;
-            })*
-        }
-    };
-}
 
 conformance!(
     sessions_round_trip_and_survive_reopen,
@@ -115,71 +50,6 @@ conformance!(
 );
 
 // ---- fixtures ----
-
-fn session(title: &str, pinned: bool, active: i64) -> Session {
-    Session {
-        id: new_id(),
-        display_name: title.into(),
-        model: None,
-        reasoning_effort: ReasoningEffort::High,
-        working_dir: "/tmp".into(),
-        permission_mode: PermissionMode::ReadOnly,
-        system_prompt: "be brief".into(),
-        labels: BTreeMap::from([("team".to_owned(), "core".to_owned())]),
-        pinned,
-        source: SessionSource::Manual,
-        message_count: 0,
-        last_message_preview: String::new(),
-        usage: Usage::default(),
-        create_time: Timestamp(active),
-        update_time: Timestamp(active),
-        last_active_time: Timestamp(active),
-        revision: 1,
-        forked_from: None,
-        status: SessionStatus::Idle,
-        queue_depth: 0,
-        active_turn: None,
-    }
-}
-
-async fn created(store: &dyn Store, title: &str) -> Session {
-    let s = session(title, false, 1);
-    store.create_session(&s).await.expect("create session");
-    s
-}
-
-fn message(session: &Session, text: &str, position: Option<i64>) -> Message {
-    Message {
-        id: new_id(),
-        session_id: session.id.clone(),
-        turn_id: None,
-        role: Role::User,
-        parts: vec![Part::Text { text: text.into() }],
-        create_time: Timestamp(5),
-        incomplete: false,
-        model: None,
-        position,
-    }
-}
-
-fn turn(session: &Session, status: TurnStatus, created: i64) -> Turn {
-    Turn {
-        id: new_id(),
-        session_id: session.id.clone(),
-        status,
-        user_message_id: None,
-        model: Some("m".into()),
-        usage: Usage::default(),
-        latency_micros: None,
-        time_to_first_token_micros: None,
-        error: None,
-        create_time: Timestamp(created),
-        start_time: None,
-        end_time: None,
-        step_count: 0,
-        tool_calls: Vec::new(),
-    }
-}
 
 fn model(id: &str, is_default: bool) -> Model {
     Model {

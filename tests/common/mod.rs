@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod store;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
