@@ -3,25 +3,26 @@
 //! model, counters and usage added once, no deadlock against a cascading delete, no
 //! claim on a disabled schedule), kept by the Postgres store under many concurrent
 //! writers on two pools standing for two servers; and text with NUL, which Postgres
-//! cannot hold where SQLite can. Each test gets a database of its own on the test
+//! cannot hold where SQLite can; and that servers racing for one lease get one owner. Each test gets a database of its own on the test
 //! binary's throwaway cluster (`common/postgres.rs`) and uses the store only through its
 //! public API; the schema table is read with a plain `tokio_postgres` connection.
 
 mod common;
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use octo::{
     domain::{
         Error, Message, Model, Part, PermissionMode, ReasoningEffort, Role, Session, SessionSource,
         SessionStatus, Timestamp, Turn, TurnError, TurnStatus, Usage,
-        cluster::Fence,
+        cluster::{Fence, Lease},
         model::{ModelCapabilities, ProviderKind},
         new_id,
         schedule::{RunTrigger, Schedule, ScheduleRun},
     },
     store::{
-        MessageStore, ModelStore, ScheduleStore, SessionStore, TurnStore, postgres::PostgresStore,
+        ClusterStore, MessageStore, ModelStore, ScheduleStore, SessionStore, TurnStore,
+        postgres::PostgresStore,
     },
 };
 
@@ -524,4 +525,45 @@ async fn nul_in_message_text_and_error_texts_is_stored() {
         stored.error.map(|e| e.message).as_deref(),
         Some("bad\u{FFFD}body")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn servers_acquiring_one_free_lease_at_once_get_exactly_one_owner() {
+    const LIVE: Duration = Duration::from_secs(600);
+    let (a, b) = two_servers().await;
+    let s = session();
+    a.create_session(&s).await.expect("create");
+    let id = Arc::new(s.id.clone());
+    // 8 servers (each its own id, over two pools) race for the free lease; then, once the
+    // winner let it expire, 8 others race to take it over.
+    for (round, epoch) in [("first", 1), ("takeover", 2)] {
+        let leases: Vec<Lease> = race(&a, &b, 8, |store, i| {
+            let id = id.clone();
+            async move {
+                store
+                    .acquire_lease(&id, &format!("{round}-{i}"), LIVE)
+                    .await
+            }
+        })
+        .await
+        .into_iter()
+        .map(|r| r.expect("acquire"))
+        .collect();
+        let winner = leases[0].clone();
+        assert!(winner.owner.starts_with(round), "{winner:?}");
+        assert_eq!(winner.epoch, epoch, "{round}");
+        assert!(
+            leases
+                .iter()
+                .all(|l| l.owner == winner.owner && l.epoch == epoch),
+            "{round}: every racer sees the one owner: {leases:?}"
+        );
+        assert_eq!(a.get_lease(&id).await.expect("get"), Some(winner.clone()));
+        // The winner lets it expire (a renewal with TTL 0) for the next round.
+        let expired = a
+            .acquire_lease(&id, &winner.owner, Duration::ZERO)
+            .await
+            .expect("expire");
+        assert_eq!((expired.owner, expired.epoch), (winner.owner, epoch));
+    }
 }
