@@ -567,3 +567,84 @@ async fn servers_acquiring_one_free_lease_at_once_get_exactly_one_owner() {
         assert_eq!((expired.owner, expired.epoch), (winner.owner, epoch));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_takeover_waits_for_the_fenced_write_in_flight_and_then_fences_it_out() {
+    let url = common::postgres::database().await;
+    let store = Arc::new(PostgresStore::open(&url).await.expect("open"));
+    let s = session();
+    store.create_session(&s).await.expect("create");
+    let old = store
+        .acquire_lease(&s.id, "a", Duration::ZERO)
+        .await
+        .expect("acquire");
+    let old = Fence(old.epoch);
+    let mut t = common::store::turn(&s, TurnStatus::Running, 1);
+    store.put_turn(&t, old).await.expect("running");
+
+    // Hold the turn's row, so the owner's next fenced write stops half way: after its
+    // fence check (the lease row held FOR SHARE), before its own write.
+    let mut blocker = connect(&url).await;
+    let hold = blocker.transaction().await.expect("begin");
+    hold.query_one("SELECT 1 FROM turns WHERE id = $1 FOR UPDATE", &[&t.id])
+        .await
+        .expect("lock the turn");
+    t.status = TurnStatus::Succeeded;
+    let write = tokio::spawn({
+        let (store, t) = (store.clone(), t.clone());
+        async move { store.put_turn(&t, old).await }
+    });
+    let takeover = tokio::spawn({
+        let store = store.clone();
+        let id = s.id.clone();
+        async move {
+            store
+                .acquire_lease(&id, "b", Duration::from_secs(600))
+                .await
+        }
+    });
+    // Both wait on a lock (the write on the turn row, the takeover on the write's share
+    // lock of the lease row): seen in pg_stat_activity, polled, not slept on.
+    let watcher = connect(&url).await;
+    tokio::time::timeout(common::TIMEOUT, async {
+        loop {
+            let waiting: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .expect("pg_stat_activity")
+                .get(0);
+            if waiting == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the write and the takeover wait on locks");
+    assert!(!takeover.is_finished(), "the takeover waits for the write");
+
+    hold.commit().await.expect("release the turn");
+    // The write checked its fence before the takeover: it commits; then the takeover.
+    write
+        .await
+        .expect("task")
+        .expect("the write in flight commits");
+    let lease = takeover.await.expect("task").expect("takeover");
+    assert_eq!((lease.owner.as_str(), lease.epoch), ("b", 2));
+    let stored = store.get_turn(&s.id, &t.id).await.expect("get").expect("t");
+    assert_eq!(stored.status, TurnStatus::Succeeded);
+    // From now on the old owner's writes are refused.
+    t.status = TurnStatus::Failed;
+    match store.put_turn(&t, old).await {
+        Err(err) => assert_eq!(err.reason(), "LEASE_LOST"),
+        Ok(()) => panic!("a write at the old epoch went through"),
+    }
+    store
+        .put_turn(&t, Fence(lease.epoch))
+        .await
+        .expect("the new owner writes");
+}
