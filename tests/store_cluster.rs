@@ -543,6 +543,20 @@ async fn deleting_a_session_removes_its_lease(f: Fixture) {
         store.acquire_lease(&s.id, "a", LIVE).await,
         Err(Error::NotFound { .. })
     ));
+    // A fenced write for the deleted session finds no lease: refused, the same on every
+    // backend and for every write (an unfenced one is a no-op, as before).
+    assert_lease_lost(
+        store.allow_tool(&s.id, "shell", Fence(1)).await,
+        "allow_tool",
+    );
+    assert_lease_lost(
+        store.set_event_sequence(&s.id, 5, None, Fence(1)).await,
+        "set_event_sequence",
+    );
+    store
+        .allow_tool(&s.id, "shell", Fence::NONE)
+        .await
+        .expect("unfenced no-op");
     // The server's heartbeat no longer returns it.
     assert_eq!(store.heartbeat("a", LIVE).await.expect("beat").len(), 1);
     assert_eq!(lease(store, &other.id).await.epoch, kept.epoch);

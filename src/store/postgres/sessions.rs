@@ -282,16 +282,18 @@ impl SessionStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
         // Read and written under the row lock: concurrent grants never lose each other.
-        let Some(row) = query_opt(
+        let row = query_opt(
             &tx,
             "SELECT allowed_tools FROM sessions WHERE id = $1 FOR NO KEY UPDATE",
             &[&session_id],
         )
-        .await?
-        else {
+        .await?;
+        // Before the missing-session no-op: a fenced grant for a session that is gone (so
+        // is its lease) is LEASE_LOST, as on SQLite and as the other fenced writes.
+        check_fence(&tx, session_id, fence).await?;
+        let Some(row) = row else {
             return Ok(());
         };
-        check_fence(&tx, session_id, fence).await?;
         let json: String = get(&row, 0)?;
         let mut tools = codec::from_json::<Vec<String>>(&json).map_err(storage_error)?;
         if tools.iter().any(|t| t == tool) {

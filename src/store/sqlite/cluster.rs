@@ -46,7 +46,7 @@ fn server_from_row(row: &Row<'_>) -> rusqlite::Result<ServerInfo> {
 }
 
 /// A TTL in microseconds, capped so that now + ttl cannot overflow (~73,000 years).
-pub(crate) fn ttl_micros(ttl: Duration) -> i64 {
+fn ttl_micros(ttl: Duration) -> i64 {
     micros(ttl).min(i64::MAX / 4)
 }
 
