@@ -17,7 +17,7 @@ use common::store::{Fixture, conformance, created, message, session, turn};
 use octo::{
     domain::{
         Error, Message, Model, Part, Session, SessionSource, Timestamp, ToolCallRecord,
-        ToolCallStatus, TurnError, TurnStatus, Usage,
+        ToolCallStatus, Turn, TurnError, TurnStatus, Usage,
         cluster::Fence,
         model::{ModelCapabilities, ProviderKind},
         new_id,
@@ -38,7 +38,7 @@ conformance!(
     user_message_and_turn_are_stored_together,
     messages_page_between_before_and_after,
     turns_upsert_page_and_add_usage_once,
-    unfinished_turns_span_sessions_oldest_first,
+    unfinished_turns_span_sessions_oldest_first_or_one_session,
     models_keep_exactly_one_default,
     model_update_is_compare_and_swap,
     deleting_the_last_model_in_use_needs_force,
@@ -546,7 +546,7 @@ async fn turns_upsert_page_and_add_usage_once(f: Fixture) {
     );
 }
 
-async fn unfinished_turns_span_sessions_oldest_first(f: Fixture) {
+async fn unfinished_turns_span_sessions_oldest_first_or_one_session(f: Fixture) {
     let store = &*f.store;
     let a = created(store, "a").await;
     let b = created(store, "b").await;
@@ -557,14 +557,17 @@ async fn unfinished_turns_span_sessions_oldest_first(f: Fixture) {
     for t in [&running, &done, &queued_b, &queued_a] {
         store.put_turn(t, Fence::NONE).await.expect("put");
     }
-    let unfinished: Vec<String> = store
-        .unfinished_turns()
-        .await
-        .expect("unfinished")
-        .into_iter()
-        .map(|t| t.id)
-        .collect();
-    assert_eq!(unfinished, [running.id, queued_b.id, queued_a.id]);
+    let ids = |turns: Vec<Turn>| turns.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    let unfinished = ids(store.unfinished_turns(None).await.expect("unfinished"));
+    assert_eq!(
+        unfinished,
+        [running.id.clone(), queued_b.id.clone(), queued_a.id.clone()]
+    );
+    // One session's: what a server taking the session over recovers.
+    let of_a = ids(store.unfinished_turns(Some(&a.id)).await.expect("of a"));
+    assert_eq!(of_a, [running.id, queued_a.id]);
+    let of_b = ids(store.unfinished_turns(Some(&b.id)).await.expect("of b"));
+    assert_eq!(of_b, [queued_b.id]);
 }
 
 // ---- models ----

@@ -41,10 +41,10 @@ impl Backend {
 }
 
 /// Opens (creating and migrating as needed) the store `url` names, or without one the
-/// SQLite database at `sqlite_path`: the store a server runs on. On Postgres the server
-/// claims the database for itself (a second server on it is refused with
-/// DATABASE_IN_USE) until servers can share one.
-pub async fn open(url: Option<&str>, sqlite_path: &Path) -> Result<Arc<dyn Store>> {
+/// SQLite database at `sqlite_path`: the store a server runs on. On Postgres a server
+/// that is not `shared` (one of a cluster) claims the database for itself: a second
+/// server on it is refused with DATABASE_IN_USE.
+pub async fn open(url: Option<&str>, sqlite_path: &Path, shared: bool) -> Result<Arc<dyn Store>> {
     let Some(url) = url else {
         return Ok(Arc::new(sqlite::SqliteStore::open(sqlite_path).await?));
     };
@@ -53,7 +53,9 @@ pub async fn open(url: Option<&str>, sqlite_path: &Path) -> Result<Arc<dyn Store
     {
         Backend::Postgres => {
             let store = postgres::PostgresStore::open(url).await?;
-            store.hold_server_lock().await?;
+            if !shared {
+                store.hold_server_lock().await?;
+            }
             Ok(Arc::new(store))
         }
         Backend::Sqlite => {
@@ -238,8 +240,9 @@ pub trait TurnStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Turn>>;
 
-    /// Queued and running turns of every session, oldest first (crash recovery).
-    async fn unfinished_turns(&self) -> Result<Vec<Turn>>;
+    /// Queued and running turns, oldest first: of one session (taking it over from a
+    /// server that stopped) or of every session (a server's recovery at start).
+    async fn unfinished_turns(&self, session_id: Option<&str>) -> Result<Vec<Turn>>;
 }
 
 /// What deleting a model did.

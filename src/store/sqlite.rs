@@ -1050,12 +1050,16 @@ impl TurnStore for SqliteStore {
         .await
     }
 
-    async fn unfinished_turns(&self) -> Result<Vec<Turn>> {
-        self.read(|conn| {
+    async fn unfinished_turns(&self, session_id: Option<&str>) -> Result<Vec<Turn>> {
+        let session_id = session_id.map(str::to_owned);
+        self.read(move |conn| {
             query_turns(
                 conn,
-                &format!("SELECT {TURN_COLUMNS} FROM turns WHERE status IN ('queued', 'running') ORDER BY id"),
-                Vec::new(),
+                &format!(
+                    "SELECT {TURN_COLUMNS} FROM turns WHERE status IN ('queued', 'running') \
+                     AND (?1 IS NULL OR session_id = ?1) ORDER BY id"
+                ),
+                vec![session_id.map_or(rusqlite::types::Value::Null, rusqlite::types::Value::Text)],
             )
         })
         .await

@@ -195,14 +195,15 @@ impl TurnStore for PostgresStore {
         }
     }
 
-    async fn unfinished_turns(&self) -> Result<Vec<Turn>> {
+    async fn unfinished_turns(&self, session_id: Option<&str>) -> Result<Vec<Turn>> {
         let client = self.client().await?;
         query_turns(
             &client,
             &format!(
-                "SELECT {TURN_COLUMNS} FROM turns WHERE status IN ('queued', 'running') ORDER BY id"
+                "SELECT {TURN_COLUMNS} FROM turns WHERE status IN ('queued', 'running') \
+                 AND ($1::TEXT IS NULL OR session_id = $1) ORDER BY id"
             ),
-            &[],
+            &[&session_id],
         )
         .await
     }
