@@ -35,6 +35,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(true)
         .compile_fds_with_config(descriptor_set, config)?;
+
+    // The server-to-server service of a cluster: internal, so it stays out of proto/,
+    // the descriptor set above (reflection, JSON mapping) and the generated clients. Its
+    // messages are the public ones (`crate::pb`).
+    println!("cargo:rerun-if-changed=src/api/peer/peer.proto");
+    let mut peer = protox::Compiler::new(["src/api/peer", "proto"])?;
+    peer.include_imports(false);
+    peer.open_file("peer.proto")?;
+    let mut config = prost_build::Config::new();
+    config.extern_path(".octo.v1", "crate::pb");
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds_with_config(peer.file_descriptor_set(), config)?;
     Ok(())
 }
 

@@ -61,15 +61,52 @@ struct Failures {
 
 pub struct Auth {
     token: Option<Vec<u8>>,
+    /// What the servers of a cluster present to each other (`PEER_PATH_PREFIX` calls);
+    /// without one, no call reaches the peer service.
+    cluster_token: Option<Vec<u8>>,
     failures: Mutex<Failures>,
 }
+
+/// The internal server-to-server service; its calls carry the cluster token instead
+/// of a client's.
+pub const PEER_PATH_PREFIX: &str = "/octo.peer.v1.PeerService/";
+/// The metadata a peer call carries the cluster token in.
+pub const CLUSTER_TOKEN_HEADER: &str = "x-octo-cluster-token";
 
 impl Auth {
     pub fn new(token: Option<&str>) -> Self {
         Self {
             token: token.map(|t| t.as_bytes().to_vec()),
+            cluster_token: None,
             failures: Mutex::new(Failures::default()),
         }
+    }
+
+    /// Accepts peer calls carrying `token` (a server of a cluster).
+    pub fn with_cluster_token(mut self, token: Option<&str>) -> Self {
+        self.cluster_token = token.map(|t| t.as_bytes().to_vec());
+        self
+    }
+
+    /// Checks a peer call's cluster token, as `check` does a client's.
+    pub fn check_peer(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Result<(), (Error, Duration)> {
+        let presented = headers
+            .get(CLUSTER_TOKEN_HEADER)
+            .map(|v| v.as_bytes().to_vec());
+        let error = match (&self.cluster_token, presented) {
+            (Some(expected), Some(token)) if bool::from(token.ct_eq(expected)) => return Ok(()),
+            (None, _) => Error::PermissionDenied {
+                reason: "NOT_A_CLUSTER",
+                message: "this server is not part of a cluster".into(),
+            },
+            (Some(_), _) => Error::Unauthenticated("the cluster token is not valid".into()),
+        };
+        let delay = peer.map_or(Duration::ZERO, |ip| self.record_failure(ip));
+        Err((error, delay))
     }
 
     pub fn required(&self) -> bool {
@@ -199,6 +236,8 @@ where
             .any(|prefix| request.uri().path().starts_with(prefix));
         let verdict = if open {
             Ok(())
+        } else if request.uri().path().starts_with(PEER_PATH_PREFIX) {
+            self.auth.check_peer(request.headers(), peer_ip(&request))
         } else {
             self.auth.check(request.headers(), peer_ip(&request))
         };

@@ -46,6 +46,18 @@ pub struct Config {
     /// The database: `postgres://user:password@host:port/db` for a cluster of servers
     /// on one Postgres, `sqlite:///path/octo.db`; default `<data_dir>/octo.db`.
     pub database_url: Option<String>,
+    /// With a Postgres `database_url`: makes this server one of a cluster on that
+    /// database (any server serves any session). Every server of the cluster uses the
+    /// same token, which authenticates their calls to each other. Without it a second
+    /// server on the database is refused.
+    pub cluster_token: Option<String>,
+    /// Where the other servers of the cluster reach this one (`http://host:port`).
+    /// Default: `http://<listen>` (`https://` with TLS); required when listening on a
+    /// wildcard address such as 0.0.0.0.
+    pub advertise_address: Option<String>,
+    /// A cluster server that stops renewing its leases for this long is presumed dead
+    /// and its sessions move to live servers.
+    pub lease_ttl_seconds: u64,
     /// Session working dirs must resolve inside this directory. Defaults to `<data_dir>/workspace`.
     pub workspace_root: Option<PathBuf>,
     /// Let sessions use any directory as working dir, not only those inside workspace_root.
@@ -199,6 +211,9 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data_dir: default_data_dir(),
             database_url: None,
+            cluster_token: None,
+            advertise_address: None,
+            lease_ttl_seconds: 10,
             workspace_root: None,
             allow_any_working_dir: false,
             token: None,
@@ -340,12 +355,73 @@ impl Config {
             crate::store::Backend::of(url)
                 .map_err(|err| ConfigError::Rule(format!("database_url: {err}")))?;
         }
+        self.check_cluster()?;
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Rule(
                 "tls_cert and tls_key go together: set both (PEM files) or neither".into(),
             ));
         }
         Ok(())
+    }
+
+    fn check_cluster(&self) -> Result<(), ConfigError> {
+        let Some(token) = &self.cluster_token else {
+            return Ok(());
+        };
+        let postgres = self.database_url.as_deref().map(crate::store::Backend::of);
+        if postgres != Some(Ok(crate::store::Backend::Postgres)) {
+            return Err(ConfigError::Rule(
+                "cluster_token needs a postgres:// database_url: the servers of a cluster share one Postgres"
+                    .into(),
+            ));
+        }
+        if token.len() < 32 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConfigError::Rule(
+                "cluster_token must be at least 32 printable ASCII characters without spaces \
+                 (e.g. from `openssl rand -hex 32`)"
+                    .into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.lease_ttl_seconds) {
+            return Err(ConfigError::Rule(
+                "lease_ttl_seconds must be between 1 and 3600".into(),
+            ));
+        }
+        match &self.advertise_address {
+            Some(address) => {
+                let parsed = address.parse::<http::Uri>().ok();
+                let valid = parsed.as_ref().is_some_and(|uri| {
+                    matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some()
+                });
+                if !valid {
+                    return Err(ConfigError::Rule(format!(
+                        "advertise_address {address:?} must be http://host:port or https://host:port"
+                    )));
+                }
+            }
+            None if self.listen.ip().is_unspecified() => {
+                return Err(ConfigError::Rule(format!(
+                    "listening on {} in a cluster needs advertise_address: the address other \
+                     servers reach this one at (http://host:port)",
+                    self.listen
+                )));
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// The address the other servers of a cluster reach this one at, given the bound
+    /// address (port 0 resolved).
+    pub fn advertised_address(&self, bound: std::net::SocketAddr) -> String {
+        self.advertise_address.clone().unwrap_or_else(|| {
+            let scheme = if self.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{bound}")
+        })
     }
 
     /// The directory working dirs are confined to.
@@ -366,6 +442,7 @@ impl Config {
         let mut shown = self.clone();
         shown.token = shown.token.as_deref().map(mask);
         shown.webhook_secret = shown.webhook_secret.as_deref().map(mask);
+        shown.cluster_token = shown.cluster_token.as_deref().map(mask);
         shown.database_url = shown
             .database_url
             .as_deref()
@@ -411,6 +488,14 @@ listen = "127.0.0.1:50051"
 # The database. Default: SQLite at <data_dir>/octo.db. Several servers on one Postgres
 # form a cluster: postgres://user:password@host:5432/octo (or OCTO_DATABASE_URL).
 # database_url = "postgres://octo:secret@db.internal:5432/octo"
+
+# With a Postgres database_url: this server joins the cluster of servers on that
+# database. The same secret on every server (e.g. `openssl rand -hex 32`).
+# cluster_token = "..."
+# Where the other servers reach this one. Default: http://<listen>.
+# advertise_address = "http://10.0.0.5:50051"
+# Seconds without a heartbeat before a server's sessions move to a live one.
+lease_ttl_seconds = 10
 
 # Session working dirs must resolve inside this directory. Default: <data_dir>/workspace.
 # workspace_root = "/home/me/projects"

@@ -18,7 +18,10 @@ use tower::{Layer, ServiceExt, util::BoxCloneSyncService};
 use tracing::Instrument;
 
 use crate::{
-    api::{ChatApi, ChatRoutes, ModelApi, ScheduleApi, SessionApi},
+    api::{
+        ChatApi, ChatRoutes, ModelApi, ScheduleApi, SessionApi,
+        peer::{PeerApi, PeerClients, PeerServiceServer},
+    },
     auth::{Auth, AuthLayer},
     config::Config,
     guard::Guard,
@@ -29,7 +32,9 @@ use crate::{
         schedule_service_server::ScheduleServiceServer,
         session_service_server::SessionServiceServer,
     },
-    runtime::{Chat, Deps, Limits, LiveIndex, Models, Sessions, Workspace},
+    runtime::{
+        Chat, ClusterSettings, Deps, Limits, LiveIndex, Models, Ownership, Sessions, Workspace,
+    },
     scheduler::{Clock, Scheduler, SchedulerDeps, SystemClock},
     store::Store,
     tools::Toolbox,
@@ -130,9 +135,14 @@ impl Server {
             Some(url) => crate::domain::secret::mask_url(url),
             None => config.database_path().display().to_string(),
         };
-        let store = crate::store::open(config.database_url.as_deref(), &config.database_path())
-            .await
-            .with_context(|| format!("opening the database {database}"))?;
+        let clustered = config.cluster_token.is_some();
+        let store = crate::store::open(
+            config.database_url.as_deref(),
+            &config.database_path(),
+            clustered,
+        )
+        .await
+        .with_context(|| format!("opening the database {database}"))?;
         let workspace = Workspace::new(&config.workspace_root(), config.allow_any_working_dir)
             .with_context(|| {
                 format!(
@@ -164,7 +174,7 @@ impl Server {
         ));
         let shutdown = CancellationToken::new();
         let turns_shutdown = CancellationToken::new();
-        let chat = Chat::new(Arc::new(Deps {
+        let deps = Arc::new(Deps {
             store: store.clone(),
             sessions: sessions.clone(),
             models: models.clone(),
@@ -175,7 +185,26 @@ impl Server {
             live,
             shutdown: turns_shutdown.clone(),
             finished_turns: tokio::sync::broadcast::channel(1024).0,
-        }));
+        });
+        let chat = match &config.cluster_token {
+            None => Chat::new(deps),
+            Some(token) => {
+                let settings = ClusterSettings {
+                    // A restarted server is a new member: nothing it held before a crash
+                    // is mistaken for its own.
+                    server_id: uuid::Uuid::now_v7().simple().to_string(),
+                    address: config.advertised_address(local_addr),
+                    lease_ttl: Duration::from_secs(config.lease_ttl_seconds),
+                };
+                tracing::info!(server = %settings.server_id, address = %settings.address, lease_ttl_seconds = config.lease_ttl_seconds, "joining the cluster");
+                let peers = PeerClients::new(token, config.max_message_bytes)?;
+                Chat::with_ownership(
+                    deps.clone(),
+                    Ownership::clustered(store.clone(), settings),
+                    Arc::new(peers),
+                )
+            }
+        };
         let recovered = chat
             .recover()
             .await
@@ -258,13 +287,20 @@ impl Server {
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
+        .add_service(
+            PeerServiceServer::new(PeerApi::new(chat.clone(), shutdown.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .prepare();
 
         let metrics = Arc::new(Metrics::new(octo_methods()?));
-        let auth = Arc::new(Auth::new(config.token.as_deref()));
+        let auth = Arc::new(
+            Auth::new(config.token.as_deref()).with_cluster_token(config.cluster_token.as_deref()),
+        );
         let grpc: GrpcService = BoxCloneSyncService::new(
             MetricsLayer::new(metrics.clone()).layer(AuthLayer::new(auth.clone()).layer(routes)),
         );
@@ -329,6 +365,7 @@ impl Server {
             tokio::spawn(notify_finished_turns(chat.clone(), webhooks, target));
         }
         scheduler.start().await.context("starting the scheduler")?;
+        chat.start_cluster();
         health
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;

@@ -3,6 +3,7 @@
 use std::{pin::Pin, sync::Arc};
 
 use futures::Stream;
+use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -43,7 +44,7 @@ fn busy_policy(value: i32) -> Result<BusyPolicy> {
     })
 }
 
-fn send_request(
+pub(super) fn send_request(
     session: &str,
     parts: &[pb::Part],
     on_busy: i32,
@@ -68,7 +69,7 @@ fn send_request(
     })
 }
 
-fn confirmation_pb(c: &crate::runtime::events::Confirmation) -> pb::Confirmation {
+pub(super) fn confirmation_pb(c: &crate::runtime::events::Confirmation) -> pb::Confirmation {
     pb::Confirmation {
         name: format!("sessions/{}/confirmations/{}", c.session_id, c.id),
         turn: format!("sessions/{}/turns/{}", c.session_id, c.turn_id),
@@ -82,7 +83,20 @@ fn confirmation_pb(c: &crate::runtime::events::Confirmation) -> pb::Confirmation
     }
 }
 
-fn decision_pb(decision: Option<Decision>) -> pb::ConfirmationDecision {
+/// A confirmation answer from the wire.
+pub(super) fn decision(value: i32) -> Result<Decision> {
+    match pb::ConfirmationDecision::try_from(value) {
+        Ok(pb::ConfirmationDecision::Allow) => Ok(Decision::Allow),
+        Ok(pb::ConfirmationDecision::Deny) => Ok(Decision::Deny),
+        Ok(pb::ConfirmationDecision::AllowAlways) => Ok(Decision::AllowAlways),
+        _ => Err(Error::invalid(
+            "decision",
+            "must be ALLOW, DENY or ALLOW_ALWAYS",
+        )),
+    }
+}
+
+pub(super) fn decision_pb(decision: Option<Decision>) -> pb::ConfirmationDecision {
     match decision {
         None => pb::ConfirmationDecision::Unspecified,
         Some(Decision::Allow) => pb::ConfirmationDecision::Allow,
@@ -111,6 +125,14 @@ fn join(parts: &[&str]) -> String {
 /// A runtime event as the wire event.
 pub fn event_pb(event: &Event) -> pb::SessionEvent {
     use pb::session_event::Kind;
+    if let EventKind::Relayed(_) = event.kind {
+        // Relayed as the owner encoded it (see api::peer::relayed); always decodable.
+        return event
+            .wire
+            .get()
+            .and_then(|bytes| pb::SessionEvent::decode(bytes.clone()).ok())
+            .unwrap_or_default();
+    }
     let session = &*event.session_id;
     let message_name = |id: &str| join(&["sessions/", session, "/messages/", id]);
     let kind = match &event.kind {
@@ -238,6 +260,7 @@ pub fn event_pb(event: &Event) -> pb::SessionEvent {
             reason: reason.clone(),
             oldest_retained_sequence: *oldest_retained,
         }),
+        EventKind::Relayed(_) => unreachable!("returned above"),
     };
     pb::SessionEvent {
         sequence: event.sequence,
@@ -254,7 +277,7 @@ pub fn event_pb(event: &Event) -> pb::SessionEvent {
 
 /// Streams a feed as `to_wire` makes each event, optionally only one turn's events until
 /// its end (`Chat`).
-fn event_stream<T: Send + 'static>(
+pub(super) fn event_stream<T: Send + 'static>(
     feed: EventFeed,
     only_turn: Option<String>,
     shutdown: CancellationToken,
@@ -462,17 +485,10 @@ impl ChatService for ChatApi {
     ) -> Result<Response<pb::RespondToConfirmationResponse>, Status> {
         let req = request.into_inner();
         let (session, confirmation) = parse_child_name(&req.name, "confirmations", "name")?;
-        let decision = match pb::ConfirmationDecision::try_from(req.decision) {
-            Ok(pb::ConfirmationDecision::Allow) => Decision::Allow,
-            Ok(pb::ConfirmationDecision::Deny) => Decision::Deny,
-            Ok(pb::ConfirmationDecision::AllowAlways) => Decision::AllowAlways,
-            _ => {
-                return Err(
-                    Error::invalid("decision", "must be ALLOW, DENY or ALLOW_ALWAYS").into(),
-                );
-            }
-        };
-        let answered = self.chat.respond(session, confirmation, decision).await?;
+        let answered = self
+            .chat
+            .respond(session, confirmation, decision(req.decision)?)
+            .await?;
         Ok(Response::new(pb::RespondToConfirmationResponse {
             confirmation: Some(confirmation_pb(&answered)),
         }))

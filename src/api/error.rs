@@ -14,6 +14,14 @@ use crate::domain::Error;
 pub const ERROR_DOMAIN: &str = "octo.v1";
 
 pub fn to_status(err: Error) -> Status {
+    if let Error::Relayed(relayed) = err {
+        // The owner built this status already; pass it on unchanged.
+        return Status::with_details(
+            Code::from_i32(relayed.code),
+            relayed.message,
+            relayed.details,
+        );
+    }
     let reason = err.reason();
     let mut details = ErrorDetails::new();
     details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
@@ -64,6 +72,7 @@ pub fn to_status(err: Error) -> Status {
         Error::Unauthenticated(message) => (Code::Unauthenticated, message),
         Error::PermissionDenied { message, .. } => (Code::PermissionDenied, message),
         Error::Unimplemented(message) => (Code::Unimplemented, message),
+        Error::Relayed(_) => unreachable!("answered above"),
         Error::Internal(message) => {
             // The cause stays in the log; clients get no internals.
             tracing::error!(error = %message, "internal error");
@@ -82,6 +91,34 @@ fn err_message(violations: &[crate::domain::FieldViolation]) -> String {
         .map(|v| format!("{}: {}", v.field, v.description))
         .collect();
     format!("invalid argument: {}", fields.join("; "))
+}
+
+/// The domain error a peer's status stands for: the moves the runtime acts on (the
+/// session changed owner) by reason, anything else passed through unchanged.
+pub fn from_peer_status(status: &Status) -> Error {
+    let reason = status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+        .unwrap_or_default();
+    match (status.code(), reason.as_str()) {
+        (Code::Unavailable, "NOT_OWNER") => Error::Unavailable {
+            reason: "NOT_OWNER",
+            message: status.message().to_owned(),
+            retry_after: None,
+        },
+        (Code::Unavailable, "LEASE_LOST") => Error::Unavailable {
+            reason: "LEASE_LOST",
+            message: status.message().to_owned(),
+            retry_after: None,
+        },
+        _ => Error::Relayed(Box::new(crate::domain::error::RelayedError {
+            code: status.code() as i32,
+            message: status.message().to_owned(),
+            details: status.details().to_vec().into(),
+            reason,
+        })),
+    }
 }
 
 impl From<Error> for Status {

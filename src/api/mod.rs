@@ -6,6 +6,7 @@ pub mod chat;
 pub mod convert;
 pub mod error;
 pub mod models;
+pub mod peer;
 pub mod schedules;
 pub mod sessions;
 pub mod wire;

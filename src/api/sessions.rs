@@ -248,13 +248,8 @@ impl SessionService for SessionApi {
     ) -> Result<Response<()>, Status> {
         let req = request.into_inner();
         let id = parse_name(&req.name, "sessions", "name")?;
-        if let Ok(session) = self.sessions.get(id).await {
-            session.check_etag(&req.etag)?;
-            // Stop its turns and tell its subscribers before the history goes.
-            self.chat.session_deleted(id);
-        }
-        self.sessions
-            .delete(id, &req.etag, req.allow_missing)
+        self.chat
+            .delete_session(id, &req.etag, req.allow_missing)
             .await?;
         Ok(Response::new(()))
     }

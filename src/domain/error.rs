@@ -102,6 +102,22 @@ pub enum Error {
     /// A fault of the server (storage, I/O). The message is logged, not trusted to clients.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The answer of the server owning the session (another server of the cluster),
+    /// passed on to the client exactly as that server gave it.
+    #[error("{}", .0.message)]
+    Relayed(Box<RelayedError>),
+}
+
+/// An error answered by another server, kept opaque: only the API layer reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayedError {
+    /// The wire status code.
+    pub code: i32,
+    pub message: String,
+    /// The encoded status details (ErrorInfo, field violations...).
+    pub details: bytes::Bytes,
+    /// ErrorInfo's reason, for the log and metrics.
+    pub reason: String,
 }
 
 fn resource_label(resource: Resource) -> &'static str {
@@ -154,6 +170,7 @@ impl Error {
             Error::Unauthenticated(_) => "UNAUTHENTICATED".into(),
             Error::Unimplemented(_) => "NOT_IMPLEMENTED".into(),
             Error::Internal(_) => "INTERNAL".into(),
+            Error::Relayed(relayed) => relayed.reason.clone(),
         }
     }
 

@@ -1,24 +1,34 @@
-//! Chat: messages, turns and event streams of sessions. Finds or starts a session's live
-//! state, applies the busy policy of each message, and serves subscriptions.
+//! Chat: messages, turns and event streams of sessions. Routes every command to the
+//! server that owns the session (this one, or another through [`Peers`]), starts a
+//! session's live state where it is owned, applies the busy policy of each message,
+//! and serves subscriptions.
+//!
+//! Ownership (see `cluster`): a session's live state exists on one server at a time.
+//! `route` takes the lease when nobody holds it; commands from a client that reach a
+//! non-owner are forwarded once, and the owner never forwards a peer's command again
+//! (it answers NOT_OWNER, and the caller looks the owner up again, at most
+//! [`MAX_HOPS`] times).
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
 };
 
-use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::{
     Deps,
+    cluster::{NoPeers, Owner, Ownership, Peers, Remote, is_moved, not_owner},
     events::{Confirmation, Decision, Event, EventKind, WireCache},
+    feed::{EventFeed, Opened, Source},
     live::{ActiveTurn, LiveSession},
     turn,
 };
-use crate::domain::{
-    Error, Message, Part, Resource, Result, Role, Timestamp, Turn, TurnError, TurnStatus, Usage,
-    cluster::Fence, new_id, page,
-};
+use crate::domain::{Error, Part, Resource, Result, Timestamp, Turn, TurnError, TurnStatus};
+
+/// How often a command follows a moving lease before it gives up with UNAVAILABLE
+/// (each hop is one lease read and one call; leases move only on takeover or idling).
+pub(crate) const MAX_HOPS: usize = 4;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BusyPolicy {
@@ -38,31 +48,63 @@ pub struct SendRequest {
     pub model: Option<String>,
 }
 
-pub struct Chat {
-    deps: Arc<Deps>,
-    live: Mutex<HashMap<String, Arc<LiveSession>>>,
-    /// Every driver task, so shutdown can wait for them.
-    drivers: tokio_util::task::TaskTracker,
+/// Who made a command: a client (forwarded to the owner when that is another server)
+/// or another server forwarding it (run here, or refused with NOT_OWNER).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    Client,
+    Peer,
 }
 
-fn session_not_found(id: &str) -> Error {
-    Error::not_found(Resource::Session, format!("sessions/{id}"))
+/// Where a session's commands run.
+pub(crate) enum Route {
+    Here(Arc<LiveSession>),
+    Elsewhere(Remote),
+}
+
+/// Where a session is live, without making it live.
+enum Located {
+    Here(Arc<LiveSession>),
+    Elsewhere(Remote),
+    Idle,
+}
+
+pub struct Chat {
+    pub(crate) deps: Arc<Deps>,
+    live: Mutex<HashMap<String, Arc<LiveSession>>>,
+    /// Every driver task (and the cluster heartbeat), so shutdown can wait for them.
+    pub(crate) drivers: tokio_util::task::TaskTracker,
+    pub(crate) ownership: Ownership,
+    pub(crate) peers: Arc<dyn Peers>,
 }
 
 impl Chat {
+    /// One server: it owns every session.
     pub fn new(deps: Arc<Deps>) -> Arc<Chat> {
+        let ownership = Ownership::solo(deps.store.clone());
+        Self::with_ownership(deps, ownership, Arc::new(NoPeers))
+    }
+
+    /// A server of a cluster (see `cluster`); call `start_cluster` once serving.
+    pub fn with_ownership(
+        deps: Arc<Deps>,
+        ownership: Ownership,
+        peers: Arc<dyn Peers>,
+    ) -> Arc<Chat> {
         Arc::new(Chat {
             deps,
             live: Mutex::new(HashMap::new()),
             drivers: tokio_util::task::TaskTracker::new(),
+            ownership,
+            peers,
         })
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveSession>>> {
+    pub(crate) fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LiveSession>>> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sessions with live state (a turn running or queued, or subscribers).
+    /// Sessions with live state on this server (a turn running or queued, or subscribers).
     pub fn live_count(&self) -> usize {
         self.map().len()
     }
@@ -73,33 +115,69 @@ impl Chat {
         self.deps.finished_turns.subscribe()
     }
 
-    /// The session's live state, started (with its driver) if needed.
-    async fn live(self: &Arc<Self>, id: &str) -> Result<Arc<LiveSession>> {
+    /// Where the session's commands run: its live state here (started, with its driver,
+    /// when this server takes the lease), or the server holding its lease.
+    pub(crate) async fn route(self: &Arc<Self>, id: &str) -> Result<Route> {
         if let Some(live) = self.map().get(id) {
-            return Ok(live.clone());
+            return Ok(Route::Here(live.clone()));
         }
-        let started = LiveSession::start(id, self.deps.clone()).await?;
-        let live = {
+        let fence = match self.ownership.claim(id).await? {
+            Owner::Here(fence) => fence,
+            Owner::Elsewhere(remote) => return Ok(Route::Elsewhere(remote)),
+        };
+        let started = LiveSession::start(id, self.deps.clone(), fence).await?;
+        // Sends wait until the turns a previous owner left are recovered and queued
+        // first, in their order.
+        let recovering = started.send_lock.lock().await;
+        {
             let mut map = self.map();
             if let Some(existing) = map.get(id) {
                 // Another caller started it first; ours was never used.
-                existing.clone()
-            } else {
-                map.insert(id.to_owned(), started.clone());
-                let chat = self.clone();
-                let driver = started.clone();
-                self.drivers.spawn(async move { chat.drive(driver).await });
-                started
+                return Ok(Route::Here(existing.clone()));
             }
-        };
-        Ok(live)
+            map.insert(id.to_owned(), started.clone());
+            let chat = self.clone();
+            let driver = started.clone();
+            self.drivers.spawn(async move { chat.drive(driver).await });
+        }
+        if !fence.is_none() {
+            // In a cluster the session may come from a server that died: what it left
+            // running ends INTERRUPTED, what it left queued runs here. (One server
+            // recovers everything once, at start: `recover`.)
+            if let Err(err) = self.recover_session(&started).await {
+                tracing::warn!(session = %id, error = %err, "cannot recover the session's turns");
+            }
+        }
+        drop(recovering);
+        Ok(Route::Here(started))
+    }
+
+    /// `route` for a caller: a peer's command never goes on to a third server.
+    pub(crate) async fn route_for(self: &Arc<Self>, id: &str, caller: Caller) -> Result<Route> {
+        match self.route(id).await? {
+            Route::Elsewhere(_) if caller == Caller::Peer => Err(not_owner(id)),
+            route => Ok(route),
+        }
+    }
+
+    /// Where the session is live, without taking its lease: commands that only act on
+    /// live state (cancel, clear, respond) need not make an idle session live.
+    async fn locate(&self, id: &str, caller: Caller) -> Result<Located> {
+        if let Some(live) = self.map().get(id) {
+            return Ok(Located::Here(live.clone()));
+        }
+        match self.ownership.holder(id).await? {
+            Some(_) if caller == Caller::Peer => Err(not_owner(id)),
+            Some(remote) => Ok(Located::Elsewhere(remote)),
+            None => Ok(Located::Idle),
+        }
     }
 
     /// The driver: runs queued turns one after the other; retires when idle.
     async fn drive(self: Arc<Self>, live: Arc<LiveSession>) {
         tracing::debug!(session = %live.id, "session live");
         loop {
-            // Shut down, or the session was deleted.
+            // Shut down, deleted, or moved to another server.
             if self.deps.shutdown.is_cancelled() || live.lock().retired {
                 return;
             }
@@ -129,7 +207,7 @@ impl Chat {
                         let mut state = live.lock();
                         state.active = None;
                         if state.retired {
-                            // Deleted while the turn ran: nothing left to publish.
+                            // Deleted or moved while the turn ran: nothing to publish.
                             return;
                         }
                         live.publish_summary(&state);
@@ -140,10 +218,14 @@ impl Chat {
                     tokio::select! {
                         () = live.wake.notified() => {}
                         () = self.deps.shutdown.cancelled() => return,
+                        () = live.moved.cancelled() => return,
                         () = tokio::time::sleep(self.deps.limits.idle) => {
                             if self.try_retire(&live) {
                                 if let Err(err) = live.store_exact_sequence().await {
                                     tracing::warn!(session = %live.id, error = %err, "cannot store the event sequence");
+                                }
+                                if let Err(err) = self.ownership.release(&live.id, live.fence).await {
+                                    tracing::warn!(session = %live.id, error = %err, "cannot release the session's lease");
                                 }
                                 tracing::debug!(session = %live.id, "session idle");
                                 return;
@@ -171,6 +253,34 @@ impl Chat {
         true
     }
 
+    /// Drops the live state of a session this server no longer owns (its lease was
+    /// taken after a missed heartbeat): the running turn stops (its fenced writes are
+    /// refused already), queued turns stay stored for the new owner, and subscribers
+    /// here move to the new owner (`EventFeed` resumes by sequence).
+    pub(crate) fn forget(&self, session_id: &str, epoch: i64) {
+        let live = {
+            let mut map = self.map();
+            match map.get(session_id) {
+                Some(live) if live.fence.0 == epoch => map.remove(session_id),
+                _ => None,
+            }
+        };
+        let Some(live) = live else {
+            return;
+        };
+        {
+            let mut state = live.lock();
+            state.queue.clear();
+            if let Some(active) = &state.active {
+                active.cancel.cancel();
+            }
+            state.retired = true;
+        }
+        live.clear_summary();
+        live.moved.cancel();
+        tracing::warn!(session = %session_id, "lost the session's lease to another server");
+    }
+
     /// Tells watchers of the session list and of the session that it changed.
     async fn publish_session(&self, live: &LiveSession) {
         if let Ok(session) = self.deps.sessions.get(&live.id).await {
@@ -184,193 +294,63 @@ impl Chat {
         }
     }
 
-    /// Stores the user message (and its turn) durably, then queues, steers or rejects per
-    /// `on_busy`. Returns the stored message and its turn.
-    pub async fn send(self: &Arc<Self>, request: SendRequest) -> Result<(Message, Turn)> {
-        validate_parts(&request.parts, self.deps.limits.max_attachment_bytes)?;
-        let session = self.deps.sessions.get(&request.session_id).await?;
-        // Fail fast when no model would run it; the turn resolves its model when it starts.
-        self.deps
-            .models
-            .resolve(request.model.as_deref(), session.model.as_deref())
-            .await?;
-        loop {
-            let live = self.live(&request.session_id).await?;
-            let _send = live.send_lock.lock().await;
-            if live.lock().retired {
-                continue;
-            }
-            live.keep_sequence_floor().await?;
-            let (busy, queued, active) = {
-                let state = live.lock();
-                (
-                    state.is_busy(),
-                    state.queue.len(),
-                    state.active.as_ref().map(|a| a.turn.clone()),
-                )
-            };
-            let now = Timestamp::now();
-            let mut message = Message {
-                id: new_id(),
-                session_id: request.session_id.clone(),
-                turn_id: None,
-                role: Role::User,
-                parts: request.parts.clone(),
-                create_time: now,
-                incomplete: false,
-                model: None,
-                // Joins the conversation when its turn starts (or, steered, at the next step).
-                position: None,
-            };
-            match (request.on_busy, active) {
-                (BusyPolicy::Reject, _) if busy => {
-                    return Err(Error::FailedPrecondition {
-                        reason: "SESSION_BUSY",
-                        message: format!(
-                            "sessions/{} is running a turn; send with on_busy ENQUEUE, STEER or INTERRUPT, or wait",
-                            request.session_id
-                        ),
-                    });
-                }
-                (BusyPolicy::Steer, Some(active)) => {
-                    message.turn_id = Some(active.id.clone());
-                    self.deps
-                        .store
-                        .append_user_message(&message, None, Fence::NONE)
-                        .await?;
-                    let steered = {
-                        let mut state = live.lock();
-                        match state.active.as_mut() {
-                            Some(running) if running.turn.id == active.id => {
-                                running.steering.push(message.clone());
-                                live.emit_locked(
-                                    &mut state,
-                                    Some(&active.id),
-                                    EventKind::MessageCompleted {
-                                        message: Box::new(message.clone()),
-                                    },
-                                );
-                                true
-                            }
-                            _ => false,
-                        }
-                    };
-                    if steered {
-                        return Ok((message, active));
-                    }
-                    // The turn ended while the message was being stored: it starts its own.
-                    return self
-                        .enqueue(
-                            &live,
-                            message,
-                            request.model.clone(),
-                            BusyPolicy::Enqueue,
-                            true,
-                        )
-                        .await;
-                }
-                (policy, _) => {
-                    if queued >= self.deps.limits.max_queue_depth {
-                        return Err(Error::ResourceExhausted {
-                            reason: "QUEUE_FULL",
-                            message: format!(
-                                "sessions/{} already has {queued} turns queued (the limit); wait, or clear the queue",
-                                request.session_id
-                            ),
-                            retry_after: None,
-                        });
-                    }
-                    return self
-                        .enqueue(&live, message, request.model.clone(), policy, false)
-                        .await;
-                }
-            }
-        }
-    }
-
-    /// Stores `message` with a new queued turn and queues it (INTERRUPT: first, and the
-    /// running turn is cancelled). `stored`: the message is already stored (a steered
-    /// message whose turn ended first).
-    async fn enqueue(
-        &self,
-        live: &LiveSession,
-        mut message: Message,
-        model: Option<String>,
-        policy: BusyPolicy,
-        stored: bool,
-    ) -> Result<(Message, Turn)> {
-        let turn = Turn {
-            id: new_id(),
-            session_id: message.session_id.clone(),
-            status: TurnStatus::Queued,
-            user_message_id: Some(message.id.clone()),
-            // The request's override, if any; resolved when the turn starts.
-            model,
-            usage: Usage::default(),
-            latency_micros: None,
-            time_to_first_token_micros: None,
-            error: None,
-            create_time: message.create_time,
-            start_time: None,
-            end_time: None,
-            step_count: 0,
-            tool_calls: Vec::new(),
-        };
-        message.turn_id = Some(turn.id.clone());
-        // A steered message that lost its turn is already stored: re-point it.
-        if stored {
-            self.deps.store.put_turn(&turn, Fence::NONE).await?;
-            self.deps.store.put_message(&message, Fence::NONE).await?;
-        } else {
-            self.deps
-                .store
-                .append_user_message(&message, Some(&turn), Fence::NONE)
-                .await?;
-        }
-        let mut state = live.lock();
-        let position = if policy == BusyPolicy::Interrupt {
-            state.queue.push_front(turn.clone());
-            if let Some(active) = &state.active {
-                active.cancel.cancel();
-            }
-            1
-        } else {
-            state.queue.push_back(turn.clone());
-            state.queue.len() as i32
-        };
-        live.emit_locked(
-            &mut state,
-            Some(&turn.id),
-            EventKind::MessageCompleted {
-                message: Box::new(message.clone()),
-            },
-        );
-        live.emit_locked(
-            &mut state,
-            Some(&turn.id),
-            EventKind::TurnQueued {
-                turn: Box::new(turn.clone()),
-                position,
-            },
-        );
-        live.publish_summary(&state);
-        drop(state);
-        live.wake.notify_one();
-        Ok((message, turn))
-    }
-
     /// A feed of the session's events after `after_sequence`: snapshot first.
     pub async fn subscribe(
         self: &Arc<Self>,
         session_id: &str,
         after_sequence: i64,
     ) -> Result<EventFeed> {
+        self.subscribe_from(session_id, after_sequence, Caller::Client)
+            .await
+    }
+
+    /// `subscribe`, for `caller`.
+    pub async fn subscribe_from(
+        self: &Arc<Self>,
+        session_id: &str,
+        after_sequence: i64,
+        caller: Caller,
+    ) -> Result<EventFeed> {
         if after_sequence < 0 {
             return Err(Error::invalid("after_sequence", "must not be negative"));
         }
+        let opened = self.open(session_id, after_sequence, caller).await?;
+        Ok(EventFeed::new(self.clone(), session_id, opened, caller))
+    }
+
+    /// The session's events after `after_sequence`, from wherever it is owned.
+    pub(crate) async fn open(
+        self: &Arc<Self>,
+        session_id: &str,
+        after_sequence: i64,
+        caller: Caller,
+    ) -> Result<Opened> {
         let session = self.deps.sessions.get(session_id).await?;
+        let mut hops = 0;
         loop {
-            let live = self.live(session_id).await?;
+            let live = match self.route_for(session_id, caller).await? {
+                Route::Here(live) => live,
+                Route::Elsewhere(remote) => {
+                    match self
+                        .peers
+                        .subscribe(&remote, session_id, after_sequence)
+                        .await
+                    {
+                        Ok(events) => {
+                            return Ok(Opened {
+                                source: Source::Remote(events),
+                                pending: Default::default(),
+                                delivered: after_sequence,
+                            });
+                        }
+                        Err(err) if is_moved(&err) && hops < MAX_HOPS => {
+                            hops += 1;
+                            continue;
+                        }
+                        Err(err) => return Err(err),
+                    }
+                }
+            };
             let subscription = {
                 if live.lock().retired {
                     continue;
@@ -397,18 +377,54 @@ impl Chat {
                 pending.push_back(Arc::new(reset));
             }
             pending.extend(subscription.replay);
-            return Ok(EventFeed {
-                live,
-                receiver: subscription.live,
+            return Ok(Opened {
+                source: Source::Local {
+                    live,
+                    receiver: subscription.live,
+                },
                 pending,
                 delivered,
-                ended: false,
             });
         }
     }
 
     pub async fn cancel_turn(&self, session_id: &str, turn_id: &str) -> Result<Turn> {
-        let live = self.map().get(session_id).cloned();
+        self.cancel_turn_from(session_id, turn_id, Caller::Client)
+            .await
+    }
+
+    /// `cancel_turn`, for `caller`.
+    pub async fn cancel_turn_from(
+        &self,
+        session_id: &str,
+        turn_id: &str,
+        caller: Caller,
+    ) -> Result<Turn> {
+        let mut hops = 0;
+        loop {
+            let live = match self.locate(session_id, caller).await? {
+                Located::Here(live) => Some(live),
+                Located::Idle => None,
+                Located::Elsewhere(remote) => {
+                    match self.peers.cancel_turn(&remote, session_id, turn_id).await {
+                        Err(err) if is_moved(&err) && hops < MAX_HOPS => {
+                            hops += 1;
+                            continue;
+                        }
+                        answer => return answer,
+                    }
+                }
+            };
+            return self.cancel_turn_here(live, session_id, turn_id).await;
+        }
+    }
+
+    async fn cancel_turn_here(
+        &self,
+        live: Option<Arc<LiveSession>>,
+        session_id: &str,
+        turn_id: &str,
+    ) -> Result<Turn> {
         if let Some(live) = live {
             enum Found {
                 Queued(Turn),
@@ -434,7 +450,7 @@ impl Chat {
             match found {
                 Found::Queued(turn) => {
                     // Stored before anyone hears of it: a crash cannot resurrect it.
-                    self.deps.store.put_turn(&turn, Fence::NONE).await?;
+                    self.deps.store.put_turn(&turn, live.fence).await?;
                     live.emit(
                         Some(turn_id),
                         EventKind::TurnFinished {
@@ -452,9 +468,24 @@ impl Chat {
     }
 
     pub async fn clear_queue(&self, session_id: &str) -> Result<Vec<Turn>> {
+        self.clear_queue_from(session_id, Caller::Client).await
+    }
+
+    /// `clear_queue`, for `caller`.
+    pub async fn clear_queue_from(&self, session_id: &str, caller: Caller) -> Result<Vec<Turn>> {
         self.deps.sessions.get(session_id).await?;
-        let Some(live) = self.map().get(session_id).cloned() else {
-            return Ok(Vec::new());
+        let mut hops = 0;
+        let live = loop {
+            match self.locate(session_id, caller).await? {
+                Located::Here(live) => break live,
+                Located::Idle => return Ok(Vec::new()),
+                Located::Elsewhere(remote) => {
+                    match self.peers.clear_queue(&remote, session_id).await {
+                        Err(err) if is_moved(&err) && hops < MAX_HOPS => hops += 1,
+                        answer => return answer,
+                    }
+                }
+            }
         };
         let cancelled: Vec<Turn> = {
             let mut state = live.lock();
@@ -467,7 +498,7 @@ impl Chat {
         };
         // Stored before anyone hears of it: a crash cannot resurrect them.
         for turn in &cancelled {
-            self.deps.store.put_turn(turn, Fence::NONE).await?;
+            self.deps.store.put_turn(turn, live.fence).await?;
             live.emit(
                 Some(&turn.id),
                 EventKind::TurnFinished {
@@ -484,13 +515,41 @@ impl Chat {
         confirmation_id: &str,
         decision: Decision,
     ) -> Result<Confirmation> {
+        self.respond_from(session_id, confirmation_id, decision, Caller::Client)
+            .await
+    }
+
+    /// `respond`, for `caller`.
+    pub async fn respond_from(
+        &self,
+        session_id: &str,
+        confirmation_id: &str,
+        decision: Decision,
+        caller: Caller,
+    ) -> Result<Confirmation> {
         let not_found = || {
             Error::not_found(
                 Resource::Confirmation,
                 format!("sessions/{session_id}/confirmations/{confirmation_id}"),
             )
         };
-        let live = self.map().get(session_id).cloned().ok_or_else(not_found)?;
+        let mut hops = 0;
+        let live = loop {
+            match self.locate(session_id, caller).await? {
+                Located::Here(live) => break live,
+                Located::Idle => return Err(not_found()),
+                Located::Elsewhere(remote) => {
+                    match self
+                        .peers
+                        .respond(&remote, session_id, confirmation_id, decision)
+                        .await
+                    {
+                        Err(err) if is_moved(&err) && hops < MAX_HOPS => hops += 1,
+                        answer => return answer,
+                    }
+                }
+            }
+        };
         let confirmation = {
             let mut state = live.lock();
             let active = state.active.as_mut().ok_or_else(not_found)?;
@@ -524,14 +583,52 @@ impl Chat {
             // Remembered beyond this live state: idle retirement and restarts keep it.
             self.deps
                 .store
-                .allow_tool(session_id, &confirmation.call.tool, Fence::NONE)
+                .allow_tool(session_id, &confirmation.call.tool, live.fence)
                 .await?;
         }
         Ok(confirmation)
     }
 
+    /// Deletes a session (AIP-135 semantics: `etag` must match when given; a missing
+    /// session is an error unless `allow_missing`): first its live state, wherever it
+    /// is owned, stops (turns cancelled, subscribers told), then its history goes.
+    pub async fn delete_session(
+        &self,
+        session_id: &str,
+        etag: &str,
+        allow_missing: bool,
+    ) -> Result<()> {
+        if let Ok(session) = self.deps.sessions.get(session_id).await {
+            session.check_etag(etag)?;
+            self.end_session(session_id, Caller::Client).await?;
+        }
+        self.deps
+            .sessions
+            .delete(session_id, etag, allow_missing)
+            .await
+    }
+
+    /// Ends the session's live state wherever it is owned (before it is deleted).
+    pub async fn end_session(&self, session_id: &str, caller: Caller) -> Result<()> {
+        let mut hops = 0;
+        loop {
+            match self.locate(session_id, caller).await? {
+                Located::Here(_) | Located::Idle => {
+                    self.session_deleted(session_id);
+                    return Ok(());
+                }
+                Located::Elsewhere(remote) => {
+                    match self.peers.end_session(&remote, session_id).await {
+                        Err(err) if is_moved(&err) && hops < MAX_HOPS => hops += 1,
+                        answer => return answer,
+                    }
+                }
+            }
+        }
+    }
+
     /// Ends live state of a deleted session: cancels its turns, tells subscribers.
-    pub fn session_deleted(&self, session_id: &str) {
+    fn session_deleted(&self, session_id: &str) {
         let Some(live) = self.map().remove(session_id) else {
             return;
         };
@@ -545,143 +642,6 @@ impl Chat {
         live.clear_summary();
     }
 
-    pub async fn get_turn(&self, session_id: &str, turn_id: &str) -> Result<Turn> {
-        if let Some(live) = self.map().get(session_id).cloned() {
-            let running = live
-                .lock()
-                .active
-                .as_ref()
-                .filter(|a| a.turn.id == turn_id)
-                .map(|a| a.turn.clone());
-            if let Some(turn) = running {
-                return Ok(turn);
-            }
-        }
-        self.deps
-            .store
-            .get_turn(session_id, turn_id)
-            .await?
-            .ok_or_else(|| {
-                Error::not_found(
-                    Resource::Turn,
-                    format!("sessions/{session_id}/turns/{turn_id}"),
-                )
-            })
-    }
-
-    pub async fn list_turns(
-        &self,
-        session_id: &str,
-        page_token: &str,
-        page_size: i32,
-    ) -> Result<(Vec<Turn>, String)> {
-        self.deps.sessions.get(session_id).await?;
-        let limit = page::page_size(page_size)?;
-        let filters = page::fingerprint(&[session_id]);
-        let before: Option<String> = page::decode_token(page_token, filters)?;
-        let mut turns = self
-            .deps
-            .store
-            .list_turns(session_id, before.as_deref(), limit + 1)
-            .await?;
-        let next = next_token(&mut turns, limit, |t| t.id.clone(), filters);
-        Ok((turns, next))
-    }
-
-    pub async fn get_message(&self, session_id: &str, message_id: &str) -> Result<Message> {
-        self.deps
-            .store
-            .get_message(session_id, message_id)
-            .await?
-            .ok_or_else(|| {
-                Error::not_found(
-                    Resource::Message,
-                    format!("sessions/{session_id}/messages/{message_id}"),
-                )
-            })
-    }
-
-    /// History newest first; `before`/`after` are message ids.
-    pub async fn list_messages(
-        &self,
-        session_id: &str,
-        before: Option<&str>,
-        after: Option<&str>,
-        page_token: &str,
-        page_size: i32,
-    ) -> Result<(Vec<Message>, String)> {
-        self.deps
-            .sessions
-            .get(session_id)
-            .await
-            .map_err(|_| session_not_found(session_id))?;
-        let limit = page::page_size(page_size)?;
-        let filters = page::fingerprint(&[session_id, before.unwrap_or(""), after.unwrap_or("")]);
-        let cursor: Option<String> = page::decode_token(page_token, filters)?;
-        // The page token continues below the last message served.
-        let before = cursor.as_deref().or(before);
-        let mut messages = self
-            .deps
-            .store
-            .list_messages(session_id, before, after, limit + 1)
-            .await?;
-        let next = next_token(&mut messages, limit, |m| m.id.clone(), filters);
-        Ok((messages, next))
-    }
-
-    /// On start: turns a crash left running become INTERRUPTED (their partial text is
-    /// kept, marked incomplete); sessions with queued turns go live and run them.
-    pub async fn recover(self: &Arc<Self>) -> Result<usize> {
-        let unfinished = self.deps.store.unfinished_turns().await?;
-        // Sessions in order of their oldest unfinished turn, each with its queue.
-        let mut queues: Vec<(String, Vec<Turn>)> = Vec::new();
-        for mut turn in unfinished {
-            let index = queues
-                .iter()
-                .position(|(id, _)| *id == turn.session_id)
-                .unwrap_or_else(|| {
-                    queues.push((turn.session_id.clone(), Vec::new()));
-                    queues.len() - 1
-                });
-            let queue = &mut queues[index].1;
-            if turn.status == TurnStatus::Queued {
-                queue.push(turn);
-                continue;
-            }
-            turn.status = TurnStatus::Interrupted;
-            turn.error = Some(TurnError {
-                reason: "SERVER_RESTARTED".into(),
-                message: "the server stopped while this turn ran".into(),
-            });
-            let end = Timestamp::now();
-            turn.end_time = Some(end);
-            turn.latency_micros = turn.start_time.map(|s| end.0 - s.0);
-            self.deps.store.put_turn(&turn, Fence::NONE).await?;
-            let live = self.live(&turn.session_id).await?;
-            live.emit(
-                Some(&turn.id),
-                EventKind::TurnFinished {
-                    turn: Box::new(turn.clone()),
-                },
-            );
-            tracing::warn!(session = %turn.session_id, turn = %turn.id, "turn interrupted by a restart");
-        }
-        let sessions = queues.len();
-        for (session_id, queued) in queues {
-            if queued.is_empty() {
-                continue;
-            }
-            let live = self.live(&session_id).await?;
-            {
-                let mut state = live.lock();
-                state.queue.extend(queued);
-                live.publish_summary(&state);
-            }
-            live.wake.notify_one();
-        }
-        Ok(sessions)
-    }
-
     /// Stops every session's turn (call after cancelling `Deps::shutdown`): running
     /// turns end INTERRUPTED, queued ones stay queued and resume on the next start.
     /// Returns when every driver has stored its turn's end and stopped.
@@ -693,24 +653,10 @@ impl Chat {
         }
         self.drivers.close();
         self.drivers.wait().await;
-    }
-}
-
-/// Truncates a `limit + 1` page to `limit`, returning the next page token.
-fn next_token<T>(
-    items: &mut Vec<T>,
-    limit: usize,
-    key: impl Fn(&T) -> String,
-    filters: u64,
-) -> String {
-    if items.len() > limit {
-        items.truncate(limit);
-        items
-            .last()
-            .map(|last| page::encode_token(&key(last), filters))
-            .unwrap_or_default()
-    } else {
-        String::new()
+        // Queued turns stay stored; another server takes them at its next heartbeat.
+        if let Err(err) = self.ownership.leave().await {
+            tracing::warn!(error = %err, "cannot leave the cluster cleanly; its leases expire instead");
+        }
     }
 }
 
@@ -718,87 +664,4 @@ fn finish_unstarted(turn: &mut Turn, status: TurnStatus, error: Option<TurnError
     turn.status = status;
     turn.error = error;
     turn.end_time = Some(Timestamp::now());
-}
-
-fn validate_parts(parts: &[Part], max_attachment_bytes: usize) -> Result<()> {
-    let mut violations = crate::domain::error::Violations::new();
-    if parts.is_empty() {
-        violations.add("parts", "a message needs at least one part");
-    }
-    for (i, part) in parts.iter().enumerate() {
-        match part {
-            Part::Text { text } if text.trim().is_empty() && parts.len() == 1 => {
-                violations.add(format!("parts[{i}].text"), "must not be empty");
-            }
-            Part::Text { .. } => {}
-            Part::Attachment { data, uri, .. } => {
-                if let Some(data) = data
-                    && data.len() > max_attachment_bytes
-                {
-                    violations.add(
-                        format!("parts[{i}].attachment.data"),
-                        format!(
-                            "is {} bytes; the limit is {max_attachment_bytes}",
-                            data.len()
-                        ),
-                    );
-                }
-                if data.is_none() && uri.as_deref().is_none_or(str::is_empty) {
-                    violations.add(format!("parts[{i}].attachment"), "must set data or uri");
-                }
-            }
-            _ => violations.add(
-                format!("parts[{i}]"),
-                "a user message may hold text and attachments only",
-            ),
-        }
-    }
-    violations.into_result()
-}
-
-/// One subscriber's events: the snapshot, a reset if the resume point is gone, retained
-/// events, then live ones. A subscriber that falls behind catches up from the log or is
-/// reset; it never slows the session or other subscribers.
-pub struct EventFeed {
-    live: Arc<LiveSession>,
-    receiver: tokio::sync::broadcast::Receiver<Arc<Event>>,
-    pending: std::collections::VecDeque<Arc<Event>>,
-    /// The last sequence handed out; later duplicates are skipped.
-    delivered: i64,
-    ended: bool,
-}
-
-impl EventFeed {
-    /// The next event, or `None` when the session was deleted.
-    pub async fn next(&mut self) -> Option<Arc<Event>> {
-        loop {
-            if let Some(event) = self.pending.pop_front() {
-                if event.sequence > 0 {
-                    if event.sequence <= self.delivered {
-                        continue;
-                    }
-                    self.delivered = event.sequence;
-                }
-                if matches!(event.kind, EventKind::SessionDeleted) {
-                    self.ended = true;
-                }
-                return Some(event);
-            }
-            if self.ended {
-                return None;
-            }
-            match self.receiver.recv().await {
-                Ok(event) => self.pending.push_back(event),
-                Err(RecvError::Lagged(_)) => {
-                    let (replay, reset) = self.live.replay_after(self.delivered);
-                    if let Some(reset) = reset {
-                        self.pending.push_back(Arc::new(reset));
-                        self.delivered = 0;
-                    }
-                    self.pending.extend(replay);
-                }
-                Err(RecvError::Closed) => return None,
-            }
-        }
-    }
 }

@@ -119,12 +119,50 @@ pub enum EventKind {
         reason: String,
         oldest_retained: i64,
     },
+    /// An event of a session owned by another server, relayed as the owner encoded it
+    /// (the bytes are in `Event::wire`): only what this server needs to know of it.
+    Relayed(RelayedKind),
+}
+
+/// What a relayed event is, as far as the relaying server cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelayedKind {
+    Snapshot,
+    TurnFinished,
+    SessionDeleted,
+    StreamReset,
+    Other,
 }
 
 impl EventKind {
     /// Whether this event ends the turn it belongs to.
     pub fn is_turn_terminal(&self) -> bool {
-        matches!(self, EventKind::TurnFinished { .. })
+        matches!(
+            self,
+            EventKind::TurnFinished { .. } | EventKind::Relayed(RelayedKind::TurnFinished)
+        )
+    }
+
+    /// Whether this event ends the session's stream.
+    pub fn is_session_deleted(&self) -> bool {
+        matches!(
+            self,
+            EventKind::SessionDeleted | EventKind::Relayed(RelayedKind::SessionDeleted)
+        )
+    }
+
+    pub(crate) fn is_snapshot(&self) -> bool {
+        matches!(
+            self,
+            EventKind::Snapshot(_) | EventKind::Relayed(RelayedKind::Snapshot)
+        )
+    }
+
+    pub(crate) fn is_reset(&self) -> bool {
+        matches!(
+            self,
+            EventKind::StreamReset { .. } | EventKind::Relayed(RelayedKind::StreamReset)
+        )
     }
 }
 
@@ -157,6 +195,16 @@ impl WireCache {
     /// A cache that keeps the bytes when `subscribers` can share them.
     pub fn for_subscribers(subscribers: usize) -> Self {
         WireCache((subscribers > 1).then(Box::default))
+    }
+
+    /// A cache holding `bytes` already (an event relayed from another server).
+    pub fn filled(bytes: Bytes) -> Self {
+        WireCache(Some(Box::new(OnceLock::from(bytes))))
+    }
+
+    /// The bytes, when cached.
+    pub fn get(&self) -> Option<&Bytes> {
+        self.0.as_ref().and_then(|b| b.get())
     }
 
     /// The cached bytes, or `encode()`'s (kept if shared).

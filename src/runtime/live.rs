@@ -134,6 +134,12 @@ pub(crate) struct Subscription {
 pub(crate) struct LiveSession {
     pub id: Arc<str>,
     pub deps: Arc<Deps>,
+    /// The lease epoch every write for this session carries (`Fence::NONE` on one
+    /// server): once another server takes the session, the store refuses them.
+    pub fence: Fence,
+    /// Cancelled when this server lost the session to another one: the driver stops and
+    /// subscribers here resume from the new owner.
+    pub moved: CancellationToken,
     state: Mutex<LiveState>,
     events: broadcast::Sender<Arc<Event>>,
     /// Wakes the driver when a turn is queued.
@@ -144,17 +150,19 @@ pub(crate) struct LiveSession {
 
 impl LiveSession {
     /// Loads the sequence floor and the queued turns; reserves the next block of sequences.
-    pub async fn start(id: &str, deps: Arc<Deps>) -> Result<Arc<LiveSession>> {
+    pub async fn start(id: &str, deps: Arc<Deps>, fence: Fence) -> Result<Arc<LiveSession>> {
         let stored = deps.store.event_sequence(id).await?;
         let allow_always = deps.store.allowed_tools(id).await?.into_iter().collect();
         let floor = stored + SEQUENCE_BLOCK;
         deps.store
-            .set_event_sequence(id, floor, None, Fence::NONE)
+            .set_event_sequence(id, floor, None, fence)
             .await?;
         let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
         let live = Arc::new(LiveSession {
             id: Arc::from(id),
             deps,
+            fence,
+            moved: CancellationToken::new(),
             state: Mutex::new(LiveState {
                 next_sequence: stored + 1,
                 sequence_floor: floor,
@@ -242,7 +250,7 @@ impl LiveSession {
         if let Some(floor) = raise {
             self.deps
                 .store
-                .set_event_sequence(&self.id, floor, None, Fence::NONE)
+                .set_event_sequence(&self.id, floor, None, self.fence)
                 .await?;
         }
         Ok(())
@@ -342,7 +350,7 @@ impl LiveSession {
         };
         self.deps
             .store
-            .set_event_sequence(&self.id, last, Some(floor), Fence::NONE)
+            .set_event_sequence(&self.id, last, Some(floor), self.fence)
             .await
     }
 

@@ -2,16 +2,23 @@
 //! providers and tools behind their traits, and knows nothing of proto or HTTP.
 
 pub mod chat;
+pub mod cluster;
 pub mod events;
+mod feed;
+mod history;
 pub(crate) mod live;
 pub mod models;
+mod send;
 pub mod sessions;
+mod takeover;
 mod turn;
 pub mod workspace;
 
 use std::{sync::Arc, time::Duration};
 
-pub use chat::{BusyPolicy, Chat, EventFeed, SendRequest};
+pub use chat::{BusyPolicy, Caller, Chat, SendRequest};
+pub use cluster::{ClusterSettings, Ownership, Peers};
+pub use feed::EventFeed;
 pub use live::{LiveIndex, LiveSummary};
 pub use models::Models;
 pub use sessions::{SessionChange, Sessions};

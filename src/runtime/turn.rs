@@ -93,7 +93,7 @@ pub(crate) async fn run(live: &Arc<LiveSession>, mut turn: Turn, cancel: Cancell
         );
         live.deps.sessions.publish_updated(prepared.session.clone());
     }
-    if let Err(err) = live.deps.store.put_turn(&turn, Fence::NONE).await {
+    if let Err(err) = live.deps.store.put_turn(&turn, live.fence).await {
         tracing::error!(turn = %turn.id, error = %err, "cannot store the turn start");
     }
     {
@@ -134,7 +134,7 @@ pub(crate) async fn run(live: &Arc<LiveSession>, mut turn: Turn, cancel: Cancell
     turn.error = error;
     turn.end_time = Some(Timestamp::now());
     turn.latency_micros = Some(started.elapsed().as_micros() as i64);
-    if let Err(err) = live.deps.store.put_turn(&turn, Fence::NONE).await {
+    if let Err(err) = live.deps.store.put_turn(&turn, live.fence).await {
         tracing::error!(turn = %turn.id, error = %err, "cannot store the turn end");
     }
     {
@@ -188,7 +188,7 @@ async fn steps(
     let mut position = deps.store.next_position(&live.id).await?;
     if let Some(user_message) = &turn.user_message_id {
         deps.store
-            .set_message_position(&live.id, user_message, position, Fence::NONE)
+            .set_message_position(&live.id, user_message, position, live.fence)
             .await?;
         position += 1;
     }
@@ -209,7 +209,7 @@ async fn steps(
         };
         for mut message in steered {
             deps.store
-                .set_message_position(&live.id, &message.id, position, Fence::NONE)
+                .set_message_position(&live.id, &message.id, position, live.fence)
                 .await?;
             message.position = Some(position);
             position += 1;
@@ -272,7 +272,7 @@ async fn steps(
             position: Some(position),
         };
         position += 1;
-        deps.store.put_message(&tool_message, Fence::NONE).await?;
+        deps.store.put_message(&tool_message, live.fence).await?;
         live.emit(
             Some(&turn.id),
             EventKind::MessageCompleted {
@@ -280,7 +280,7 @@ async fn steps(
             },
         );
         history.push(tool_message);
-        deps.store.put_turn(turn, Fence::NONE).await?;
+        deps.store.put_turn(turn, live.fence).await?;
     }
     Ok(failed(
         "STEP_LIMIT",
@@ -457,7 +457,7 @@ async fn stream_answer(
         if deltas.is_multiple_of(FLOOR_CHECK_EVERY) {
             live.keep_sequence_floor().await?;
         }
-        checkpoint.maybe_save(&deps.store, &message);
+        checkpoint.maybe_save(&deps.store, &message, live.fence);
     }
     checkpoint.finish().await;
     close_block(live, &turn_id, &message_id, &mut open);
@@ -469,7 +469,7 @@ async fn stream_answer(
     let stored = if message.parts.is_empty() && ending.is_some() {
         None
     } else {
-        deps.store.put_message(&message, Fence::NONE).await?;
+        deps.store.put_message(&message, live.fence).await?;
         let mut state = live.lock();
         if let Some(active) = state.active.as_mut() {
             active.partial = None;
@@ -507,7 +507,7 @@ impl Checkpoint {
         }
     }
 
-    fn maybe_save(&mut self, store: &Arc<dyn Store>, message: &Message) {
+    fn maybe_save(&mut self, store: &Arc<dyn Store>, message: &Message, fence: Fence) {
         if self.last.elapsed() < CHECKPOINT_EVERY {
             return;
         }
@@ -521,7 +521,7 @@ impl Checkpoint {
         let store = store.clone();
         let message = message.clone();
         self.running = Some(tokio::spawn(async move {
-            store.put_message(&message, Fence::NONE).await
+            store.put_message(&message, fence).await
         }));
     }
 

@@ -30,7 +30,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::{Notify, broadcast::error::RecvError};
+use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -587,7 +587,6 @@ impl Scheduler {
             run.next_retry_delay = None;
             run.turn_id = None;
             self.save_run(run).await;
-            let mut finished = self.chat.finished_turns();
             let sent = self
                 .chat
                 .send(SendRequest {
@@ -605,7 +604,7 @@ impl Scheduler {
             };
             run.turn_id = Some(turn.id.clone());
             self.save_run(run).await;
-            let turn = self.wait_for_turn(&mut finished, &turn).await?;
+            let turn = self.wait_for_turn(&turn).await?;
             let (status, error) = run_outcome(&turn);
             if status == RunStatus::Succeeded {
                 return Ok(note);
@@ -668,29 +667,12 @@ impl Scheduler {
         Ok((session.id, note))
     }
 
-    async fn wait_for_turn(
-        &self,
-        finished: &mut tokio::sync::broadcast::Receiver<Turn>,
-        turn: &Turn,
-    ) -> std::result::Result<Turn, String> {
-        loop {
-            tokio::select! {
-                () = self.shutdown.cancelled() => {
-                    return Err("the server stopped during the run".into());
-                }
-                received = finished.recv() => match received {
-                    Ok(done) if done.id == turn.id => return Ok(done),
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(_)) => {
-                        // Missed some: the store has the turn's state.
-                        if let Ok(current) = self.chat.get_turn(&turn.session_id, &turn.id).await
-                            && current.status.is_terminal()
-                        {
-                            return Ok(current);
-                        }
-                    }
-                    Err(RecvError::Closed) => return Err("the server stopped during the run".into()),
-                }
+    /// Waits for the run's turn to end, on whichever server owns its session.
+    async fn wait_for_turn(&self, turn: &Turn) -> std::result::Result<Turn, String> {
+        tokio::select! {
+            () = self.shutdown.cancelled() => Err("the server stopped during the run".into()),
+            waited = self.chat.wait_for_turn(&turn.session_id, &turn.id) => {
+                waited.map_err(|err| format!("cannot follow the run's turn: {err}"))
             }
         }
     }
@@ -706,11 +688,7 @@ impl Scheduler {
                 // Queued again by the chat runtime's own recovery: wait for it.
                 let this = self.clone();
                 self.tasks.spawn(async move {
-                    let mut finished = this.chat.finished_turns();
-                    let outcome = match this.chat.get_turn(&turn.session_id, &turn.id).await {
-                        Ok(current) if current.status.is_terminal() => Ok(current),
-                        _ => this.wait_for_turn(&mut finished, &turn).await,
-                    };
+                    let outcome = this.wait_for_turn(&turn).await;
                     let (status, error) = match outcome {
                         Ok(turn) => run_outcome(&turn),
                         Err(error) => (RunStatus::Failed, error),

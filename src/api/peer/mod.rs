@@ -1,0 +1,432 @@
+//! The internal server-to-server service of a cluster (`peer.proto`, not part of the
+//! public API) from both ends:
+//!
+//! - [`PeerApi`] serves it: the owner of a session runs a forwarded command as the
+//!   public API would, but for `Caller::Peer`, so it never forwards it again.
+//! - [`PeerClients`] calls it: the runtime's [`Peers`], one lazily connected HTTP/2
+//!   channel per owner address, every call carrying the cluster token (checked by
+//!   `auth::Auth::check_peer` on the owner, in constant time).
+//!
+//! Relayed events keep the owner's encoding (`Event::wire`), so a subscriber on any
+//! server gets the same bytes, sequences and snapshot as one on the owner.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::StreamExt as _;
+use prost::Message as _;
+use tokio_util::sync::CancellationToken;
+use tonic::{
+    Request, Response, Status,
+    metadata::{Ascii, MetadataValue},
+    transport::{Channel, Endpoint},
+};
+
+use super::{
+    chat::{WireStream, confirmation_pb, decision, event_pb, event_stream, send_request},
+    convert::{self, parse_child_name, parse_name},
+    error::from_peer_status,
+};
+use crate::{
+    auth::CLUSTER_TOKEN_HEADER,
+    domain::{Error, Message, Result, Timestamp, Turn, tool::ToolCallRequest},
+    pb,
+    runtime::{
+        Caller, Chat, SendRequest,
+        cluster::{Peers, Remote, RemoteEvents},
+        events::{Confirmation, Decision, Event, EventKind, RelayedKind, WireCache},
+    },
+};
+
+/// The generated service and client.
+#[allow(clippy::all, missing_docs)]
+pub mod peer_pb {
+    tonic::include_proto!("octo.peer.v1");
+}
+
+pub use peer_pb::peer_service_server::PeerServiceServer;
+use peer_pb::{peer_service_client::PeerServiceClient, peer_service_server::PeerService};
+
+/// How long a peer may take to accept a connection before it counts as unreachable:
+/// on a LAN a connect takes well under 10 ms, so 2 s only trips for a dead host.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A unary forwarded command's whole budget (a send stores two rows on the owner).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves forwarded commands on the owner.
+pub struct PeerApi {
+    chat: Arc<Chat>,
+    shutdown: CancellationToken,
+}
+
+impl PeerApi {
+    pub fn new(chat: Arc<Chat>, shutdown: CancellationToken) -> Self {
+        Self { chat, shutdown }
+    }
+}
+
+#[tonic::async_trait]
+impl PeerService for PeerApi {
+    async fn send_message(
+        &self,
+        request: Request<pb::SendMessageRequest>,
+    ) -> Result<Response<pb::SendMessageResponse>, Status> {
+        let req = request.into_inner();
+        let send = send_request(&req.session, &req.parts, req.on_busy, &req.model)?;
+        let (message, turn) = self.chat.send_from(send, Caller::Peer).await?;
+        Ok(Response::new(pb::SendMessageResponse {
+            message: Some(convert::message_pb(&message)),
+            turn: Some(convert::turn_pb(&turn)),
+        }))
+    }
+
+    type StreamEventsStream = WireStream<pb::SessionEvent>;
+
+    async fn stream_events(
+        &self,
+        request: Request<pb::StreamEventsRequest>,
+    ) -> Result<Response<Self::StreamEventsStream>, Status> {
+        let req = request.into_inner();
+        let session_id = parse_name(&req.session, "sessions", "session")?;
+        let feed = self
+            .chat
+            .subscribe_from(session_id, req.after_sequence, Caller::Peer)
+            .await?;
+        Ok(Response::new(event_stream(
+            feed,
+            None,
+            self.shutdown.clone(),
+            event_pb,
+        )))
+    }
+
+    async fn cancel_turn(
+        &self,
+        request: Request<pb::CancelTurnRequest>,
+    ) -> Result<Response<pb::Turn>, Status> {
+        let req = request.into_inner();
+        let (session, turn) = parse_child_name(&req.name, "turns", "name")?;
+        let turn = self
+            .chat
+            .cancel_turn_from(session, turn, Caller::Peer)
+            .await?;
+        Ok(Response::new(convert::turn_pb(&turn)))
+    }
+
+    async fn clear_queue(
+        &self,
+        request: Request<pb::ClearQueueRequest>,
+    ) -> Result<Response<pb::ClearQueueResponse>, Status> {
+        let req = request.into_inner();
+        let session_id = parse_name(&req.session, "sessions", "session")?;
+        let cancelled = self.chat.clear_queue_from(session_id, Caller::Peer).await?;
+        Ok(Response::new(pb::ClearQueueResponse {
+            cancelled_turns: cancelled.iter().map(convert::turn_pb).collect(),
+        }))
+    }
+
+    async fn respond_to_confirmation(
+        &self,
+        request: Request<pb::RespondToConfirmationRequest>,
+    ) -> Result<Response<pb::RespondToConfirmationResponse>, Status> {
+        let req = request.into_inner();
+        let (session, confirmation) = parse_child_name(&req.name, "confirmations", "name")?;
+        let answered = self
+            .chat
+            .respond_from(session, confirmation, decision(req.decision)?, Caller::Peer)
+            .await?;
+        Ok(Response::new(pb::RespondToConfirmationResponse {
+            confirmation: Some(confirmation_pb(&answered)),
+        }))
+    }
+
+    async fn end_session(
+        &self,
+        request: Request<pb::DeleteSessionRequest>,
+    ) -> Result<Response<()>, Status> {
+        let req = request.into_inner();
+        let session_id = parse_name(&req.name, "sessions", "name")?;
+        self.chat.end_session(session_id, Caller::Peer).await?;
+        Ok(Response::new(()))
+    }
+}
+
+/// Calls other servers' peer service: the runtime's [`Peers`] in a cluster.
+pub struct PeerClients {
+    token: MetadataValue<Ascii>,
+    channels: Mutex<HashMap<String, Channel>>,
+    max_message_bytes: usize,
+}
+
+impl PeerClients {
+    /// `token` must be a valid header value (config validation checks it).
+    pub fn new(cluster_token: &str, max_message_bytes: usize) -> Result<Self> {
+        let token = cluster_token
+            .parse()
+            .map_err(|_| Error::invalid("cluster_token", "must be printable ASCII"))?;
+        Ok(Self {
+            token,
+            channels: Mutex::new(HashMap::new()),
+            max_message_bytes,
+        })
+    }
+
+    fn client(&self, owner: &Remote) -> Result<PeerServiceClient<Channel>> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let channel = match channels.get(&owner.address) {
+            Some(channel) => channel.clone(),
+            None => {
+                let channel = Endpoint::from_shared(owner.address.clone())
+                    .map_err(|err| unreachable(owner, &err))?
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(10))
+                    .keep_alive_while_idle(true)
+                    .connect_lazy();
+                channels.insert(owner.address.clone(), channel.clone());
+                channel
+            }
+        };
+        Ok(PeerServiceClient::new(channel)
+            .max_decoding_message_size(self.max_message_bytes)
+            .max_encoding_message_size(self.max_message_bytes))
+    }
+
+    fn request<T>(&self, message: T, timeout: Option<Duration>) -> Request<T> {
+        let mut request = Request::new(message);
+        request
+            .metadata_mut()
+            .insert(CLUSTER_TOKEN_HEADER, self.token.clone());
+        if let Some(timeout) = timeout {
+            request.set_timeout(timeout);
+        }
+        request
+    }
+
+    /// The domain error for a failed peer call: the owner's own answer, or, when the
+    /// call never reached it, PEER_UNREACHABLE (retryable: the session moves to a live
+    /// server within the lease TTL if its owner is dead).
+    fn failed(owner: &Remote, status: &Status) -> Error {
+        let transport = matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+        ) && status.get_details_error_info().is_none();
+        if transport {
+            return unreachable(owner, status);
+        }
+        from_peer_status(status)
+    }
+}
+
+fn unreachable(owner: &Remote, err: &dyn std::fmt::Display) -> Error {
+    tracing::debug!(server = %owner.server_id, address = %owner.address, error = %err, "peer unreachable");
+    Error::Unavailable {
+        reason: "PEER_UNREACHABLE",
+        message: format!(
+            "the server owning this session ({}) cannot be reached; retry: another server takes its sessions within the lease TTL if it is down",
+            owner.server_id
+        ),
+        retry_after: Some(Duration::from_secs(1)),
+    }
+}
+
+use tonic_types::StatusExt as _;
+
+#[async_trait::async_trait]
+impl Peers for PeerClients {
+    async fn send(&self, owner: &Remote, send: &SendRequest) -> Result<(Message, Turn)> {
+        let request = pb::SendMessageRequest {
+            session: convert::session_name(&send.session_id),
+            parts: send.parts.iter().map(convert::part_pb).collect(),
+            on_busy: busy_policy_pb(send.on_busy) as i32,
+            model: send
+                .model
+                .as_deref()
+                .map(convert::model_name)
+                .unwrap_or_default(),
+        };
+        let answer = self
+            .client(owner)?
+            .send_message(self.request(request, Some(CALL_TIMEOUT)))
+            .await
+            .map_err(|status| Self::failed(owner, &status))?
+            .into_inner();
+        let mut message = answer
+            .message
+            .as_ref()
+            .ok_or_else(|| Error::internal("peer answered without the message"))
+            .and_then(|m| convert::message(m, "message"))?;
+        message.session_id.clone_from(&send.session_id);
+        let turn = answer
+            .turn
+            .as_ref()
+            .ok_or_else(|| Error::internal("peer answered without the turn"))
+            .and_then(|t| turn_of(&send.session_id, t))?;
+        Ok((message, turn))
+    }
+
+    async fn subscribe(
+        &self,
+        owner: &Remote,
+        session_id: &str,
+        after_sequence: i64,
+    ) -> Result<RemoteEvents> {
+        let request = pb::StreamEventsRequest {
+            session: convert::session_name(session_id),
+            after_sequence,
+        };
+        let stream = self
+            .client(owner)?
+            .stream_events(self.request(request, None))
+            .await
+            .map_err(|status| Self::failed(owner, &status))?
+            .into_inner();
+        let session: Arc<str> = Arc::from(session_id);
+        let owner = owner.clone();
+        Ok(Box::pin(stream.map(move |item| match item {
+            Ok(event) => Ok(relayed(event, &session)),
+            Err(status) => Err(Self::failed(&owner, &status)),
+        })))
+    }
+
+    async fn cancel_turn(&self, owner: &Remote, session_id: &str, turn_id: &str) -> Result<Turn> {
+        let request = pb::CancelTurnRequest {
+            name: format!("sessions/{session_id}/turns/{turn_id}"),
+        };
+        let turn = self
+            .client(owner)?
+            .cancel_turn(self.request(request, Some(CALL_TIMEOUT)))
+            .await
+            .map_err(|status| Self::failed(owner, &status))?
+            .into_inner();
+        turn_of(session_id, &turn)
+    }
+
+    async fn clear_queue(&self, owner: &Remote, session_id: &str) -> Result<Vec<Turn>> {
+        let request = pb::ClearQueueRequest {
+            session: convert::session_name(session_id),
+        };
+        let answer = self
+            .client(owner)?
+            .clear_queue(self.request(request, Some(CALL_TIMEOUT)))
+            .await
+            .map_err(|status| Self::failed(owner, &status))?
+            .into_inner();
+        answer
+            .cancelled_turns
+            .iter()
+            .map(|t| turn_of(session_id, t))
+            .collect()
+    }
+
+    async fn respond(
+        &self,
+        owner: &Remote,
+        session_id: &str,
+        confirmation_id: &str,
+        decision: Decision,
+    ) -> Result<Confirmation> {
+        let request = pb::RespondToConfirmationRequest {
+            name: format!("sessions/{session_id}/confirmations/{confirmation_id}"),
+            decision: decision_pb(decision) as i32,
+        };
+        let answer = self
+            .client(owner)?
+            .respond_to_confirmation(self.request(request, Some(CALL_TIMEOUT)))
+            .await
+            .map_err(|status| Self::failed(owner, &status))?
+            .into_inner();
+        let confirmation = answer
+            .confirmation
+            .ok_or_else(|| Error::internal("peer answered without the confirmation"))?;
+        Ok(confirmation_from_pb(session_id, confirmation))
+    }
+
+    async fn end_session(&self, owner: &Remote, session_id: &str) -> Result<()> {
+        let request = pb::DeleteSessionRequest {
+            name: convert::session_name(session_id),
+            ..Default::default()
+        };
+        self.client(owner)?
+            .end_session(self.request(request, Some(CALL_TIMEOUT)))
+            .await
+            .map_err(|status| Self::failed(owner, &status))?;
+        Ok(())
+    }
+}
+
+/// An owner's event as this server relays it: the owner's bytes, and what the
+/// runtime needs to know (sequence, turn, whether it ends the turn or the stream).
+fn relayed(event: pb::SessionEvent, session_id: &Arc<str>) -> Event {
+    use pb::session_event::Kind;
+    let kind = match &event.kind {
+        Some(Kind::Snapshot(_)) => RelayedKind::Snapshot,
+        Some(Kind::TurnFinished(_)) => RelayedKind::TurnFinished,
+        Some(Kind::SessionDeleted(_)) => RelayedKind::SessionDeleted,
+        Some(Kind::StreamReset(_)) => RelayedKind::StreamReset,
+        _ => RelayedKind::Other,
+    };
+    Event {
+        sequence: event.sequence,
+        session_id: session_id.clone(),
+        turn_id: event
+            .turn
+            .rsplit_once("/turns/")
+            .map(|(_, turn)| Arc::from(turn)),
+        time: event
+            .time
+            .as_ref()
+            .and_then(|t| convert::from_timestamp(t, "time").ok())
+            .unwrap_or_else(Timestamp::now),
+        kind: EventKind::Relayed(kind),
+        wire: WireCache::filled(event.encode_to_vec().into()),
+    }
+}
+
+/// A turn of `session_id` as the owner answered it.
+fn turn_of(session_id: &str, turn: &pb::Turn) -> Result<Turn> {
+    let mut turn = convert::turn(turn, "turn")?;
+    turn.session_id = session_id.to_owned();
+    Ok(turn)
+}
+
+fn busy_policy_pb(policy: crate::runtime::BusyPolicy) -> pb::BusyPolicy {
+    use crate::runtime::BusyPolicy;
+    match policy {
+        BusyPolicy::Enqueue => pb::BusyPolicy::Enqueue,
+        BusyPolicy::Steer => pb::BusyPolicy::Steer,
+        BusyPolicy::Interrupt => pb::BusyPolicy::Interrupt,
+        BusyPolicy::Reject => pb::BusyPolicy::Reject,
+    }
+}
+
+fn decision_pb(decision: Decision) -> pb::ConfirmationDecision {
+    match decision {
+        Decision::Allow => pb::ConfirmationDecision::Allow,
+        Decision::Deny => pb::ConfirmationDecision::Deny,
+        Decision::AllowAlways => pb::ConfirmationDecision::AllowAlways,
+    }
+}
+
+fn confirmation_from_pb(session_id: &str, c: pb::Confirmation) -> Confirmation {
+    let call = c.tool_call.unwrap_or_default();
+    Confirmation {
+        id: c.name.rsplit('/').next().unwrap_or_default().to_owned(),
+        session_id: session_id.to_owned(),
+        turn_id: c.turn.rsplit('/').next().unwrap_or_default().to_owned(),
+        call: ToolCallRequest {
+            id: call.id,
+            tool: call.tool,
+            arguments_json: call.arguments_json,
+        },
+        reason: c.reason,
+        create_time: c
+            .create_time
+            .as_ref()
+            .and_then(|t| convert::from_timestamp(t, "create_time").ok())
+            .unwrap_or_else(Timestamp::now),
+    }
+}

@@ -1,0 +1,318 @@
+//! Three Octo servers on one real Postgres (a cluster): any server serves any session
+//! with the owner's events, sequences and answers. The servers run in this process
+//! (each its own listener, runtime and store pool, talking to each other over real
+//! sockets), except where a server must die by kill -9: those are `octo serve`
+//! processes (tests/cluster_takeover.rs).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{
+    TestServer, collect_until, create, create_in_mode, finishes, is_kind, sent_turn, subscribe,
+    text,
+};
+use octo::{
+    config::ModelConfig,
+    pb,
+    providers::fake::{FakeOpenAi, FakeResponse},
+};
+use prost::Message as _;
+
+pub const CLUSTER_TOKEN: &str = "test-cluster-token-0123456789abcdef0123456789";
+
+/// Three servers on one fresh database, with `models` (the mock by default).
+async fn cluster(tweak: impl Fn(&mut octo::config::Config)) -> Vec<TestServer> {
+    let url = common::postgres::database().await;
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let mut config = common::test_config(&dir);
+        config.database_url = Some(url.clone());
+        config.cluster_token = Some(CLUSTER_TOKEN.into());
+        config.lease_ttl_seconds = 2;
+        tweak(&mut config);
+        servers.push(TestServer::start_in(dir, config).await);
+    }
+    servers
+}
+
+fn slow_mock(tokens: u64, delay_ms: u64) -> ModelConfig {
+    let mut model = ModelConfig::mock();
+    model.options.insert("tokens".into(), tokens.into());
+    model
+        .options
+        .insert("token_delay_ms".into(), delay_ms.into());
+    model
+}
+
+/// Events without the snapshot (which differs by when one subscribed), as the wire
+/// bytes of each, with their sequences.
+fn wire(events: &[pb::SessionEvent]) -> Vec<(i64, Vec<u8>)> {
+    events
+        .iter()
+        .filter(|e| !matches!(e.kind, Some(pb::session_event::Kind::Snapshot(_))))
+        .map(|e| (e.sequence, e.encode_to_vec()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_session_is_served_by_every_server_with_the_owners_events() {
+    let servers = cluster(|_| {}).await;
+    let (a, b, c) = (&servers[0], &servers[1], &servers[2]);
+    let session = create(&mut a.sessions().await, "everywhere").await;
+
+    // B takes the session (first to make it live), C relays it, A forwards a send.
+    let mut on_b = subscribe(&mut b.chat().await, &session.name, 0).await;
+    let mut on_c = subscribe(&mut c.chat().await, &session.name, 0).await;
+    let sent = common::send_text(
+        &mut a.chat().await,
+        &session.name,
+        "hello cluster",
+        pb::BusyPolicy::Enqueue,
+    )
+    .await
+    .expect("a send on a non-owner is forwarded");
+    let turn = sent_turn(&sent);
+    let from_b = collect_until(&mut on_b, finishes(&turn.name)).await;
+    let from_c = collect_until(&mut on_c, finishes(&turn.name)).await;
+    assert_eq!(common::streamed_text(&from_c), "Echo: hello cluster");
+    assert_eq!(
+        wire(&from_c),
+        wire(&from_b),
+        "the relayed events are the owner's, byte for byte, with the same sequences"
+    );
+
+    // Chat on a third server: forwarded send, relayed stream ending with its turn.
+    let mut chat_a = a.chat().await;
+    let events = chat_a
+        .chat(pb::ChatRequest {
+            session: session.name.clone(),
+            parts: vec![text("second")],
+            ..Default::default()
+        })
+        .await
+        .expect("chat on a non-owner")
+        .into_inner();
+    let mut events = events;
+    let chatted = collect_until(&mut events, common::is_turn_finished).await;
+    assert_eq!(common::streamed_text(&chatted), "Echo: second");
+    let second_turn = chatted.last().map(|e| e.turn.clone()).expect("events");
+    let from_b = collect_until(&mut on_b, finishes(&second_turn)).await;
+    let of_turn: Vec<_> = from_b
+        .into_iter()
+        .filter(|e| e.turn == second_turn)
+        .collect();
+    assert_eq!(
+        wire(&chatted),
+        wire(&of_turn),
+        "Chat's events are the owner's events of that turn"
+    );
+
+    // A resume on C from the middle of the first turn is exact: every later event
+    // once, in order, the same as the live stream had them.
+    let first_turn = wire(&from_c);
+    let middle = first_turn[first_turn.len() / 2].0;
+    let mut resumed = subscribe(&mut c.chat().await, &session.name, middle).await;
+    let replayed = collect_until(&mut resumed, finishes(&turn.name)).await;
+    let expected: Vec<_> = first_turn
+        .iter()
+        .filter(|(sequence, _)| *sequence > middle)
+        .cloned()
+        .collect();
+    assert_eq!(wire(&replayed), expected);
+}
+
+#[tokio::test]
+async fn cancel_and_confirmations_work_through_servers_that_do_not_own_the_session() {
+    let servers = cluster(|config| {
+        config.models.insert("slow".into(), slow_mock(2_000, 5));
+    })
+    .await;
+    let (a, b, c) = (&servers[0], &servers[1], &servers[2]);
+
+    // A confirmation answered on C for a session owned by B.
+    let session = create_in_mode(&mut a.sessions().await, "ask", pb::PermissionMode::Ask).await;
+    let mut on_b = subscribe(&mut b.chat().await, &session.name, 0).await;
+    let sent = common::send_text(
+        &mut a.chat().await,
+        &session.name,
+        r#"/tool shell {"command": "echo confirmed-through-c"}"#,
+        pb::BusyPolicy::Enqueue,
+    )
+    .await
+    .expect("send");
+    let turn = sent_turn(&sent);
+    let requested = collect_until(&mut on_b, is_kind("confirmation_requested")).await;
+    let Some(pb::session_event::Kind::ConfirmationRequested(request)) =
+        requested.last().and_then(|e| e.kind.clone())
+    else {
+        panic!("a confirmation request");
+    };
+    let confirmation = request.confirmation.expect("confirmation").name;
+    let answered = c
+        .chat()
+        .await
+        .respond_to_confirmation(pb::RespondToConfirmationRequest {
+            name: confirmation.clone(),
+            decision: pb::ConfirmationDecision::Allow as i32,
+        })
+        .await
+        .expect("respond through a non-owner")
+        .into_inner();
+    assert_eq!(answered.confirmation.expect("answer").name, confirmation);
+    let finished = collect_until(&mut on_b, finishes(&turn.name)).await;
+    let tool_output: String = finished
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(pb::session_event::Kind::ToolCallOutput(o)) => Some(o.text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        tool_output.contains("confirmed-through-c"),
+        "the allowed tool ran on the owner: {tool_output:?}"
+    );
+    // An unknown confirmation is the owner's NOT_FOUND, passed through.
+    let missing = c
+        .chat()
+        .await
+        .respond_to_confirmation(pb::RespondToConfirmationRequest {
+            name: confirmation,
+            decision: pb::ConfirmationDecision::Allow as i32,
+        })
+        .await
+        .expect_err("already answered");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    assert_eq!(common::reason(&missing), "CONFIRMATION_NOT_FOUND");
+
+    // A long turn on B cancelled through C.
+    let session = create(&mut a.sessions().await, "cancel").await;
+    let mut on_b = subscribe(&mut b.chat().await, &session.name, 0).await;
+    let sent = b
+        .chat()
+        .await
+        .send_message(pb::SendMessageRequest {
+            session: session.name.clone(),
+            parts: vec![text("go on for a while")],
+            model: "models/slow".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("send")
+        .into_inner();
+    let turn = sent_turn(&sent);
+    collect_until(&mut on_b, is_kind("text_delta")).await;
+    c.chat()
+        .await
+        .cancel_turn(pb::CancelTurnRequest {
+            name: turn.name.clone(),
+        })
+        .await
+        .expect("cancel through a non-owner");
+    let events = collect_until(&mut on_b, finishes(&turn.name)).await;
+    let ended = common::finished(events.last().expect("finished")).expect("turn");
+    assert_eq!(ended.status, pb::TurnStatus::Cancelled as i32);
+}
+
+#[tokio::test]
+async fn a_deleted_session_ends_its_streams_on_every_server() {
+    let servers = cluster(|_| {}).await;
+    let (a, b, c) = (&servers[0], &servers[1], &servers[2]);
+    let session = create(&mut a.sessions().await, "to delete").await;
+    let mut on_b = subscribe(&mut b.chat().await, &session.name, 0).await;
+    let mut on_c = subscribe(&mut c.chat().await, &session.name, 0).await;
+    a.sessions()
+        .await
+        .delete_session(pb::DeleteSessionRequest {
+            name: session.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("delete on a non-owner");
+    collect_until(&mut on_b, is_kind("session_deleted")).await;
+    collect_until(&mut on_c, is_kind("session_deleted")).await;
+    assert!(on_c.message().await.expect("clean end").is_none());
+}
+
+#[tokio::test]
+async fn every_turn_runs_once_when_sends_are_spread_over_the_servers() {
+    const SESSIONS: usize = 30;
+    const TURNS: usize = 3;
+    let fake = FakeOpenAi::start(vec![FakeResponse::text(["done"])])
+        .await
+        .expect("fake provider");
+    let base_url = fake.base_url();
+    let servers = cluster(|config| {
+        let mut model = ModelConfig::mock();
+        model.provider = "openai".into();
+        model.model = "gpt-fake".into();
+        model.base_url = base_url.clone();
+        model.api_key = Some("sk-test".into());
+        config.models.insert("fake".into(), model);
+        config.default_model = Some("fake".into());
+    })
+    .await;
+    let mut sessions = Vec::new();
+    for i in 0..SESSIONS {
+        let server = &servers[i % 3];
+        sessions.push(create(&mut server.sessions().await, &format!("spread {i}")).await);
+    }
+    // Every send goes to a different server than the last one for its session.
+    let mut sends = tokio::task::JoinSet::new();
+    for (i, session) in sessions.iter().enumerate() {
+        for turn in 0..TURNS {
+            let mut chat = servers[(i + turn) % 3].chat().await;
+            let name = session.name.clone();
+            sends.spawn(async move {
+                common::send_text(
+                    &mut chat,
+                    &name,
+                    &format!("turn {turn}"),
+                    pb::BusyPolicy::Enqueue,
+                )
+                .await
+                .expect("every send is acknowledged")
+            });
+        }
+    }
+    let mut acknowledged = Vec::new();
+    while let Some(sent) = sends.join_next().await {
+        acknowledged.push(sent.expect("send task"));
+    }
+    assert_eq!(acknowledged.len(), SESSIONS * TURNS);
+    // Wait for every turn to end (on whichever server), then count.
+    for sent in &acknowledged {
+        let turn = sent_turn(sent);
+        let mut chat = servers[2].chat().await;
+        let session = turn
+            .name
+            .split("/turns/")
+            .next()
+            .expect("session")
+            .to_owned();
+        let mut stream = subscribe(&mut chat, &session, 0).await;
+        let current = common::get_turn(&mut chat, &turn.name).await;
+        if current.status == pb::TurnStatus::Queued as i32
+            || current.status == pb::TurnStatus::Running as i32
+        {
+            collect_until(&mut stream, finishes(&turn.name)).await;
+        }
+        let done = common::get_turn(&mut chat, &turn.name).await;
+        assert_eq!(done.status, pb::TurnStatus::Succeeded as i32, "{done:?}");
+        let message = sent.message.as_ref().expect("message");
+        let stored = chat
+            .get_message(pb::GetMessageRequest {
+                name: message.name.clone(),
+            })
+            .await
+            .expect("every acknowledged message is stored")
+            .into_inner();
+        assert_eq!(common::message_text(&stored), common::message_text(message));
+    }
+    assert_eq!(
+        fake.request_count(),
+        SESSIONS * TURNS,
+        "each turn asked the provider exactly once"
+    );
+}

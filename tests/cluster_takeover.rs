@@ -1,0 +1,160 @@
+//! A cluster server dies by kill -9 mid-turn: three `octo serve` processes on one real
+//! Postgres; the owner of a session is killed while a turn streams and another waits
+//! in its queue. Within the lease TTL a surviving server takes the session over: the
+//! running turn ends INTERRUPTED with its partial text kept, the queued turn runs, and
+//! a stream on a survivor that relayed the dead owner's events goes on to the end.
+
+mod common;
+
+use std::path::Path;
+
+use common::{
+    TIMEOUT, collect_until, finishes, get_turn, history, message_text, numbered_tokens, send_text,
+    sent_turn, subscribe,
+};
+use octo::pb;
+use tokio::process::Child;
+
+/// The default model streams 1000 tokens 20 ms apart (20 s); `fast` answers at once.
+const CONFIG: &str = r#"
+default_model = "slow"
+lease_ttl_seconds = 2
+
+[models.slow]
+provider = "mock"
+model = "mock"
+
+[models.slow.options]
+tokens = 1000
+token_delay_ms = 20
+
+[models.fast]
+provider = "mock"
+model = "mock"
+"#;
+
+const CLUSTER_TOKEN: &str = "test-cluster-token-0123456789abcdef0123456789";
+
+async fn serve(home: &Path, database: &str) -> (Child, String) {
+    std::fs::create_dir_all(home).expect("home");
+    let config = home.join("octo.toml");
+    std::fs::write(&config, CONFIG).expect("config");
+    let mut command = common::octo_command();
+    command
+        .env("OCTO_DATABASE_URL", database)
+        .env("OCTO_CLUSTER_TOKEN", CLUSTER_TOKEN);
+    let args: [&std::ffi::OsStr; 2] = ["--config".as_ref(), config.as_os_str()];
+    common::spawn_serve_with(command, home, &args).await
+}
+
+async fn connect(address: &str) -> tonic::transport::Channel {
+    tokio::time::timeout(
+        TIMEOUT,
+        tonic::transport::Channel::from_shared(format!("http://{address}"))
+            .expect("url")
+            .connect(),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connects")
+}
+
+#[tokio::test]
+async fn a_killed_owners_sessions_move_to_a_live_server() {
+    let database = common::postgres::database().await;
+    let homes = tempfile::tempdir().expect("tempdir");
+    let (mut owner, owner_address) = serve(&homes.path().join("a"), &database).await;
+    let (_b, b_address) = serve(&homes.path().join("b"), &database).await;
+    let (_c, c_address) = serve(&homes.path().join("c"), &database).await;
+
+    let on_a = connect(&owner_address).await;
+    let mut sessions = pb::session_service_client::SessionServiceClient::new(on_a.clone());
+    let mut chat_a = pb::chat_service_client::ChatServiceClient::new(on_a);
+    let session = common::create(&mut sessions, "takeover").await;
+    // A takes the session with the first send; C relays it.
+    let slow = sent_turn(
+        &send_text(
+            &mut chat_a,
+            &session.name,
+            "go slow",
+            pb::BusyPolicy::Enqueue,
+        )
+        .await
+        .expect("send"),
+    );
+    let mut chat_c = pb::chat_service_client::ChatServiceClient::new(connect(&c_address).await);
+    let mut on_c = subscribe(&mut chat_c, &session.name, 0).await;
+    let queued = chat_a
+        .send_message(pb::SendMessageRequest {
+            session: session.name.clone(),
+            parts: vec![common::text("second")],
+            on_busy: pb::BusyPolicy::Enqueue.into(),
+            model: "models/fast".into(),
+        })
+        .await
+        .expect("queue a second turn")
+        .into_inner();
+    let queued = sent_turn(&queued);
+    // 100 tokens at 20 ms: past the 1 s checkpoint of the streaming text.
+    let deltas = std::sync::atomic::AtomicUsize::new(0);
+    collect_until(&mut on_c, |e| {
+        matches!(e.kind, Some(pb::session_event::Kind::TextDelta(_)))
+            && deltas.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == 100
+    })
+    .await;
+
+    owner.kill().await.expect("SIGKILL");
+    let killed = std::time::Instant::now();
+
+    // C's stream goes on: to the queued turn's end, through a reset at most.
+    let after = collect_until(&mut on_c, finishes(&queued.name)).await;
+    let takeover = killed.elapsed();
+    eprintln!("takeover: the queued turn finished {takeover:?} after the kill (lease TTL 2 s)");
+    let ended = common::finished(after.last().expect("events")).expect("turn");
+    assert_eq!(ended.status(), pb::TurnStatus::Succeeded, "{ended:?}");
+    let interrupted_seen = after
+        .iter()
+        .filter_map(common::finished)
+        .any(|turn| turn.name == slow.name && turn.status() == pb::TurnStatus::Interrupted);
+    let reset_seen = after
+        .iter()
+        .any(|e| matches!(e.kind, Some(pb::session_event::Kind::StreamReset(_))));
+    assert!(
+        interrupted_seen || reset_seen,
+        "the survivor's stream shows the interrupted turn or a reset: {:?}",
+        common::kinds(&after)
+    );
+
+    let mut chat_b = pb::chat_service_client::ChatServiceClient::new(connect(&b_address).await);
+    let interrupted = get_turn(&mut chat_b, &slow.name).await;
+    assert_eq!(interrupted.status(), pb::TurnStatus::Interrupted);
+    let messages = history(&mut chat_b, &session.name).await;
+    let partial = messages
+        .iter()
+        .find(|m| m.turn == slow.name && m.role() == pb::Role::Assistant)
+        .expect("the interrupted turn's partial answer is kept");
+    assert!(partial.incomplete);
+    let text = message_text(partial);
+    assert!(
+        !text.is_empty() && numbered_tokens(1000).starts_with(&text),
+        "a prefix of the answer: {text:?}"
+    );
+    let answer = messages
+        .iter()
+        .find(|m| m.turn == queued.name && m.role() == pb::Role::Assistant)
+        .expect("the queued turn's answer");
+    assert_eq!(message_text(answer), "Echo: second");
+    // Every server answers for the session now; a new turn runs.
+    let third = chat_b
+        .send_message(pb::SendMessageRequest {
+            session: session.name.clone(),
+            parts: vec![common::text("third")],
+            model: "models/fast".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("send after the takeover")
+        .into_inner();
+    let third = sent_turn(&third);
+    collect_until(&mut on_c, finishes(&third.name)).await;
+}
