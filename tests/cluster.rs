@@ -316,3 +316,85 @@ async fn every_turn_runs_once_when_sends_are_spread_over_the_servers() {
         "each turn asked the provider exactly once"
     );
 }
+
+#[tokio::test]
+async fn every_server_watches_the_changes_made_on_the_others() {
+    let servers = cluster(|config| {
+        config.models.insert("slow".into(), slow_mock(2_000, 5));
+    })
+    .await;
+    let (a, b, c) = (&servers[0], &servers[1], &servers[2]);
+    let mut watch = c
+        .sessions()
+        .await
+        .watch_sessions(pb::WatchSessionsRequest {})
+        .await
+        .expect("watch on C")
+        .into_inner();
+    let mut next_change = async || {
+        tokio::time::timeout(common::TIMEOUT, watch.message())
+            .await
+            .expect("a change in time (safety net)")
+            .expect("watch stream")
+            .expect("not ended")
+            .change
+            .expect("a change")
+    };
+    use pb::watch_sessions_response::Change;
+
+    let session = create(&mut a.sessions().await, "watched").await;
+    let created = loop {
+        if let Change::Created(s) = next_change().await {
+            break s;
+        }
+    };
+    assert_eq!(created.name, session.name);
+
+    // A turn running on B shows as running on C (the owner's live status).
+    let sent = b
+        .chat()
+        .await
+        .send_message(pb::SendMessageRequest {
+            session: session.name.clone(),
+            parts: vec![text("keep going")],
+            model: "models/slow".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("send")
+        .into_inner();
+    let running = loop {
+        if let Change::Updated(s) = next_change().await
+            && s.status == pb::SessionStatus::Running as i32
+        {
+            break s;
+        }
+    };
+    assert_eq!(running.name, session.name);
+    let got = c
+        .sessions()
+        .await
+        .get_session(pb::GetSessionRequest {
+            name: session.name.clone(),
+        })
+        .await
+        .expect("get on C")
+        .into_inner();
+    assert_eq!(got.status, pb::SessionStatus::Running as i32, "{got:?}");
+    assert_eq!(got.active_turn, sent_turn(&sent).name);
+
+    a.sessions()
+        .await
+        .delete_session(pb::DeleteSessionRequest {
+            name: session.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("delete on A");
+    loop {
+        if let Change::Deleted(name) = next_change().await {
+            assert_eq!(name, session.name);
+            break;
+        }
+    }
+}

@@ -31,6 +31,7 @@ conformance!(
     fenced_writes_need_the_current_epoch_and_a_stale_one_writes_nothing,
     unfenced_writes_always_write,
     deleting_a_session_removes_its_lease,
+    change_notices_reach_every_listener_in_order,
 );
 
 /// Long enough to stay live for any test.
@@ -560,4 +561,34 @@ async fn deleting_a_session_removes_its_lease(f: Fixture) {
     // The server's heartbeat no longer returns it.
     assert_eq!(store.heartbeat("a", LIVE).await.expect("beat").len(), 1);
     assert_eq!(lease(store, &other.id).await.epoch, kept.epoch);
+}
+
+// ---- change notices ----
+
+async fn change_notices_reach_every_listener_in_order(f: Fixture) {
+    use futures::StreamExt as _;
+    let store = &*f.store;
+    let mut first = store.change_notices().await.expect("listen");
+    let mut second = store.change_notices().await.expect("listen");
+    store.publish_notice("one").await.expect("publish");
+    store
+        .publish_notice(r#"{"two": 2}"#)
+        .await
+        .expect("publish");
+    for listener in [&mut first, &mut second] {
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let notice = tokio::time::timeout(Duration::from_secs(30), listener.next())
+                .await
+                .expect("a notice in time (safety net)")
+                .expect("the listener is still listening");
+            got.push(notice);
+        }
+        assert_eq!(got, ["one", r#"{"two": 2}"#]);
+    }
+    let too_big = "x".repeat(octo::store::MAX_NOTICE_BYTES + 1);
+    assert!(
+        store.publish_notice(&too_big).await.is_err(),
+        "a notice over the limit is refused, not truncated"
+    );
 }

@@ -111,7 +111,7 @@ impl LiveIndex {
         }
     }
 
-    fn set(&self, id: &str, summary: Option<LiveSummary>) {
+    pub(crate) fn set(&self, id: &str, summary: Option<LiveSummary>) {
         if let Ok(mut map) = self.sessions.write() {
             match summary {
                 Some(summary) => map.insert(id.to_owned(), summary),

@@ -1,6 +1,7 @@
 //! The runtime: session logic and live state. It works on domain types, keeps the store,
 //! providers and tools behind their traits, and knows nothing of proto or HTTP.
 
+mod changes;
 pub mod chat;
 pub mod cluster;
 pub mod events;

@@ -34,6 +34,8 @@ pub struct Sessions {
     store: Arc<dyn Store>,
     workspace: Workspace,
     changes: broadcast::Sender<SessionChange>,
+    /// In a cluster: where this server's changes go to reach the other servers.
+    relay: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<SessionChange>>,
     /// Live status of sessions with work in progress.
     live: Arc<LiveIndex>,
     models: Arc<Models>,
@@ -51,6 +53,7 @@ impl Sessions {
             store,
             workspace,
             changes,
+            relay: std::sync::OnceLock::new(),
             live,
             models,
         }
@@ -83,8 +86,21 @@ impl Sessions {
     }
 
     fn publish(&self, change: SessionChange) {
+        if let Some(relay) = self.relay.get() {
+            let _ = relay.send(change.clone());
+        }
+        self.publish_here(change);
+    }
+
+    /// Tells this server's watchers only (another server's change, relayed).
+    pub(crate) fn publish_here(&self, change: SessionChange) {
         // No receivers is fine: nobody is watching.
         let _ = self.changes.send(change);
+    }
+
+    /// Sends every change made here to `relay` as well (a cluster; see `changes`).
+    pub(crate) fn relay_to(&self, relay: tokio::sync::mpsc::UnboundedSender<SessionChange>) {
+        let _ = self.relay.set(relay);
     }
 
     pub async fn create(

@@ -121,6 +121,14 @@ impl Chat {
         let Some(settings) = self.ownership.settings().cloned() else {
             return;
         };
+        super::changes::relay(
+            &self.deps.sessions,
+            &self.deps.live,
+            &self.deps.store,
+            &settings.server_id,
+            &self.drivers,
+            &self.deps.shutdown,
+        );
         let chat = self.clone();
         self.drivers.spawn(async move {
             let interval = settings.heartbeat_interval();

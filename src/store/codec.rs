@@ -309,3 +309,15 @@ mod tests {
         assert_eq!(like_pattern(r"50%_a\b"), r"%50\%\_a\\b%");
     }
 }
+
+/// Refuses a notice larger than both backends deliver.
+pub(crate) fn check_notice(notice: &str) -> crate::domain::Result<()> {
+    if notice.len() > crate::store::MAX_NOTICE_BYTES {
+        return Err(crate::domain::Error::Internal(format!(
+            "a change notice of {} bytes is over the {} byte limit",
+            notice.len(),
+            crate::store::MAX_NOTICE_BYTES
+        )));
+    }
+    Ok(())
+}

@@ -399,4 +399,17 @@ pub trait ClusterStore: Send + Sync {
     /// released or expired), oldest unfinished turn first, at most `limit`: the sessions
     /// a dead server left behind, for a live one to take over.
     async fn orphaned_sessions(&self, limit: usize) -> Result<Vec<String>>;
+
+    /// Tells every listener of this database (`change_notices`, on any server) about a
+    /// change; `notice` is opaque to the store (the runtime's JSON, at most
+    /// [`MAX_NOTICE_BYTES`]). Best effort: a listener that is not connected misses it.
+    async fn publish_notice(&self, notice: &str) -> Result<()>;
+
+    /// Notices published from now on, by any server on this database (this one too),
+    /// in the order the database delivers them. The stream ends when the listening
+    /// connection is lost; listen again to go on (notices in between are missed).
+    async fn change_notices(&self) -> Result<futures::stream::BoxStream<'static, String>>;
 }
+
+/// The largest notice `publish_notice` takes (Postgres NOTIFY allows 8000 bytes).
+pub const MAX_NOTICE_BYTES: usize = 7900;

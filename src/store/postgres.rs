@@ -88,6 +88,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The Postgres backend.
 pub struct PostgresStore {
     pool: Pool,
+    /// Where to open the connection that listens for change notices (outside the pool:
+    /// LISTEN holds a connection for as long as it listens).
+    config: tokio_postgres::Config,
     /// The connection holding [`SERVER_LOCK`], kept out of the pool for the store's life.
     server_lock: std::sync::Mutex<Option<deadpool_postgres::ClientWrapper>>,
 }
@@ -103,7 +106,7 @@ impl PostgresStore {
             config.application_name("octo");
         }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -115,6 +118,7 @@ impl PostgresStore {
             .map_err(|err| storage_error(format!("cannot make the Postgres pool: {err}")))?;
         let store = PostgresStore {
             pool,
+            config,
             server_lock: std::sync::Mutex::new(None),
         };
         store.migrate().await?;

@@ -50,6 +50,10 @@ pub struct SqliteStore {
     inner: Arc<Inner>,
 }
 
+/// Notices a slow listener may fall behind by before it misses some (as on Postgres,
+/// where notices to a listener that is not reading are best effort too).
+const NOTICE_BUFFER: usize = 1024;
+
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
@@ -57,6 +61,8 @@ struct Inner {
     /// One write at a time holds a thread; the others wait without one.
     write_turn: Arc<Semaphore>,
     read_turns: Arc<Semaphore>,
+    /// `publish_notice` within this process: every listener of this store.
+    notices: tokio::sync::broadcast::Sender<String>,
 }
 
 /// A write transaction that takes the write lock at BEGIN. A deferred one that reads
@@ -147,6 +153,7 @@ impl SqliteStore {
                 readers: Mutex::new(Vec::new()),
                 write_turn: Arc::new(Semaphore::new(1)),
                 read_turns: Arc::new(Semaphore::new(READERS)),
+                notices: tokio::sync::broadcast::channel(NOTICE_BUFFER).0,
             });
             spawn_checkpointer(Arc::downgrade(&inner));
             Ok(SqliteStore { inner })

@@ -26,7 +26,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use tokio_postgres::{Row, error::SqlState};
+use futures::{StreamExt as _, stream::BoxStream};
+use tokio_postgres::{AsyncMessage, Row, error::SqlState};
 
 use super::{PostgresStore, decode_all, execute, get, pg_error, query, query_opt, try_execute};
 use crate::{
@@ -41,6 +42,11 @@ use crate::{
 /// Now on the database's clock, in microseconds since the Unix epoch. `clock_timestamp()`
 /// rather than `now()`: the latter is the start of the transaction.
 const NOW: &str = "(extract(epoch from clock_timestamp()) * 1000000)::bigint";
+
+/// The channel change notices go on (`LISTEN`/`NOTIFY`).
+const NOTICE_CHANNEL: &str = "octo_changes";
+/// Notices a listener may have unread before newer ones are dropped.
+const NOTICE_BUFFER: usize = 1024;
 
 /// A lease with its owner's address (`""` without a server row).
 const LEASE_SELECT: &str = "SELECT l.session_id, l.owner, COALESCE(s.address, ''), l.epoch, \
@@ -261,6 +267,62 @@ impl ClusterStore for PostgresStore {
         )
         .await?;
         rows.iter().map(|row| get(row, 0)).collect()
+    }
+
+    async fn publish_notice(&self, notice: &str) -> Result<()> {
+        crate::store::codec::check_notice(notice)?;
+        let client = self.client().await?;
+        execute(
+            &client,
+            &format!("SELECT pg_notify('{NOTICE_CHANNEL}', $1)"),
+            &[&notice],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn change_notices(&self) -> Result<BoxStream<'static, String>> {
+        let (client, mut connection) = self
+            .config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(pg_error)?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(NOTICE_BUFFER);
+        // Drives the listening connection; ends when the connection does, which is
+        // when the stream below (holding the client) is dropped, or on a network error.
+        tokio::spawn(async move {
+            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                match message {
+                    Ok(AsyncMessage::Notification(notice)) => {
+                        // A full buffer drops the notice: best effort, like NOTIFY itself.
+                        if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) =
+                            sender.try_send(notice.payload().to_owned())
+                        {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(error = %err, "the change-notice connection to Postgres failed");
+                        return;
+                    }
+                }
+            }
+        });
+        client
+            .batch_execute(&format!("LISTEN {NOTICE_CHANNEL}"))
+            .await
+            .map_err(pg_error)?;
+        Ok(Box::pin(futures::stream::unfold(
+            (receiver, client),
+            |(mut receiver, client)| async move {
+                receiver
+                    .recv()
+                    .await
+                    .map(|notice| (notice, (receiver, client)))
+            },
+        )))
     }
 }
 

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{SqliteStore, exec, immediate, query_one, storage_error};
@@ -278,5 +279,29 @@ impl ClusterStore for SqliteStore {
             .map_err(storage_error)
         })
         .await
+    }
+
+    async fn publish_notice(&self, notice: &str) -> Result<()> {
+        crate::store::codec::check_notice(notice)?;
+        // No listener is fine.
+        let _ = self.inner.notices.send(notice.to_owned());
+        Ok(())
+    }
+
+    async fn change_notices(&self) -> Result<BoxStream<'static, String>> {
+        let receiver = self.inner.notices.subscribe();
+        Ok(Box::pin(futures::stream::unfold(
+            receiver,
+            |mut receiver| async move {
+                loop {
+                    match receiver.recv().await {
+                        Ok(notice) => return Some((notice, receiver)),
+                        // Missed some: best effort, as documented.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            },
+        )))
     }
 }
