@@ -267,6 +267,18 @@ pub(crate) fn like_pattern(query: &str) -> String {
     pattern
 }
 
+/// Refuses a notice larger than both backends deliver.
+pub(crate) fn check_notice(notice: &str) -> crate::domain::Result<()> {
+    if notice.len() > crate::store::MAX_NOTICE_BYTES {
+        return Err(crate::domain::Error::Internal(format!(
+            "a change notice of {} bytes is over the {} byte limit",
+            notice.len(),
+            crate::store::MAX_NOTICE_BYTES
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,16 +320,4 @@ mod tests {
     fn like_pattern_escapes_metacharacters() {
         assert_eq!(like_pattern(r"50%_a\b"), r"%50\%\_a\\b%");
     }
-}
-
-/// Refuses a notice larger than both backends deliver.
-pub(crate) fn check_notice(notice: &str) -> crate::domain::Result<()> {
-    if notice.len() > crate::store::MAX_NOTICE_BYTES {
-        return Err(crate::domain::Error::Internal(format!(
-            "a change notice of {} bytes is over the {} byte limit",
-            notice.len(),
-            crate::store::MAX_NOTICE_BYTES
-        )));
-    }
-    Ok(())
 }
