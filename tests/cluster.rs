@@ -12,8 +12,10 @@ use common::{
     TestServer, collect_until, create, create_in_mode, finishes, is_kind, sent_turn, subscribe,
     text,
 };
+use octo::scheduler::ManualClock;
 use octo::{
     config::ModelConfig,
+    domain::Timestamp,
     pb,
     providers::fake::{FakeOpenAi, FakeResponse},
 };
@@ -23,6 +25,14 @@ pub const CLUSTER_TOKEN: &str = "test-cluster-token-0123456789abcdef0123456789";
 
 /// Three servers on one fresh database, with `models` (the mock by default).
 async fn cluster(tweak: impl Fn(&mut octo::config::Config)) -> Vec<TestServer> {
+    cluster_on_clock(tweak, None).await
+}
+
+/// [`cluster`] with every server's schedules firing by `clock`.
+async fn cluster_on_clock(
+    tweak: impl Fn(&mut octo::config::Config),
+    clock: Option<ManualClock>,
+) -> Vec<TestServer> {
     let url = common::postgres::database().await;
     let mut servers = Vec::new();
     for _ in 0..3 {
@@ -32,7 +42,10 @@ async fn cluster(tweak: impl Fn(&mut octo::config::Config)) -> Vec<TestServer> {
         config.cluster_token = Some(CLUSTER_TOKEN.into());
         config.lease_ttl_seconds = 2;
         tweak(&mut config);
-        servers.push(TestServer::start_in(dir, config).await);
+        servers.push(match &clock {
+            Some(clock) => TestServer::start_with_clock(dir, config, Arc::new(clock.clone())).await,
+            None => TestServer::start_in(dir, config).await,
+        });
     }
     servers
 }
@@ -397,4 +410,70 @@ async fn every_server_watches_the_changes_made_on_the_others() {
             break;
         }
     }
+}
+
+#[tokio::test]
+async fn a_schedule_fires_once_and_waits_for_a_turn_owned_by_another_server() {
+    // 2026-03-02T08:59:00Z; the schedule fires at 09:00.
+    const START: i64 = 1_772_441_940_000_000;
+    const MINUTE: i64 = 60_000_000;
+    let clock = ManualClock::new(Timestamp(START));
+    let servers = cluster_on_clock(|_| {}, Some(clock.clone())).await;
+    let (a, b, c) = (&servers[0], &servers[1], &servers[2]);
+    // The schedule's target session is live on B; the schedule is made on C.
+    let session = create(&mut a.sessions().await, "scheduled").await;
+    let mut on_b = subscribe(&mut b.chat().await, &session.name, 0).await;
+    let mut schedules = c.schedules().await;
+    let schedule = schedules
+        .create_schedule(pb::CreateScheduleRequest {
+            schedule: Some(pb::Schedule {
+                prompt: "daily report".into(),
+                cron: "0 9 * * *".into(),
+                target_session: session.name.clone(),
+                overlap_policy: pb::OverlapPolicy::Queue as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create schedule")
+        .into_inner();
+
+    clock.set(Timestamp(START + MINUTE));
+    let finished = collect_until(&mut on_b, common::is_turn_finished).await;
+    assert_eq!(common::streamed_text(&finished), "Echo: daily report");
+    // Whichever server fired it, it follows the turn on the owner to its end.
+    let runs = tokio::time::timeout(common::TIMEOUT, async {
+        loop {
+            let runs = schedules
+                .list_schedule_runs(pb::ListScheduleRunsRequest {
+                    parent: schedule.name.clone(),
+                    ..Default::default()
+                })
+                .await
+                .expect("runs")
+                .into_inner()
+                .runs;
+            if runs
+                .iter()
+                .all(|r| r.status == pb::RunStatus::Succeeded as i32)
+                && !runs.is_empty()
+            {
+                return runs;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the run succeeds in time (safety net)");
+    assert_eq!(
+        runs.len(),
+        1,
+        "three servers, one fire time, one run: {runs:?}"
+    );
+    let prompts = common::history(&mut a.chat().await, &session.name)
+        .await
+        .iter()
+        .filter(|m| m.role() == pb::Role::User)
+        .count();
+    assert_eq!(prompts, 1, "the prompt was sent once");
 }
