@@ -477,3 +477,63 @@ async fn a_schedule_fires_once_and_waits_for_a_turn_owned_by_another_server() {
         .count();
     assert_eq!(prompts, 1, "the prompt was sent once");
 }
+
+/// The internal service answers only callers with the cluster token, and is not part of
+/// the public contract (not in the descriptor set reflection and the JSON mapping use).
+#[tokio::test]
+async fn the_peer_service_needs_the_cluster_token_and_is_not_public() {
+    use octo::api::peer::peer_pb::peer_service_client::PeerServiceClient;
+    let servers = cluster(|_| {}).await;
+    let session = create(&mut servers[0].sessions().await, "peer").await;
+    let mut peer = PeerServiceClient::new(servers[1].channel().await);
+    let clear = |token: Option<&str>| {
+        let mut request = tonic::Request::new(pb::ClearQueueRequest {
+            session: session.name.clone(),
+        });
+        if let Some(token) = token {
+            request
+                .metadata_mut()
+                .insert("x-octo-cluster-token", token.parse().expect("ascii"));
+        }
+        request
+    };
+    let missing = peer.clear_queue(clear(None)).await.expect_err("no token");
+    assert_eq!(missing.code(), tonic::Code::Unauthenticated);
+    let wrong = peer
+        .clear_queue(clear(Some("not-the-cluster-token-0123456789abcdef")))
+        .await
+        .expect_err("wrong token");
+    assert_eq!(wrong.code(), tonic::Code::Unauthenticated);
+    // A client's bearer token is not a cluster token either.
+    let mut bearer = clear(None);
+    bearer.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {CLUSTER_TOKEN}").parse().expect("ascii"),
+    );
+    assert_eq!(
+        peer.clear_queue(bearer).await.expect_err("bearer").code(),
+        tonic::Code::Unauthenticated
+    );
+    let cleared = peer
+        .clear_queue(clear(Some(CLUSTER_TOKEN)))
+        .await
+        .expect("the right token passes")
+        .into_inner();
+    assert!(cleared.cancelled_turns.is_empty());
+
+    // A server that is not in a cluster refuses every peer call.
+    let alone = TestServer::start().await;
+    let mut peer = PeerServiceClient::new(alone.channel().await);
+    let refused = peer
+        .clear_queue(clear(Some(CLUSTER_TOKEN)))
+        .await
+        .expect_err("not a cluster");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert_eq!(common::reason(&refused), "NOT_A_CLUSTER");
+
+    let public = String::from_utf8_lossy(pb::FILE_DESCRIPTOR_SET);
+    assert!(
+        !public.contains("octo.peer.v1"),
+        "not in the public descriptors"
+    );
+}

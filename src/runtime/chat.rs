@@ -268,14 +268,7 @@ impl Chat {
         let Some(live) = live else {
             return;
         };
-        {
-            let mut state = live.lock();
-            state.queue.clear();
-            if let Some(active) = &state.active {
-                active.cancel.cancel();
-            }
-            state.retired = true;
-        }
+        live.retire(&mut live.lock());
         live.clear_summary();
         live.moved.cancel();
         tracing::warn!(session = %session_id, "lost the session's lease to another server");
@@ -633,11 +626,7 @@ impl Chat {
             return;
         };
         let mut state = live.lock();
-        state.queue.clear();
-        if let Some(active) = &state.active {
-            active.cancel.cancel();
-        }
-        state.retired = true;
+        live.retire(&mut state);
         live.emit_locked(&mut state, None, EventKind::SessionDeleted);
         live.clear_summary();
     }

@@ -354,6 +354,17 @@ impl LiveSession {
             .await
     }
 
+    /// Ends this live state for good (the session was deleted, or moved to another
+    /// server): queued turns leave the queue (they stay stored), the running turn is
+    /// cancelled, and the driver stops.
+    pub fn retire(&self, state: &mut LiveState) {
+        state.queue.clear();
+        if let Some(active) = &state.active {
+            active.cancel.cancel();
+        }
+        state.retired = true;
+    }
+
     /// Forgets this session's summary (it is idle).
     pub fn clear_summary(&self) {
         self.deps.live.set(&self.id, None);
