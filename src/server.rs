@@ -46,6 +46,9 @@ const REQUEST_ID: &str = "x-request-id";
 /// Everything a request may need, shared by all connections.
 struct App {
     chat: Arc<Chat>,
+    store: Arc<dyn Store>,
+    /// Cancelled when shutdown begins: the readiness probe fails from then on.
+    stopping: CancellationToken,
     grpc: GrpcService,
     grpc_web: GrpcService,
     gateway: JsonGateway,
@@ -318,6 +321,8 @@ impl Server {
             tls,
             app: Arc::new(App {
                 chat: chat.clone(),
+                store: store.clone(),
+                stopping: shutdown.clone(),
                 grpc,
                 grpc_web,
                 gateway,
@@ -514,6 +519,10 @@ async fn handle(app: Arc<App>, mut request: Request<Body>) -> Response<Body> {
             oneshot(app.grpc.clone(), request).await
         } else if request.uri().path() == "/metrics" && request.method() == http::Method::GET {
             metrics_response(&app, &request)
+        } else if request.uri().path() == "/healthz" && request.method() == http::Method::GET {
+            probe_response(http::StatusCode::OK, "ok")
+        } else if request.uri().path() == "/readyz" && request.method() == http::Method::GET {
+            readiness(&app).await
         } else {
             app.gateway.handle(request).await
         };
@@ -571,6 +580,47 @@ async fn oneshot(service: GrpcService, request: Request<Body>) -> Response<Body>
         Ok(response) => response,
         Err(never) => match never {},
     }
+}
+
+/// How long the readiness probe waits for the database: probes time out after 1 s by
+/// default (Kubernetes), and a healthy local query takes well under a millisecond.
+const READINESS_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// `GET /readyz`: 200 when the database answers and the server is not shutting down,
+/// else 503 with the reason. No auth (a load balancer probes it), nothing sensitive.
+async fn readiness(app: &App) -> Response<Body> {
+    if app.stopping.is_cancelled() {
+        return probe_response(http::StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    match tokio::time::timeout(READINESS_TIMEOUT, app.store.check()).await {
+        Ok(Ok(())) => probe_response(http::StatusCode::OK, "ready"),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness: the database does not answer");
+            probe_response(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "the database does not answer",
+            )
+        }
+        Err(_) => probe_response(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "the database does not answer in time",
+        ),
+    }
+}
+
+fn probe_response(status: http::StatusCode, text: &str) -> Response<Body> {
+    let mut response = Response::new(Body::new(http_body_util::Full::new(bytes::Bytes::from(
+        format!("{text}\n"),
+    ))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 fn metrics_response(app: &App, request: &Request<Body>) -> Response<Body> {

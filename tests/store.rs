@@ -27,6 +27,7 @@ use octo::{
 };
 
 conformance!(
+    a_fresh_store_answers_the_readiness_check,
     sessions_round_trip_and_survive_reopen,
     sessions_list_in_order_and_page_by_keyset,
     sessions_filter_by_text_source_pin_and_time,
@@ -885,4 +886,15 @@ async fn flush_keeps_everything(f: Fixture) {
         f.open_again().await.get_session(&s.id).await.expect("get"),
         Some(s)
     );
+}
+
+// ---- readiness ----
+
+async fn a_fresh_store_answers_the_readiness_check(f: Fixture) {
+    f.store.check().await.expect("a migrated store answers");
+    f.open_again()
+        .await
+        .check()
+        .await
+        .expect("and once reopened");
 }

@@ -125,6 +125,9 @@ pub trait Store:
 {
     /// Flushes what the backend buffers (SQLite: a WAL checkpoint). Called on shutdown.
     async fn flush(&self) -> Result<()>;
+
+    /// Whether the database answers a query now (the server's readiness probe).
+    async fn check(&self) -> Result<()>;
 }
 
 /// Sessions, with what belongs to a session as a whole: tools allowed for its rest, the

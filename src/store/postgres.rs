@@ -340,6 +340,15 @@ impl Store for PostgresStore {
     async fn flush(&self) -> Result<()> {
         Ok(())
     }
+
+    async fn check(&self) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .query_one("SELECT count(*) FROM schema_migrations", &[])
+            .await
+            .map_err(pg_error)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

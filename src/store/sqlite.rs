@@ -511,6 +511,14 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn check(&self) -> Result<()> {
+        self.read(|conn| {
+            conn.query_row("PRAGMA user_version", [], |_| Ok(()))
+                .map_err(storage_error)
+        })
+        .await
+    }
 }
 
 #[async_trait]
