@@ -674,9 +674,30 @@ async fn shutdown_signal() {
     };
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
+    // SIGHUP (a closed terminal, `kill -HUP` by habit) would end the process with no
+    // word by default. Nothing is reloaded live: the configuration is read at start.
+    #[cfg(unix)]
+    let hangup = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(mut signal) => loop {
+                signal.recv().await;
+                tracing::warn!(
+                    "SIGHUP received and ignored: the configuration is read at start; \
+                     restart the server to apply changes"
+                );
+            },
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGHUP");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let hangup = std::future::pending::<()>();
     tokio::select! {
         () = ctrl_c => tracing::info!("SIGINT received"),
         () = terminate => tracing::info!("SIGTERM received"),
+        () = hangup => {}
     }
 }
 
