@@ -408,3 +408,46 @@ async fn allow_always_survives_a_restart() {
     );
     assert_eq!(tool_record(&events).status(), pb::ToolCallStatus::Succeeded);
 }
+
+/// The time a person takes to approve a call is not the call's running time.
+#[tokio::test]
+async fn a_tool_calls_duration_is_its_running_time_not_the_wait_for_approval() {
+    const THINKING: std::time::Duration = std::time::Duration::from_millis(1500);
+    let server = TestServer::start().await;
+    let (session, mut chat) = session(&server, pb::PermissionMode::Ask).await;
+    let mut watcher = subscribe(&mut chat, &session.name, 0).await;
+    let (turn, events) = start(&mut chat, &mut watcher, &session.name, &shell("echo quick")).await;
+    let confirmation = requested(&events);
+    // The person reads the request before answering (the scenario, not a wait for
+    // the server).
+    tokio::time::sleep(THINKING).await;
+    respond(
+        &mut chat,
+        &confirmation.name,
+        pb::ConfirmationDecision::Allow,
+    )
+    .await;
+    let events = collect_until(&mut watcher, finishes(&turn.name)).await;
+    let duration = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            Some(Kind::ToolCallFinished(f)) => f.duration,
+            _ => None,
+        })
+        .expect("tool_call_finished with a duration");
+    let ran = std::time::Duration::new(duration.seconds as u64, duration.nanos as u32);
+    assert!(
+        ran < THINKING,
+        "`echo` ran for {ran:?}, less than the {THINKING:?} spent deciding"
+    );
+    let record = tool_record(&events);
+    let micros = |t: &Option<prost_types::Timestamp>| {
+        let t = t.as_ref().expect("time");
+        t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000
+    };
+    let span = micros(&record.end_time) - micros(&record.start_time);
+    assert!(
+        span < THINKING.as_micros() as i64,
+        "start_time is when it started running: {span} µs"
+    );
+}

@@ -667,7 +667,9 @@ async fn run_tools(
                 call: Box::new(call.clone()),
             },
         );
-        let started = Instant::now();
+        // Set when the tool starts running: neither the wait for a person's approval
+        // (seconds in ASK mode) nor a refusal counts as running time.
+        let mut ran: Option<Instant> = None;
         let mut record = ToolCallRecord {
             id: call.id.clone(),
             tool: call.tool.clone(),
@@ -711,6 +713,8 @@ async fn run_tools(
                     timeout: deps.limits.tool_timeout,
                     max_output_bytes: deps.limits.max_tool_output_bytes,
                 };
+                ran = Some(Instant::now());
+                record.start_time = Some(Timestamp::now());
                 let run = tool.run(arguments, context);
                 tokio::pin!(run);
                 let outcome = loop {
@@ -764,7 +768,7 @@ async fn run_tools(
             Some(&turn.id),
             EventKind::ToolCallFinished {
                 record: Box::new(record),
-                duration_micros: started.elapsed().as_micros() as i64,
+                duration_micros: ran.map_or(0, |ran| ran.elapsed().as_micros() as i64),
             },
         );
     }
