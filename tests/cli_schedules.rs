@@ -93,16 +93,22 @@ async fn schedules_add_with_a_bad_cron_shows_the_field_violation() {
     .await;
     assert_eq!(bad.code, Some(1), "{}", bad.stdout);
     assert!(
-        bad.stderr.starts_with("error: INVALID_ARGUMENT"),
+        bad.stderr
+            .starts_with("error: invalid argument (INVALID_ARGUMENT)\n"),
         "{}",
         bad.stderr
     );
     let violation = bad
         .stderr
         .lines()
-        .find(|l| l.trim_start().starts_with("field "))
+        .find(|l| l.trim_start().starts_with("schedule.cron: "))
         .unwrap_or_else(|| panic!("a field violation: {}", bad.stderr));
-    assert!(violation.contains("cron"), "{violation}");
+    assert_eq!(
+        bad.stderr.matches(violation.trim()).count(),
+        1,
+        "said once: {}",
+        bad.stderr
+    );
 
     let bad_zone = octo_run(
         &server,

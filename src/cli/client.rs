@@ -240,35 +240,45 @@ pub fn code_name(code: Code) -> &'static str {
     }
 }
 
-/// The text printed for a failed gRPC call: `error: <CODE>: <message>`, then the
-/// ErrorInfo reason and each BadRequest field violation carried in the status details.
+/// The text printed for a failed gRPC call, saying each thing once:
+/// `error: <message> (<REASON>)` (the ErrorInfo reason, else the code), then one line
+/// per BadRequest field violation (`  <field>: <description>`; the headline is then just
+/// "invalid argument", as the server's message only joins the same violations) and per
+/// ErrorInfo metadata entry.
 pub fn describe_status(status: &Status) -> String {
-    let mut text = format!("error: {}", code_name(status.code()));
-    if !status.message().is_empty() {
-        text.push_str(": ");
-        text.push_str(status.message());
-    }
-    text.push('\n');
-
     let details = status.get_error_details();
+    let violations = details
+        .bad_request()
+        .map(|b| b.field_violations.as_slice())
+        .unwrap_or_default();
+    let label = details
+        .error_info()
+        .map(|info| info.reason.as_str())
+        .filter(|reason| !reason.is_empty())
+        .unwrap_or_else(|| code_name(status.code()));
+    let message = if !violations.is_empty() {
+        "invalid argument"
+    } else if status.message().is_empty() {
+        code_name(status.code())
+    } else {
+        status.message()
+    };
+    let mut text = if message == label {
+        format!("error: {message}\n")
+    } else {
+        format!("error: {message} ({label})\n")
+    };
+    for violation in violations {
+        text.push_str(&format!(
+            "  {}: {}\n",
+            violation.field, violation.description
+        ));
+    }
     if let Some(info) = details.error_info() {
-        text.push_str(&format!("  reason: {}", info.reason));
-        if !info.domain.is_empty() {
-            text.push_str(&format!(" ({})", info.domain));
-        }
-        text.push('\n');
         let mut metadata: Vec<_> = info.metadata.iter().collect();
         metadata.sort();
         for (key, value) in metadata {
-            text.push_str(&format!("    {key}: {value}\n"));
-        }
-    }
-    if let Some(bad_request) = details.bad_request() {
-        for violation in &bad_request.field_violations {
-            text.push_str(&format!(
-                "  field {}: {}\n",
-                violation.field, violation.description
-            ));
+            text.push_str(&format!("  {key}: {value}\n"));
         }
     }
 
@@ -410,12 +420,20 @@ mod tests {
         let text = describe_status(&status);
         assert_eq!(
             text,
-            "error: INVALID_ARGUMENT: invalid session\n  reason: SESSION_INVALID (octo)\n    \
-             session: sessions/x\n  field session.display_name: too long\n"
+            "error: invalid argument (SESSION_INVALID)\n  session.display_name: too long\n  \
+             session: sessions/x\n"
         );
 
+        // The server's reason names the error; the code is the fallback.
+        let details = ErrorDetails::with_error_info("SESSION_BUSY", "octo.v1", []);
+        let busy =
+            Status::with_error_details(Code::FailedPrecondition, "sessions/x is running", details);
+        assert_eq!(
+            describe_status(&busy),
+            "error: sessions/x is running (SESSION_BUSY)\n"
+        );
         let err = anyhow::Error::new(Status::not_found("no such session")).context("get");
-        assert_eq!(describe_error(&err), "error: NOT_FOUND: no such session\n");
+        assert_eq!(describe_error(&err), "error: no such session (NOT_FOUND)\n");
     }
 
     #[tokio::test]
