@@ -1,0 +1,396 @@
+// The chat view of one session: its header (rename, pin, delete), the history with
+// paging upward, the live turn (text, reasoning, tool cards with confirmations) and the
+// composer (Enter sends; while a turn runs: queue, steer or interrupt; stop).
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
+
+import { BusyPolicy, ConfirmationDecision, ToolCallStatus, connection, describe } from "./api.js";
+import { renderMarkdown } from "./markdown.js";
+import type { SessionList } from "./sessions.js";
+import type { ToolState, ViewMessage } from "./session.js";
+import { SessionModel } from "./session.js";
+import { StatusBadge } from "./sidebar.js";
+import { useSubscription } from "./util.js";
+
+export function ChatView({ name, list }: { name: string; list: SessionList }) {
+  const model = useMemo(() => new SessionModel(name, () => connection.client), [name]);
+  useEffect(() => {
+    model.start();
+    return () => model.close();
+  }, [model]);
+  useSubscription(model);
+  const session = model.session ?? list.sessions.get(name);
+
+  const scroller = useRef<HTMLDivElement>(null);
+  const pinnedToBottom = useRef(true);
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (el && pinnedToBottom.current) el.scrollTop = el.scrollHeight;
+  });
+
+  if (model.deleted) {
+    return (
+      <main class="chat empty">
+        <p>This session was deleted.</p>
+      </main>
+    );
+  }
+  const messages = model.ordered().filter(SessionModel.visible);
+  const referenced = new Set<string>();
+  for (const m of model.messages.values())
+    for (const p of m.parts) if (p.kind.case === "toolCall") referenced.add(p.kind.value.id);
+  const orphanTools = [...model.tools.values()].filter((t) => !referenced.has(t.id));
+
+  return (
+    <main class="chat" aria-label="Chat">
+      <ChatHeader model={model} list={list} />
+      <div
+        class="messages"
+        ref={scroller}
+        onScroll={(e) => {
+          const el = e.currentTarget as HTMLDivElement;
+          pinnedToBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+          if (el.scrollTop < 40 && model.olderToken) void model.loadOlder();
+        }}
+        aria-live="off"
+      >
+        {model.olderToken && (
+          <button type="button" class="link older" onClick={() => void model.loadOlder()} disabled={model.loadingOlder}>
+            {model.loadingOlder ? "Loading…" : "Load older messages"}
+          </button>
+        )}
+        {!model.historyLoaded && !model.error && <p class="hint">Loading history…</p>}
+        {messages.map((m, i) => (
+          <MessageView
+            key={m.name}
+            message={m}
+            model={model}
+            error={messages[i + 1]?.turn !== m.turn ? model.turnErrors.get(m.turn) : undefined}
+          />
+        ))}
+        {orphanTools.map((t) => (
+          <ToolCard key={t.id} tool={t} model={model} />
+        ))}
+        {model.error && (
+          <p class="error" role="alert">
+            {model.error}
+          </p>
+        )}
+      </div>
+      <Composer model={model} />
+      {session && <span class="visually-hidden">{session.displayName}</span>}
+    </main>
+  );
+}
+
+function ChatHeader({ model, list }: { model: SessionModel; list: SessionList }) {
+  const s = model.session ?? list.sessions.get(model.name);
+  const [renaming, setRenaming] = useState(false);
+  const [confirmDelete, setConfirmDelete] = useState(false);
+  const [error, setError] = useState("");
+  async function update(fields: { displayName?: string; pinned?: boolean }) {
+    try {
+      const updated = await connection.client.sessions.updateSession({
+        session: { name: model.name, ...fields },
+        updateMask: { paths: Object.keys(fields).map((k) => (k === "displayName" ? "display_name" : k)) },
+      });
+      model.session = updated;
+      list.put(updated);
+      setError("");
+    } catch (err) {
+      setError(connection.failed(err));
+    }
+  }
+  async function remove() {
+    try {
+      await connection.client.sessions.deleteSession({ name: model.name });
+      list.remove(model.name);
+      location.hash = "#/";
+    } catch (err) {
+      setError(connection.failed(err));
+    }
+  }
+  return (
+    <header class="chat-header">
+      <a href="#/" class="back link" aria-label="Back to sessions">
+        ‹
+      </a>
+      {renaming ? (
+        <form
+          class="rename"
+          onSubmit={(e) => {
+            e.preventDefault();
+            const value = new FormData(e.target as HTMLFormElement).get("title");
+            setRenaming(false);
+            void update({ displayName: String(value ?? "").trim() });
+          }}
+        >
+          <label class="visually-hidden" for="rename-input">
+            Session title
+          </label>
+          <input id="rename-input" name="title" defaultValue={s?.displayName ?? ""} autoFocus />
+          <button type="submit">Save</button>
+          <button type="button" onClick={() => setRenaming(false)}>
+            Cancel
+          </button>
+        </form>
+      ) : (
+        <h1 class="chat-title">{s?.displayName || "Untitled"}</h1>
+      )}
+      {s && <StatusBadge session={s} />}
+      <div class="actions">
+        {!renaming && (
+          <button type="button" onClick={() => setRenaming(true)}>
+            Rename
+          </button>
+        )}
+        <button type="button" aria-pressed={!!s?.pinned} onClick={() => void update({ pinned: !s?.pinned })}>
+          {s?.pinned ? "Unpin" : "Pin"}
+        </button>
+        {confirmDelete ? (
+          <span class="confirm-delete" role="group" aria-label="Confirm delete">
+            Delete for good?
+            <button type="button" class="danger" onClick={() => void remove()}>
+              Yes, delete
+            </button>
+            <button type="button" onClick={() => setConfirmDelete(false)}>
+              Keep
+            </button>
+          </span>
+        ) : (
+          <button type="button" class="danger" onClick={() => setConfirmDelete(true)}>
+            Delete
+          </button>
+        )}
+      </div>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+    </header>
+  );
+}
+
+function MessageView({ message: m, model, error }: { message: ViewMessage; model: SessionModel; error?: string }) {
+  const role = m.role === 1 ? "user" : "assistant";
+  return (
+    <article
+      class={`message ${role}`}
+      data-name={m.name}
+      data-streaming={m.streaming ? "true" : "false"}
+      aria-label={role === "user" ? "You" : "Assistant"}
+    >
+      {m.parts.map((p, i) => {
+        if (!p) return null;
+        switch (p.kind.case) {
+          case "text":
+            return role === "user" ? (
+              <div key={i} class="text plain">
+                {p.kind.value}
+              </div>
+            ) : (
+              <div key={i} class="text markdown" dangerouslySetInnerHTML={{ __html: renderMarkdown(p.kind.value) }} />
+            );
+          case "reasoning":
+            return (
+              <details key={i} class="reasoning">
+                <summary>Reasoning</summary>
+                <div class="plain">{p.kind.value}</div>
+              </details>
+            );
+          case "toolCall": {
+            const tool = model.tools.get(p.kind.value.id);
+            return tool ? <ToolCard key={i} tool={tool} model={model} /> : null;
+          }
+          case "attachment":
+            return (
+              <div key={i} class="attachment">
+                📎 {p.kind.value.filename || p.kind.value.mimeType}
+              </div>
+            );
+          default:
+            return null;
+        }
+      })}
+      {m.incomplete && <p class="hint">(incomplete: the turn was interrupted)</p>}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+    </article>
+  );
+}
+
+const TOOL_STATUS: Record<number, string> = {
+  [ToolCallStatus.AWAITING_CONFIRMATION]: "awaiting approval",
+  [ToolCallStatus.RUNNING]: "running",
+  [ToolCallStatus.SUCCEEDED]: "done",
+  [ToolCallStatus.FAILED]: "failed",
+  [ToolCallStatus.DENIED]: "denied",
+  [ToolCallStatus.CANCELLED]: "cancelled",
+};
+
+function ToolCard({ tool, model }: { tool: ToolState; model: SessionModel }) {
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
+  async function respond(decision: ConfirmationDecision) {
+    if (!tool.confirmation) return;
+    setBusy(true);
+    try {
+      await connection.client.chat.respondToConfirmation({ name: tool.confirmation, decision });
+      setError("");
+    } catch (err) {
+      setError(connection.failed(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+  let args = tool.args;
+  try {
+    args = JSON.stringify(JSON.parse(tool.args), null, 2);
+  } catch {
+    /* shown as sent */
+  }
+  return (
+    <section class={`tool-card status-${tool.status}`} data-tool-call={tool.id} aria-label={`Tool call ${tool.tool}`}>
+      <header>
+        <span class="tool-name">{tool.tool || "tool"}</span>
+        <span class="tool-status" data-status={tool.status}>
+          {TOOL_STATUS[tool.status] ?? ""}
+        </span>
+        {tool.exitCode !== undefined && <span class="exit-code">exit {tool.exitCode}</span>}
+        {tool.durationMs !== undefined && <span class="duration">{(tool.durationMs / 1000).toFixed(2)} s</span>}
+      </header>
+      <pre class="tool-args">{args}</pre>
+      {tool.confirmation && (
+        <div class="confirm" role="group" aria-label="Approve this tool call">
+          {tool.reason && <p>{tool.reason}</p>}
+          <button type="button" class="primary" disabled={busy} onClick={() => void respond(ConfirmationDecision.ALLOW)}>
+            Allow
+          </button>
+          <button type="button" class="danger" disabled={busy} onClick={() => void respond(ConfirmationDecision.DENY)}>
+            Deny
+          </button>
+          <button type="button" disabled={busy} onClick={() => void respond(ConfirmationDecision.ALLOW_ALWAYS)}>
+            Always allow {tool.tool}
+          </button>
+        </div>
+      )}
+      {tool.output && <pre class={`tool-output ${tool.isError ? "is-error" : ""}`}>{tool.output}</pre>}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+    </section>
+  );
+}
+
+function Composer({ model }: { model: SessionModel }) {
+  const [text, setText] = useState("");
+  const [policy, setPolicy] = useState<BusyPolicy>(BusyPolicy.ENQUEUE);
+  const [error, setError] = useState("");
+  const [sending, setSending] = useState(false);
+  const running = model.running;
+  async function send() {
+    const value = text.trim();
+    if (!value || sending) return;
+    setSending(true);
+    try {
+      await connection.client.chat.sendMessage({
+        session: model.name,
+        parts: [{ kind: { case: "text", value } }],
+        onBusy: running ? policy : BusyPolicy.ENQUEUE,
+      });
+      setText("");
+      setError("");
+    } catch (err) {
+      setError(connection.failed(err));
+    } finally {
+      setSending(false);
+    }
+  }
+  async function stop() {
+    if (!model.activeTurn) return;
+    try {
+      await connection.client.chat.cancelTurn({ name: model.activeTurn.name });
+    } catch (err) {
+      setError(connection.failed(err));
+    }
+  }
+  async function clearQueue() {
+    try {
+      await connection.client.chat.clearQueue({ session: model.name });
+    } catch (err) {
+      setError(connection.failed(err));
+    }
+  }
+  return (
+    <form
+      class="composer"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void send();
+      }}
+    >
+      {model.queued.length > 0 && (
+        <div class="queue" aria-label="Queued messages">
+          <span>{model.queued.length} queued</span>
+          <button type="button" class="link" onClick={() => void clearQueue()}>
+            Clear queue
+          </button>
+        </div>
+      )}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      <div class="composer-row">
+        <label class="visually-hidden" for="composer-input">
+          Message
+        </label>
+        <textarea
+          id="composer-input"
+          rows={2}
+          placeholder={running ? "A turn is running: your message follows the choice on the right" : "Message (Enter sends, Shift+Enter for a new line)"}
+          value={text}
+          onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
+          onKeyDown={(e) => {
+            if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+              e.preventDefault();
+              void send();
+            }
+          }}
+        />
+        <div class="composer-actions">
+          {running && (
+            <>
+              <label class="visually-hidden" for="busy-policy">
+                While a turn runs
+              </label>
+              <select
+                id="busy-policy"
+                value={String(policy)}
+                onChange={(e) => setPolicy(Number((e.target as HTMLSelectElement).value) as BusyPolicy)}
+              >
+                <option value={BusyPolicy.ENQUEUE}>Queue</option>
+                <option value={BusyPolicy.STEER}>Steer</option>
+                <option value={BusyPolicy.INTERRUPT}>Interrupt</option>
+              </select>
+            </>
+          )}
+          <button type="submit" class="primary" disabled={sending || !text.trim()}>
+            Send
+          </button>
+          {running && (
+            <button type="button" class="danger" onClick={() => void stop()}>
+              Stop
+            </button>
+          )}
+        </div>
+      </div>
+    </form>
+  );
+}
