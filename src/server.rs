@@ -47,6 +47,8 @@ struct App {
     metrics: Arc<Metrics>,
     auth: Arc<Auth>,
     guard: Guard,
+    /// Serve the web UI at `/` (config `ui`).
+    ui: bool,
 }
 
 /// A bound, not yet running server.
@@ -275,6 +277,7 @@ impl Server {
             .context("building the JSON/HTTP gateway")?;
 
         let guard = Guard::new(&config);
+        let ui = config.ui;
         Ok(Server {
             config,
             listener,
@@ -288,6 +291,7 @@ impl Server {
                 metrics,
                 auth,
                 guard,
+                ui,
             }),
             store,
             chat,
@@ -347,6 +351,7 @@ impl Server {
             data_dir = %config.data_dir.display(),
             "octo listening"
         );
+        crate::http::ui::log_url(local_addr, tls.is_some(), app.ui);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -477,6 +482,12 @@ async fn handle(app: Arc<App>, mut request: Request<Body>) -> Response<Body> {
             oneshot(app.grpc.clone(), request).await
         } else if request.uri().path() == "/metrics" && request.method() == http::Method::GET {
             metrics_response(&app, &request)
+        } else if let Some(page) = app
+            .ui
+            .then(|| crate::http::ui::response(&request))
+            .flatten()
+        {
+            page
         } else {
             app.gateway.handle(request).await
         };
