@@ -2,7 +2,9 @@
 // own origin, the bearer token (kept in localStorage, so for this origin only), and the
 // connection state every view shows.
 import { Code, ConnectError, createWebClient, errorDetails } from "../../typescript/src/web.js";
-import type { OctoClient } from "../../typescript/src/web.js";
+import type { OctoClient, WebClientOptions } from "../../typescript/src/web.js";
+
+type Interceptor = NonNullable<WebClientOptions["interceptors"]>[number];
 
 export * from "../../typescript/src/web.js";
 
@@ -26,7 +28,14 @@ class Connection {
   }
 
   private makeClient(): OctoClient {
-    return createWebClient({ baseUrl: location.origin, token: this.token || undefined });
+    // Any answer from the server (a unary reply, a stream's headers) means online;
+    // streams report their own drops (see session.ts, sessions.ts).
+    const online: Interceptor = (next) => async (req) => {
+      const res = await next(req);
+      this.setState("online");
+      return res;
+    };
+    return createWebClient({ baseUrl: location.origin, token: this.token || undefined, interceptors: [online] });
   }
 
   subscribe(listener: Listener): () => void {

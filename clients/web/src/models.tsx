@@ -111,7 +111,8 @@ export function ModelsPage() {
                         <span class="error">failed: {t.error}</span>
                       ))}
                 </td>
-                <td class="row">
+                <td>
+                  <div class="row">
                   <button type="button" onClick={() => void test(m.name)}>
                     Test
                   </button>
@@ -148,6 +149,7 @@ export function ModelsPage() {
                       Delete
                     </button>
                   )}
+                  </div>
                 </td>
               </tr>
             );
