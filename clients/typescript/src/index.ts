@@ -85,14 +85,16 @@ export function chat(
   text: string,
   options: ChatOptions = {},
 ): AsyncIterable<SessionEvent> {
-  return client.chat.chat(
-    {
-      session: sessionName(session),
-      parts: [create(PartSchema, { kind: { case: "text", value: text } })],
-      onBusy: options.onBusy,
-      model: options.model ?? "",
-    },
-    { signal: options.signal, timeoutMs: options.timeoutMs },
+  return endsOnBreak(options.signal, (signal) =>
+    client.chat.chat(
+      {
+        session: sessionName(session),
+        parts: [create(PartSchema, { kind: { case: "text", value: text } })],
+        onBusy: options.onBusy,
+        model: options.model ?? "",
+      },
+      { signal, timeoutMs: options.timeoutMs },
+    ),
   );
 }
 
@@ -106,10 +108,51 @@ export function streamEvents(
   afterSequence: bigint | number = 0n,
   options: { signal?: AbortSignal } = {},
 ): AsyncIterable<SessionEvent> {
-  return client.chat.streamEvents(
-    { session: sessionName(session), afterSequence: BigInt(afterSequence) },
-    { signal: options.signal },
+  return endsOnBreak(options.signal, (signal) =>
+    client.chat.streamEvents(
+      { session: sessionName(session), afterSequence: BigInt(afterSequence) },
+      { signal },
+    ),
   );
+}
+
+/**
+ * A call's stream that ends the call when the consumer stops early (`break`, `return` or
+ * an exception in a `for await` body), not only when `signal` aborts. Connect's own
+ * stream iterators do not forward `return()`, so without this the request stays open
+ * (the server still counts the stream) and, in Node.js, keeps the process alive.
+ */
+export function endsOnBreak<T>(
+  signal: AbortSignal | undefined,
+  start: (signal: AbortSignal) => AsyncIterable<T>,
+): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<T> {
+      const controller = new AbortController();
+      const forward = () => controller.abort(signal?.reason);
+      if (signal?.aborted) forward();
+      else signal?.addEventListener("abort", forward, { once: true });
+      const release = () => signal?.removeEventListener("abort", forward);
+      const inner = start(controller.signal)[Symbol.asyncIterator]();
+      return {
+        async next() {
+          try {
+            const result = await inner.next();
+            if (result.done) release();
+            return result;
+          } catch (err) {
+            release();
+            throw err;
+          }
+        },
+        async return(value?: unknown) {
+          release();
+          controller.abort();
+          return { done: true, value: value as T };
+        },
+      };
+    },
+  };
 }
 
 /** `sessions/{id}` from a bare id or a name. */
