@@ -45,6 +45,7 @@ export function ChatView({ name, list }: { name: string; list: SessionList }) {
       <ChatHeader model={model} list={list} />
       <div
         class="messages"
+        data-resets={model.resets}
         ref={scroller}
         onScroll={(e) => {
           const el = e.currentTarget as HTMLDivElement;

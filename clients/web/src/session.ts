@@ -60,6 +60,8 @@ export class SessionModel {
   loadingOlder = false;
   error = "";
   deleted = false;
+  /** How many times a `streamReset` made the view reload (shown as data-resets). */
+  resets = 0;
   /** Bumped on every change, for views. */
   version = 0;
   private abort?: AbortController;
@@ -139,6 +141,7 @@ export class SessionModel {
         if (reload) {
           this.abort.abort();
           this.reset();
+          this.resets++;
           fresh = true;
           continue;
         }

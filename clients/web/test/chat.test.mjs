@@ -3,10 +3,20 @@
 // under ASK with Allow / Deny in two tabs, a dropped connection mid-turn, untrusted
 // markdown, rename / pin / delete, and the models page.
 import assert from "node:assert/strict";
-import { connect, createServer } from "node:net";
+import { createServer } from "node:net";
 import { after, before, test } from "node:test";
 
-import { SAFETY, api, assertServesCurrentDist, launch, screenshot, sessionHash, startOcto } from "./helpers.mjs";
+import {
+  SAFETY,
+  api,
+  assertServesCurrentDist,
+  launch,
+  screenshot,
+  sessionHash,
+  startOcto,
+  startProxy,
+  until,
+} from "./helpers.mjs";
 
 // `slow` is the mock model streaming one word every 40 ms: a turn spans many frames.
 const CONFIG = ['[models.slow]', 'provider = "mock"', "options = { token_delay_ms = 40 }", ""].join("\n");
@@ -152,32 +162,10 @@ test("tool calls in ASK mode: the card asks, a second tab sees it, Allow streams
 });
 
 test("a connection dropped mid-turn resumes: the text has no duplicate and no gap", async () => {
-  // A TCP proxy the test controls: the page is served through it, so every call is too.
-  const port = Number(octo.address.split(":")[1]);
-  const sockets = new Set();
-  let held = null; // while set, new connections wait for it
-  const proxy = createServer(async (client) => {
-    client.pause();
-    if (held) await held.promise;
-    const upstream = connect(port, "127.0.0.1");
-    const pair = { client, upstream };
-    sockets.add(pair);
-    client.pipe(upstream).pipe(client);
-    client.resume();
-    const close = () => {
-      sockets.delete(pair);
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on("error", close).on("close", close);
-    upstream.on("error", close).on("close", close);
-  });
-  const proxyPort = await new Promise((ok) => proxy.listen(0, "127.0.0.1", () => ok(proxy.address().port)));
-  const origin = `http://127.0.0.1:${proxyPort}`;
-
+  const proxy = await startProxy(octo.address);
   const { name: session } = await octoApi.createSession({ displayName: "dropped", model: "models/slow" });
   const page = await browser.page();
-  await page.goto(`${origin}/${sessionHash(session)}`);
+  await page.goto(`${proxy.origin}/${sessionHash(session)}`);
   await page.locator(".chat-title", { hasText: "dropped" }).waitFor();
   await page.locator(".conn[data-state=online]").waitFor();
 
@@ -186,36 +174,23 @@ test("a connection dropped mid-turn resumes: the text has no duplicate and no ga
   // Some text has arrived: drop every connection and hold new ones until the turn has
   // finished on the server, so the page must catch up on what it missed.
   await page.locator(".message.assistant .text", { hasText: "d5" }).waitFor();
-  let release;
-  held = { promise: new Promise((ok) => (release = ok)) };
-  for (const { client, upstream } of sockets) {
-    client.destroy();
-    upstream.destroy();
-  }
+  proxy.hold();
+  proxy.drop();
   await page.locator(".conn[data-state=reconnecting]").waitFor();
   const partial = await page.locator(".message.assistant .text").last().textContent();
   assert.ok(!partial.includes("d59"), "dropped before the end");
-  await waitFor(async () => (await octoApi.call("GET", `/v1/${session}`)).status === "SESSION_STATUS_IDLE");
-  release();
-  held = null;
+  await until(async () => (await octoApi.call("GET", `/v1/${session}`)).status === "SESSION_STATUS_IDLE");
+  proxy.release();
   await page.locator(".message.assistant[data-streaming=false] .text", { hasText: "d59" }).waitFor();
   const shown = (await page.locator(".message.assistant .text").last().textContent()).trim();
   const stored = await octoApi.lastReply(session);
   assert.equal(stored, `Echo: ${words}`);
   assert.equal(shown, stored.trim(), "no duplicate, no gap");
+  assert.equal(await page.locator(".messages").getAttribute("data-resets"), "0", "resumed, not reloaded");
   await page.locator(".conn[data-state=online]").waitFor();
   await page.close();
   proxy.close();
 });
-
-/** Re-checks a condition on the server every 50 ms until it holds (SAFETY at most). */
-async function waitFor(condition) {
-  const deadline = Date.now() + SAFETY;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((ok) => setTimeout(ok, 50));
-  }
-}
 
 test("untrusted markdown renders inert: raw HTML is text, javascript: links lose their href", async () => {
   const page = await browser.page();

@@ -84,3 +84,64 @@ export async function screenshot(page, name) {
 
 /** `#/s/<id>` of a session name. */
 export const sessionHash = (name) => `#/s/${name.split("/").pop()}`;
+
+/**
+ * A TCP proxy in front of Octo that the test controls: `drop()` closes every open
+ * connection, `hold()` makes new ones wait until `release()`. Serve the page through it
+ * (its origin is `origin`) and every call of the page goes through it too.
+ */
+export async function startProxy(octoAddress) {
+  const { connect, createServer } = await import("node:net");
+  const port = Number(octoAddress.split(":").pop());
+  const pairs = new Set();
+  let held = null;
+  const server = createServer(async (client) => {
+    client.pause();
+    if (held) await held.promise;
+    const upstream = connect(port, "127.0.0.1");
+    const pair = { client, upstream };
+    pairs.add(pair);
+    client.pipe(upstream).pipe(client);
+    client.resume();
+    const close = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", close).on("close", close);
+    upstream.on("error", close).on("close", close);
+  });
+  const proxyPort = await new Promise((ok) => server.listen(0, "127.0.0.1", () => ok(server.address().port)));
+  return {
+    origin: `http://127.0.0.1:${proxyPort}`,
+    hold() {
+      let release;
+      const promise = new Promise((ok) => (release = ok));
+      held = { promise, release };
+    },
+    release() {
+      held?.release();
+      held = null;
+    },
+    drop() {
+      for (const { client, upstream } of pairs) {
+        client.destroy();
+        upstream.destroy();
+      }
+    },
+    close() {
+      this.release();
+      this.drop();
+      server.close();
+    },
+  };
+}
+
+/** Re-checks a condition on the server every 50 ms until it holds (SAFETY at most). */
+export async function until(condition) {
+  const deadline = Date.now() + SAFETY;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((ok) => setTimeout(ok, 50));
+  }
+}

@@ -1,0 +1,152 @@
+// While a turn runs: queue (with the visible queue), stop (CancelTurn), interrupt and
+// steer from the composer; and a resume point the server no longer retains, which must
+// make the page reload history (stream_reset) and still end with the exact text.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import {
+  api,
+  assertServesCurrentDist,
+  launch,
+  screenshot,
+  sessionHash,
+  startOcto,
+  startProxy,
+  until,
+} from "./helpers.mjs";
+
+// A slow mock model, and the smallest event log a server keeps (16 events per session).
+const CONFIG = [
+  "event_log_capacity = 16",
+  "[models.slow]",
+  'provider = "mock"',
+  "options = { token_delay_ms = 40 }",
+  "",
+].join("\n");
+
+let octo, browser, octoApi;
+
+before(async () => {
+  octo = await startOcto({ configToml: CONFIG });
+  await assertServesCurrentDist(octo.baseUrl);
+  octoApi = api(octo.baseUrl);
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await octo?.stop();
+  assert.deepEqual(browser?.errors ?? [], [], "no uncaught errors in the page");
+});
+
+const words = (prefix, n) => Array.from({ length: n }, (_, i) => `${prefix}${i}`).join(" ");
+
+async function openSession(page, title, origin = octo.baseUrl) {
+  const { name } = await octoApi.createSession({ displayName: title, model: "models/slow" });
+  await page.goto(`${origin}/${sessionHash(name)}`);
+  await page.locator(".chat-title", { hasText: title }).waitFor();
+  await page.locator(".messages[data-resets]").waitFor();
+  return name;
+}
+
+async function send(page, text) {
+  await page.getByLabel("Message").fill(text);
+  await page.getByLabel("Message").press("Enter");
+}
+
+async function turns(session) {
+  const { turns = [] } = await octoApi.call("GET", `/v1/${session}/turns?pageSize=50`);
+  return turns.map((t) => t.status).reverse();
+}
+
+test("queue while a turn runs, see the queue, stop the running turn: the queued one runs", async () => {
+  const page = await browser.page();
+  const session = await openSession(page, "queue and stop");
+  await send(page, words("a", 200));
+  await page.locator(".message.assistant .text", { hasText: "a3" }).waitFor();
+
+  const policy = page.getByLabel("While a turn runs");
+  assert.equal(await policy.inputValue(), "1", "queue is the default");
+  await send(page, "queued one");
+  await page.locator(".queue", { hasText: "1 queued" }).waitFor();
+  await screenshot(page, "busy-queue");
+
+  await page.getByRole("button", { name: "Stop" }).click();
+  await page.locator(".message.assistant .text", { hasText: "Echo: queued one" }).waitFor();
+  await page.locator(".queue").waitFor({ state: "detached" });
+  await until(async () => (await octoApi.call("GET", `/v1/${session}`)).status === "SESSION_STATUS_IDLE");
+  const statuses = await turns(session);
+  assert.deepEqual(statuses.slice(-2), ["TURN_STATUS_CANCELLED", "TURN_STATUS_SUCCEEDED"], statuses.join());
+  await page.close();
+});
+
+test("clear queue cancels the waiting turns, the running one goes on", async () => {
+  const page = await browser.page();
+  const session = await openSession(page, "clear queue");
+  await send(page, words("c", 60));
+  await page.locator(".message.assistant .text", { hasText: "c3" }).waitFor();
+  await send(page, "waiting 1");
+  await page.locator(".queue", { hasText: "1 queued" }).waitFor();
+  await page.getByRole("button", { name: "Clear queue" }).click();
+  await page.locator(".queue").waitFor({ state: "detached" });
+  await page.locator(".message.assistant[data-streaming=false] .text", { hasText: "c59" }).waitFor();
+  await until(async () => (await octoApi.call("GET", `/v1/${session}`)).status === "SESSION_STATUS_IDLE");
+  const statuses = await turns(session);
+  assert.deepEqual(statuses.slice(-2), ["TURN_STATUS_SUCCEEDED", "TURN_STATUS_CANCELLED"], statuses.join());
+  await page.close();
+});
+
+test("interrupt cancels the running turn and runs the new message at once", async () => {
+  const page = await browser.page();
+  const session = await openSession(page, "interrupt");
+  await send(page, words("i", 200));
+  await page.locator(".message.assistant .text", { hasText: "i3" }).waitFor();
+  await page.getByLabel("While a turn runs").selectOption({ label: "Interrupt" });
+  await send(page, "right now");
+  await page.locator(".message.assistant .text", { hasText: "Echo: right now" }).waitFor();
+  await until(async () => (await octoApi.call("GET", `/v1/${session}`)).status === "SESSION_STATUS_IDLE");
+  const statuses = await turns(session);
+  assert.deepEqual(statuses.slice(-2), ["TURN_STATUS_CANCELLED", "TURN_STATUS_SUCCEEDED"], statuses.join());
+  await page.close();
+});
+
+test("steer adds the message to the running turn (no new turn)", async () => {
+  const page = await browser.page();
+  const session = await openSession(page, "steer");
+  await send(page, words("s", 60));
+  await page.locator(".message.assistant .text", { hasText: "s3" }).waitFor();
+  await page.getByLabel("While a turn runs").selectOption({ label: "Steer" });
+  await send(page, "steered in");
+  await page.locator(".message.user", { hasText: "steered in" }).waitFor();
+  await until(async () => (await octoApi.call("GET", `/v1/${session}`)).status === "SESSION_STATUS_IDLE");
+  assert.deepEqual(await turns(session), ["TURN_STATUS_SUCCEEDED"], "one turn only");
+  const messages = await octoApi.messages(session);
+  const steered = messages.find((m) => m.parts?.[0]?.text === "steered in");
+  assert.ok(steered, "the steered message is stored");
+  assert.equal(steered.turn, messages.find((m) => m.role === "ROLE_ASSISTANT").turn);
+  await page.close();
+});
+
+test("a resume point no longer retained makes the page reload history: exact text, no gap", async () => {
+  const proxy = await startProxy(octo.address);
+  const page = await browser.page();
+  const session = await openSession(page, "reset", proxy.origin);
+  const text = words("r", 80);
+  await send(page, text);
+  await page.locator(".message.assistant .text", { hasText: "r3" }).waitFor();
+  proxy.hold();
+  proxy.drop();
+  await page.locator(".conn[data-state=reconnecting]").waitFor();
+  // Far more than 16 events pass while the page is away.
+  await until(async () => (await octoApi.call("GET", `/v1/${session}`)).status === "SESSION_STATUS_IDLE");
+  proxy.release();
+  await page.locator(".messages[data-resets='1']").waitFor();
+  await page.locator(".message.assistant[data-streaming=false] .text", { hasText: "r79" }).waitFor();
+  const shown = (await page.locator(".message.assistant .text").last().textContent()).trim();
+  assert.equal(shown, `Echo: ${text}`);
+  assert.equal(await octoApi.lastReply(session), `Echo: ${text}`);
+  assert.equal(await page.locator(".message.assistant").count(), 1, "one reply, not two");
+  assert.equal(await page.locator(".message.user").count(), 1);
+  await page.close();
+  proxy.close();
+});
