@@ -1,0 +1,115 @@
+// Rendering and layout: markdown and collapsible reasoning; every control has an
+// accessible name; at phone width (dark scheme) the chat replaces the list, with a way
+// back, and nothing overflows sideways.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import { api, assertServesCurrentDist, launch, screenshot, sessionHash, startOcto } from "./helpers.mjs";
+
+const CONFIG = [
+  "[models.thinker]",
+  'provider = "mock"',
+  'options = { reasoning = "First look at the files, then answer in a list." }',
+  "",
+].join("\n");
+
+const MARKDOWN = [
+  "Here is the plan:",
+  "",
+  "1. read `Cargo.toml`",
+  "2. list the **tests**",
+  "",
+  "```sh",
+  "cargo test --test ui",
+  "```",
+  "",
+  "| file | lines |",
+  "| --- | --- |",
+  "| ui.rs | 190 |",
+].join("\n");
+
+let octo, browser, octoApi, session;
+
+before(async () => {
+  octo = await startOcto({ configToml: CONFIG });
+  await assertServesCurrentDist(octo.baseUrl);
+  octoApi = api(octo.baseUrl);
+  browser = await launch();
+  ({ name: session } = await octoApi.createSession({
+    displayName: "Tidy the test suite",
+    model: "models/thinker",
+    permissionMode: "PERMISSION_MODE_AUTO_APPROVE",
+  }));
+  await octoApi.call("POST", `/v1/${session}/messages`, { parts: [{ text: MARKDOWN }] }).catch(async () => {
+    throw new Error("SendMessage over JSON failed");
+  });
+  await octoApi.createSession({ displayName: "Release notes", permissionMode: "PERMISSION_MODE_ASK" });
+});
+
+after(async () => {
+  await browser?.close();
+  await octo?.stop();
+  assert.deepEqual(browser?.errors ?? [], [], "no uncaught errors in the page");
+});
+
+/** Controls without an accessible name (label, aria-label or text). */
+function unlabelled(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll("button, input, select, textarea, a[href]")]
+      .filter((el) => el.getClientRects().length > 0)
+      .filter((el) => {
+        const aria = el.getAttribute("aria-label") || el.getAttribute("aria-labelledby");
+        const labels = "labels" in el && el.labels ? el.labels.length : 0;
+        const text = el.tagName === "BUTTON" || el.tagName === "A" ? el.textContent.trim() : "";
+        return !aria && !labels && !text;
+      })
+      .map((el) => el.outerHTML.slice(0, 120)),
+  );
+}
+
+test("markdown renders, reasoning is collapsed until opened, controls are labelled", async () => {
+  const page = await browser.page();
+  await page.goto(`${octo.baseUrl}/${sessionHash(session)}`);
+  const reply = page.locator(".message.assistant").last();
+  await reply.locator(".markdown table td", { hasText: "ui.rs" }).waitFor();
+  assert.equal(await reply.locator(".markdown ol li").count(), 2);
+  assert.equal(await reply.locator(".markdown pre code").textContent(), "cargo test --test ui\n");
+  assert.equal(await reply.locator(".markdown strong").textContent(), "tests");
+
+  const reasoning = reply.locator("details.reasoning");
+  assert.equal(await reasoning.getAttribute("open"), null, "collapsed at first");
+  assert.equal(await reasoning.locator(".plain").isVisible(), false);
+  await reasoning.locator("summary").click();
+  assert.equal(await reasoning.locator(".plain").textContent(), "First look at the files, then answer in a list.");
+  await screenshot(page, "markdown-reasoning");
+
+  await page.getByRole("button", { name: "New session" }).click();
+  assert.deepEqual(await unlabelled(page), []);
+  await page.goto(`${octo.baseUrl}/#/models`);
+  await page.locator("tr[data-model]").first().waitFor();
+  await page.getByRole("button", { name: "Add model" }).click();
+  assert.deepEqual(await unlabelled(page), []);
+  await page.close();
+});
+
+test("phone width, dark scheme: the chat replaces the list, with a way back; no sideways overflow", async () => {
+  const page = await browser.page();
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.goto(octo.baseUrl);
+  const item = page.locator(`.session-item a[data-name="${session}"]`);
+  await item.waitFor();
+  const background = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  assert.equal(background, "rgb(21, 23, 26)", "dark colours");
+  await item.click();
+  await page.locator(".message.assistant .markdown table").waitFor();
+  assert.equal(await page.locator(".sidebar").isVisible(), false, "the list gives way to the chat");
+  assert.equal(await page.getByLabel("Message").isVisible(), true);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.equal(overflow, 0, "no horizontal scrolling");
+  await screenshot(page, "phone-dark");
+  await page.getByRole("link", { name: "Back to sessions" }).click();
+  await item.waitFor();
+  assert.equal(await page.locator(".sidebar").isVisible(), true);
+  await page.close();
+});
