@@ -18,8 +18,11 @@
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 
-/// `(path, body, gzipped body)` of every file of `clients/web/dist`, sorted by path.
-static ASSETS: &[(&str, &[u8], Option<&[u8]>)] = include!(concat!(env!("OUT_DIR"), "/web_ui.rs"));
+/// One embedded file: its URL path, its bytes, and its gzipped bytes when precompressed.
+type Asset = (&'static str, &'static [u8], Option<&'static [u8]>);
+
+/// Every file of `clients/web/dist`, sorted by path.
+static ASSETS: &[Asset] = include!(concat!(env!("OUT_DIR"), "/web_ui.rs"));
 
 /// The policy of every UI response: the app is same-origin only, and renders untrusted
 /// model output, so nothing inline runs and nothing loads or connects elsewhere.
