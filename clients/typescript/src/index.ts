@@ -37,6 +37,8 @@ export * from "./gen/octo/v1/session_pb.js";
 export * from "./gen/octo/v1/session_service_pb.js";
 export * from "./gen/google/rpc/error_details_pb.js";
 export { Code, ConnectError } from "@connectrpc/connect";
+/** Canonical proto3 JSON of any message, e.g. `toJsonString(SessionArchiveSchema, archive)`. */
+export { fromJsonString, toJsonString } from "@bufbuild/protobuf";
 
 /** Typed clients of every Octo service over one transport. */
 export interface OctoClient {
