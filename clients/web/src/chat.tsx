@@ -3,13 +3,20 @@
 // composer (Enter sends; while a turn runs: queue, steer or interrupt; stop).
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 
-import { BusyPolicy, ConfirmationDecision, ToolCallStatus, connection, describe } from "./api.js";
+import {
+  BusyPolicy,
+  ConfirmationDecision,
+  SessionArchiveSchema,
+  ToolCallStatus,
+  connection,
+  toJsonString,
+} from "./api.js";
 import { renderMarkdown } from "./markdown.js";
 import type { SessionList } from "./sessions.js";
 import type { ToolState, ViewMessage } from "./session.js";
 import { SessionModel } from "./session.js";
 import { StatusBadge } from "./sidebar.js";
-import { useSubscription } from "./util.js";
+import { idOf, useSubscription } from "./util.js";
 
 export function ChatView({ name, list }: { name: string; list: SessionList }) {
   const model = useMemo(() => new SessionModel(name, () => connection.client), [name]);
@@ -101,6 +108,20 @@ function ChatHeader({ model, list }: { model: SessionModel; list: SessionList })
       setError(connection.failed(err));
     }
   }
+  async function exportSession() {
+    try {
+      const archive = await connection.client.sessions.exportSession({ name: model.name });
+      const json = toJsonString(SessionArchiveSchema, archive, { prettySpaces: 2 });
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(new Blob([json], { type: "application/json" }));
+      link.download = `${(s?.displayName || "session").replace(/[^\w.-]+/g, "_")}.octo.json`;
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+      setError("");
+    } catch (err) {
+      setError(connection.failed(err));
+    }
+  }
   async function remove() {
     try {
       await connection.client.sessions.deleteSession({ name: model.name });
@@ -147,6 +168,9 @@ function ChatHeader({ model, list }: { model: SessionModel; list: SessionList })
         <button type="button" aria-pressed={!!s?.pinned} onClick={() => void update({ pinned: !s?.pinned })}>
           {s?.pinned ? "Unpin" : "Pin"}
         </button>
+        <button type="button" onClick={() => void exportSession()} title="Download the whole session as JSON">
+          Export
+        </button>
         {confirmDelete ? (
           <span class="confirm-delete" role="group" aria-label="Confirm delete">
             Delete for good?
@@ -174,6 +198,20 @@ function ChatHeader({ model, list }: { model: SessionModel; list: SessionList })
 
 function MessageView({ message: m, model, error }: { message: ViewMessage; model: SessionModel; error?: string }) {
   const role = m.role === 1 ? "user" : "assistant";
+  const [forkError, setForkError] = useState("");
+  async function fork() {
+    try {
+      const title = model.session?.displayName || "Untitled";
+      const forked = await connection.client.sessions.forkSession({
+        name: model.name,
+        upToMessage: m.name,
+        displayName: `${title} (fork)`,
+      });
+      location.hash = `#/s/${idOf(forked.name)}`;
+    } catch (err) {
+      setForkError(connection.failed(err));
+    }
+  }
   return (
     <article
       class={`message ${role}`}
@@ -214,6 +252,18 @@ function MessageView({ message: m, model, error }: { message: ViewMessage; model
         }
       })}
       {m.incomplete && <p class="hint">(incomplete: the turn was interrupted)</p>}
+      {role === "assistant" && !m.streaming && (
+        <div class="message-actions">
+          <button type="button" class="link" onClick={() => void fork()} title="A new session with the history up to here">
+            Fork from here
+          </button>
+        </div>
+      )}
+      {forkError && (
+        <p class="error" role="alert">
+          {forkError}
+        </p>
+      )}
       {error && (
         <p class="error" role="alert">
           {error}

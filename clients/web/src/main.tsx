@@ -1,5 +1,5 @@
 // Octo's web UI: the shell (header, connection state, token prompt, hash routes) around
-// the sessions sidebar and chat, and the models page.
+// the sessions sidebar and chat, the models page and the schedules page.
 import "./style.css";
 
 import { render } from "preact";
@@ -8,15 +8,17 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { connection } from "./api.js";
 import { ChatView } from "./chat.js";
 import { ModelsPage } from "./models.js";
+import { SchedulesPage } from "./schedules.js";
 import { SessionList } from "./sessions.js";
 import { Sidebar } from "./sidebar.js";
 import { useSubscription } from "./util.js";
 
-type Route = { page: "chats"; session?: string } | { page: "models" };
+type Route = { page: "chats"; session?: string } | { page: "models" } | { page: "schedules" };
 
 function parseRoute(hash: string): Route {
   const path = hash.replace(/^#\/?/, "");
   if (path === "models") return { page: "models" };
+  if (path === "schedules") return { page: "schedules" };
   const m = /^s\/([\w-]+)$/.exec(path);
   return { page: "chats", session: m ? `sessions/${m[1]}` : undefined };
 }
@@ -98,6 +100,9 @@ function App() {
           <a href="#/models" aria-current={route.page === "models" ? "page" : undefined}>
             Models
           </a>
+          <a href="#/schedules" aria-current={route.page === "schedules" ? "page" : undefined}>
+            Schedules
+          </a>
         </nav>
         <span class={`conn conn-${connection.state}`} role="status" aria-live="polite" data-state={connection.state}>
           {STATE_TEXT[connection.state]}
@@ -119,8 +124,10 @@ function App() {
             </main>
           )}
         </div>
-      ) : (
+      ) : route.page === "models" ? (
         <ModelsPage />
+      ) : (
+        <SchedulesPage />
       )}
     </div>
   );

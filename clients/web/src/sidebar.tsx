@@ -2,7 +2,14 @@
 import { useEffect, useState } from "preact/hooks";
 
 import type { Model, Session } from "./api.js";
-import { PermissionMode, SessionStatus, connection, describe } from "./api.js";
+import {
+  PermissionMode,
+  SessionArchiveSchema,
+  SessionStatus,
+  connection,
+  describe,
+  fromJsonString,
+} from "./api.js";
 import type { SessionList } from "./sessions.js";
 import { ago, idOf, useSubscription } from "./util.js";
 
@@ -34,6 +41,7 @@ export function Sidebar({ list, current }: { list: SessionList; current?: string
         />
       </div>
       {creating && <NewSession list={list} onDone={() => setCreating(false)} />}
+      <ImportSession list={list} />
       {list.error && (
         <p class="error" role="alert">
           {list.error}
@@ -164,5 +172,40 @@ function NewSession({ list, onDone }: { list: SessionList; onDone: () => void })
         </button>
       </div>
     </form>
+  );
+}
+
+/** Restores a session from an exported JSON file (ImportSession). */
+function ImportSession({ list }: { list: SessionList }) {
+  const [error, setError] = useState("");
+  async function pick(e: Event) {
+    const input = e.target as HTMLInputElement;
+    const file = input.files?.[0];
+    if (!file) return;
+    try {
+      const archive = fromJsonString(SessionArchiveSchema, await file.text(), { ignoreUnknownFields: true });
+      const session = await connection.client.sessions.importSession({ archive });
+      list.put(session);
+      setError("");
+      location.hash = `#/s/${idOf(session.name)}`;
+    } catch (err) {
+      setError(err instanceof SyntaxError ? `Not an exported session: ${err.message}` : describe(err));
+      connection.failed(err);
+    } finally {
+      input.value = "";
+    }
+  }
+  return (
+    <div class="import">
+      <input id="import-file" class="visually-hidden" type="file" accept=".json,application/json" onChange={pick} />
+      <label for="import-file" class="link">
+        Import a session (.json)
+      </label>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+    </div>
   );
 }

@@ -3,6 +3,7 @@
 // under ASK with Allow / Deny in two tabs, a dropped connection mid-turn, untrusted
 // markdown, rename / pin / delete, and the models page.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { after, before, test } from "node:test";
 
@@ -278,5 +279,44 @@ test("models page: list, test (ok and failed), add from a preset; keys never rea
   await fake.getByRole("button", { name: "Delete" }).click();
   await fake.getByRole("button", { name: "Yes, delete" }).click();
   await fake.waitFor({ state: "detached" });
+  await page.close();
+});
+
+test("fork from a message, export to a file and import it back", async () => {
+  const { name: session } = await octoApi.createSession({ displayName: "original" });
+  await octoApi.call("POST", `/v1/${session}/messages`, { parts: [{ text: "first question" }] });
+  const page = await browser.page();
+  await page.goto(`${octo.baseUrl}/${sessionHash(session)}`);
+  await page.locator(".message.assistant .text", { hasText: "Echo: first question" }).waitFor();
+  await send(page, "second question");
+  await page.locator(".message.assistant[data-streaming=false] .text", { hasText: "Echo: second question" }).waitFor();
+
+  // Fork at the first reply: the new session holds the history up to it only.
+  await page.locator(".message.assistant").first().getByRole("button", { name: "Fork from here" }).click();
+  await page.locator(".chat-title", { hasText: "original (fork)" }).waitFor();
+  await page.locator(".message.assistant .text", { hasText: "Echo: first question" }).waitFor();
+  assert.equal(await page.locator(".message").count(), 2);
+  const forked = `sessions/${await page.evaluate(() => location.hash.slice(4))}`;
+  assert.notEqual(forked, session);
+  assert.equal((await octoApi.messages(forked)).length, 2);
+
+  // Export the original: a JSON download holding its four messages.
+  await page.goto(`${octo.baseUrl}/${sessionHash(session)}`);
+  await page.locator(".message.assistant .text", { hasText: "Echo: second question" }).waitFor();
+  const download = page.waitForEvent("download");
+  await page.getByRole("button", { name: "Export" }).click();
+  const file = await (await download).path();
+  const archive = JSON.parse(readFileSync(file, "utf8"));
+  assert.equal(archive.session.displayName, "original");
+  assert.equal(archive.messages.length, 4);
+
+  // Import it: a new session with the same history.
+  await page.getByLabel("Import a session (.json)").setInputFiles(file);
+  await page.waitForFunction((old) => location.hash.startsWith("#/s/") && !location.hash.endsWith(old), session.split("/")[1]);
+  const imported = `sessions/${await page.evaluate(() => location.hash.slice(4))}`;
+  await page.locator(".message.assistant .text", { hasText: "Echo: second question" }).waitFor();
+  assert.equal(await page.locator(".message").count(), 4);
+  assert.equal((await octoApi.messages(imported)).length, 4);
+  await page.locator(`.session-item a[data-name="${imported}"]`).waitFor();
   await page.close();
 });
