@@ -11,11 +11,11 @@ import {
   connection,
   toJsonString,
 } from "./api.js";
-import { renderMarkdown } from "./markdown.js";
+import { onMarkdownClick, renderMarkdown } from "./markdown.js";
 import type { SessionList } from "./sessions.js";
 import type { ToolState, ViewMessage } from "./session.js";
 import { SessionModel } from "./session.js";
-import { StatusBadge } from "./sidebar.js";
+import { StatusBadge, useModels } from "./sidebar.js";
 import { idOf, useSubscription } from "./util.js";
 
 export function ChatView({ name, list }: { name: string; list: SessionList }) {
@@ -228,7 +228,12 @@ function MessageView({ message: m, model, error }: { message: ViewMessage; model
                 {p.kind.value}
               </div>
             ) : (
-              <div key={i} class="text markdown" dangerouslySetInnerHTML={{ __html: renderMarkdown(p.kind.value) }} />
+              <div
+                key={i}
+                class="text markdown"
+                onClick={onMarkdownClick}
+                dangerouslySetInnerHTML={{ __html: renderMarkdown(p.kind.value) }}
+              />
             );
           case "reasoning":
             return (
@@ -343,6 +348,8 @@ function Composer({ model }: { model: SessionModel }) {
   const [policy, setPolicy] = useState<BusyPolicy>(BusyPolicy.ENQUEUE);
   const [error, setError] = useState("");
   const [sending, setSending] = useState(false);
+  const [turnModel, setTurnModel] = useState("");
+  const models = useModels();
   const running = model.running;
   async function send() {
     const value = text.trim();
@@ -353,6 +360,7 @@ function Composer({ model }: { model: SessionModel }) {
         session: model.name,
         parts: [{ kind: { case: "text", value } }],
         onBusy: running ? policy : BusyPolicy.ENQUEUE,
+        model: turnModel,
       });
       setText("");
       setError("");
@@ -416,6 +424,21 @@ function Composer({ model }: { model: SessionModel }) {
           }}
         />
         <div class="composer-actions">
+          {models.length > 1 && (
+            <>
+              <label class="visually-hidden" for="turn-model">
+                Model for this turn
+              </label>
+              <select id="turn-model" value={turnModel} onChange={(e) => setTurnModel((e.target as HTMLSelectElement).value)}>
+                <option value="">Session's model</option>
+                {models.map((m) => (
+                  <option key={m.name} value={m.name}>
+                    {m.displayName || idOf(m.name)}
+                  </option>
+                ))}
+              </select>
+            </>
+          )}
           {running && (
             <>
               <label class="visually-hidden" for="busy-policy">

@@ -38,14 +38,35 @@ const PURIFY = {
 
 const cache = new Map<string, string>();
 
+/** Marks each code block for a copy button (added after sanitising, so ours only). */
+const COPY_BUTTON = '<button type="button" class="copy" data-copy="">Copy</button>';
+
 /** Sanitised HTML for `source` (memoised: streamed text re-renders on every delta). */
 export function renderMarkdown(source: string): string {
   const hit = cache.get(source);
   if (hit !== undefined) return hit;
-  const html = DOMPurify.sanitize(marked.parse(source) as string, PURIFY) as string;
+  const clean = DOMPurify.sanitize(marked.parse(source) as string, PURIFY) as string;
+  const html = clean.replace(/<pre>/g, `<div class="code">${COPY_BUTTON}<pre>`).replace(/<\/pre>/g, "</pre></div>");
   if (cache.size > 500) cache.clear();
   cache.set(source, html);
   return html;
+}
+
+/** Click handler of a rendered markdown block: copies the code block of a Copy button. */
+export function onMarkdownClick(event: MouseEvent) {
+  const button = (event.target as HTMLElement).closest("button[data-copy]");
+  const code = button?.parentElement?.querySelector("pre");
+  if (!button || !code) return;
+  const done = () => {
+    button.textContent = "Copied";
+    setTimeout(() => (button.textContent = "Copy"), 1500);
+  };
+  const text = code.textContent ?? "";
+  if (navigator.clipboard) {
+    navigator.clipboard.writeText(text).then(done, () => (button.textContent = "Copy failed"));
+  } else {
+    getSelection()?.selectAllChildren(code);
+  }
 }
 
 export function escapeHtml(text: string): string {

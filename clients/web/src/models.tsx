@@ -3,7 +3,7 @@
 // default, delete one.
 import { useEffect, useState } from "preact/hooks";
 
-import type { Model, Provider, TestModelResponse } from "./api.js";
+import type { BenchmarkModelsResponse, Model, Provider, TestModelResponse } from "./api.js";
 import { ProviderKind, connection } from "./api.js";
 import { idOf } from "./util.js";
 
@@ -20,6 +20,7 @@ export function ModelsPage() {
   const [tests, setTests] = useState<Record<string, TestModelResponse | "running">>({});
   const [adding, setAdding] = useState(false);
   const [confirming, setConfirming] = useState("");
+  const [bench, setBench] = useState<Record<string, BenchmarkModelsResponse | "running">>({});
   async function load() {
     try {
       const [m, p] = await Promise.all([
@@ -51,13 +52,29 @@ export function ModelsPage() {
       setError(connection.failed(err));
     }
   }
+  /** BenchmarkModels: each model's time to first token, as the results stream in. */
+  async function benchmark() {
+    setBench(Object.fromEntries(models.map((m) => [m.name, "running" as const])));
+    try {
+      for await (const r of connection.client.models.benchmarkModels({})) {
+        setBench((b) => ({ ...b, [r.model]: r }));
+      }
+    } catch (err) {
+      setError(connection.failed(err));
+    }
+  }
   return (
     <main class="page models" aria-label="Models">
       <div class="page-head">
         <h1>Models</h1>
-        <button type="button" class="primary" onClick={() => setAdding(!adding)} aria-expanded={adding}>
-          Add model
-        </button>
+        <div class="row">
+          <button type="button" onClick={() => void benchmark()}>
+            Benchmark all
+          </button>
+          <button type="button" class="primary" onClick={() => setAdding(!adding)} aria-expanded={adding}>
+            Add model
+          </button>
+        </div>
       </div>
       {error && (
         <p class="error" role="alert">
@@ -80,6 +97,7 @@ export function ModelsPage() {
             <th scope="col">Provider</th>
             <th scope="col">Key</th>
             <th scope="col">Test</th>
+            <th scope="col">First token</th>
             <th scope="col">
               <span class="visually-hidden">Actions</span>
             </th>
@@ -110,6 +128,9 @@ export function ModelsPage() {
                       ) : (
                         <span class="error">failed: {t.error}</span>
                       ))}
+                </td>
+                <td class="bench-result" aria-live="polite">
+                  <BenchCell result={bench[m.name]} />
                 </td>
                 <td>
                   <div class="row">
@@ -157,6 +178,16 @@ export function ModelsPage() {
         </tbody>
       </table>
     </main>
+  );
+}
+
+function BenchCell({ result }: { result?: BenchmarkModelsResponse | "running" }) {
+  if (!result) return null;
+  if (result === "running") return <span class="hint">measuring…</span>;
+  return result.ok ? (
+    <span class="ok">{fmtMs(result.timeToFirstToken)}</span>
+  ) : (
+    <span class="error">failed: {result.error}</span>
   );
 }
 

@@ -50,8 +50,8 @@ async function openSession(page, title, origin = octo.baseUrl) {
 }
 
 async function send(page, text) {
-  await page.getByLabel("Message").fill(text);
-  await page.getByLabel("Message").press("Enter");
+  await page.getByLabel("Message", { exact: true }).fill(text);
+  await page.getByLabel("Message", { exact: true }).press("Enter");
 }
 
 async function turns(session) {
@@ -149,4 +149,18 @@ test("a resume point no longer retained makes the page reload history: exact tex
   assert.equal(await page.locator(".message.user").count(), 1);
   await page.close();
   proxy.close();
+});
+
+test("a model for one message only: the turn runs on it, the session keeps its own", async () => {
+  const page = await browser.page();
+  const { name: session } = await octoApi.createSession({ displayName: "override" });
+  await page.goto(`${octo.baseUrl}/${sessionHash(session)}`);
+  await page.locator(".chat-title", { hasText: "override" }).waitFor();
+  await page.getByLabel("Model for this turn").selectOption("models/slow");
+  await send(page, "on the slow one");
+  await page.locator(".message.assistant[data-streaming=false] .text", { hasText: "Echo: on the slow one" }).waitFor();
+  const { turns: [turn] } = await octoApi.call("GET", `/v1/${session}/turns`);
+  assert.equal(turn.model, "models/slow");
+  assert.equal((await octoApi.call("GET", `/v1/${session}`)).model ?? "", "");
+  await page.close();
 });

@@ -76,8 +76,8 @@ async function newSession(page, { title, model = "", mode = "1" }) {
 }
 
 async function send(page, text) {
-  await page.getByLabel("Message").fill(text);
-  await page.getByLabel("Message").press("Enter");
+  await page.getByLabel("Message", { exact: true }).fill(text);
+  await page.getByLabel("Message", { exact: true }).press("Enter");
 }
 
 test("create a session, send a message: the reply streams in and matches the stored one", async () => {
@@ -99,7 +99,7 @@ test("create a session, send a message: the reply streams in and matches the sto
     assert.ok(samples[i].startsWith(samples[i - 1].trim()), `text only grows: ${samples[i - 1]} -> ${samples[i]}`);
   }
   // The composer is empty again and the user's message is shown as sent.
-  assert.equal(await page.getByLabel("Message").inputValue(), "");
+  assert.equal(await page.getByLabel("Message", { exact: true }).inputValue(), "");
   await page.locator(".message.user", { hasText: words }).waitFor();
   await screenshot(page, "chat");
   await page.close();
@@ -275,6 +275,12 @@ test("models page: list, test (ok and failed), add from a preset; keys never rea
   await screenshot(page, "models");
   const html = await page.content();
   assert.ok(!html.includes(secret) && !html.includes("0123456789"), "the key is not in the DOM");
+
+  // Benchmark all: each model's time to first token streams into its row.
+  await page.getByRole("button", { name: "Benchmark all" }).click();
+  await mock.locator(".bench-result .ok").waitFor();
+  await page.locator('tr[data-model="models/slow"] .bench-result .ok').waitFor();
+  await fake.locator(".bench-result .error").waitFor();
 
   await fake.getByRole("button", { name: "Delete" }).click();
   await fake.getByRole("button", { name: "Yes, delete" }).click();

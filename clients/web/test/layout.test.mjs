@@ -76,6 +76,12 @@ test("markdown renders, reasoning is collapsed until opened, controls are labell
   assert.equal(await reply.locator(".markdown pre code").textContent(), "cargo test --test ui\n");
   assert.equal(await reply.locator(".markdown strong").textContent(), "tests");
 
+  // The code block's Copy button puts exactly its code on the clipboard.
+  await browser.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: octo.baseUrl });
+  await reply.locator(".markdown .code").getByRole("button", { name: "Copy" }).click();
+  await reply.locator(".markdown .code button", { hasText: "Copied" }).waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), "cargo test --test ui\n");
+
   const reasoning = reply.locator("details.reasoning");
   assert.equal(await reasoning.getAttribute("open"), null, "collapsed at first");
   assert.equal(await reasoning.locator(".plain").isVisible(), false);
@@ -104,7 +110,7 @@ test("phone width, dark scheme: the chat replaces the list, with a way back; no 
   await item.click();
   await page.locator(".message.assistant .markdown table").waitFor();
   assert.equal(await page.locator(".sidebar").isVisible(), false, "the list gives way to the chat");
-  assert.equal(await page.getByLabel("Message").isVisible(), true);
+  assert.equal(await page.getByLabel("Message", { exact: true }).isVisible(), true);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   assert.equal(overflow, 0, "no horizontal scrolling");
   await screenshot(page, "phone-dark");
