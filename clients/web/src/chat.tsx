@@ -25,7 +25,6 @@ export function ChatView({ name, list }: { name: string; list: SessionList }) {
     return () => model.close();
   }, [model]);
   useSubscription(model);
-  const session = model.session ?? list.sessions.get(name);
 
   const scroller = useRef<HTMLDivElement>(null);
   const pinnedToBottom = useRef(true);
@@ -85,7 +84,6 @@ export function ChatView({ name, list }: { name: string; list: SessionList }) {
         )}
       </div>
       <Composer model={model} />
-      {session && <span class="visually-hidden">{session.displayName}</span>}
     </main>
   );
 }

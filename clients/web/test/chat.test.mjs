@@ -158,6 +158,15 @@ test("tool calls in ASK mode: the card asks, a second tab sees it, Allow streams
   await page.locator(".message.assistant .text", { hasText: "the user denied this tool call" }).waitFor();
   assert.doesNotMatch(await denied.textContent(), /never-run\n/);
   await other.locator(".tool-card .tool-status", { hasText: "denied" }).waitFor();
+
+  // Always allow: this call runs, and the next shell call asks no more.
+  await send(page, `/tool shell ${JSON.stringify({ command: "echo always-1" })}`);
+  await page.locator(".tool-card").last().getByRole("button", { name: "Always allow shell" }).click();
+  await page.locator(".tool-card .tool-output", { hasText: "always-1" }).waitFor();
+  await page.locator(".message.assistant .text", { hasText: "Tool shell returned: always-1" }).waitFor();
+  await send(page, `/tool shell ${JSON.stringify({ command: "echo always-2" })}`);
+  await page.locator(".message.assistant .text", { hasText: "Tool shell returned: always-2" }).waitFor();
+  assert.equal(await page.locator(".tool-card .confirm").count(), 0, "not asked again");
   await other.close();
   await page.close();
 });
