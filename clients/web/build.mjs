@@ -17,6 +17,8 @@ const dist = join(here, "dist");
 export async function buildUi({ outdir = dist } = {}) {
   rmSync(outdir, { recursive: true, force: true });
   const result = await build({
+    // Hashes depend on paths relative to the working dir: fix it, whoever runs this.
+    absWorkingDir: here,
     entryPoints: { app: join(here, "src/main.tsx") },
     outdir: join(outdir, "assets"),
     entryNames: "[name]-[hash]",
@@ -35,7 +37,7 @@ export async function buildUi({ outdir = dist } = {}) {
     logLevel: "warning",
     charset: "utf8",
   });
-  const outputs = Object.keys(result.metafile.outputs).map((p) => "/" + relative(outdir, join(process.cwd(), p)));
+  const outputs = Object.keys(result.metafile.outputs).map((p) => "/" + relative(outdir, join(here, p)));
   const script = outputs.find((p) => p.endsWith(".js"));
   const style = outputs.find((p) => p.endsWith(".css"));
   if (!script || !style) throw new Error(`unexpected outputs: ${outputs.join(", ")}`);

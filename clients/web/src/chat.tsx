@@ -75,7 +75,7 @@ export function ChatView({ name, list }: { name: string; list: SessionList }) {
           />
         ))}
         {orphanTools.map((t) => (
-          <ToolCard key={t.id} tool={t} model={model} />
+          <ToolCard key={t.id} tool={t} />
         ))}
         {model.error && (
           <p class="error" role="alert">
@@ -242,7 +242,7 @@ function MessageView({ message: m, model, error }: { message: ViewMessage; model
             );
           case "toolCall": {
             const tool = model.tools.get(p.kind.value.id);
-            return tool ? <ToolCard key={i} tool={tool} model={model} /> : null;
+            return tool ? <ToolCard key={i} tool={tool} /> : null;
           }
           case "attachment":
             return (
@@ -285,7 +285,7 @@ const TOOL_STATUS: Record<number, string> = {
   [ToolCallStatus.CANCELLED]: "cancelled",
 };
 
-function ToolCard({ tool, model }: { tool: ToolState; model: SessionModel }) {
+function ToolCard({ tool }: { tool: ToolState }) {
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
   async function respond(decision: ConfirmationDecision) {
