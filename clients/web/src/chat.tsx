@@ -13,6 +13,7 @@ import {
 } from "./api.js";
 import { onMarkdownClick, renderMarkdown } from "./markdown.js";
 import type { SessionList } from "./sessions.js";
+import type { Attachment, Part } from "./api.js";
 import type { ToolState, ViewMessage } from "./session.js";
 import { SessionModel } from "./session.js";
 import { StatusBadge, useModels } from "./sidebar.js";
@@ -245,11 +246,7 @@ function MessageView({ message: m, model, error }: { message: ViewMessage; model
             return tool ? <ToolCard key={i} tool={tool} /> : null;
           }
           case "attachment":
-            return (
-              <div key={i} class="attachment">
-                📎 {p.kind.value.filename || p.kind.value.mimeType}
-              </div>
-            );
+            return <AttachmentView key={i} attachment={p.kind.value} />;
           default:
             return null;
         }
@@ -274,6 +271,29 @@ function MessageView({ message: m, model, error }: { message: ViewMessage; model
       )}
     </article>
   );
+}
+
+/** Images the browser shows inline (as data: URLs: the CSP allows no other source). */
+const INLINE_IMAGES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
+
+function AttachmentView({ attachment: a }: { attachment: Attachment }) {
+  const name = a.filename || a.mimeType;
+  if (a.source.case === "data" && INLINE_IMAGES.has(a.mimeType)) {
+    let binary = "";
+    for (const byte of a.source.value) binary += String.fromCharCode(byte);
+    return <img class="attachment-image" alt={name} src={`data:${a.mimeType};base64,${btoa(binary)}`} />;
+  }
+  const size = a.source.case === "data" ? ` (${formatBytes(a.source.value.length)})` : "";
+  return (
+    <div class="attachment">
+      📎 {name}
+      {size}
+    </div>
+  );
+}
+
+function formatBytes(n: number): string {
+  return n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KB` : `${(n / 1024 / 1024).toFixed(1)} MB`;
 }
 
 const TOOL_STATUS: Record<number, string> = {
@@ -347,20 +367,35 @@ function Composer({ model }: { model: SessionModel }) {
   const [error, setError] = useState("");
   const [sending, setSending] = useState(false);
   const [turnModel, setTurnModel] = useState("");
+  const [files, setFiles] = useState<File[]>([]);
   const models = useModels();
   const running = model.running;
   async function send() {
     const value = text.trim();
-    if (!value || sending) return;
+    if ((!value && files.length === 0) || sending) return;
     setSending(true);
     try {
+      const parts: Part[] = value ? [{ kind: { case: "text", value } } as Part] : [];
+      for (const file of files) {
+        parts.push({
+          kind: {
+            case: "attachment",
+            value: {
+              mimeType: file.type || "application/octet-stream",
+              filename: file.name,
+              source: { case: "data", value: new Uint8Array(await file.arrayBuffer()) },
+            },
+          },
+        } as Part);
+      }
       await connection.client.chat.sendMessage({
         session: model.name,
-        parts: [{ kind: { case: "text", value } }],
+        parts,
         onBusy: running ? policy : BusyPolicy.ENQUEUE,
         model: turnModel,
       });
       setText("");
+      setFiles([]);
       setError("");
     } catch (err) {
       setError(connection.failed(err));
@@ -403,6 +438,24 @@ function Composer({ model }: { model: SessionModel }) {
         <p class="error" role="alert">
           {error}
         </p>
+      )}
+      {files.length > 0 && (
+        <ul class="files" aria-label="Attached files">
+          <li class="hint">Up to 10 MB a file by default (the server's max_attachment_bytes).</li>
+          {files.map((f, i) => (
+            <li key={`${f.name}-${i}`}>
+              📎 {f.name} ({formatBytes(f.size)})
+              <button
+                type="button"
+                class="link"
+                aria-label={`Remove ${f.name}`}
+                onClick={() => setFiles(files.filter((_, j) => j !== i))}
+              >
+                ✕
+              </button>
+            </li>
+          ))}
+        </ul>
       )}
       <div class="composer-row">
         <label class="visually-hidden" for="composer-input">
@@ -453,7 +506,21 @@ function Composer({ model }: { model: SessionModel }) {
               </select>
             </>
           )}
-          <button type="submit" class="primary" disabled={sending || !text.trim()}>
+          <input
+            id="attach-files"
+            class="visually-hidden"
+            type="file"
+            multiple
+            onChange={(e) => {
+              const input = e.target as HTMLInputElement;
+              setFiles([...files, ...Array.from(input.files ?? [])]);
+              input.value = "";
+            }}
+          />
+          <label for="attach-files" class="attach" title="Images and files, up to 10 MB each by default (the server's max_attachment_bytes)">
+            Attach
+          </label>
+          <button type="submit" class="primary" disabled={sending || (!text.trim() && files.length === 0)}>
             Send
           </button>
           {running && (

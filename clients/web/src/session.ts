@@ -171,7 +171,16 @@ export class SessionModel {
 
   private async loadHistory() {
     try {
-      const page = await this.client().chat.listMessages({ parent: this.name, pageSize: PAGE });
+      const [page, turns] = await Promise.all([
+        this.client().chat.listMessages({ parent: this.name, pageSize: PAGE }),
+        this.client().chat.listTurns({ parent: this.name, pageSize: PAGE }),
+      ]);
+      // Failed turns' errors show in place, under the turn's last message.
+      for (const turn of turns.turns) {
+        if (turn.status === TurnStatus.FAILED && turn.error && !this.turnErrors.has(turn.name)) {
+          this.turnErrors.set(turn.name, `${turn.error.reason}: ${turn.error.message}`);
+        }
+      }
       this.mergeHistory(page.messages);
       this.olderToken = page.nextPageToken;
       this.historyLoaded = true;

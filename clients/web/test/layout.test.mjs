@@ -7,6 +7,7 @@ import { after, before, test } from "node:test";
 import { api, assertServesCurrentDist, launch, screenshot, sessionHash, startOcto } from "./helpers.mjs";
 
 const CONFIG = [
+  "max_attachment_bytes = 2048",
   "[models.thinker]",
   'provider = "mock"',
   'options = { reasoning = "First look at the files, then answer in a list." }',
@@ -117,5 +118,58 @@ test("phone width, dark scheme: the chat replaces the list, with a way back; no 
   await page.getByRole("link", { name: "Back to sessions" }).click();
   await item.waitFor();
   assert.equal(await page.locator(".sidebar").isVisible(), true);
+  await page.close();
+});
+
+const PIXEL = Buffer.from(
+  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==",
+  "base64",
+);
+
+test("attachments: an image shows inline, a file as a chip, both stored; too big is a clear error", async () => {
+  const { name } = await octoApi.createSession({ displayName: "attachments" });
+  const page = await browser.page();
+  await page.goto(`${octo.baseUrl}/${sessionHash(name)}`);
+  await page.locator(".chat-title", { hasText: "attachments" }).waitFor();
+  const picker = page.locator("#attach-files");
+  await picker.setInputFiles([
+    { name: "pixel.png", mimeType: "image/png", buffer: PIXEL },
+    { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("remember the milk\n") },
+  ]);
+  await page.locator(".files li", { hasText: "notes.txt" }).waitFor();
+  await page.getByLabel("Message", { exact: true }).fill("see attached");
+  await page.getByLabel("Message", { exact: true }).press("Enter");
+  const sent = page.locator(".message.user", { hasText: "see attached" });
+  await sent.locator("img.attachment-image[alt='pixel.png']").waitFor();
+  assert.equal(await sent.locator("img").evaluate((img) => img.naturalWidth), 1, "the image decodes under the CSP");
+  assert.match(await sent.locator(".attachment").textContent(), /notes\.txt \(18 B\)/);
+  assert.equal(await page.locator(".files").count(), 0, "the composer is cleared");
+  const [stored] = (await octoApi.messages(name)).filter((m) => m.role === "ROLE_USER");
+  const attachments = stored.parts.filter((p) => p.attachment).map((p) => [p.attachment.filename, p.attachment.mimeType]);
+  assert.deepEqual(attachments, [
+    ["pixel.png", "image/png"],
+    ["notes.txt", "text/plain"],
+  ]);
+
+  await picker.setInputFiles([{ name: "big.bin", mimeType: "application/octet-stream", buffer: Buffer.alloc(4096) }]);
+  await page.getByRole("button", { name: "Send" }).click();
+  const problem = page.locator(".composer [role=alert]");
+  await problem.waitFor();
+  assert.match(await problem.textContent(), /4096 bytes; the limit is 2048/);
+  await page.getByRole("button", { name: "Remove big.bin" }).click();
+  await page.close();
+});
+
+test("a failed turn's error shows in place, also after a reload", async () => {
+  const { name } = await octoApi.createSession({ displayName: "errors" });
+  const page = await browser.page();
+  await page.goto(`${octo.baseUrl}/${sessionHash(name)}`);
+  await page.locator(".chat-title", { hasText: "errors" }).waitFor();
+  await page.getByLabel("Message", { exact: true }).fill("/error the provider exploded");
+  await page.getByLabel("Message", { exact: true }).press("Enter");
+  const inPlace = page.locator(".message.user [role=alert]", { hasText: "the provider exploded" });
+  await inPlace.waitFor();
+  await page.reload();
+  await inPlace.waitFor();
   await page.close();
 });
