@@ -29,10 +29,24 @@ export function ChatView({ name, list }: { name: string; list: SessionList }) {
 
   const scroller = useRef<HTMLDivElement>(null);
   const pinnedToBottom = useRef(true);
+  // While older messages load above, keep what is on screen where it is.
+  const fromBottom = useRef<number | null>(null);
   useLayoutEffect(() => {
     const el = scroller.current;
-    if (el && pinnedToBottom.current) el.scrollTop = el.scrollHeight;
+    if (!el) return;
+    if (fromBottom.current !== null && !model.loadingOlder) {
+      el.scrollTop = el.scrollHeight - fromBottom.current;
+      fromBottom.current = null;
+    } else if (pinnedToBottom.current) {
+      el.scrollTop = el.scrollHeight;
+    }
   });
+  const loadOlder = () => {
+    const el = scroller.current;
+    if (!model.olderToken || model.loadingOlder || !el) return;
+    fromBottom.current = el.scrollHeight - el.scrollTop;
+    void model.loadOlder();
+  };
 
   if (model.deleted) {
     return (
@@ -57,12 +71,12 @@ export function ChatView({ name, list }: { name: string; list: SessionList }) {
         onScroll={(e) => {
           const el = e.currentTarget as HTMLDivElement;
           pinnedToBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
-          if (el.scrollTop < 40 && model.olderToken) void model.loadOlder();
+          if (el.scrollTop < 40 && model.historyLoaded) loadOlder();
         }}
         aria-live="off"
       >
         {model.olderToken && (
-          <button type="button" class="link older" onClick={() => void model.loadOlder()} disabled={model.loadingOlder}>
+          <button type="button" class="link older" onClick={loadOlder} disabled={model.loadingOlder}>
             {model.loadingOlder ? "Loading…" : "Load older messages"}
           </button>
         )}

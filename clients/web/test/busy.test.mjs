@@ -164,3 +164,36 @@ test("a model for one message only: the turn runs on it, the session keeps its o
   assert.equal((await octoApi.call("GET", `/v1/${session}`)).model ?? "", "");
   await page.close();
 });
+
+test("history pages upward: scrolling to the top loads older messages, in order, once each", async () => {
+  const { name: session } = await octoApi.createSession({ displayName: "long history" });
+  for (let i = 0; i < 35; i++) {
+    // The :chat stream ends with its turn, so turns run one after another.
+    const response = await fetch(`${octo.baseUrl}/v1/${session}:chat`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ parts: [{ text: `m${i}` }] }),
+    });
+    assert.match(await response.text(), /turnFinished/);
+  }
+  const page = await browser.page();
+  await page.goto(`${octo.baseUrl}/${sessionHash(session)}`);
+  await page.locator(".message.assistant .text", { hasText: "Echo: m34" }).waitFor();
+  assert.equal(await page.locator(".message").count(), 50, "one page of 50 first");
+  await page.getByRole("button", { name: "Load older messages" }).waitFor();
+
+  await page.locator(".messages").evaluate((el) => (el.scrollTop = 0));
+  await page.waitForFunction(() => document.querySelectorAll(".message").length === 70);
+  const users = await page.locator(".message.user").allTextContents();
+  assert.deepEqual(
+    users,
+    Array.from({ length: 35 }, (_, i) => `m${i}`),
+    "every message once, oldest first",
+  );
+  assert.ok(
+    (await page.locator(".messages").evaluate((el) => el.scrollTop)) > 100,
+    "the view stays on what was on screen instead of jumping to the new top",
+  );
+  assert.equal(await page.getByRole("button", { name: "Load older messages" }).count(), 0);
+  await page.close();
+});
