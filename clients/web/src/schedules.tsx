@@ -42,6 +42,7 @@ export function SchedulesPage() {
   const [error, setError] = useState("");
   const [creating, setCreating] = useState(false);
   const [open, setOpen] = useState("");
+  const [editing, setEditing] = useState("");
   const [confirming, setConfirming] = useState("");
   const [loaded, setLoaded] = useState(false);
   async function load() {
@@ -77,7 +78,7 @@ export function SchedulesPage() {
         </p>
       )}
       {creating && (
-        <NewSchedule
+        <ScheduleForm
           onDone={() => {
             setCreating(false);
             void load();
@@ -142,6 +143,9 @@ export function SchedulesPage() {
                     <button type="button" aria-expanded={open === s.name} onClick={() => setOpen(open === s.name ? "" : s.name)}>
                       History
                     </button>
+                    <button type="button" aria-expanded={editing === s.name} onClick={() => setEditing(editing === s.name ? "" : s.name)}>
+                      Edit
+                    </button>
                     {confirming === s.name ? (
                       <>
                         <button
@@ -163,6 +167,19 @@ export function SchedulesPage() {
                   </div>
                 </td>
               </tr>
+              {editing === s.name && (
+                <tr class="edit-row">
+                  <td colSpan={5}>
+                    <ScheduleForm
+                      schedule={s}
+                      onDone={() => {
+                        setEditing("");
+                        void load();
+                      }}
+                    />
+                  </td>
+                </tr>
+              )}
               {open === s.name && (
                 <tr class="runs-row">
                   <td colSpan={5}>
@@ -242,63 +259,79 @@ function zones(): string[] {
   }
 }
 
-function NewSchedule({ onDone }: { onDone: () => void }) {
+/** Creates a schedule, or edits `schedule` (UpdateSchedule with a field mask). */
+function ScheduleForm({ schedule, onDone }: { schedule?: Schedule; onDone: () => void }) {
   const models = useModels();
   const [error, setError] = useState("");
   const localZone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  const id = schedule ? "se" : "sc";
   async function submit(e: Event) {
     e.preventDefault();
     const form = new FormData(e.target as HTMLFormElement);
     const text = (k: string) => String(form.get(k) ?? "").trim();
+    const fields = {
+      displayName: text("title"),
+      prompt: text("prompt"),
+      cron: text("cron"),
+      timeZone: text("zone"),
+      model: text("model"),
+      permissionMode: Number(text("mode")) as PermissionMode,
+      enabled: form.get("enabled") === "on",
+    };
     try {
-      await connection.client.schedules.createSchedule({
-        schedule: {
-          displayName: text("title"),
-          prompt: text("prompt"),
-          cron: text("cron"),
-          timeZone: text("zone"),
-          model: text("model"),
-          permissionMode: Number(text("mode")) as PermissionMode,
-          enabled: form.get("enabled") === "on",
-        },
-      });
+      if (schedule) {
+        await connection.client.schedules.updateSchedule({
+          schedule: { name: schedule.name, ...fields },
+          updateMask: {
+            paths: ["display_name", "prompt", "cron", "time_zone", "model", "permission_mode", "enabled"],
+          },
+        });
+      } else {
+        await connection.client.schedules.createSchedule({ schedule: fields });
+      }
       onDone();
     } catch (err) {
       setError(connection.failed(err));
     }
   }
   return (
-    <form class="card add-model" onSubmit={submit} aria-label="New schedule">
-      <label for="sc-title">Title</label>
-      <input id="sc-title" name="title" required />
-      <label for="sc-prompt">Prompt (sent as the message of each run)</label>
-      <textarea id="sc-prompt" name="prompt" rows={3} required />
-      <label for="sc-cron">Cron (5 fields: minute hour day-of-month month day-of-week)</label>
-      <input id="sc-cron" name="cron" required placeholder="0 9 * * 1-5" />
-      <label for="sc-zone">Time zone</label>
-      <input id="sc-zone" name="zone" list="sc-zones" defaultValue={localZone} />
+    <form class="card add-model" onSubmit={submit} aria-label={schedule ? `Edit ${schedule.displayName}` : "New schedule"}>
+      <label for={`${id}-title`}>Title</label>
+      <input id={`${id}-title`} name="title" required defaultValue={schedule?.displayName} />
+      <label for={`${id}-prompt`}>Prompt (sent as the message of each run)</label>
+      <textarea id={`${id}-prompt`} name="prompt" rows={3} required defaultValue={schedule?.prompt} />
+      <label for={`${id}-cron`}>Cron (5 fields: minute hour day-of-month month day-of-week)</label>
+      <input id={`${id}-cron`} name="cron" required placeholder="0 9 * * 1-5" defaultValue={schedule?.cron} />
+      <label for={`${id}-zone`}>Time zone</label>
+      <input id={`${id}-zone`} name="zone" list="sc-zones" defaultValue={schedule ? schedule.timeZone : localZone} />
       <datalist id="sc-zones">
         {zones().map((z) => (
           <option key={z} value={z} />
         ))}
       </datalist>
-      <label for="sc-model">Model</label>
-      <select id="sc-model" name="model">
+      <label for={`${id}-model`}>Model</label>
+      <select id={`${id}-model`} name="model">
         <option value="">Server default</option>
         {models.map((m) => (
-          <option key={m.name} value={m.name}>
+          <option key={m.name} value={m.name} selected={schedule?.model === m.name}>
             {m.displayName || idOf(m.name)}
           </option>
         ))}
       </select>
-      <label for="sc-mode">Permissions (nobody is there to approve)</label>
-      <select id="sc-mode" name="mode" defaultValue={String(PermissionMode.AUTO_APPROVE)}>
-        <option value={PermissionMode.AUTO_APPROVE}>Auto-approve everything</option>
-        <option value={PermissionMode.READ_ONLY}>Read only</option>
-        <option value={PermissionMode.ASK}>Ask (runs wait for approval)</option>
+      <label for={`${id}-mode`}>Permissions (nobody is there to approve)</label>
+      <select id={`${id}-mode`} name="mode">
+        {[
+          [PermissionMode.AUTO_APPROVE, "Auto-approve everything"],
+          [PermissionMode.READ_ONLY, "Read only"],
+          [PermissionMode.ASK, "Ask (runs wait for approval)"],
+        ].map(([mode, label]) => (
+          <option key={mode} value={mode} selected={(schedule?.permissionMode || PermissionMode.AUTO_APPROVE) === mode}>
+            {label}
+          </option>
+        ))}
       </select>
       <label class="inline">
-        <input type="checkbox" name="enabled" defaultChecked /> Enabled
+        <input type="checkbox" name="enabled" defaultChecked={schedule ? schedule.enabled !== false : true} /> Enabled
       </label>
       {error && (
         <p class="error" role="alert">
@@ -307,7 +340,7 @@ function NewSchedule({ onDone }: { onDone: () => void }) {
       )}
       <div class="row">
         <button type="submit" class="primary">
-          Create
+          {schedule ? "Save" : "Create"}
         </button>
         <button type="button" onClick={onDone}>
           Cancel

@@ -149,7 +149,7 @@ function NewSession({ list, onDone }: { list: SessionList; onDone: () => void })
         ))}
       </select>
       <label for="ns-mode">Permissions</label>
-      <select id="ns-mode" name="mode" defaultValue={String(PermissionMode.ASK)}>
+      <select id="ns-mode" name="mode">
         <option value={PermissionMode.ASK}>Ask before writes and commands</option>
         <option value={PermissionMode.AUTO_APPROVE}>Auto-approve everything</option>
         <option value={PermissionMode.READ_ONLY}>Read only</option>

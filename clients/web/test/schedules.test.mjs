@@ -58,7 +58,24 @@ test("create, see the next run in its time zone, run now, open the run's session
   await run.getByRole("link", { name: "open session" }).click();
   await page.locator(".message.assistant .text", { hasText: "Echo: summarise the day" }).waitFor();
 
+  // Edit: a new cron and zone; the form starts from the stored values.
   await page.goto(`${octo.baseUrl}/#/schedules`);
+  await row.getByRole("button", { name: "Edit" }).click();
+  const edit = page.locator("form[aria-label='Edit weekday digest']");
+  assert.equal(await edit.getByLabel(/^Cron/).inputValue(), "30 9 * * 1-5");
+  assert.equal(await edit.getByLabel("Time zone").inputValue(), "Asia/Tokyo");
+  assert.equal(await edit.getByLabel(/^Permissions/).inputValue(), "2", "auto-approve, as stored");
+  await edit.getByLabel(/^Cron/).fill("15 18 * * *");
+  await edit.getByLabel("Time zone").fill("Europe/Paris");
+  await edit.getByRole("button", { name: "Save" }).click();
+  await row.locator("code", { hasText: "15 18 * * *" }).waitFor();
+  assert.match(await row.textContent(), /Europe\/Paris/);
+  assert.match(await row.locator(".next-run").textContent(), /6:15|18:15/);
+  const edited = await octoApi.call("GET", `/v1/${stored.name}`);
+  assert.equal(edited.cron, "15 18 * * *");
+  assert.equal(edited.timeZone, "Europe/Paris");
+  assert.equal(edited.prompt, "summarise the day", "unchanged fields kept");
+
   await row.getByLabel("Enabled").uncheck();
   await row.locator(".next-run", { hasText: "disabled" }).waitFor();
   assert.equal((await octoApi.call("GET", `/v1/${stored.name}`)).enabled, false);
