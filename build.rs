@@ -52,8 +52,8 @@ fn collect_protos(dir: &PathBuf, out: &mut Vec<PathBuf>) -> std::io::Result<()> 
 }
 
 /// Lists the built web UI (clients/web/dist, committed, so no Node is needed here) as
-/// `include_bytes!` entries in `$OUT_DIR/web_ui.rs`: `(path, body, gzipped body)`, the
-/// `.gz` twin of a file being its precompressed form. No dist: an empty list.
+/// `include_bytes!` entries in `$OUT_DIR/web_ui.rs`: `(path, body, gzipped body, ETag)`,
+/// the `.gz` twin of a file being its precompressed form. No dist: an empty list.
 fn embed_web_ui() -> Result<(), Box<dyn std::error::Error>> {
     let dist = PathBuf::from("clients/web/dist");
     println!("cargo:rerun-if-changed={}", dist.display());
@@ -82,8 +82,14 @@ fn embed_web_ui() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             "None".to_owned()
         };
+        // FNV-1a of the bytes: the file's ETag.
+        let hash = fs::read(path)?
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+            });
         code.push_str(&format!(
-            "    ({:?}, include_bytes!({:?}) as &[u8], {gz}),\n",
+            "    ({:?}, include_bytes!({:?}) as &[u8], {gz}, \"\\\"{hash:016x}\\\"\"),\n",
             format!("/{relative}"),
             path.display().to_string()
         ));

@@ -66,7 +66,22 @@ async fn index_and_assets_have_types_caching_gzip_and_a_strict_csp() {
         "{csp}"
     );
     assert_eq!(header(&index, "content-encoding"), "", "not asked for gzip");
+    let etag = header(&index, "etag");
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"') && etag.len() > 2,
+        "{etag:?}"
+    );
     let html = index.text().await.expect("body");
+    // Revalidation: the same ETag is a 304 without a body; the gzip form has its own.
+    let again = get(server.addr, "/", &[("if-none-match", &etag)]).await;
+    assert_eq!(again.status(), 304);
+    assert_eq!(header(&again, "etag"), etag);
+    assert_eq!(header(&again, "cache-control"), "no-cache");
+    assert!(again.bytes().await.expect("body").is_empty());
+    let gzipped = get(server.addr, "/", &[("accept-encoding", "gzip")]).await;
+    assert_ne!(header(&gzipped, "etag"), etag);
+    let stale = get(server.addr, "/", &[("if-none-match", "\"0000\"")]).await;
+    assert_eq!(stale.status(), 200);
     assert!(html.contains("<title>Octo</title>"), "{html}");
     assert!(!html.contains("<script>"), "no inline script: {html}");
     assert_eq!(

@@ -10,6 +10,8 @@
 //!   (`index.html`) `no-cache`.
 //! - A gzip twin precompressed at bundle time is served when `Accept-Encoding` allows
 //!   gzip (`Vary: Accept-Encoding` either way).
+//! - Each file has an ETag (a hash of its bytes, `-gz` for the gzipped form); a matching
+//!   `If-None-Match` is answered `304 Not Modified` without a body.
 //! - Every response carries a strict Content-Security-Policy (scripts and styles only
 //!   from the server's own origin, no inline script, `connect-src 'self'`),
 //!   `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`.
@@ -18,8 +20,14 @@
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 
-/// One embedded file: its URL path, its bytes, and its gzipped bytes when precompressed.
-type Asset = (&'static str, &'static [u8], Option<&'static [u8]>);
+/// One embedded file: its URL path, its bytes, its gzipped bytes when precompressed, and
+/// its quoted ETag (a hash of the bytes).
+type Asset = (
+    &'static str,
+    &'static [u8],
+    Option<&'static [u8]>,
+    &'static str,
+);
 
 /// Every file of `clients/web/dist`, sorted by path.
 static ASSETS: &[Asset] = include!(concat!(env!("OUT_DIR"), "/web_ui.rs"));
@@ -57,16 +65,35 @@ pub fn response<B>(request: &Request<B>) -> Option<Response<tonic::body::Body>> 
         path => path,
     };
     let index = ASSETS.binary_search_by(|(p, ..)| p.cmp(&path)).ok()?;
-    let (path, body, gzipped) = ASSETS[index];
+    let (path, body, gzipped, etag) = ASSETS[index];
     let (body, encoded) = match gzipped {
         Some(gzipped) if accepts_gzip(request.headers()) => (gzipped, true),
         _ => (body, false),
     };
+    let etag = if encoded {
+        format!("{}-gz\"", etag.trim_end_matches('"'))
+    } else {
+        etag.to_owned()
+    };
+    let not_modified = request
+        .headers()
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| {
+            let tag = tag.trim();
+            tag == "*" || tag.trim_start_matches("W/") == etag
+        });
     let immutable = path.starts_with("/assets/");
     let mut builder = Response::builder()
-        .status(StatusCode::OK)
+        .status(if not_modified {
+            StatusCode::NOT_MODIFIED
+        } else {
+            StatusCode::OK
+        })
         .header(header::CONTENT_TYPE, content_type(path))
-        .header(header::CONTENT_LENGTH, body.len())
+        .header(header::ETAG, etag)
         .header(
             header::CACHE_CONTROL,
             if immutable {
@@ -82,7 +109,10 @@ pub fn response<B>(request: &Request<B>) -> Option<Response<tonic::body::Body>> 
     if encoded {
         builder = builder.header(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
-    let body = if request.method() == Method::HEAD {
+    if !not_modified {
+        builder = builder.header(header::CONTENT_LENGTH, body.len());
+    }
+    let body = if request.method() == Method::HEAD || not_modified {
         Bytes::new()
     } else {
         Bytes::from_static(body)
