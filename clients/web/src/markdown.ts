@@ -3,7 +3,31 @@
 // escaped rather than passed through, links open in a new tab without a referrer, and
 // only http(s)/mailto links survive (DOMPurify's URI allow-list drops `javascript:`).
 import DOMPurify from "dompurify";
+import hljs from "highlight.js/lib/core";
+import bash from "highlight.js/lib/languages/bash";
+import diff from "highlight.js/lib/languages/diff";
+import go from "highlight.js/lib/languages/go";
+import ini from "highlight.js/lib/languages/ini";
+import javascript from "highlight.js/lib/languages/javascript";
+import json from "highlight.js/lib/languages/json";
+import python from "highlight.js/lib/languages/python";
+import rust from "highlight.js/lib/languages/rust";
+import sql from "highlight.js/lib/languages/sql";
+import typescript from "highlight.js/lib/languages/typescript";
+import xml from "highlight.js/lib/languages/xml";
+import yaml from "highlight.js/lib/languages/yaml";
 import { Marked } from "marked";
+
+// The languages agents mostly show; others stay plain (no auto-detection: it is slow and
+// guesses wrong on short snippets).
+for (const [name, language] of Object.entries({
+  bash, diff, go, ini, javascript, json, python, rust, sql, typescript, xml, yaml,
+})) {
+  hljs.registerLanguage(name, language);
+}
+hljs.registerAliases(["sh", "shell", "zsh", "console"], { languageName: "bash" });
+hljs.registerAliases(["toml"], { languageName: "ini" });
+hljs.registerAliases(["html", "svg"], { languageName: "xml" });
 
 const marked = new Marked({
   gfm: true,
@@ -13,6 +37,16 @@ const marked = new Marked({
     // Raw HTML blocks and inline tags are shown as text, never interpreted.
     html({ text }) {
       return escapeHtml(text);
+    },
+    // Code in a known language is highlighted (highlight.js escapes it; spans with
+    // hljs-* classes only, and DOMPurify still runs over the result).
+    code({ text, lang }) {
+      const language = (lang ?? "").trim().split(/\s/)[0].toLowerCase();
+      if (language && hljs.getLanguage(language)) {
+        const html = hljs.highlight(text, { language, ignoreIllegals: true }).value;
+        return `<pre><code class="hljs language-${escapeHtml(language)}">${html}\n</code></pre>\n`;
+      }
+      return false;
     },
   },
 });

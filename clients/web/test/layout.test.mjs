@@ -173,3 +173,33 @@ test("a failed turn's error shows in place, also after a reload", async () => {
   await inPlace.waitFor();
   await page.close();
 });
+
+test("code in a known language is highlighted; unknown languages and raw text stay plain", async () => {
+  const { name } = await octoApi.createSession({ displayName: "highlight" });
+  const page = await browser.page();
+  await page.goto(`${octo.baseUrl}/${sessionHash(name)}`);
+  await page.locator(".chat-title", { hasText: "highlight" }).waitFor();
+  const message = [
+    "Code:",
+    "",
+    "```rust",
+    'fn main() { println!("<b>hi</b>"); }',
+    "```",
+    "",
+    "```klingon",
+    "Qapla'",
+    "```",
+  ].join("\n");
+  await page.getByLabel("Message", { exact: true }).fill(message);
+  await page.getByLabel("Message", { exact: true }).press("Enter");
+  const reply = page.locator(".message.assistant .markdown").last();
+  const rust = reply.locator("pre code.language-rust");
+  await rust.waitFor();
+  assert.equal(await rust.locator(".hljs-keyword", { hasText: "fn" }).count(), 1);
+  assert.equal(await rust.textContent(), 'fn main() { println!("<b>hi</b>"); }\n', "the code is intact");
+  assert.equal(await rust.locator("b").count(), 0, "markup in code stays text");
+  const plain = reply.locator("pre code.language-klingon");
+  assert.equal(await plain.locator("span").count(), 0);
+  assert.equal(await plain.textContent(), "Qapla'\n");
+  await page.close();
+});
