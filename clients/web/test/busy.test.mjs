@@ -197,3 +197,30 @@ test("history pages upward: scrolling to the top loads older messages, in order,
   assert.equal(await page.getByRole("button", { name: "Load older messages" }).count(), 0);
   await page.close();
 });
+
+test("moving between sessions ends the streams left behind (no leak of connections)", async () => {
+  /** The server's open streams of one method (octo_open_streams). */
+  const open = async (method) => {
+    const text = await (await fetch(`${octo.baseUrl}/metrics`)).text();
+    const line = text.split("\n").find((l) => l.startsWith(`octo_open_streams{method="octo.v1.${method}"}`));
+    return line ? Number(line.split(" ").pop()) : 0;
+  };
+  const names = [];
+  for (const title of ["hop 1", "hop 2", "hop 3"]) names.push((await octoApi.createSession({ displayName: title })).name);
+  const page = await browser.page();
+  for (const [i, name] of names.entries()) {
+    await page.goto(`${octo.baseUrl}/${sessionHash(name)}`);
+    await page.locator(".chat-title", { hasText: `hop ${i + 1}` }).waitFor();
+    await page.locator(".conn[data-state=online]").waitFor();
+  }
+  // In-page navigation (hash routes) too: each chat view ends its stream on leaving.
+  for (const name of [...names, names[0]]) {
+    await page.locator(`.session-item a[data-name="${name}"]`).click();
+    await page.locator(".messages[data-resets]").waitFor();
+  }
+  await until(async () => (await open("ChatService/StreamEvents")) === 1);
+  await until(async () => (await open("SessionService/WatchSessions")) === 1);
+  await page.close();
+  await until(async () => (await open("ChatService/StreamEvents")) === 0);
+  await until(async () => (await open("SessionService/WatchSessions")) === 0);
+});
