@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // tonic-prost-build 0.14 does not emit these itself.
     println!("cargo:rerun-if-changed=proto");
     println!("cargo:rerun-if-changed=build.rs");
+    embed_web_ui()?;
 
     let mut files = Vec::new();
     collect_protos(&PathBuf::from("proto"), &mut files)?;
@@ -62,4 +63,65 @@ fn collect_protos(dir: &PathBuf, out: &mut Vec<PathBuf>) -> std::io::Result<()> 
         }
     }
     Ok(())
+}
+
+/// Lists the built web UI (clients/web/dist, committed, so no Node is needed here) as
+/// `include_bytes!` entries in `$OUT_DIR/web_ui.rs`: `(path, body, gzipped body, ETag)`,
+/// the `.gz` twin of a file being its precompressed form. No dist: an empty list.
+fn embed_web_ui() -> Result<(), Box<dyn std::error::Error>> {
+    let dist = PathBuf::from("clients/web/dist");
+    println!("cargo:rerun-if-changed={}", dist.display());
+    let mut files = Vec::new();
+    if dist.is_dir() {
+        for entry in walk(&dist)? {
+            let relative = entry
+                .strip_prefix(&dist)?
+                .to_string_lossy()
+                .replace('\\', "/");
+            if !relative.ends_with(".gz") {
+                println!("cargo:rerun-if-changed={}", entry.display());
+                files.push((relative, fs::canonicalize(&entry)?));
+            }
+        }
+    }
+    files.sort();
+    let mut code = String::from("&[\n");
+    for (relative, path) in &files {
+        let gz = PathBuf::from(format!("{}.gz", path.display()));
+        let gz = if gz.is_file() {
+            format!(
+                "Some(include_bytes!({:?}) as &[u8])",
+                gz.display().to_string()
+            )
+        } else {
+            "None".to_owned()
+        };
+        // FNV-1a of the bytes: the file's ETag.
+        let hash = fs::read(path)?
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        code.push_str(&format!(
+            "    ({:?}, include_bytes!({:?}) as &[u8], {gz}, \"\\\"{hash:016x}\\\"\"),\n",
+            format!("/{relative}"),
+            path.display().to_string()
+        ));
+    }
+    code.push_str("]\n");
+    fs::write(PathBuf::from(env::var("OUT_DIR")?).join("web_ui.rs"), code)?;
+    Ok(())
+}
+
+fn walk(dir: &PathBuf) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            out.extend(walk(&path)?);
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(out)
 }

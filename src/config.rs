@@ -113,6 +113,8 @@ pub struct Config {
     /// A fire time missed while the server was down still runs (once) on start if it is
     /// at most this many seconds late; otherwise it is recorded as skipped.
     pub schedule_misfire_grace_seconds: u64,
+    /// Serve the web UI at `/` (`--no-ui` turns it off).
+    pub ui: bool,
 }
 
 /// Timeouts and retries of LLM provider requests.
@@ -239,6 +241,7 @@ impl Default for Config {
             webhook_url: None,
             webhook_secret: None,
             schedule_misfire_grace_seconds: 3600,
+            ui: true,
         }
     }
 }
@@ -264,6 +267,9 @@ pub struct Overrides {
     pub tls_cert: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// `--no-ui`: `Some(false)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ui: Option<bool>,
     /// `--demo`: add the built-in mock model (and make it the default if there is none).
     #[serde(skip)]
     pub demo: bool,
@@ -545,6 +551,9 @@ session_idle_seconds = 60
 # most this late (seconds); otherwise it is recorded as a skipped run.
 schedule_misfire_grace_seconds = 3600
 
+# Serve the web UI at http://<listen>/ (`octo serve --no-ui` turns it off).
+ui = true
+
 # A URL that receives every turn.finished and schedule_run.finished notification, signed
 # per the Standard Webhooks spec with webhook_secret (whsec_ + base64 of random bytes).
 # webhook_url = "https://example.com/octo-hooks"
@@ -615,6 +624,29 @@ mod tests {
         assert!(
             err.contains("database_url") && !err.contains("hunter2"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn ui_is_on_by_default_and_off_by_file_or_flag() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "").expect("write");
+        assert!(
+            Config::load(Some(&path), &Overrides::default())
+                .expect("load")
+                .ui
+        );
+        let no_ui = Overrides {
+            ui: Some(false),
+            ..Overrides::default()
+        };
+        assert!(!Config::load(Some(&path), &no_ui).expect("load").ui);
+        std::fs::write(&path, "ui = false\n").expect("write");
+        assert!(
+            !Config::load(Some(&path), &Overrides::default())
+                .expect("load")
+                .ui
         );
     }
 

@@ -55,6 +55,8 @@ struct App {
     metrics: Arc<Metrics>,
     auth: Arc<Auth>,
     guard: Guard,
+    /// Serve the web UI at `/` (config `ui`).
+    ui: bool,
 }
 
 /// A bound, not yet running server.
@@ -314,6 +316,7 @@ impl Server {
             .context("building the JSON/HTTP gateway")?;
 
         let guard = Guard::new(&config);
+        let ui = config.ui;
         Ok(Server {
             config,
             listener,
@@ -329,6 +332,7 @@ impl Server {
                 metrics,
                 auth,
                 guard,
+                ui,
             }),
             store,
             chat,
@@ -389,6 +393,7 @@ impl Server {
             data_dir = %config.data_dir.display(),
             "octo listening"
         );
+        crate::http::ui::log_url(local_addr, tls.is_some(), app.ui);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -523,6 +528,12 @@ async fn handle(app: Arc<App>, mut request: Request<Body>) -> Response<Body> {
             probe_response(http::StatusCode::OK, "ok")
         } else if request.uri().path() == "/readyz" && request.method() == http::Method::GET {
             readiness(&app).await
+        } else if let Some(page) = app
+            .ui
+            .then(|| crate::http::ui::response(&request))
+            .flatten()
+        {
+            page
         } else {
             app.gateway.handle(request).await
         };

@@ -41,6 +41,9 @@ pub struct ServeArgs {
     /// Octo without an API key
     #[arg(long)]
     pub demo: bool,
+    /// Do not serve the web UI at / (config `ui = false`)
+    #[arg(long)]
+    pub no_ui: bool,
 }
 
 impl ServeArgs {
@@ -56,6 +59,7 @@ impl ServeArgs {
             log: self.log.clone(),
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),
+            ui: self.no_ui.then_some(false),
             demo: self.demo,
         }
     }

@@ -9,12 +9,14 @@
 //! - `grpc`: the in-process call's framing, response reading and status.
 //! - `sse`: server-streaming responses as server-sent events.
 //! - [`error`]: the gRPC code → HTTP status mapping and `google.rpc.Status` JSON.
+//! - [`ui`]: the embedded web UI at `/` (its files only; other paths come here).
 
 pub mod error;
 mod grpc;
 mod route;
 mod sse;
 mod transcode;
+pub mod ui;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -37,6 +37,8 @@ export * from "./gen/octo/v1/session_pb.js";
 export * from "./gen/octo/v1/session_service_pb.js";
 export * from "./gen/google/rpc/error_details_pb.js";
 export { Code, ConnectError } from "@connectrpc/connect";
+/** Canonical proto3 JSON of any message, e.g. `toJsonString(SessionArchiveSchema, archive)`. */
+export { fromJsonString, toJsonString } from "@bufbuild/protobuf";
 
 /** Typed clients of every Octo service over one transport. */
 export interface OctoClient {
@@ -85,14 +87,16 @@ export function chat(
   text: string,
   options: ChatOptions = {},
 ): AsyncIterable<SessionEvent> {
-  return client.chat.chat(
-    {
-      session: sessionName(session),
-      parts: [create(PartSchema, { kind: { case: "text", value: text } })],
-      onBusy: options.onBusy,
-      model: options.model ?? "",
-    },
-    { signal: options.signal, timeoutMs: options.timeoutMs },
+  return endsOnBreak(options.signal, (signal) =>
+    client.chat.chat(
+      {
+        session: sessionName(session),
+        parts: [create(PartSchema, { kind: { case: "text", value: text } })],
+        onBusy: options.onBusy,
+        model: options.model ?? "",
+      },
+      { signal, timeoutMs: options.timeoutMs },
+    ),
   );
 }
 
@@ -106,10 +110,51 @@ export function streamEvents(
   afterSequence: bigint | number = 0n,
   options: { signal?: AbortSignal } = {},
 ): AsyncIterable<SessionEvent> {
-  return client.chat.streamEvents(
-    { session: sessionName(session), afterSequence: BigInt(afterSequence) },
-    { signal: options.signal },
+  return endsOnBreak(options.signal, (signal) =>
+    client.chat.streamEvents(
+      { session: sessionName(session), afterSequence: BigInt(afterSequence) },
+      { signal },
+    ),
   );
+}
+
+/**
+ * A call's stream that ends the call when the consumer stops early (`break`, `return` or
+ * an exception in a `for await` body), not only when `signal` aborts. Connect's own
+ * stream iterators do not forward `return()`, so without this the request stays open
+ * (the server still counts the stream) and, in Node.js, keeps the process alive.
+ */
+export function endsOnBreak<T>(
+  signal: AbortSignal | undefined,
+  start: (signal: AbortSignal) => AsyncIterable<T>,
+): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<T> {
+      const controller = new AbortController();
+      const forward = () => controller.abort(signal?.reason);
+      if (signal?.aborted) forward();
+      else signal?.addEventListener("abort", forward, { once: true });
+      const release = () => signal?.removeEventListener("abort", forward);
+      const inner = start(controller.signal)[Symbol.asyncIterator]();
+      return {
+        async next() {
+          try {
+            const result = await inner.next();
+            if (result.done) release();
+            return result;
+          } catch (err) {
+            release();
+            throw err;
+          }
+        },
+        async return(value?: unknown) {
+          release();
+          controller.abort();
+          return { done: true, value: value as T };
+        },
+      };
+    },
+  };
 }
 
 /** `sessions/{id}` from a bare id or a name. */
