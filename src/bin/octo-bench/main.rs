@@ -18,15 +18,26 @@
 //! - `baseline`: a bare tonic server (this binary, `--serve-bare`) with the same
 //!   message shapes, for the `turns` and `fanout` shapes: the ceiling.
 //! - `startup`: process start to health SERVING, and idle RSS.
+//! - `cluster`: 1, 2 and 3 servers (`--servers`) on one Postgres, a fresh database each:
+//!   turns/s, each server's CPU per turn, Postgres' CPU per turn and added first-token
+//!   latency with about (n-1)/n of the turns sent to a non-owner; and the hop cost, the
+//!   same session streamed from its owner and a non-owner at once (per-sequence receipt
+//!   time difference) and `SendMessage` forwarded vs local. Postgres: a throwaway one
+//!   (Debian's `postgresql` server binaries, initdb in a temp dir, removed after), or
+//!   `--database-url` (the bench creates and drops a database per server count there).
+//!   See `cluster.rs`.
 //!
 //! `--smoke` shrinks every size so the whole run takes seconds (CI checks only that the
-//! tool works, never a timing).
+//! tool works, never a timing). `all` includes `cluster`: without Postgres binaries (and
+//! no `--database-url`) it fails at once, naming the package to install.
 
 mod bare;
 mod client;
+mod cluster;
 mod fake;
 mod fanout;
 mod hist;
+mod pg;
 mod proc;
 mod store;
 mod svg;
@@ -41,7 +52,7 @@ use serde_json::{Value, json};
 #[derive(Parser, Debug, Clone)]
 #[command(about = "Octo load generator")]
 struct Args {
-    /// turns, paced, fanout, store, baseline, startup, or all.
+    /// turns, paced, fanout, store, baseline, startup, cluster, or all.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Tiny sizes: checks the tool works, in seconds.
@@ -110,6 +121,28 @@ struct Args {
     /// startup: starts timed.
     #[arg(long, default_value_t = 10)]
     starts: usize,
+    /// cluster: server counts, one level per value.
+    #[arg(long, default_value = "1,2,3", value_delimiter = ',')]
+    servers: Vec<usize>,
+    /// cluster: concurrent workers (tokens and turns per session as for turns).
+    #[arg(long, default_value_t = 10)]
+    cluster_concurrency: usize,
+    /// cluster: turns per server count.
+    #[arg(long, default_value_t = 500)]
+    cluster_turns: u64,
+    /// cluster: turns of the hop measurement, sent alternately to owner and non-owner.
+    #[arg(long, default_value_t = 100)]
+    hop_turns: usize,
+    /// cluster: tokens per hop turn.
+    #[arg(long, default_value_t = 10)]
+    hop_tokens: u32,
+    /// cluster: tokens per second of a hop turn.
+    #[arg(long, default_value_t = 200)]
+    hop_rate: u32,
+    /// cluster: an existing Postgres (postgres://...) to create the bench's databases
+    /// on, instead of a throwaway one.
+    #[arg(long)]
+    database_url: Option<String>,
     /// Internal: serve the bare tonic baseline and print its address.
     #[arg(long, hide = true)]
     serve_bare: bool,
@@ -138,6 +171,10 @@ impl Args {
         self.messages = 1000;
         self.queries = 20;
         self.starts = 2;
+        self.cluster_concurrency = 2;
+        self.cluster_turns = 8;
+        self.hop_turns = 4;
+        self.hop_tokens = 5;
     }
 }
 
@@ -165,7 +202,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let all = args.scenario == "all";
     let wanted = |name: &str| all || args.scenario == name;
     let known = [
-        "all", "turns", "paced", "fanout", "store", "baseline", "startup",
+        "all", "turns", "paced", "fanout", "store", "baseline", "startup", "cluster",
     ];
     if !known.contains(&args.scenario.as_str()) {
         return Err(anyhow!(
@@ -173,6 +210,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.scenario,
             known.join(", ")
         ));
+    }
+    if wanted("cluster") && args.database_url.is_none() {
+        // Before any other scenario runs: say what is missing at once.
+        pg::bin_dir()?;
     }
     std::fs::create_dir_all(&args.out)?;
     let fake = fake::Fake::start(args.batch).await?;
@@ -284,6 +325,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&s.dir);
         print_store(&result);
         save(&args, "store", &result, &mut results)?;
+    }
+    if wanted("cluster") {
+        let sizes = cluster::ClusterSizes {
+            servers: args.servers.clone(),
+            concurrency: args.cluster_concurrency,
+            turns: args.cluster_turns,
+            per_session: args.per_session,
+            tokens: args.tokens,
+            hop_turns: args.hop_turns,
+            hop_tokens: args.hop_tokens,
+            hop_rate: args.hop_rate,
+            database_url: args.database_url.clone(),
+        };
+        let result = cluster::run(&sizes, &fake, |name| setup(name, "fake", 20)).await?;
+        cluster::print(&result);
+        save(&args, "cluster", &result, &mut results)?;
     }
     results.insert("fake_provider_requests".into(), json!(fake.requests()));
     let results = Value::Object(results);
@@ -623,6 +680,17 @@ fn targets(r: &Value) -> Value {
         20.0,
         true,
     );
+    for hop in r["cluster"]["hop"].as_array().into_iter().flatten() {
+        check(
+            &format!(
+                "cluster ({} servers): non-owner stream added p50 (ms)",
+                hop["servers"]
+            ),
+            f(&hop["hop_added_us"]["p50"]) / 1000.0,
+            1.0,
+            true,
+        );
+    }
     Value::Array(out)
 }
 

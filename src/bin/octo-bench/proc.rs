@@ -111,7 +111,7 @@ pub async fn connect(url: &str) -> anyhow::Result<Channel> {
         .await?)
 }
 
-fn clock_ticks() -> u64 {
+pub fn clock_ticks() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if ticks > 0 { ticks as u64 } else { 100 }
