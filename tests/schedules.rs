@@ -493,3 +493,60 @@ async fn provider_failures_are_retried_with_backoff_by_the_schedules_clock() {
     assert_eq!(status(&done[0]), pb::RunStatus::Failed);
     assert_eq!(done[0].attempt, 3);
 }
+
+#[tokio::test]
+async fn preview_shows_the_next_fire_times_in_the_zone_and_names_bad_fields() {
+    let clock = ManualClock::new(at(START));
+    let server = start(&clock).await;
+    let mut schedules = server.schedules().await;
+    let preview = |cron: &str, zone: &str, count: i32| pb::PreviewScheduleRequest {
+        cron: cron.into(),
+        time_zone: zone.into(),
+        count,
+    };
+    let times = |response: pb::PreviewScheduleResponse| -> Vec<i64> {
+        response
+            .fire_times
+            .iter()
+            .map(|t| pb_time(&Some(*t)))
+            .collect()
+    };
+    // 09:00 UTC daily, from 08:59: the default five.
+    let utc = schedules
+        .preview_schedule(preview("0 9 * * *", "", 0))
+        .await
+        .expect("preview")
+        .into_inner();
+    let day = 24 * 60 * MINUTE;
+    assert_eq!(
+        times(utc),
+        (0..5).map(|d| START + MINUTE + d * day).collect::<Vec<_>>()
+    );
+    // 09:00 in Tokyo (UTC+9) is midnight UTC: the first is the next day's.
+    let tokyo = schedules
+        .preview_schedule(preview("0 9 * * *", "Asia/Tokyo", 2))
+        .await
+        .expect("preview")
+        .into_inner();
+    let midnight = START + MINUTE - 9 * 60 * MINUTE + day;
+    assert_eq!(times(tokyo), [midnight, midnight + day]);
+
+    let bad = schedules
+        .preview_schedule(preview("every day-ish", "Mars/Olympus_Mons", 500))
+        .await
+        .expect_err("bad input");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&bad), ["cron", "time_zone", "count"]);
+
+    // The same over JSON (what the web UI's form asks before saving).
+    let json: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/v1/schedules:preview", server.url()))
+        .json(&serde_json::json!({"cron": "0 9 * * *", "count": 1}))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(json["fireTimes"][0], "2026-03-02T09:00:00Z", "{json}");
+}

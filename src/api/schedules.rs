@@ -196,4 +196,17 @@ impl ScheduleService for ScheduleApi {
         let run = self.scheduler.get_run(schedule, run).await?;
         Ok(Response::new(schedule_run_pb(&run)))
     }
+
+    async fn preview_schedule(
+        &self,
+        request: Request<pb::PreviewScheduleRequest>,
+    ) -> Result<Response<pb::PreviewScheduleResponse>, Status> {
+        let req = request.into_inner();
+        let times = self
+            .scheduler
+            .preview(&req.cron, &req.time_zone, req.count)?;
+        Ok(Response::new(pb::PreviewScheduleResponse {
+            fire_times: times.into_iter().filter_map(convert::timestamp).collect(),
+        }))
+    }
 }

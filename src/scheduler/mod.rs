@@ -97,6 +97,10 @@ fn not_found(id: &str) -> Error {
     Error::not_found(Resource::Schedule, format!("schedules/{id}"))
 }
 
+/// Fire times PreviewSchedule gives by default (what a form shows) and at most.
+const PREVIEW_DEFAULT: usize = 5;
+const PREVIEW_MAX: i32 = 100;
+
 fn etag_mismatch(id: &str) -> Error {
     Error::EtagMismatch {
         resource: Resource::Schedule,
@@ -269,6 +273,50 @@ impl Scheduler {
         tracing::info!(schedule = %schedule.id, cron = %schedule.cron, time_zone = %schedule.time_zone, next = ?schedule.next_run_time, "schedule created");
         self.wake.notify_one();
         Ok(schedule)
+    }
+
+    /// The next `count` fire times of `cron` in `time_zone` (empty: UTC) after now, by
+    /// this scheduler's clock. Violations name `cron`, `time_zone` and `count`.
+    pub fn preview(&self, cron: &str, time_zone: &str, count: i32) -> Result<Vec<Timestamp>> {
+        let mut v = Violations::new();
+        let parsed = Cron::parse(cron)
+            .map_err(|err| v.add("cron", err.to_string()))
+            .ok();
+        let zone_name = if time_zone.is_empty() {
+            "UTC"
+        } else {
+            time_zone
+        };
+        let zone = Zone::parse(zone_name)
+            .map_err(|err| v.add("time_zone", err))
+            .ok();
+        let count = match count {
+            0 => PREVIEW_DEFAULT,
+            1..=PREVIEW_MAX => count as usize,
+            _ => {
+                v.add(
+                    "count",
+                    format!("must be 1 to {PREVIEW_MAX}, or 0 for {PREVIEW_DEFAULT}"),
+                );
+                0
+            }
+        };
+        v.into_result()?;
+        let (Some(cron), Some(zone)) = (parsed, zone) else {
+            return Ok(Vec::new());
+        };
+        let mut times = Vec::with_capacity(count);
+        let mut after = self.clock.now();
+        while times.len() < count {
+            match cron.next_after(after, &zone) {
+                Some(next) => {
+                    times.push(next);
+                    after = next;
+                }
+                None => break,
+            }
+        }
+        Ok(times)
     }
 
     pub async fn get(&self, id: &str) -> Result<Schedule> {

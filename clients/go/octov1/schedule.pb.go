@@ -1142,6 +1142,117 @@ func (x *GetScheduleRunRequest) GetName() string {
 	return ""
 }
 
+// Request of PreviewSchedule.
+type PreviewScheduleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A cron expression, as Schedule.cron.
+	Cron string `protobuf:"bytes,1,opt,name=cron,proto3" json:"cron,omitempty"`
+	// An IANA time zone, as Schedule.time_zone; empty means UTC.
+	TimeZone string `protobuf:"bytes,2,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// How many fire times: 1 to 100; 0 means 5.
+	Count         int32 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviewScheduleRequest) Reset() {
+	*x = PreviewScheduleRequest{}
+	mi := &file_octo_v1_schedule_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviewScheduleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviewScheduleRequest) ProtoMessage() {}
+
+func (x *PreviewScheduleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_octo_v1_schedule_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviewScheduleRequest.ProtoReflect.Descriptor instead.
+func (*PreviewScheduleRequest) Descriptor() ([]byte, []int) {
+	return file_octo_v1_schedule_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PreviewScheduleRequest) GetCron() string {
+	if x != nil {
+		return x.Cron
+	}
+	return ""
+}
+
+func (x *PreviewScheduleRequest) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *PreviewScheduleRequest) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// Response of PreviewSchedule.
+type PreviewScheduleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The next fire times after now, earliest first (fewer if the cron fires less often
+	// within the next years, e.g. a February 30th).
+	FireTimes     []*timestamppb.Timestamp `protobuf:"bytes,1,rep,name=fire_times,json=fireTimes,proto3" json:"fire_times,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviewScheduleResponse) Reset() {
+	*x = PreviewScheduleResponse{}
+	mi := &file_octo_v1_schedule_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviewScheduleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviewScheduleResponse) ProtoMessage() {}
+
+func (x *PreviewScheduleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_octo_v1_schedule_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviewScheduleResponse.ProtoReflect.Descriptor instead.
+func (*PreviewScheduleResponse) Descriptor() ([]byte, []int) {
+	return file_octo_v1_schedule_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PreviewScheduleResponse) GetFireTimes() []*timestamppb.Timestamp {
+	if x != nil {
+		return x.FireTimes
+	}
+	return nil
+}
+
 var File_octo_v1_schedule_proto protoreflect.FileDescriptor
 
 const file_octo_v1_schedule_proto_rawDesc = "" +
@@ -1223,7 +1334,14 @@ const file_octo_v1_schedule_proto_rawDesc = "" +
 	"\x04runs\x18\x01 \x03(\v2\x14.octo.v1.ScheduleRunR\x04runs\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"+\n" +
 	"\x15GetScheduleRunRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name*b\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"_\n" +
+	"\x16PreviewScheduleRequest\x12\x12\n" +
+	"\x04cron\x18\x01 \x01(\tR\x04cron\x12\x1b\n" +
+	"\ttime_zone\x18\x02 \x01(\tR\btimeZone\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x05R\x05count\"T\n" +
+	"\x17PreviewScheduleResponse\x129\n" +
+	"\n" +
+	"fire_times\x18\x01 \x03(\v2\x1a.google.protobuf.TimestampR\tfireTimes*b\n" +
 	"\rOverlapPolicy\x12\x1e\n" +
 	"\x1aOVERLAP_POLICY_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13OVERLAP_POLICY_SKIP\x10\x01\x12\x18\n" +
@@ -1240,7 +1358,7 @@ const file_octo_v1_schedule_proto_rawDesc = "" +
 	"\x12RUN_STATUS_RUNNING\x10\x02\x12\x18\n" +
 	"\x14RUN_STATUS_SUCCEEDED\x10\x03\x12\x15\n" +
 	"\x11RUN_STATUS_FAILED\x10\x04\x12\x16\n" +
-	"\x12RUN_STATUS_SKIPPED\x10\x052\xf7\x06\n" +
+	"\x12RUN_STATUS_SKIPPED\x10\x052\xef\a\n" +
 	"\x0fScheduleService\x12d\n" +
 	"\x0eCreateSchedule\x12\x1e.octo.v1.CreateScheduleRequest\x1a\x11.octo.v1.Schedule\"\x1f\x82\xd3\xe4\x93\x02\x19:\bschedule\"\r/v1/schedules\x12]\n" +
 	"\vGetSchedule\x12\x1b.octo.v1.GetScheduleRequest\x1a\x11.octo.v1.Schedule\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/{name=schedules/*}\x12e\n" +
@@ -1249,7 +1367,8 @@ const file_octo_v1_schedule_proto_rawDesc = "" +
 	"\x0eDeleteSchedule\x12\x1e.octo.v1.DeleteScheduleRequest\x1a\x16.google.protobuf.Empty\"\x1e\x82\xd3\xe4\x93\x02\x18*\x16/v1/{name=schedules/*}\x12g\n" +
 	"\vRunSchedule\x12\x1b.octo.v1.RunScheduleRequest\x1a\x14.octo.v1.ScheduleRun\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/{name=schedules/*}:run\x12~\n" +
 	"\x10ListScheduleRuns\x12 .octo.v1.ListScheduleRunsRequest\x1a!.octo.v1.ListScheduleRunsResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{parent=schedules/*}/runs\x12m\n" +
-	"\x0eGetScheduleRun\x12\x1e.octo.v1.GetScheduleRunRequest\x1a\x14.octo.v1.ScheduleRun\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=schedules/*/runs/*}B6Z4github.com/octo-agents/octo/clients/go/octov1;octov1b\x06proto3"
+	"\x0eGetScheduleRun\x12\x1e.octo.v1.GetScheduleRunRequest\x1a\x14.octo.v1.ScheduleRun\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=schedules/*/runs/*}\x12v\n" +
+	"\x0fPreviewSchedule\x12\x1f.octo.v1.PreviewScheduleRequest\x1a .octo.v1.PreviewScheduleResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/schedules:previewB6Z4github.com/octo-agents/octo/clients/go/octov1;octov1b\x06proto3"
 
 var (
 	file_octo_v1_schedule_proto_rawDescOnce sync.Once
@@ -1264,7 +1383,7 @@ func file_octo_v1_schedule_proto_rawDescGZIP() []byte {
 }
 
 var file_octo_v1_schedule_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_octo_v1_schedule_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_octo_v1_schedule_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_octo_v1_schedule_proto_goTypes = []any{
 	(OverlapPolicy)(0),               // 0: octo.v1.OverlapPolicy
 	(RunTrigger)(0),                  // 1: octo.v1.RunTrigger
@@ -1282,54 +1401,59 @@ var file_octo_v1_schedule_proto_goTypes = []any{
 	(*ListScheduleRunsRequest)(nil),  // 13: octo.v1.ListScheduleRunsRequest
 	(*ListScheduleRunsResponse)(nil), // 14: octo.v1.ListScheduleRunsResponse
 	(*GetScheduleRunRequest)(nil),    // 15: octo.v1.GetScheduleRunRequest
-	(*durationpb.Duration)(nil),      // 16: google.protobuf.Duration
-	(PermissionMode)(0),              // 17: octo.v1.PermissionMode
-	(*timestamppb.Timestamp)(nil),    // 18: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),    // 19: google.protobuf.FieldMask
-	(*emptypb.Empty)(nil),            // 20: google.protobuf.Empty
+	(*PreviewScheduleRequest)(nil),   // 16: octo.v1.PreviewScheduleRequest
+	(*PreviewScheduleResponse)(nil),  // 17: octo.v1.PreviewScheduleResponse
+	(*durationpb.Duration)(nil),      // 18: google.protobuf.Duration
+	(PermissionMode)(0),              // 19: octo.v1.PermissionMode
+	(*timestamppb.Timestamp)(nil),    // 20: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),    // 21: google.protobuf.FieldMask
+	(*emptypb.Empty)(nil),            // 22: google.protobuf.Empty
 }
 var file_octo_v1_schedule_proto_depIdxs = []int32{
-	16, // 0: octo.v1.RetryPolicy.initial_backoff:type_name -> google.protobuf.Duration
-	16, // 1: octo.v1.RetryPolicy.max_backoff:type_name -> google.protobuf.Duration
-	17, // 2: octo.v1.Schedule.permission_mode:type_name -> octo.v1.PermissionMode
+	18, // 0: octo.v1.RetryPolicy.initial_backoff:type_name -> google.protobuf.Duration
+	18, // 1: octo.v1.RetryPolicy.max_backoff:type_name -> google.protobuf.Duration
+	19, // 2: octo.v1.Schedule.permission_mode:type_name -> octo.v1.PermissionMode
 	0,  // 3: octo.v1.Schedule.overlap_policy:type_name -> octo.v1.OverlapPolicy
 	3,  // 4: octo.v1.Schedule.retry_policy:type_name -> octo.v1.RetryPolicy
-	18, // 5: octo.v1.Schedule.next_run_time:type_name -> google.protobuf.Timestamp
+	20, // 5: octo.v1.Schedule.next_run_time:type_name -> google.protobuf.Timestamp
 	5,  // 6: octo.v1.Schedule.last_run:type_name -> octo.v1.ScheduleRun
-	18, // 7: octo.v1.Schedule.create_time:type_name -> google.protobuf.Timestamp
-	18, // 8: octo.v1.Schedule.update_time:type_name -> google.protobuf.Timestamp
+	20, // 7: octo.v1.Schedule.create_time:type_name -> google.protobuf.Timestamp
+	20, // 8: octo.v1.Schedule.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 9: octo.v1.ScheduleRun.trigger:type_name -> octo.v1.RunTrigger
-	18, // 10: octo.v1.ScheduleRun.scheduled_time:type_name -> google.protobuf.Timestamp
-	18, // 11: octo.v1.ScheduleRun.start_time:type_name -> google.protobuf.Timestamp
-	18, // 12: octo.v1.ScheduleRun.end_time:type_name -> google.protobuf.Timestamp
+	20, // 10: octo.v1.ScheduleRun.scheduled_time:type_name -> google.protobuf.Timestamp
+	20, // 11: octo.v1.ScheduleRun.start_time:type_name -> google.protobuf.Timestamp
+	20, // 12: octo.v1.ScheduleRun.end_time:type_name -> google.protobuf.Timestamp
 	2,  // 13: octo.v1.ScheduleRun.status:type_name -> octo.v1.RunStatus
-	16, // 14: octo.v1.ScheduleRun.next_retry_delay:type_name -> google.protobuf.Duration
+	18, // 14: octo.v1.ScheduleRun.next_retry_delay:type_name -> google.protobuf.Duration
 	4,  // 15: octo.v1.CreateScheduleRequest.schedule:type_name -> octo.v1.Schedule
 	4,  // 16: octo.v1.ListSchedulesResponse.schedules:type_name -> octo.v1.Schedule
 	4,  // 17: octo.v1.UpdateScheduleRequest.schedule:type_name -> octo.v1.Schedule
-	19, // 18: octo.v1.UpdateScheduleRequest.update_mask:type_name -> google.protobuf.FieldMask
+	21, // 18: octo.v1.UpdateScheduleRequest.update_mask:type_name -> google.protobuf.FieldMask
 	5,  // 19: octo.v1.ListScheduleRunsResponse.runs:type_name -> octo.v1.ScheduleRun
-	6,  // 20: octo.v1.ScheduleService.CreateSchedule:input_type -> octo.v1.CreateScheduleRequest
-	7,  // 21: octo.v1.ScheduleService.GetSchedule:input_type -> octo.v1.GetScheduleRequest
-	8,  // 22: octo.v1.ScheduleService.ListSchedules:input_type -> octo.v1.ListSchedulesRequest
-	10, // 23: octo.v1.ScheduleService.UpdateSchedule:input_type -> octo.v1.UpdateScheduleRequest
-	11, // 24: octo.v1.ScheduleService.DeleteSchedule:input_type -> octo.v1.DeleteScheduleRequest
-	12, // 25: octo.v1.ScheduleService.RunSchedule:input_type -> octo.v1.RunScheduleRequest
-	13, // 26: octo.v1.ScheduleService.ListScheduleRuns:input_type -> octo.v1.ListScheduleRunsRequest
-	15, // 27: octo.v1.ScheduleService.GetScheduleRun:input_type -> octo.v1.GetScheduleRunRequest
-	4,  // 28: octo.v1.ScheduleService.CreateSchedule:output_type -> octo.v1.Schedule
-	4,  // 29: octo.v1.ScheduleService.GetSchedule:output_type -> octo.v1.Schedule
-	9,  // 30: octo.v1.ScheduleService.ListSchedules:output_type -> octo.v1.ListSchedulesResponse
-	4,  // 31: octo.v1.ScheduleService.UpdateSchedule:output_type -> octo.v1.Schedule
-	20, // 32: octo.v1.ScheduleService.DeleteSchedule:output_type -> google.protobuf.Empty
-	5,  // 33: octo.v1.ScheduleService.RunSchedule:output_type -> octo.v1.ScheduleRun
-	14, // 34: octo.v1.ScheduleService.ListScheduleRuns:output_type -> octo.v1.ListScheduleRunsResponse
-	5,  // 35: octo.v1.ScheduleService.GetScheduleRun:output_type -> octo.v1.ScheduleRun
-	28, // [28:36] is the sub-list for method output_type
-	20, // [20:28] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	20, // 20: octo.v1.PreviewScheduleResponse.fire_times:type_name -> google.protobuf.Timestamp
+	6,  // 21: octo.v1.ScheduleService.CreateSchedule:input_type -> octo.v1.CreateScheduleRequest
+	7,  // 22: octo.v1.ScheduleService.GetSchedule:input_type -> octo.v1.GetScheduleRequest
+	8,  // 23: octo.v1.ScheduleService.ListSchedules:input_type -> octo.v1.ListSchedulesRequest
+	10, // 24: octo.v1.ScheduleService.UpdateSchedule:input_type -> octo.v1.UpdateScheduleRequest
+	11, // 25: octo.v1.ScheduleService.DeleteSchedule:input_type -> octo.v1.DeleteScheduleRequest
+	12, // 26: octo.v1.ScheduleService.RunSchedule:input_type -> octo.v1.RunScheduleRequest
+	13, // 27: octo.v1.ScheduleService.ListScheduleRuns:input_type -> octo.v1.ListScheduleRunsRequest
+	15, // 28: octo.v1.ScheduleService.GetScheduleRun:input_type -> octo.v1.GetScheduleRunRequest
+	16, // 29: octo.v1.ScheduleService.PreviewSchedule:input_type -> octo.v1.PreviewScheduleRequest
+	4,  // 30: octo.v1.ScheduleService.CreateSchedule:output_type -> octo.v1.Schedule
+	4,  // 31: octo.v1.ScheduleService.GetSchedule:output_type -> octo.v1.Schedule
+	9,  // 32: octo.v1.ScheduleService.ListSchedules:output_type -> octo.v1.ListSchedulesResponse
+	4,  // 33: octo.v1.ScheduleService.UpdateSchedule:output_type -> octo.v1.Schedule
+	22, // 34: octo.v1.ScheduleService.DeleteSchedule:output_type -> google.protobuf.Empty
+	5,  // 35: octo.v1.ScheduleService.RunSchedule:output_type -> octo.v1.ScheduleRun
+	14, // 36: octo.v1.ScheduleService.ListScheduleRuns:output_type -> octo.v1.ListScheduleRunsResponse
+	5,  // 37: octo.v1.ScheduleService.GetScheduleRun:output_type -> octo.v1.ScheduleRun
+	17, // 38: octo.v1.ScheduleService.PreviewSchedule:output_type -> octo.v1.PreviewScheduleResponse
+	30, // [30:39] is the sub-list for method output_type
+	21, // [21:30] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_octo_v1_schedule_proto_init() }
@@ -1345,7 +1469,7 @@ func file_octo_v1_schedule_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_octo_v1_schedule_proto_rawDesc), len(file_octo_v1_schedule_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

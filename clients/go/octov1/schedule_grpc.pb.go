@@ -28,6 +28,7 @@ const (
 	ScheduleService_RunSchedule_FullMethodName      = "/octo.v1.ScheduleService/RunSchedule"
 	ScheduleService_ListScheduleRuns_FullMethodName = "/octo.v1.ScheduleService/ListScheduleRuns"
 	ScheduleService_GetScheduleRun_FullMethodName   = "/octo.v1.ScheduleService/GetScheduleRun"
+	ScheduleService_PreviewSchedule_FullMethodName  = "/octo.v1.ScheduleService/PreviewSchedule"
 )
 
 // ScheduleServiceClient is the client API for ScheduleService service.
@@ -52,6 +53,9 @@ type ScheduleServiceClient interface {
 	ListScheduleRuns(ctx context.Context, in *ListScheduleRunsRequest, opts ...grpc.CallOption) (*ListScheduleRunsResponse, error)
 	// Gets one run.
 	GetScheduleRun(ctx context.Context, in *GetScheduleRunRequest, opts ...grpc.CallOption) (*ScheduleRun, error)
+	// The next fire times of a cron expression in a time zone, from now: what a schedule
+	// with them would do, shown before it is saved. Nothing is stored.
+	PreviewSchedule(ctx context.Context, in *PreviewScheduleRequest, opts ...grpc.CallOption) (*PreviewScheduleResponse, error)
 }
 
 type scheduleServiceClient struct {
@@ -142,6 +146,16 @@ func (c *scheduleServiceClient) GetScheduleRun(ctx context.Context, in *GetSched
 	return out, nil
 }
 
+func (c *scheduleServiceClient) PreviewSchedule(ctx context.Context, in *PreviewScheduleRequest, opts ...grpc.CallOption) (*PreviewScheduleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PreviewScheduleResponse)
+	err := c.cc.Invoke(ctx, ScheduleService_PreviewSchedule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ScheduleServiceServer is the server API for ScheduleService service.
 // All implementations must embed UnimplementedScheduleServiceServer
 // for forward compatibility.
@@ -164,6 +178,9 @@ type ScheduleServiceServer interface {
 	ListScheduleRuns(context.Context, *ListScheduleRunsRequest) (*ListScheduleRunsResponse, error)
 	// Gets one run.
 	GetScheduleRun(context.Context, *GetScheduleRunRequest) (*ScheduleRun, error)
+	// The next fire times of a cron expression in a time zone, from now: what a schedule
+	// with them would do, shown before it is saved. Nothing is stored.
+	PreviewSchedule(context.Context, *PreviewScheduleRequest) (*PreviewScheduleResponse, error)
 	mustEmbedUnimplementedScheduleServiceServer()
 }
 
@@ -197,6 +214,9 @@ func (UnimplementedScheduleServiceServer) ListScheduleRuns(context.Context, *Lis
 }
 func (UnimplementedScheduleServiceServer) GetScheduleRun(context.Context, *GetScheduleRunRequest) (*ScheduleRun, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetScheduleRun not implemented")
+}
+func (UnimplementedScheduleServiceServer) PreviewSchedule(context.Context, *PreviewScheduleRequest) (*PreviewScheduleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PreviewSchedule not implemented")
 }
 func (UnimplementedScheduleServiceServer) mustEmbedUnimplementedScheduleServiceServer() {}
 func (UnimplementedScheduleServiceServer) testEmbeddedByValue()                         {}
@@ -363,6 +383,24 @@ func _ScheduleService_GetScheduleRun_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ScheduleService_PreviewSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PreviewScheduleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ScheduleServiceServer).PreviewSchedule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ScheduleService_PreviewSchedule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ScheduleServiceServer).PreviewSchedule(ctx, req.(*PreviewScheduleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ScheduleService_ServiceDesc is the grpc.ServiceDesc for ScheduleService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -401,6 +439,10 @@ var ScheduleService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetScheduleRun",
 			Handler:    _ScheduleService_GetScheduleRun_Handler,
+		},
+		{
+			MethodName: "PreviewSchedule",
+			Handler:    _ScheduleService_PreviewSchedule_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

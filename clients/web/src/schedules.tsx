@@ -259,11 +259,66 @@ function zones(): string[] {
   }
 }
 
+/** The next five fire times of `cron` in `timeZone` (PreviewSchedule), asked a moment
+ *  after the user stops typing; the server's complaint when the cron or zone is wrong. */
+function Preview({ cron, timeZone }: { cron: string; timeZone: string }) {
+  const [times, setTimes] = useState<Timestamp[]>([]);
+  const [problem, setProblem] = useState("");
+  useEffect(() => {
+    if (!cron.trim()) {
+      setTimes([]);
+      setProblem("");
+      return;
+    }
+    let current = true;
+    const timer = setTimeout(async () => {
+      try {
+        const answer = await connection.client.schedules.previewSchedule({ cron, timeZone, count: 5 });
+        if (current) {
+          setTimes(answer.fireTimes);
+          setProblem("");
+        }
+      } catch (err) {
+        if (current) {
+          setTimes([]);
+          setProblem(connection.failed(err));
+        }
+      }
+    }, 300);
+    return () => {
+      current = false;
+      clearTimeout(timer);
+    };
+  }, [cron, timeZone]);
+  return (
+    <div class="preview" aria-live="polite">
+      {problem ? (
+        <p class="hint" role="status">
+          {problem}
+        </p>
+      ) : (
+        times.length > 0 && (
+          <Fragment>
+            <div class="hint">Next runs ({timeZone || "UTC"}):</div>
+            <ol class="next-runs" aria-label="Next runs">
+              {times.map((t, i) => (
+                <li key={i}>{when(t, timeZone)}</li>
+              ))}
+            </ol>
+          </Fragment>
+        )
+      )}
+    </div>
+  );
+}
+
 /** Creates a schedule, or edits `schedule` (UpdateSchedule with a field mask). */
 function ScheduleForm({ schedule, onDone }: { schedule?: Schedule; onDone: () => void }) {
   const models = useModels();
   const [error, setError] = useState("");
   const localZone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  const [cron, setCron] = useState(schedule?.cron ?? "");
+  const [zone, setZone] = useState(schedule ? schedule.timeZone : localZone);
   const id = schedule ? "se" : "sc";
   async function submit(e: Event) {
     e.preventDefault();
@@ -301,9 +356,23 @@ function ScheduleForm({ schedule, onDone }: { schedule?: Schedule; onDone: () =>
       <label for={`${id}-prompt`}>Prompt (sent as the message of each run)</label>
       <textarea id={`${id}-prompt`} name="prompt" rows={3} required defaultValue={schedule?.prompt} />
       <label for={`${id}-cron`}>Cron (5 fields: minute hour day-of-month month day-of-week)</label>
-      <input id={`${id}-cron`} name="cron" required placeholder="0 9 * * 1-5" defaultValue={schedule?.cron} />
+      <input
+        id={`${id}-cron`}
+        name="cron"
+        required
+        placeholder="0 9 * * 1-5"
+        value={cron}
+        onInput={(e) => setCron((e.target as HTMLInputElement).value)}
+      />
       <label for={`${id}-zone`}>Time zone</label>
-      <input id={`${id}-zone`} name="zone" list="sc-zones" defaultValue={schedule ? schedule.timeZone : localZone} />
+      <input
+        id={`${id}-zone`}
+        name="zone"
+        list="sc-zones"
+        value={zone}
+        onInput={(e) => setZone((e.target as HTMLInputElement).value)}
+      />
+      <Preview cron={cron} timeZone={zone} />
       <datalist id="sc-zones">
         {zones().map((z) => (
           <option key={z} value={z} />

@@ -86,3 +86,33 @@ test("create, see the next run in its time zone, run now, open the run's session
   assert.deepEqual((await octoApi.call("GET", "/v1/schedules")).schedules ?? [], []);
   await page.close();
 });
+
+test("the form previews the next five runs in the chosen zone before saving", async () => {
+  const page = await browser.page();
+  await page.goto(`${octo.baseUrl}/#/schedules`);
+  await page.getByRole("button", { name: "New schedule" }).click();
+  const form = page.locator("form[aria-label='New schedule']");
+  await form.getByLabel(/^Cron/).fill("30 9 * * 1-5");
+  await form.getByLabel("Time zone").fill("Asia/Tokyo");
+  const next = form.getByRole("list", { name: "Next runs" }).locator("li");
+  await page.waitForFunction(
+    () => [...document.querySelectorAll("form[aria-label='New schedule'] ol.next-runs li")].length === 5
+      && [...document.querySelectorAll("form[aria-label='New schedule'] ol.next-runs li")].every((li) => /9:30/.test(li.textContent)),
+    null,
+    { timeout: 60_000 },
+  );
+  // The same times the API gives, shown in Tokyo time (09:30 there, weekdays).
+  const fromApi = await octoApi.call("POST", "/v1/schedules:preview", { cron: "30 9 * * 1-5", timeZone: "Asia/Tokyo" });
+  assert.equal(fromApi.fireTimes.length, 5);
+  assert.equal(await next.count(), 5);
+  for (const t of fromApi.fireTimes) {
+    const tokyo = new Date(t).toLocaleString("en-GB", { timeZone: "Asia/Tokyo", weekday: "short", hour: "2-digit", minute: "2-digit" });
+    assert.match(tokyo, /^(Mon|Tue|Wed|Thu|Fri) 09:30$/, tokyo);
+  }
+  // A bad cron: the server's reason instead of times, and nothing was saved.
+  await form.getByLabel(/^Cron/).fill("61 * * * *");
+  await form.locator(".preview [role=status]", { hasText: /cron/i }).waitFor();
+  assert.equal(await next.count(), 0);
+  assert.deepEqual((await octoApi.call("GET", "/v1/schedules")).schedules ?? [], []);
+  await screenshot(page, "schedule-preview");
+});

@@ -76,6 +76,11 @@ class ScheduleServiceStub:
                 request_serializer=octo_dot_v1_dot_schedule__pb2.GetScheduleRunRequest.SerializeToString,
                 response_deserializer=octo_dot_v1_dot_schedule__pb2.ScheduleRun.FromString,
                 _registered_method=True)
+        self.PreviewSchedule = channel.unary_unary(
+                '/octo.v1.ScheduleService/PreviewSchedule',
+                request_serializer=octo_dot_v1_dot_schedule__pb2.PreviewScheduleRequest.SerializeToString,
+                response_deserializer=octo_dot_v1_dot_schedule__pb2.PreviewScheduleResponse.FromString,
+                _registered_method=True)
 
 
 class ScheduleServiceServicer:
@@ -138,6 +143,14 @@ class ScheduleServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PreviewSchedule(self, request, context):
+        """The next fire times of a cron expression in a time zone, from now: what a schedule
+        with them would do, shown before it is saved. Nothing is stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ScheduleServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -180,6 +193,11 @@ def add_ScheduleServiceServicer_to_server(servicer, server):
                     servicer.GetScheduleRun,
                     request_deserializer=octo_dot_v1_dot_schedule__pb2.GetScheduleRunRequest.FromString,
                     response_serializer=octo_dot_v1_dot_schedule__pb2.ScheduleRun.SerializeToString,
+            ),
+            'PreviewSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewSchedule,
+                    request_deserializer=octo_dot_v1_dot_schedule__pb2.PreviewScheduleRequest.FromString,
+                    response_serializer=octo_dot_v1_dot_schedule__pb2.PreviewScheduleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -399,6 +417,33 @@ class ScheduleService:
             '/octo.v1.ScheduleService/GetScheduleRun',
             octo_dot_v1_dot_schedule__pb2.GetScheduleRunRequest.SerializeToString,
             octo_dot_v1_dot_schedule__pb2.ScheduleRun.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octo.v1.ScheduleService/PreviewSchedule',
+            octo_dot_v1_dot_schedule__pb2.PreviewScheduleRequest.SerializeToString,
+            octo_dot_v1_dot_schedule__pb2.PreviewScheduleResponse.FromString,
             options,
             channel_credentials,
             insecure,
