@@ -95,6 +95,10 @@ pub struct Config {
     pub max_steps: u32,
     /// Longest a tool call may run.
     pub tool_timeout_seconds: u64,
+    /// Environment variables tool commands get from the server's environment: names, or
+    /// prefixes ending in `*`. `OCTO_*` and the models' `api_key_env` variables are
+    /// never passed, whatever this says.
+    pub tool_env: Vec<String>,
     /// Bytes of tool output fed back to the model.
     pub max_tool_output_bytes: usize,
     /// Largest attachment of a message.
@@ -233,6 +237,10 @@ impl Default for Config {
             max_queue_depth: 16,
             max_steps: 50,
             tool_timeout_seconds: 600,
+            tool_env: crate::tools::env::DEFAULT_ALLOWED
+                .iter()
+                .map(|name| (*name).to_owned())
+                .collect(),
             max_tool_output_bytes: 64 * 1024,
             max_attachment_bytes: 10 * 1024 * 1024,
             event_log_capacity: 4096,
@@ -542,6 +550,9 @@ allowed_hosts = []
 max_queue_depth = 16
 max_steps = 50
 tool_timeout_seconds = 600
+# The environment variables tool commands (the shell) get from the server's: names, or
+# prefixes ending in `*`. Never OCTO_* or a model's api_key_env, whatever this says.
+tool_env = ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*", "TERM", "TZ", "TMPDIR"]
 max_tool_output_bytes = 65536
 max_attachment_bytes = 10485760
 event_log_capacity = 4096

@@ -39,6 +39,8 @@ pub struct Limits {
     /// A live session with nothing to do and nobody watching retires after this long.
     pub idle: Duration,
     pub system_prompt: String,
+    /// The environment tool processes run with.
+    pub tool_env: crate::tools::env::ToolEnv,
 }
 
 impl Limits {
@@ -52,6 +54,14 @@ impl Limits {
             event_log_capacity: config.event_log_capacity,
             idle: Duration::from_secs(config.session_idle_seconds),
             system_prompt: config.system_prompt.clone(),
+            tool_env: crate::tools::env::ToolEnv::from_process(
+                &config.tool_env,
+                &config
+                    .models
+                    .values()
+                    .filter_map(|model| model.api_key_env.clone())
+                    .collect::<Vec<_>>(),
+            ),
         }
     }
 }

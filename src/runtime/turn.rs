@@ -712,6 +712,7 @@ async fn run_tools(
                     output: output_tx,
                     timeout: deps.limits.tool_timeout,
                     max_output_bytes: deps.limits.max_tool_output_bytes,
+                    env: deps.limits.tool_env.clone(),
                 };
                 ran = Some(Instant::now());
                 record.start_time = Some(Timestamp::now());

@@ -11,6 +11,7 @@ use crate::domain::{PermissionMode, tool::ToolSpec};
 mod args;
 mod confine;
 mod edit_file;
+pub mod env;
 mod glob;
 mod grep;
 mod list_dir;
@@ -65,6 +66,8 @@ pub struct ToolContext {
     pub timeout: Duration,
     /// The result fed back to the model is cut to this many bytes.
     pub max_output_bytes: usize,
+    /// The environment of processes a tool starts (never the server's own).
+    pub env: env::ToolEnv,
 }
 
 /// How a tool run ended.

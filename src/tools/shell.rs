@@ -120,10 +120,9 @@ async fn run_command(command_line: &str, limit: Duration, context: &ToolContext)
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    // The server's own settings (`OCTO_TOKEN`, ...) are not the command's business.
-    for name in server_settings(std::env::vars_os().map(|(name, _)| name)) {
-        command.env_remove(name);
-    }
+    // The allow-listed environment only: the server's holds API keys and its own
+    // settings (`OCTO_TOKEN`, ...), which are not the command's business.
+    command.env_clear().envs(context.env.vars());
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(err) => {
@@ -248,13 +247,6 @@ async fn run_command(command_line: &str, limit: Duration, context: &ToolContext)
             ))
         }
     }
-}
-
-/// The names among `names` that configure the server itself (`OCTO_*`).
-fn server_settings(
-    names: impl Iterator<Item = std::ffi::OsString>,
-) -> impl Iterator<Item = std::ffi::OsString> {
-    names.filter(|name| name.as_encoded_bytes().starts_with(b"OCTO_"))
 }
 
 /// Resolves at `deadline`, or never without one.
@@ -758,13 +750,6 @@ mod tests {
         let outcome = Shell.run(json!({"command": "touch made"}), context).await;
         assert!(outcome.cancelled);
         assert!(!dir.path().join("made").exists());
-    }
-
-    #[test]
-    fn hides_the_servers_own_settings() {
-        let names = ["PATH", "OCTO_TOKEN", "HOME", "OCTO_LISTEN", "MY_OCTO_X"].map(Into::into);
-        let hidden: Vec<std::ffi::OsString> = server_settings(names.into_iter()).collect();
-        assert_eq!(hidden, ["OCTO_TOKEN", "OCTO_LISTEN"]);
     }
 
     #[test]

@@ -16,6 +16,13 @@ pub(crate) fn context(dir: &Path) -> (ToolContext, mpsc::Receiver<ToolOutput>) {
         output,
         timeout: Duration::from_secs(30),
         max_output_bytes: 64 * 1024,
+        env: super::env::ToolEnv::from_process(
+            &super::env::DEFAULT_ALLOWED
+                .iter()
+                .map(|name| (*name).to_owned())
+                .collect::<Vec<_>>(),
+            &[],
+        ),
     };
     (context, receiver)
 }
