@@ -594,6 +594,32 @@ async fn a_takeover_waits_for_the_fenced_write_in_flight_and_then_fences_it_out(
         let (store, t) = (store.clone(), t.clone());
         async move { store.put_turn(&t, old).await }
     });
+    // Locks waited on in this database, seen in pg_stat_activity: polled, not slept on.
+    let watcher = connect(&url).await;
+    let waiting_on_locks = async |count: i64| {
+        tokio::time::timeout(common::TIMEOUT, async {
+            loop {
+                let waiting: i64 = watcher
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                        &[],
+                    )
+                    .await
+                    .expect("pg_stat_activity")
+                    .get(0);
+                if waiting == count {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{count} sessions wait on locks in time (safety net)"));
+    };
+    // The write is past its fence check (holding the lease row FOR SHARE) and waits
+    // on the turn row; only then does the takeover start, so it cannot come first.
+    waiting_on_locks(1).await;
     let takeover = tokio::spawn({
         let store = store.clone();
         let id = s.id.clone();
@@ -603,28 +629,8 @@ async fn a_takeover_waits_for_the_fenced_write_in_flight_and_then_fences_it_out(
                 .await
         }
     });
-    // Both wait on a lock (the write on the turn row, the takeover on the write's share
-    // lock of the lease row): seen in pg_stat_activity, polled, not slept on.
-    let watcher = connect(&url).await;
-    tokio::time::timeout(common::TIMEOUT, async {
-        loop {
-            let waiting: i64 = watcher
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity \
-                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                    &[],
-                )
-                .await
-                .expect("pg_stat_activity")
-                .get(0);
-            if waiting == 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the write and the takeover wait on locks");
+    // And the takeover waits on the write's share lock of the lease row.
+    waiting_on_locks(2).await;
     assert!(!takeover.is_finished(), "the takeover waits for the write");
 
     hold.commit().await.expect("release the turn");
