@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use crate::domain::{
     Message, Model, Result, Session, SessionSource, Timestamp, Turn,
     cluster::{Fence, Lease, ServerInfo},
+    outbox::{AttemptOutcome, DeliveryCounts, DeliveryState, OutboxDelivery},
     schedule::{Schedule, ScheduleRun},
 };
 
@@ -119,6 +120,7 @@ pub trait Store:
     + ModelStore
     + ScheduleStore
     + ClusterStore
+    + OutboxStore
     + Send
     + Sync
     + 'static
@@ -228,7 +230,19 @@ pub trait MessageStore: Send + Sync {
 pub trait TurnStore: Send + Sync {
     /// Inserts or replaces a turn record. A terminal turn adds its usage to the session.
     /// Fenced.
-    async fn put_turn(&self, turn: &Turn, fence: Fence) -> Result<()>;
+    async fn put_turn(&self, turn: &Turn, fence: Fence) -> Result<()> {
+        self.put_turn_with(turn, fence, &[]).await
+    }
+
+    /// [`Self::put_turn`], inserting `deliveries` into the webhook outbox in the same
+    /// transaction (a turn's terminal write and its `turn.finished` webhooks): both are
+    /// stored or, on any error (a stale fence included), neither.
+    async fn put_turn_with(
+        &self,
+        turn: &Turn,
+        fence: Fence,
+        deliveries: &[OutboxDelivery],
+    ) -> Result<()>;
 
     async fn get_turn(&self, session_id: &str, turn_id: &str) -> Result<Option<Turn>>;
 
@@ -318,7 +332,14 @@ pub trait ScheduleStore: Send + Sync {
     async fn insert_run(&self, run: &ScheduleRun) -> Result<()>;
 
     /// Replaces a run's record.
-    async fn update_run(&self, run: &ScheduleRun) -> Result<()>;
+    async fn update_run(&self, run: &ScheduleRun) -> Result<()> {
+        self.update_run_with(run, &[]).await
+    }
+
+    /// [`Self::update_run`], inserting `deliveries` into the webhook outbox in the same
+    /// transaction (a run's final update and its `schedule_run.finished` webhooks).
+    async fn update_run_with(&self, run: &ScheduleRun, deliveries: &[OutboxDelivery])
+    -> Result<()>;
 
     async fn get_run(&self, schedule_id: &str, run_id: &str) -> Result<Option<ScheduleRun>>;
 
@@ -399,4 +420,62 @@ pub trait ClusterStore: Send + Sync {
     /// released or expired), oldest unfinished turn first, at most `limit`: the sessions
     /// a dead server left behind, for a live one to take over.
     async fn orphaned_sessions(&self, limit: usize) -> Result<Vec<String>>;
+}
+
+/// The webhook outbox (rules in [`crate::domain::outbox`]). Deliveries are inserted with
+/// the writes that cause them ([`TurnStore::put_turn_with`],
+/// [`ScheduleStore::update_run_with`]) or on their own; any server claims due ones, sends
+/// them and records each attempt.
+///
+/// **Time**: `now` is the caller's clock (servers of a cluster are assumed to agree
+/// within well under a claim's length; a skew only moves when a row is due).
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Inserts new deliveries (ALREADY_EXISTS if an id is taken), in one transaction.
+    async fn insert_deliveries(&self, deliveries: &[OutboxDelivery]) -> Result<()>;
+
+    /// Atomically claims up to `limit` pending deliveries due at `now` (oldest due first)
+    /// for `claimer` until `now + lease`: sets `claimed_by` and moves
+    /// `next_attempt_time` to the claim's end, so no other claimer gets them until the
+    /// claim is recorded or expires. Claimers at once get disjoint sets (Postgres:
+    /// `FOR UPDATE SKIP LOCKED`). Returns them as claimed.
+    async fn claim_due_deliveries(
+        &self,
+        now: Timestamp,
+        claimer: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxDelivery>>;
+
+    /// Records one attempt by `claimer` at `now`: counts it, and makes the delivery
+    /// delivered, pending again (due at the retry time) or dead; the claim ends. Returns
+    /// false (nothing written) when the delivery is not pending under `claimer`'s claim:
+    /// its claim expired and another server took it, or an operator changed it.
+    async fn record_attempt(
+        &self,
+        id: &str,
+        claimer: &str,
+        now: Timestamp,
+        outcome: &AttemptOutcome,
+    ) -> Result<bool>;
+
+    async fn get_delivery(&self, id: &str) -> Result<Option<OutboxDelivery>>;
+
+    /// Deliveries newest first (by id), of one state or all, older than the id `before`,
+    /// at most `limit`.
+    async fn list_deliveries(
+        &self,
+        state: Option<DeliveryState>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OutboxDelivery>>;
+
+    /// An operator's retry: a dead delivery becomes pending with no attempts counted and
+    /// due at `now`; a pending one is made due at `now` unless a server holds a live
+    /// claim on it. Returns the delivery as stored afterwards; NOT_FOUND if there is none,
+    /// FAILED_PRECONDITION (`WEBHOOK_DELIVERED`) if it was delivered.
+    async fn retry_delivery(&self, id: &str, now: Timestamp) -> Result<OutboxDelivery>;
+
+    /// How many deliveries are in each state.
+    async fn delivery_counts(&self) -> Result<DeliveryCounts>;
 }
