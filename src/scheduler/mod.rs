@@ -37,6 +37,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 use cron::{Cron, Zone};
 
 use crate::{
+    domain::outbox::{OutboxDelivery, WebhookEndpoint},
     domain::{
         Error, Part, Resource, Result, SessionSource, Timestamp, Turn, TurnStatus,
         error::Violations,
@@ -45,9 +46,9 @@ use crate::{
         },
         session::SessionSettings,
     },
-    runtime::{BusyPolicy, Chat, Models, SendRequest, Sessions},
+    runtime::{BusyPolicy, Chat, Models, Outbox, SendRequest, Sessions},
     store::Store,
-    webhooks::{WebhookSecret, WebhookTarget, Webhooks},
+    webhooks::{WebhookSecret, Webhooks},
 };
 
 /// A fire time handled at most this late counts as on time (trigger CRON).
@@ -69,9 +70,10 @@ pub struct Scheduler {
     sessions: Arc<Sessions>,
     models: Arc<Models>,
     clock: Arc<dyn Clock>,
+    /// Checks webhook URLs before they are stored.
     webhooks: Webhooks,
-    /// The server-level webhook, which hears about every run.
-    server_webhook: Option<WebhookTarget>,
+    /// The server-level webhook (hears about every run) and the delivery worker's wake-up.
+    outbox: Outbox,
     misfire_grace: Duration,
     /// Wakes the firing loop when a schedule changed.
     wake: Notify,
@@ -89,7 +91,7 @@ pub struct SchedulerDeps {
     pub models: Arc<Models>,
     pub clock: Arc<dyn Clock>,
     pub webhooks: Webhooks,
-    pub server_webhook: Option<WebhookTarget>,
+    pub outbox: Outbox,
     pub misfire_grace: Duration,
 }
 
@@ -173,7 +175,7 @@ impl Scheduler {
             models: deps.models,
             clock: deps.clock,
             webhooks: deps.webhooks,
-            server_webhook: deps.server_webhook,
+            outbox: deps.outbox,
             misfire_grace: deps.misfire_grace,
             wake: Notify::new(),
             run_locks: Mutex::default(),
@@ -513,7 +515,13 @@ impl Scheduler {
         if run.status == RunStatus::Pending {
             self.spawn_run(schedule.clone(), run);
         } else {
-            self.notify_finished(schedule, &run);
+            // Stored by the claim already; its webhooks follow in a transaction of their
+            // own (a crash between the two loses them: claim_fire_time takes none yet).
+            let deliveries = self.run_deliveries(Some(schedule), &run);
+            if !deliveries.is_empty() {
+                self.store.insert_deliveries(&deliveries).await?;
+                self.outbox.stored();
+            }
         }
         Ok(())
     }
@@ -548,18 +556,43 @@ impl Scheduler {
             Ok(note) => (RunStatus::Succeeded, note.unwrap_or_default()),
             Err(error) => (RunStatus::Failed, error),
         };
-        self.settle(&mut run, status, error).await;
+        self.settle(&mut run, status, error, Some(schedule)).await;
         tracing::info!(schedule = %schedule.id, run = %run.id, status = ?run.status, attempts = run.attempt, error = %run.error, "schedule run finished");
-        self.notify_finished(schedule, &run);
     }
 
-    /// Records how a run ended.
-    async fn settle(&self, run: &mut ScheduleRun, status: RunStatus, error: String) {
+    /// Records how a run ended, with its `schedule_run.finished` webhooks in the same
+    /// transaction. Without the schedule at hand it is read (gone: only the server-level
+    /// webhook hears of the run).
+    async fn settle(
+        &self,
+        run: &mut ScheduleRun,
+        status: RunStatus,
+        error: String,
+        schedule: Option<&Schedule>,
+    ) {
         run.status = status;
         run.error = error;
         run.end_time = Some(self.clock.now());
         run.next_retry_delay = None;
-        self.save_run(run).await;
+        let loaded;
+        let schedule = match schedule {
+            Some(schedule) => Some(schedule),
+            None => {
+                loaded = self
+                    .store
+                    .get_schedule(&run.schedule_id)
+                    .await
+                    .ok()
+                    .flatten();
+                loaded.as_ref()
+            }
+        };
+        let deliveries = self.run_deliveries(schedule, run);
+        if let Err(err) = self.store.update_run_with(run, &deliveries).await {
+            tracing::error!(run = %run.id, error = %err, "cannot store the schedule run");
+        } else if !deliveries.is_empty() {
+            self.outbox.stored();
+        }
     }
 
     async fn save_run(&self, run: &ScheduleRun) {
@@ -693,7 +726,7 @@ impl Scheduler {
                         Ok(turn) => run_outcome(&turn),
                         Err(error) => (RunStatus::Failed, error),
                     };
-                    this.settle(&mut run, status, error).await;
+                    this.settle(&mut run, status, error, None).await;
                 });
                 return Ok(());
             }
@@ -704,31 +737,35 @@ impl Scheduler {
             ),
         };
         tracing::warn!(run = %run.id, status = ?status, "settling a schedule run left unfinished by a restart");
-        self.settle(&mut run, status, error).await;
+        self.settle(&mut run, status, error, None).await;
         Ok(())
     }
 
-    fn notify_finished(&self, schedule: &Schedule, run: &ScheduleRun) {
+    /// The webhooks a finished run notifies: the server-level one and the schedule's.
+    fn run_deliveries(
+        &self,
+        schedule: Option<&Schedule>,
+        run: &ScheduleRun,
+    ) -> Vec<OutboxDelivery> {
         let data = run_json(run);
-        if let Some(target) = &self.server_webhook {
-            self.webhooks
-                .send(target.clone(), RUN_FINISHED_EVENT, data.clone());
-        }
-        if let (Some(url), Some(secret)) = (&schedule.webhook_url, &schedule.webhook_secret) {
+        let mut endpoints: Vec<WebhookEndpoint> = self.outbox.endpoint.iter().cloned().collect();
+        if let Some(schedule) = schedule
+            && let (Some(url), Some(secret)) = (&schedule.webhook_url, &schedule.webhook_secret)
+        {
             match WebhookSecret::parse(secret) {
-                Ok(secret) => self.webhooks.send(
-                    WebhookTarget {
-                        url: url.clone(),
-                        secret,
-                    },
-                    RUN_FINISHED_EVENT,
-                    data,
-                ),
+                Ok(_) => endpoints.push(WebhookEndpoint {
+                    url: url.clone(),
+                    secret: secret.clone(),
+                }),
                 Err(err) => {
                     tracing::error!(schedule = %schedule.id, error = %err, "stored webhook secret is invalid")
                 }
             }
         }
+        endpoints
+            .iter()
+            .map(|endpoint| OutboxDelivery::new(endpoint, RUN_FINISHED_EVENT, &data))
+            .collect()
     }
 }
 
