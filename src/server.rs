@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use crate::{
     api::{
-        ChatApi, ChatRoutes, ModelApi, ScheduleApi, SessionApi,
+        ChatApi, ChatRoutes, ModelApi, ScheduleApi, SessionApi, WebhookApi,
         peer::{PeerApi, PeerClients, PeerServiceServer},
     },
     auth::{Auth, AuthLayer},
@@ -32,11 +32,11 @@ use crate::{
     pb::{
         self, model_service_server::ModelServiceServer,
         schedule_service_server::ScheduleServiceServer,
-        session_service_server::SessionServiceServer,
+        session_service_server::SessionServiceServer, webhook_service_server::WebhookServiceServer,
     },
     runtime::{
-        Chat, ClusterSettings, Deps, Limits, LiveIndex, Models, Outbox, Ownership, Sessions,
-        Workspace,
+        Chat, ClusterSettings, Deliveries, Deps, Limits, LiveIndex, Models, Outbox, Ownership,
+        Sessions, Workspace,
     },
     scheduler::{Clock, Scheduler, SchedulerDeps, SystemClock},
     store::Store,
@@ -296,6 +296,14 @@ impl Server {
             ScheduleServiceServer::new(ScheduleApi::new(scheduler.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
+        )
+        .add_service(
+            WebhookServiceServer::new(WebhookApi::new(Arc::new(Deliveries::new(
+                store.clone(),
+                &outbox,
+            ))))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
         )
         .add_service(
             PeerServiceServer::new(PeerApi::new(chat.clone(), shutdown.clone()))
