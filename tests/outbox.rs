@@ -269,7 +269,7 @@ async fn a_failing_delivery_ends_dead_is_listed_and_is_retried_by_the_operator()
     assert!(dead.last_error.contains("503"), "{}", dead.last_error);
     assert_eq!(
         list(&mut client, pb::WebhookDeliveryState::Dead).await,
-        [dead.clone()]
+        std::slice::from_ref(&dead)
     );
     assert!(
         list(&mut client, pb::WebhookDeliveryState::Pending)

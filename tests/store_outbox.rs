@@ -120,7 +120,7 @@ async fn a_delivery_is_stored_with_its_turn_and_a_stale_fence_stores_neither(f: 
     again.id = new_id();
     again.status = TurnStatus::Failed;
     let err = store
-        .put_turn_with(&again, current, &[sent.clone()])
+        .put_turn_with(&again, current, std::slice::from_ref(&sent))
         .await
         .expect_err("duplicate delivery");
     assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
@@ -170,14 +170,14 @@ async fn claims_take_due_rows_and_hide_them_until_recorded_or_expired(f: Fixture
         .claim_due_deliveries(Timestamp(300), "a", 1, LEASE)
         .await
         .expect("claim");
-    assert_eq!(ids(&claimed), [early.id.clone()]);
+    assert_eq!(ids(&claimed), std::slice::from_ref(&early.id));
     assert_eq!(claimed[0].claimed_by, "a");
     assert_eq!(claimed[0].next_attempt_time, Timestamp(300).plus(LEASE));
     let claimed = store
         .claim_due_deliveries(Timestamp(300), "b", 10, LEASE)
         .await
         .expect("claim");
-    assert_eq!(ids(&claimed), [later.id.clone()]);
+    assert_eq!(ids(&claimed), std::slice::from_ref(&later.id));
     // Both are claimed: nothing more is due now.
     assert!(
         store
@@ -208,12 +208,16 @@ async fn claims_take_due_rows_and_hide_them_until_recorded_or_expired(f: Fixture
         .claim_due_deliveries(after_lease, "c", 10, LEASE)
         .await
         .expect("claim");
-    assert_eq!(ids(&claimed), [later.id.clone()], "b's claim expired");
+    assert_eq!(
+        ids(&claimed),
+        std::slice::from_ref(&later.id),
+        "b's claim expired"
+    );
     let retried = store
         .claim_due_deliveries(retry_at, "c", 10, LEASE)
         .await
         .expect("claim");
-    assert_eq!(ids(&retried), [early.id.clone()]);
+    assert_eq!(ids(&retried), std::slice::from_ref(&early.id));
     assert_eq!(retried[0].attempts, 1);
     assert_eq!(retried[0].last_error, "503");
 }
@@ -332,7 +336,11 @@ async fn a_delivery_is_dead_after_its_budget_and_an_operator_retries_it(f: Fixtu
             .claim_due_deliveries(Timestamp(now), "w", 10, LEASE)
             .await
             .expect("claim");
-        assert_eq!(ids(&claimed), [d.id.clone()], "attempt {attempt}");
+        assert_eq!(
+            ids(&claimed),
+            std::slice::from_ref(&d.id),
+            "attempt {attempt}"
+        );
         let outcome = if attempt < 3 {
             AttemptOutcome::Retry {
                 at: Timestamp(now + 5),
@@ -377,7 +385,7 @@ async fn a_delivery_is_dead_after_its_budget_and_an_operator_retries_it(f: Fixtu
         .claim_due_deliveries(Timestamp(1000), "w", 10, LEASE)
         .await
         .expect("claim");
-    assert_eq!(ids(&claimed), [d.id.clone()]);
+    assert_eq!(ids(&claimed), std::slice::from_ref(&d.id));
     // Retrying a pending delivery under a live claim changes nothing.
     let same = store
         .retry_delivery(&d.id, Timestamp(1001))
@@ -432,7 +440,7 @@ async fn deliveries_list_by_state_newest_first_in_pages_and_are_counted(f: Fixtu
         .list_deliveries(Some(DeliveryState::Dead), None, 10)
         .await
         .expect("dead");
-    assert_eq!(ids(&dead), [all[1].id.clone()]);
+    assert_eq!(ids(&dead), std::slice::from_ref(&all[1].id));
     let pending = store
         .list_deliveries(Some(DeliveryState::Pending), None, 10)
         .await
