@@ -16,9 +16,16 @@
 //!   drop duplicates by `webhook-id`). On a clean stop, attempts in flight are cut short and
 //!   recorded as due again at once (the cut attempt counts: it may have reached the
 //!   receiver).
-//! - It refreshes the `octo_webhook_deliveries` gauges (by state) every [`COUNT_EVERY`].
+//! - It refreshes the `octo_webhook_deliveries` gauges (by state) every [`COUNT_EVERY`],
+//!   and within about [`POLL`] after it recorded an attempt.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use bytes::Bytes;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -65,6 +72,8 @@ struct Worker {
     metrics: Option<Arc<Metrics>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// Set when an attempt was recorded since the counts were last refreshed.
+    recorded: AtomicBool,
 }
 
 impl OutboxWorker {
@@ -87,6 +96,7 @@ impl OutboxWorker {
             metrics,
             shutdown: shutdown.clone(),
             tasks: tasks.clone(),
+            recorded: AtomicBool::new(false),
         });
         tasks.spawn(worker.run());
         Self { tasks, shutdown }
@@ -115,7 +125,12 @@ impl Worker {
             if self.shutdown.is_cancelled() {
                 return;
             }
-            if counted.is_none_or(|t| t.elapsed() >= COUNT_EVERY) {
+            let stale = counted.is_none_or(|t| {
+                t.elapsed() >= COUNT_EVERY
+                    || (t.elapsed() >= POLL && self.recorded.load(Ordering::Relaxed))
+            });
+            if stale {
+                self.recorded.store(false, Ordering::Relaxed);
                 self.refresh_counts().await;
                 counted = Some(tokio::time::Instant::now());
             }
@@ -225,7 +240,7 @@ impl Worker {
             .record_attempt(&id, &self.claimer, Timestamp::now(), &outcome)
             .await
         {
-            Ok(true) => {}
+            Ok(true) => self.recorded.store(true, Ordering::Relaxed),
             Ok(false) => {
                 tracing::warn!(
                     id,

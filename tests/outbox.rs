@@ -293,6 +293,43 @@ async fn a_failing_delivery_ends_dead_is_listed_and_is_retried_by_the_operator()
         "{json}"
     );
 
+    // The CLI lists it; the metrics count it.
+    let cli = octo::cli::client::Client::connect(&server.url(), None, None)
+        .await
+        .expect("cli connects");
+    let mut out = Vec::new();
+    octo::cli::webhooks::execute(
+        &cli,
+        octo::cli::webhooks::WebhooksCommand::List(octo::cli::webhooks::ListArgs {
+            state: Some(octo::cli::webhooks::StateArg::Dead),
+            ..Default::default()
+        }),
+        false,
+        &mut out,
+    )
+    .await
+    .expect("octo webhooks list --state dead");
+    let table = String::from_utf8(out).expect("utf-8");
+    let id = dead.name.strip_prefix("webhookDeliveries/").expect("name");
+    assert!(
+        table.contains(id) && table.contains("turn.finished"),
+        "{table}"
+    );
+    let deadline = tokio::time::Instant::now() + SAFETY;
+    loop {
+        let metrics = reqwest::get(format!("{}/metrics", server.url()))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics");
+        if metrics.contains(r#"octo_webhook_deliveries{state="dead"} 1"#) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // The receiver recovers; the operator retries: the same id arrives, signed.
     receiver.status.store(200, Ordering::SeqCst);
     let retried = client
