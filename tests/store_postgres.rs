@@ -1,9 +1,10 @@
 //! What the conformance suite (`tests/store.rs`) cannot show with one writer at a time:
 //! the invariants SQLite gets from its single writer (one migration, exactly one default
 //! model, counters and usage added once, no deadlock against a cascading delete, no
-//! claim on a disabled schedule), kept by the Postgres store under many concurrent
-//! writers on two pools standing for two servers (webhook claims among them); and text with NUL, which Postgres
-//! cannot hold where SQLite can; and that servers racing for one lease get one owner. Each test gets a database of its own on the test
+//! claim on a disabled schedule, each webhook delivery claimed once), kept by the
+//! Postgres store under many concurrent writers on two pools standing for two servers;
+//! and text with NUL, which Postgres cannot hold where SQLite can; and that servers
+//! racing for one lease get one owner. Each test gets a database of its own on the test
 //! binary's throwaway cluster (`common/postgres.rs`) and uses the store only through its
 //! public API; the schema table is read with a plain `tokio_postgres` connection.
 
