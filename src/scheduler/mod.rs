@@ -23,6 +23,7 @@
 
 pub mod clock;
 pub mod cron;
+mod outcome;
 
 use std::{
     collections::HashMap,
@@ -35,11 +36,13 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 use cron::{Cron, Zone};
+pub use outcome::run_json;
+use outcome::run_outcome;
 
 use crate::{
     domain::outbox::{OutboxDelivery, WebhookEndpoint},
     domain::{
-        Error, Part, Resource, Result, SessionSource, Timestamp, Turn, TurnStatus,
+        Error, Part, Resource, Result, SessionSource, Timestamp, Turn,
         error::Violations,
         schedule::{
             OverlapPolicy, RetryPolicy, RunStatus, RunTrigger, Schedule, ScheduleField, ScheduleRun,
@@ -767,53 +770,4 @@ impl Scheduler {
             .map(|endpoint| OutboxDelivery::new(endpoint, RUN_FINISHED_EVENT, &data))
             .collect()
     }
-}
-
-/// How a run ends given its turn's terminal state, and the error to record.
-fn run_outcome(turn: &Turn) -> (RunStatus, String) {
-    match (&turn.status, &turn.error) {
-        (TurnStatus::Succeeded, _) => (RunStatus::Succeeded, String::new()),
-        (status, Some(error)) => (
-            RunStatus::Failed,
-            format!(
-                "turn {}: {} ({})",
-                status_word(*status),
-                error.message,
-                error.reason
-            ),
-        ),
-        (status, None) => (RunStatus::Failed, format!("turn {}", status_word(*status))),
-    }
-}
-
-fn status_word(status: TurnStatus) -> &'static str {
-    match status {
-        TurnStatus::Queued => "queued",
-        TurnStatus::Running => "running",
-        TurnStatus::Succeeded => "succeeded",
-        TurnStatus::Failed => "failed",
-        TurnStatus::Cancelled => "was cancelled",
-        TurnStatus::Interrupted => "was interrupted",
-    }
-}
-
-/// A run as webhook receivers get it: resource names as in the API, RFC 3339 times.
-pub fn run_json(run: &ScheduleRun) -> serde_json::Value {
-    let time = |t: Option<Timestamp>| t.map(Timestamp::to_rfc3339);
-    serde_json::json!({
-        "schedule": format!("schedules/{}", run.schedule_id),
-        "run": format!("schedules/{}/runs/{}", run.schedule_id, run.id),
-        "trigger": run.trigger.as_str(),
-        "status": run.status.as_str(),
-        "scheduled_time": run.scheduled_time.to_rfc3339(),
-        "start_time": time(run.start_time),
-        "end_time": time(run.end_time),
-        "session": run.session_id.as_ref().map(|s| format!("sessions/{s}")),
-        "turn": match (&run.session_id, &run.turn_id) {
-            (Some(s), Some(t)) => Some(format!("sessions/{s}/turns/{t}")),
-            _ => None,
-        },
-        "attempt": run.attempt,
-        "error": run.error,
-    })
 }
