@@ -2,7 +2,8 @@
 //! is down when a turn finishes gets the `turn.finished` delivery after a server restart
 //! once it is back (same webhook-id, valid signature); a delivery that keeps failing ends
 //! dead, is listed by ListWebhookDeliveries (gRPC and the JSON gateway, never with its
-//! secret) and is sent again by RetryWebhookDelivery.
+//! secret) and is sent again by RetryWebhookDelivery; and a real `octo serve` killed
+//! with SIGKILL while its delivery waits for a receiver sends it after a restart.
 //!
 //! Waits end on conditions (a request arriving, a listed state); the timeouts are only
 //! a safety net. Retry backoffs are milliseconds (`config.webhooks`).
@@ -174,9 +175,14 @@ async fn wait_for(
 
 /// Runs one turn to its end on `server`.
 async fn finish_a_turn(server: &TestServer) -> pb::Turn {
-    let mut sessions = server.sessions().await;
+    finish_a_turn_on(server.channel().await).await
+}
+
+/// Runs one turn to its end on the server `channel` reaches.
+async fn finish_a_turn_on(channel: Channel) -> pb::Turn {
+    let mut sessions = pb::session_service_client::SessionServiceClient::new(channel.clone());
     let session = common::create(&mut sessions, "hooked").await;
-    let mut chat = server.chat().await;
+    let mut chat = pb::chat_service_client::ChatServiceClient::new(channel);
     let sent = common::send_text(&mut chat, &session.name, "hi", pb::BusyPolicy::Reject)
         .await
         .expect("send");
@@ -365,4 +371,76 @@ async fn a_failing_delivery_ends_dead_is_listed_and_is_retried_by_the_operator()
         .await
         .expect_err("bad name");
     assert_eq!(common::violated_fields(&err), ["name"]);
+}
+
+/// `octo serve --demo` with the server-level webhook at `addr` and fast retries.
+async fn serve_hooked(
+    home: &std::path::Path,
+    addr: SocketAddr,
+) -> (tokio::process::Child, Channel) {
+    let config = home.join("octo.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "webhook_url = \"http://{addr}/hooks\"\nwebhook_secret = \"{SECRET}\"\n\n\
+             [webhooks]\nmax_attempts = 10000\ninitial_backoff_ms = 50\n\
+             max_backoff_ms = 200\ntimeout_ms = 1000\n"
+        ),
+    )
+    .expect("config");
+    let data = home.join("data");
+    let args: [&std::ffi::OsStr; 5] = [
+        "--demo".as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ];
+    let (child, address) = common::spawn_serve(home, &args).await;
+    let channel = tokio::time::timeout(
+        SAFETY,
+        Channel::from_shared(format!("http://{address}"))
+            .expect("url")
+            .connect(),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connects");
+    (child, channel)
+}
+
+#[tokio::test]
+async fn a_killed_server_sends_its_stored_delivery_after_a_restart() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let addr = closed_port().await;
+    let (mut first, channel) = serve_hooked(home.path(), addr).await;
+    let turn = finish_a_turn_on(channel.clone()).await;
+    let mut client = WebhookServiceClient::new(channel);
+    let listed = wait_for(&mut client, "a failed attempt", |d| {
+        d.len() == 1 && d[0].attempts >= 1
+    })
+    .await;
+    first.kill().await.expect("SIGKILL");
+
+    // Restarted on the same data dir (its claim, if it held one, expires), then the
+    // receiver comes up: the stored delivery arrives, same id, signed.
+    let (_second, channel) = serve_hooked(home.path(), addr).await;
+    let listener = TcpListener::bind(addr)
+        .await
+        .expect("rebind the receiver's port");
+    let mut receiver = Receiver::start(listener, 200).await;
+    let received = receiver.next().await;
+    verify(&received, SECRET);
+    let id = listed[0]
+        .name
+        .strip_prefix("webhookDeliveries/")
+        .expect("name");
+    assert_eq!(header(&received, "webhook-id"), id);
+    let body: Value = serde_json::from_slice(&received.body).expect("json");
+    assert_eq!(body["data"]["turn"], turn.name);
+    let mut client = WebhookServiceClient::new(channel);
+    wait_for(&mut client, "delivered", |d| {
+        d.len() == 1 && d[0].state() == pb::WebhookDeliveryState::Delivered
+    })
+    .await;
 }
