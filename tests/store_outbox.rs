@@ -26,6 +26,7 @@ use octo::{
 conformance!(
     a_delivery_is_stored_with_its_turn_and_a_stale_fence_stores_neither,
     a_delivery_is_stored_with_its_runs_final_update,
+    a_skipped_runs_deliveries_are_stored_with_its_claim_only_when_it_claims,
     claims_take_due_rows_and_hide_them_until_recorded_or_expired,
     concurrent_claimers_never_get_the_same_delivery,
     attempts_are_recorded_only_under_ones_own_claim,
@@ -153,6 +154,41 @@ async fn a_delivery_is_stored_with_its_runs_final_update(f: Fixture) {
         .expect("get")
         .expect("run");
     assert_eq!(stored.status, RunStatus::Succeeded);
+}
+
+async fn a_skipped_runs_deliveries_are_stored_with_its_claim_only_when_it_claims(f: Fixture) {
+    let store = f.store.as_ref();
+    let schedule = Schedule {
+        id: new_id(),
+        cron: "0 3 * * *".into(),
+        prompt: "p".into(),
+        time_zone: "UTC".into(),
+        enabled: true,
+        next_run_time: Some(Timestamp(100)),
+        ..Schedule::default()
+    };
+    store.create_schedule(&schedule).await.expect("schedule");
+    let mut run = ScheduleRun::new(&schedule.id, RunTrigger::Cron, Timestamp(100));
+    run.status = RunStatus::Skipped;
+    let first = delivery("https://example.com/first");
+    assert!(
+        store
+            .claim_fire_time_with(&run, Timestamp(100), None, std::slice::from_ref(&first))
+            .await
+            .expect("claim")
+    );
+    assert_eq!(get(store, &first.id).await, first);
+    // The same fire time again (another server): not claimed, nothing stored.
+    let mut again = ScheduleRun::new(&schedule.id, RunTrigger::Cron, Timestamp(100));
+    again.status = RunStatus::Skipped;
+    let second = delivery("https://example.com/second");
+    assert!(
+        !store
+            .claim_fire_time_with(&again, Timestamp(100), None, std::slice::from_ref(&second))
+            .await
+            .expect("claim again")
+    );
+    assert_eq!(store.get_delivery(&second.id).await.expect("get"), None);
 }
 
 async fn claims_take_due_rows_and_hide_them_until_recorded_or_expired(f: Fixture) {

@@ -510,21 +510,26 @@ impl Scheduler {
             run.end_time = Some(now);
             run.error = format!("the previous run {} was still active", active.id);
         }
-        if !self.store.claim_fire_time(&run, latest, next).await? {
+        // A run stored finished (SKIPPED) carries its webhooks in the claim's transaction.
+        let deliveries = if run.status == RunStatus::Pending {
+            Vec::new()
+        } else {
+            self.run_deliveries(Some(schedule), &run)
+        };
+        if !self
+            .store
+            .claim_fire_time_with(&run, latest, next, &deliveries)
+            .await?
+        {
             // Another server (or an earlier pass) has it.
             return Ok(());
+        }
+        if !deliveries.is_empty() {
+            self.outbox.stored();
         }
         tracing::info!(schedule = %schedule.id, run = %run.id, fire_time = %latest.to_rfc3339(), trigger = ?run.trigger, status = ?run.status, "schedule fired");
         if run.status == RunStatus::Pending {
             self.spawn_run(schedule.clone(), run);
-        } else {
-            // Stored by the claim already; its webhooks follow in a transaction of their
-            // own (a crash between the two loses them: claim_fire_time takes none yet).
-            let deliveries = self.run_deliveries(Some(schedule), &run);
-            if !deliveries.is_empty() {
-                self.store.insert_deliveries(&deliveries).await?;
-                self.outbox.stored();
-            }
         }
         Ok(())
     }

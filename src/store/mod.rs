@@ -326,6 +326,19 @@ pub trait ScheduleStore: Send + Sync {
         run: &ScheduleRun,
         fire_time: Timestamp,
         next: Option<Timestamp>,
+    ) -> Result<bool> {
+        self.claim_fire_time_with(run, fire_time, next, &[]).await
+    }
+
+    /// [`Self::claim_fire_time`], inserting `deliveries` into the webhook outbox in the
+    /// same transaction when the claim succeeds (a run stored finished at once, SKIPPED,
+    /// and its `schedule_run.finished` webhooks); nothing of them when it does not.
+    async fn claim_fire_time_with(
+        &self,
+        run: &ScheduleRun,
+        fire_time: Timestamp,
+        next: Option<Timestamp>,
+        deliveries: &[OutboxDelivery],
     ) -> Result<bool>;
 
     /// Stores a new run that claims no fire time (RunSchedule).

@@ -206,11 +206,12 @@ impl ScheduleStore for PostgresStore {
         Ok(get::<Option<i64>>(&row, 0)?.map(Timestamp))
     }
 
-    async fn claim_fire_time(
+    async fn claim_fire_time_with(
         &self,
         run: &ScheduleRun,
         fire_time: Timestamp,
         next: Option<Timestamp>,
+        deliveries: &[OutboxDelivery],
     ) -> Result<bool> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
@@ -230,6 +231,9 @@ impl ScheduleStore for PostgresStore {
             return Ok(false);
         }
         let claimed = insert_run(&tx, run, Some(fire_time)).await? == 1;
+        if claimed {
+            super::outbox::insert_deliveries(&tx, deliveries).await?;
+        }
         execute(
             &tx,
             "UPDATE schedules SET next_run_time = $2 \

@@ -210,13 +210,15 @@ impl ScheduleStore for SqliteStore {
         .await
     }
 
-    async fn claim_fire_time(
+    async fn claim_fire_time_with(
         &self,
         run: &ScheduleRun,
         fire_time: Timestamp,
         next: Option<Timestamp>,
+        deliveries: &[OutboxDelivery],
     ) -> Result<bool> {
         let run = run.clone();
+        let deliveries = deliveries.to_vec();
         self.write(move |conn| {
             let tx = immediate(conn)?;
             // The schedule may have been deleted or disabled since it was read.
@@ -233,6 +235,9 @@ impl ScheduleStore for SqliteStore {
                 return Ok(false);
             }
             let claimed = insert_run(&tx, &run, Some(fire_time))? == 1;
+            if claimed {
+                super::outbox::insert_deliveries(&tx, &deliveries)?;
+            }
             tx.execute(
                 "UPDATE schedules SET next_run_time = ?2 \
                  WHERE id = ?1 AND enabled = 1 AND next_run_time <= ?3",
