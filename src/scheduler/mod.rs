@@ -20,6 +20,11 @@
 //! **Retries.** A run whose turn fails on a provider error (reason `PROVIDER_*`) is
 //! tried again in the same session after the retry policy's backoff, up to
 //! `max_attempts` attempts in all.
+//!
+//! **Webhooks.** A run's `schedule_run.finished` deliveries (to the server-level webhook
+//! and the schedule's own) are stored in the webhook outbox in the same transaction as
+//! the run's final state (its last update, or the claim of a run SKIPPED at once); the
+//! delivery worker (`crate::outbox`) sends them.
 
 pub mod clock;
 pub mod cron;

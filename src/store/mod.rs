@@ -376,10 +376,10 @@ pub trait ScheduleStore: Send + Sync {
 ///
 /// **Fencing**: the owner-write methods of the other traits (`allow_tool`,
 /// `set_event_sequence`, `append_user_message`, `put_message`, `set_message_position`,
-/// `put_turn`) take a [`Fence`]. A fenced write reads the session's lease in the write's
-/// own transaction, under a lock [`ClusterStore::acquire_lease`] waits for, and is
-/// refused with UNAVAILABLE / `LEASE_LOST` (nothing written) when there is no lease or
-/// its epoch is not the fence's. So once an acquisition that moved the epoch has
+/// `put_turn`, `put_turn_with`) take a [`Fence`]. A fenced write reads the session's
+/// lease in the write's own transaction, under a lock [`ClusterStore::acquire_lease`]
+/// waits for, and is refused with UNAVAILABLE / `LEASE_LOST` (nothing written, outbox
+/// deliveries included) when there is no lease or its epoch is not the fence's. So once an acquisition that moved the epoch has
 /// committed, no write fenced with the old epoch can commit. `Fence::NONE` writes
 /// without the check and without any extra query.
 ///
