@@ -114,6 +114,8 @@ pub struct Config {
     pub webhook_url: Option<String>,
     /// The `whsec_` secret server-level webhooks are signed with.
     pub webhook_secret: Option<String>,
+    /// Retries of webhook deliveries (server-level and schedules' webhooks alike).
+    pub webhooks: WebhookConfig,
     /// A fire time missed while the server was down still runs (once) on start if it is
     /// at most this many seconds late; otherwise it is recorded as skipped.
     pub schedule_misfire_grace_seconds: u64,
@@ -159,6 +161,49 @@ impl ProviderConfig {
             max_attempts: self.max_attempts,
             initial_backoff: Duration::from_millis(self.initial_backoff_ms),
             max_backoff: Duration::from_millis(self.max_backoff_ms),
+        }
+    }
+}
+
+/// Retries of webhook deliveries from the outbox.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Attempts per delivery, the first included; then it is dead (an operator may
+    /// retry it).
+    pub max_attempts: u32,
+    /// The delay before the second attempt; it doubles for every further one.
+    pub initial_backoff_ms: u64,
+    /// The longest delay between attempts.
+    pub max_backoff_ms: u64,
+    /// The whole of one attempt.
+    pub timeout_ms: u64,
+}
+
+impl Default for WebhookConfig {
+    /// The webhook layer's own defaults, so the numbers live in one place.
+    fn default() -> Self {
+        let policy = crate::webhooks::WebhookPolicy::default();
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        Self {
+            max_attempts: policy.max_attempts,
+            initial_backoff_ms: ms(policy.initial_backoff),
+            max_backoff_ms: ms(policy.max_backoff),
+            timeout_ms: ms(policy.timeout),
+        }
+    }
+}
+
+impl WebhookConfig {
+    /// The policy the delivery worker uses.
+    pub fn policy(&self) -> crate::webhooks::WebhookPolicy {
+        use std::time::Duration;
+        crate::webhooks::WebhookPolicy {
+            max_attempts: self.max_attempts.max(1),
+            initial_backoff: Duration::from_millis(self.initial_backoff_ms),
+            max_backoff: Duration::from_millis(self.max_backoff_ms),
+            timeout: Duration::from_millis(self.timeout_ms.max(1)),
+            ..crate::webhooks::WebhookPolicy::default()
         }
     }
 }
@@ -248,6 +293,7 @@ impl Default for Config {
             provider: ProviderConfig::default(),
             webhook_url: None,
             webhook_secret: None,
+            webhooks: WebhookConfig::default(),
             schedule_misfire_grace_seconds: 3600,
             ui: true,
         }
@@ -580,6 +626,16 @@ idle_timeout_ms = 120000
 max_attempts = 4
 initial_backoff_ms = 500
 max_backoff_ms = 20000
+
+# Retries of webhook deliveries (kept in the database's outbox until delivered): 8
+# attempts with delays doubling from 30 s span about an hour, long enough to ride out a
+# receiver's restart or deploy; then the delivery is dead until an operator retries it
+# (`octo webhooks retry`).
+[webhooks]
+max_attempts = 8
+initial_backoff_ms = 30000
+max_backoff_ms = 2400000
+timeout_ms = 10000
 
 # Models, by id (`models/<id>` in the API). `provider` is `openai` (any OpenAI-compatible
 # chat completions API: OpenAI, DeepSeek, OpenRouter, Groq, Ollama, vLLM, LM Studio,

@@ -12,6 +12,7 @@ pub mod files;
 pub mod guard;
 pub mod http;
 pub mod metrics;
+pub mod outbox;
 pub mod providers;
 pub mod runtime;
 pub mod scheduler;

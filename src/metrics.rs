@@ -37,6 +37,11 @@ struct MethodLabels {
     method: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
+}
+
 type HistogramFamily = Family<MethodLabels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -51,6 +56,9 @@ pub struct Metrics {
     open_streams: Family<MethodLabels, Gauge>,
     /// Sessions with a live actor; the runtime sets it.
     pub active_sessions: Gauge<i64, AtomicI64>,
+    /// Webhook deliveries in the outbox by state (of the whole database, so every server
+    /// of a cluster reports the same numbers).
+    webhook_deliveries: Family<StateLabels, Gauge>,
     /// Method paths served, so labels stay bounded whatever clients send.
     known_methods: HashSet<String>,
     streaming_methods: HashSet<String>,
@@ -84,6 +92,12 @@ impl Metrics {
             "Sessions with a running actor (a turn running or queued)",
             active_sessions.clone(),
         );
+        let webhook_deliveries = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "octo_webhook_deliveries",
+            "Webhook deliveries in the outbox, by state (pending, delivered, dead)",
+            webhook_deliveries.clone(),
+        );
         let mut known_methods = HashSet::new();
         let mut streaming_methods = HashSet::new();
         for (path, streaming) in methods {
@@ -98,8 +112,24 @@ impl Metrics {
             latency,
             open_streams,
             active_sessions,
+            webhook_deliveries,
             known_methods,
             streaming_methods,
+        }
+    }
+
+    /// Sets the outbox's counts by state.
+    pub fn set_webhook_deliveries(&self, counts: crate::domain::outbox::DeliveryCounts) {
+        for (state, n) in [
+            ("pending", counts.pending),
+            ("delivered", counts.delivered),
+            ("dead", counts.dead),
+        ] {
+            self.webhook_deliveries
+                .get_or_create(&StateLabels {
+                    state: state.to_owned(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 

@@ -19,26 +19,29 @@ use tracing::Instrument;
 
 use crate::{
     api::{
-        ChatApi, ChatRoutes, ModelApi, ScheduleApi, SessionApi,
+        ChatApi, ChatRoutes, ModelApi, ScheduleApi, SessionApi, WebhookApi,
         peer::{PeerApi, PeerClients, PeerServiceServer},
     },
     auth::{Auth, AuthLayer},
     config::Config,
+    domain::outbox::WebhookEndpoint,
     guard::Guard,
     http::{GrpcService, JsonGateway},
     metrics::{Metrics, MetricsLayer},
+    outbox::OutboxWorker,
     pb::{
         self, model_service_server::ModelServiceServer,
         schedule_service_server::ScheduleServiceServer,
-        session_service_server::SessionServiceServer,
+        session_service_server::SessionServiceServer, webhook_service_server::WebhookServiceServer,
     },
     runtime::{
-        Chat, ClusterSettings, Deps, Limits, LiveIndex, Models, Ownership, Sessions, Workspace,
+        Chat, ClusterSettings, Deliveries, Deps, Limits, LiveIndex, Models, Outbox, Ownership,
+        Sessions, Workspace,
     },
     scheduler::{Clock, Scheduler, SchedulerDeps, SystemClock},
     store::Store,
     tools::Toolbox,
-    webhooks::{WebhookPolicy, WebhookSecret, WebhookTarget, Webhooks},
+    webhooks::{WebhookSecret, Webhooks},
 };
 
 const REQUEST_ID: &str = "x-request-id";
@@ -75,9 +78,10 @@ pub struct Server {
     /// Cancelled on shutdown: open server streams end.
     shutdown: CancellationToken,
     scheduler: Arc<Scheduler>,
+    /// Sends the outbox's deliveries (the worker starts with [`Server::run`]).
     webhooks: Webhooks,
-    server_webhook: Option<WebhookTarget>,
-    /// Cancelled last: webhook deliveries still retrying are abandoned.
+    outbox: Outbox,
+    /// Cancelled last: the in-memory webhook queue stops.
     webhooks_shutdown: CancellationToken,
 }
 
@@ -177,6 +181,33 @@ impl Server {
             live.clone(),
             models.clone(),
         ));
+        let webhooks_shutdown = CancellationToken::new();
+        let webhook_policy = config.webhooks.policy();
+        let webhooks = Webhooks::start(
+            crate::webhooks::http_client(&webhook_policy).context("building the webhook client")?,
+            webhook_policy,
+            local_addr,
+            webhooks_shutdown.clone(),
+        );
+        let server_webhook = match (&config.webhook_url, &config.webhook_secret) {
+            (Some(url), Some(secret)) => {
+                webhooks
+                    .check_url(url)
+                    .await
+                    .map_err(|err| anyhow::anyhow!("webhook_url: {err}"))?;
+                WebhookSecret::parse(secret)
+                    .map_err(|err| anyhow::anyhow!("webhook_secret: {err}"))?;
+                Some(WebhookEndpoint {
+                    url: url.clone(),
+                    secret: secret.clone(),
+                })
+            }
+            _ => None,
+        };
+        let outbox = Outbox {
+            endpoint: server_webhook,
+            wake: Arc::default(),
+        };
         let shutdown = CancellationToken::new();
         let turns_shutdown = CancellationToken::new();
         let deps = Arc::new(Deps {
@@ -190,6 +221,7 @@ impl Server {
             live,
             shutdown: turns_shutdown.clone(),
             finished_turns: tokio::sync::broadcast::channel(1024).0,
+            outbox: outbox.clone(),
         });
         let chat = match &config.cluster_token {
             None => Chat::new(deps),
@@ -221,28 +253,6 @@ impl Server {
             );
         }
 
-        let webhooks_shutdown = CancellationToken::new();
-        let webhook_policy = WebhookPolicy::default();
-        let webhooks = Webhooks::start(
-            crate::webhooks::http_client(&webhook_policy).context("building the webhook client")?,
-            webhook_policy,
-            local_addr,
-            webhooks_shutdown.clone(),
-        );
-        let server_webhook = match (&config.webhook_url, &config.webhook_secret) {
-            (Some(url), Some(secret)) => {
-                webhooks
-                    .check_url(url)
-                    .await
-                    .map_err(|err| anyhow::anyhow!("webhook_url: {err}"))?;
-                Some(WebhookTarget {
-                    url: url.clone(),
-                    secret: WebhookSecret::parse(secret)
-                        .map_err(|err| anyhow::anyhow!("webhook_secret: {err}"))?,
-                })
-            }
-            _ => None,
-        };
         let scheduler = Scheduler::new(
             SchedulerDeps {
                 store: store.clone(),
@@ -251,7 +261,7 @@ impl Server {
                 models: models.clone(),
                 clock,
                 webhooks: webhooks.clone(),
-                server_webhook: server_webhook.clone(),
+                outbox: outbox.clone(),
                 misfire_grace: Duration::from_secs(config.schedule_misfire_grace_seconds),
             },
             CancellationToken::new(),
@@ -291,6 +301,14 @@ impl Server {
             ScheduleServiceServer::new(ScheduleApi::new(scheduler.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
+        )
+        .add_service(
+            WebhookServiceServer::new(WebhookApi::new(Arc::new(Deliveries::new(
+                store.clone(),
+                &outbox,
+            ))))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
         )
         .add_service(
             PeerServiceServer::new(PeerApi::new(chat.clone(), shutdown.clone()))
@@ -341,7 +359,7 @@ impl Server {
             shutdown,
             scheduler,
             webhooks,
-            server_webhook,
+            outbox,
             webhooks_shutdown,
         })
     }
@@ -367,12 +385,17 @@ impl Server {
             shutdown: streams_shutdown,
             scheduler,
             webhooks,
-            server_webhook,
+            outbox,
             webhooks_shutdown,
         } = self;
-        if let Some(target) = server_webhook {
-            tokio::spawn(notify_finished_turns(chat.clone(), webhooks, target));
-        }
+        // Delivers what the outbox holds, this server's rows and any other's.
+        let outbox_worker = OutboxWorker::start(
+            store.clone(),
+            webhooks,
+            format!("server-{}", uuid::Uuid::now_v7().simple()),
+            outbox.wake.clone(),
+            Some(app.metrics.clone()),
+        );
         scheduler.start().await.context("starting the scheduler")?;
         chat.start_cluster();
         health
@@ -487,6 +510,8 @@ impl Server {
         if tokio::time::timeout(grace, chat.shutdown()).await.is_err() {
             tracing::warn!("turns still stopping after the grace period");
         }
+        // Attempts in flight are cut short and recorded as due again.
+        outbox_worker.stop(grace).await;
         webhooks_shutdown.cancel();
         store.flush().await.context("flushing the store")?;
         tracing::info!("stopped");
@@ -710,44 +735,4 @@ async fn shutdown_signal() {
         () = terminate => tracing::info!("SIGTERM received"),
         () = hangup => {}
     }
-}
-
-/// The webhook event every finished turn sends to the server-level webhook.
-pub const TURN_FINISHED_EVENT: &str = "turn.finished";
-
-/// Sends every finished turn to the server-level webhook until the runtime closes.
-async fn notify_finished_turns(chat: Arc<Chat>, webhooks: Webhooks, target: WebhookTarget) {
-    use tokio::sync::broadcast::error::RecvError;
-    let mut finished = chat.finished_turns();
-    loop {
-        match finished.recv().await {
-            Ok(turn) => {
-                webhooks.send(target.clone(), TURN_FINISHED_EVENT, turn_json(&turn));
-            }
-            Err(RecvError::Lagged(missed)) => {
-                tracing::warn!(
-                    missed,
-                    "turn.finished webhooks dropped: too many turns ended at once"
-                );
-            }
-            Err(RecvError::Closed) => return,
-        }
-    }
-}
-
-/// A finished turn as webhook receivers get it: resource names as in the API.
-fn turn_json(turn: &crate::domain::Turn) -> serde_json::Value {
-    serde_json::json!({
-        "session": format!("sessions/{}", turn.session_id),
-        "turn": format!("sessions/{}/turns/{}", turn.session_id, turn.id),
-        "status": turn.status,
-        "model": turn.model.as_ref().map(|m| format!("models/{m}")),
-        "error": turn.error.as_ref().map(|e| serde_json::json!({"reason": e.reason, "message": e.message})),
-        "usage": {
-            "input_tokens": turn.usage.input_tokens,
-            "output_tokens": turn.usage.output_tokens,
-        },
-        "start_time": turn.start_time.map(crate::domain::Timestamp::to_rfc3339),
-        "end_time": turn.end_time.map(crate::domain::Timestamp::to_rfc3339),
-    })
 }

@@ -1,9 +1,10 @@
 //! What the conformance suite (`tests/store.rs`) cannot show with one writer at a time:
 //! the invariants SQLite gets from its single writer (one migration, exactly one default
 //! model, counters and usage added once, no deadlock against a cascading delete, no
-//! claim on a disabled schedule), kept by the Postgres store under many concurrent
-//! writers on two pools standing for two servers; and text with NUL, which Postgres
-//! cannot hold where SQLite can; and that servers racing for one lease get one owner. Each test gets a database of its own on the test
+//! claim on a disabled schedule, each webhook delivery claimed once), kept by the
+//! Postgres store under many concurrent writers on two pools standing for two servers;
+//! and text with NUL, which Postgres cannot hold where SQLite can; and that servers
+//! racing for one lease get one owner. Each test gets a database of its own on the test
 //! binary's throwaway cluster (`common/postgres.rs`) and uses the store only through its
 //! public API; the schema table is read with a plain `tokio_postgres` connection.
 
@@ -21,8 +22,8 @@ use octo::{
         schedule::{RunTrigger, Schedule, ScheduleRun},
     },
     store::{
-        ClusterStore, MessageStore, ModelStore, ScheduleStore, SessionStore, TurnStore,
-        postgres::PostgresStore,
+        ClusterStore, MessageStore, ModelStore, OutboxStore, ScheduleStore, SessionStore,
+        TurnStore, postgres::PostgresStore,
     },
 };
 
@@ -653,4 +654,69 @@ async fn a_takeover_waits_for_the_fenced_write_in_flight_and_then_fences_it_out(
         .put_turn(&t, Fence(lease.epoch))
         .await
         .expect("the new owner writes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhook_claims_racing_on_two_servers_send_each_delivery_once() {
+    use octo::domain::outbox::{AttemptOutcome, DeliveryState, OutboxDelivery, WebhookEndpoint};
+    const N: usize = 300;
+    let (a, b) = two_servers().await;
+    let endpoint = WebhookEndpoint {
+        url: "https://example.com/hook".into(),
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+    };
+    let deliveries: Vec<OutboxDelivery> = (0..N)
+        .map(|i| OutboxDelivery::new(&endpoint, "turn.finished", &serde_json::json!({ "i": i })))
+        .collect();
+    a.insert_deliveries(&deliveries).await.expect("insert");
+    // Sixteen workers on two pools claim small batches and record each as delivered,
+    // until nothing is due: what each claimed must be disjoint and every record count.
+    let claimed = race(&a, &b, 16, |store, i| async move {
+        let claimer = format!("worker-{i}");
+        let mut mine = Vec::new();
+        loop {
+            let batch = store
+                .claim_due_deliveries(Timestamp::now(), &claimer, 5, Duration::from_secs(60))
+                .await
+                .expect("claim");
+            if batch.is_empty() {
+                return mine;
+            }
+            for d in batch {
+                let recorded = store
+                    .record_attempt(
+                        &d.id,
+                        &claimer,
+                        Timestamp::now(),
+                        &AttemptOutcome::Delivered,
+                    )
+                    .await
+                    .expect("record");
+                assert!(recorded, "{claimer} lost its own claim on {}", d.id);
+                mine.push(d.id);
+            }
+        }
+    })
+    .await;
+    let all: Vec<String> = claimed.into_iter().flatten().collect();
+    let distinct: std::collections::HashSet<&String> = all.iter().collect();
+    assert_eq!(
+        (all.len(), distinct.len()),
+        (N, N),
+        "each claimed exactly once"
+    );
+    let counts = b.delivery_counts().await.expect("counts");
+    assert_eq!(
+        (counts.pending, counts.delivered, counts.dead),
+        (0, N as u64, 0)
+    );
+    let listed = a
+        .list_deliveries(Some(DeliveryState::Delivered), None, N)
+        .await
+        .expect("list");
+    assert!(
+        listed
+            .iter()
+            .all(|d| d.attempts == 1 && d.claimed_by.is_empty())
+    );
 }

@@ -35,6 +35,7 @@ type Client struct {
 	Chats     octov1.ChatServiceClient
 	Models    octov1.ModelServiceClient
 	Schedules octov1.ScheduleServiceClient
+	Webhooks  octov1.WebhookServiceClient
 }
 
 type options struct {
@@ -84,6 +85,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 		Chats:     octov1.NewChatServiceClient(conn),
 		Models:    octov1.NewModelServiceClient(conn),
 		Schedules: octov1.NewScheduleServiceClient(conn),
+		Webhooks:  octov1.NewWebhookServiceClient(conn),
 	}, nil
 }
 

@@ -9,10 +9,12 @@ pub mod models;
 pub mod peer;
 pub mod schedules;
 pub mod sessions;
+pub mod webhooks;
 pub mod wire;
 
 pub use chat::ChatApi;
 pub use models::ModelApi;
 pub use schedules::ScheduleApi;
 pub use sessions::SessionApi;
+pub use webhooks::WebhookApi;
 pub use wire::ChatRoutes;

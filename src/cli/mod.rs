@@ -11,7 +11,8 @@
 //! - `models list|show|add|update|rm|default|test|bench|providers` (`models.rs`): model
 //!   configs; API keys come from stdin (`--api-key-stdin`) or `OCTO_MODEL_API_KEY`, never
 //!   from arguments; `test` and `bench` exit 1 when a model fails;
-//! - `schedules list|show|add|update|rm|run|runs` (`schedules.rs`): prompts run on a cron.
+//! - `schedules list|show|add|update|rm|run|runs` (`schedules.rs`): prompts run on a cron;
+//! - `webhooks list [--state S]|retry ID` (`webhooks.rs`): the webhook outbox.
 //!
 //! Every client command takes `--json` for proto3 canonical JSON (`chat --json`: one
 //! event per line).
@@ -36,6 +37,7 @@ pub mod schedules;
 pub mod serve;
 pub mod sessions;
 pub mod turns;
+pub mod webhooks;
 
 use std::io::Write;
 
@@ -122,6 +124,9 @@ pub enum Command {
     /// Manage schedules: prompts run unattended on a cron
     #[command(visible_alias = "schedule")]
     Schedules(schedules::SchedulesArgs),
+    /// List webhook deliveries and retry dead ones
+    #[command(visible_alias = "webhook")]
+    Webhooks(webhooks::WebhooksArgs),
 }
 
 /// Runs one command. Output goes to `out`; errors are returned, and [`describe_error`]
@@ -138,6 +143,7 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
         Command::Cancel(turn) => turns::run_cancel(turn, &global, out).await,
         Command::Models(args) => models::run(args, &global, out).await,
         Command::Schedules(args) => schedules::run(args, &global, out).await,
+        Command::Webhooks(args) => webhooks::run(args, &global, out).await,
     }?;
     out.flush()?;
     Ok(())

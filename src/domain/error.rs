@@ -16,6 +16,7 @@ pub enum Resource {
     Model,
     Schedule,
     ScheduleRun,
+    WebhookDelivery,
 }
 
 impl Resource {
@@ -29,6 +30,7 @@ impl Resource {
             Resource::Model => "octo.v1.Model",
             Resource::Schedule => "octo.v1.Schedule",
             Resource::ScheduleRun => "octo.v1.ScheduleRun",
+            Resource::WebhookDelivery => "octo.v1.WebhookDelivery",
         }
     }
 
@@ -41,6 +43,7 @@ impl Resource {
             Resource::Model => "MODEL",
             Resource::Schedule => "SCHEDULE",
             Resource::ScheduleRun => "SCHEDULE_RUN",
+            Resource::WebhookDelivery => "WEBHOOK_DELIVERY",
         }
     }
 }
@@ -129,6 +132,7 @@ fn resource_label(resource: Resource) -> &'static str {
         Resource::Model => "model",
         Resource::Schedule => "schedule",
         Resource::ScheduleRun => "schedule run",
+        Resource::WebhookDelivery => "webhook delivery",
     }
 }
 

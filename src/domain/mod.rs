@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod error;
 pub mod message;
 pub mod model;
+pub mod outbox;
 pub mod page;
 pub mod schedule;
 pub mod secret;

@@ -443,7 +443,7 @@ impl Chat {
             match found {
                 Found::Queued(turn) => {
                     // Stored before anyone hears of it: a crash cannot resurrect it.
-                    self.deps.store.put_turn(&turn, live.fence).await?;
+                    super::outbox::store_finished_turn(&self.deps, &turn, live.fence).await?;
                     live.emit(
                         Some(turn_id),
                         EventKind::TurnFinished {
@@ -491,7 +491,7 @@ impl Chat {
         };
         // Stored before anyone hears of it: a crash cannot resurrect them.
         for turn in &cancelled {
-            self.deps.store.put_turn(turn, live.fence).await?;
+            super::outbox::store_finished_turn(&self.deps, turn, live.fence).await?;
             live.emit(
                 Some(&turn.id),
                 EventKind::TurnFinished {

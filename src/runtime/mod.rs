@@ -9,6 +9,7 @@ mod feed;
 mod history;
 pub(crate) mod live;
 pub mod models;
+pub(crate) mod outbox;
 mod send;
 pub mod sessions;
 mod takeover;
@@ -22,6 +23,7 @@ pub use cluster::{ClusterSettings, Ownership, Peers};
 pub use feed::EventFeed;
 pub use live::{LiveIndex, LiveSummary};
 pub use models::Models;
+pub use outbox::{Deliveries, DeliveryPage, Outbox};
 pub use sessions::{SessionChange, Sessions};
 pub use workspace::Workspace;
 
@@ -78,6 +80,8 @@ pub struct Deps {
     pub live: Arc<LiveIndex>,
     /// Cancelled when the server shuts down: running turns end INTERRUPTED.
     pub shutdown: tokio_util::sync::CancellationToken,
-    /// Every turn of every session as it ends (schedules and webhooks listen).
+    /// Every turn of every session as it ends (schedules listen).
     pub finished_turns: tokio::sync::broadcast::Sender<crate::domain::Turn>,
+    /// Where `turn.finished` webhooks go; they are stored with the turn's terminal state.
+    pub outbox: Outbox,
 }

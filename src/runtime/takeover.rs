@@ -78,7 +78,7 @@ impl Chat {
             turn.end_time = Some(end);
             turn.latency_micros = turn.start_time.map(|s| end.0 - s.0);
             // Stored before anyone hears of it.
-            self.deps.store.put_turn(&turn, live.fence).await?;
+            super::outbox::store_finished_turn(&self.deps, &turn, live.fence).await?;
             live.emit(
                 Some(&turn.id),
                 EventKind::TurnFinished {

@@ -134,7 +134,7 @@ pub(crate) async fn run(live: &Arc<LiveSession>, mut turn: Turn, cancel: Cancell
     turn.error = error;
     turn.end_time = Some(Timestamp::now());
     turn.latency_micros = Some(started.elapsed().as_micros() as i64);
-    if let Err(err) = live.deps.store.put_turn(&turn, live.fence).await {
+    if let Err(err) = super::outbox::store_finished_turn(&live.deps, &turn, live.fence).await {
         tracing::error!(turn = %turn.id, error = %err, "cannot store the turn end");
     }
     {

@@ -20,9 +20,15 @@
 //! **Retries.** A run whose turn fails on a provider error (reason `PROVIDER_*`) is
 //! tried again in the same session after the retry policy's backoff, up to
 //! `max_attempts` attempts in all.
+//!
+//! **Webhooks.** A run's `schedule_run.finished` deliveries (to the server-level webhook
+//! and the schedule's own) are stored in the webhook outbox in the same transaction as
+//! the run's final state (its last update, or the claim of a run SKIPPED at once); the
+//! delivery worker (`crate::outbox`) sends them.
 
 pub mod clock;
 pub mod cron;
+mod outcome;
 
 use std::{
     collections::HashMap,
@@ -35,19 +41,22 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 use cron::{Cron, Zone};
+pub use outcome::run_json;
+use outcome::run_outcome;
 
 use crate::{
+    domain::outbox::{OutboxDelivery, WebhookEndpoint},
     domain::{
-        Error, Part, Resource, Result, SessionSource, Timestamp, Turn, TurnStatus,
+        Error, Part, Resource, Result, SessionSource, Timestamp, Turn,
         error::Violations,
         schedule::{
             OverlapPolicy, RetryPolicy, RunStatus, RunTrigger, Schedule, ScheduleField, ScheduleRun,
         },
         session::SessionSettings,
     },
-    runtime::{BusyPolicy, Chat, Models, SendRequest, Sessions},
+    runtime::{BusyPolicy, Chat, Models, Outbox, SendRequest, Sessions},
     store::Store,
-    webhooks::{WebhookSecret, WebhookTarget, Webhooks},
+    webhooks::{WebhookSecret, Webhooks},
 };
 
 /// A fire time handled at most this late counts as on time (trigger CRON).
@@ -69,9 +78,10 @@ pub struct Scheduler {
     sessions: Arc<Sessions>,
     models: Arc<Models>,
     clock: Arc<dyn Clock>,
+    /// Checks webhook URLs before they are stored.
     webhooks: Webhooks,
-    /// The server-level webhook, which hears about every run.
-    server_webhook: Option<WebhookTarget>,
+    /// The server-level webhook (hears about every run) and the delivery worker's wake-up.
+    outbox: Outbox,
     misfire_grace: Duration,
     /// Wakes the firing loop when a schedule changed.
     wake: Notify,
@@ -89,7 +99,7 @@ pub struct SchedulerDeps {
     pub models: Arc<Models>,
     pub clock: Arc<dyn Clock>,
     pub webhooks: Webhooks,
-    pub server_webhook: Option<WebhookTarget>,
+    pub outbox: Outbox,
     pub misfire_grace: Duration,
 }
 
@@ -177,7 +187,7 @@ impl Scheduler {
             models: deps.models,
             clock: deps.clock,
             webhooks: deps.webhooks,
-            server_webhook: deps.server_webhook,
+            outbox: deps.outbox,
             misfire_grace: deps.misfire_grace,
             wake: Notify::new(),
             run_locks: Mutex::default(),
@@ -553,15 +563,26 @@ impl Scheduler {
             run.end_time = Some(now);
             run.error = format!("the previous run {} was still active", active.id);
         }
-        if !self.store.claim_fire_time(&run, latest, next).await? {
+        // A run stored finished (SKIPPED) carries its webhooks in the claim's transaction.
+        let deliveries = if run.status == RunStatus::Pending {
+            Vec::new()
+        } else {
+            self.run_deliveries(Some(schedule), &run)
+        };
+        if !self
+            .store
+            .claim_fire_time_with(&run, latest, next, &deliveries)
+            .await?
+        {
             // Another server (or an earlier pass) has it.
             return Ok(());
+        }
+        if !deliveries.is_empty() {
+            self.outbox.stored();
         }
         tracing::info!(schedule = %schedule.id, run = %run.id, fire_time = %latest.to_rfc3339(), trigger = ?run.trigger, status = ?run.status, "schedule fired");
         if run.status == RunStatus::Pending {
             self.spawn_run(schedule.clone(), run);
-        } else {
-            self.notify_finished(schedule, &run);
         }
         Ok(())
     }
@@ -596,18 +617,43 @@ impl Scheduler {
             Ok(note) => (RunStatus::Succeeded, note.unwrap_or_default()),
             Err(error) => (RunStatus::Failed, error),
         };
-        self.settle(&mut run, status, error).await;
+        self.settle(&mut run, status, error, Some(schedule)).await;
         tracing::info!(schedule = %schedule.id, run = %run.id, status = ?run.status, attempts = run.attempt, error = %run.error, "schedule run finished");
-        self.notify_finished(schedule, &run);
     }
 
-    /// Records how a run ended.
-    async fn settle(&self, run: &mut ScheduleRun, status: RunStatus, error: String) {
+    /// Records how a run ended, with its `schedule_run.finished` webhooks in the same
+    /// transaction. Without the schedule at hand it is read (gone: only the server-level
+    /// webhook hears of the run).
+    async fn settle(
+        &self,
+        run: &mut ScheduleRun,
+        status: RunStatus,
+        error: String,
+        schedule: Option<&Schedule>,
+    ) {
         run.status = status;
         run.error = error;
         run.end_time = Some(self.clock.now());
         run.next_retry_delay = None;
-        self.save_run(run).await;
+        let loaded;
+        let schedule = match schedule {
+            Some(schedule) => Some(schedule),
+            None => {
+                loaded = self
+                    .store
+                    .get_schedule(&run.schedule_id)
+                    .await
+                    .ok()
+                    .flatten();
+                loaded.as_ref()
+            }
+        };
+        let deliveries = self.run_deliveries(schedule, run);
+        if let Err(err) = self.store.update_run_with(run, &deliveries).await {
+            tracing::error!(run = %run.id, error = %err, "cannot store the schedule run");
+        } else if !deliveries.is_empty() {
+            self.outbox.stored();
+        }
     }
 
     async fn save_run(&self, run: &ScheduleRun) {
@@ -741,7 +787,7 @@ impl Scheduler {
                         Ok(turn) => run_outcome(&turn),
                         Err(error) => (RunStatus::Failed, error),
                     };
-                    this.settle(&mut run, status, error).await;
+                    this.settle(&mut run, status, error, None).await;
                 });
                 return Ok(());
             }
@@ -752,79 +798,34 @@ impl Scheduler {
             ),
         };
         tracing::warn!(run = %run.id, status = ?status, "settling a schedule run left unfinished by a restart");
-        self.settle(&mut run, status, error).await;
+        self.settle(&mut run, status, error, None).await;
         Ok(())
     }
 
-    fn notify_finished(&self, schedule: &Schedule, run: &ScheduleRun) {
+    /// The webhooks a finished run notifies: the server-level one and the schedule's.
+    fn run_deliveries(
+        &self,
+        schedule: Option<&Schedule>,
+        run: &ScheduleRun,
+    ) -> Vec<OutboxDelivery> {
         let data = run_json(run);
-        if let Some(target) = &self.server_webhook {
-            self.webhooks
-                .send(target.clone(), RUN_FINISHED_EVENT, data.clone());
-        }
-        if let (Some(url), Some(secret)) = (&schedule.webhook_url, &schedule.webhook_secret) {
+        let mut endpoints: Vec<WebhookEndpoint> = self.outbox.endpoint.iter().cloned().collect();
+        if let Some(schedule) = schedule
+            && let (Some(url), Some(secret)) = (&schedule.webhook_url, &schedule.webhook_secret)
+        {
             match WebhookSecret::parse(secret) {
-                Ok(secret) => self.webhooks.send(
-                    WebhookTarget {
-                        url: url.clone(),
-                        secret,
-                    },
-                    RUN_FINISHED_EVENT,
-                    data,
-                ),
+                Ok(_) => endpoints.push(WebhookEndpoint {
+                    url: url.clone(),
+                    secret: secret.clone(),
+                }),
                 Err(err) => {
                     tracing::error!(schedule = %schedule.id, error = %err, "stored webhook secret is invalid")
                 }
             }
         }
+        endpoints
+            .iter()
+            .map(|endpoint| OutboxDelivery::new(endpoint, RUN_FINISHED_EVENT, &data))
+            .collect()
     }
-}
-
-/// How a run ends given its turn's terminal state, and the error to record.
-fn run_outcome(turn: &Turn) -> (RunStatus, String) {
-    match (&turn.status, &turn.error) {
-        (TurnStatus::Succeeded, _) => (RunStatus::Succeeded, String::new()),
-        (status, Some(error)) => (
-            RunStatus::Failed,
-            format!(
-                "turn {}: {} ({})",
-                status_word(*status),
-                error.message,
-                error.reason
-            ),
-        ),
-        (status, None) => (RunStatus::Failed, format!("turn {}", status_word(*status))),
-    }
-}
-
-fn status_word(status: TurnStatus) -> &'static str {
-    match status {
-        TurnStatus::Queued => "queued",
-        TurnStatus::Running => "running",
-        TurnStatus::Succeeded => "succeeded",
-        TurnStatus::Failed => "failed",
-        TurnStatus::Cancelled => "was cancelled",
-        TurnStatus::Interrupted => "was interrupted",
-    }
-}
-
-/// A run as webhook receivers get it: resource names as in the API, RFC 3339 times.
-pub fn run_json(run: &ScheduleRun) -> serde_json::Value {
-    let time = |t: Option<Timestamp>| t.map(Timestamp::to_rfc3339);
-    serde_json::json!({
-        "schedule": format!("schedules/{}", run.schedule_id),
-        "run": format!("schedules/{}/runs/{}", run.schedule_id, run.id),
-        "trigger": run.trigger.as_str(),
-        "status": run.status.as_str(),
-        "scheduled_time": run.scheduled_time.to_rfc3339(),
-        "start_time": time(run.start_time),
-        "end_time": time(run.end_time),
-        "session": run.session_id.as_ref().map(|s| format!("sessions/{s}")),
-        "turn": match (&run.session_id, &run.turn_id) {
-            (Some(s), Some(t)) => Some(format!("sessions/{s}/turns/{t}")),
-            _ => None,
-        },
-        "attempt": run.attempt,
-        "error": run.error,
-    })
 }

@@ -10,6 +10,10 @@
 use std::time::Duration;
 
 use super::{SessionCursor, SessionFilter};
+use crate::domain::{
+    Error, Resource,
+    outbox::{AttemptOutcome, DeliveryCounts, DeliveryState},
+};
 
 use crate::domain::{
     Model, PermissionMode, ReasoningEffort, SessionSource, Timestamp, TurnError,
@@ -277,6 +281,41 @@ pub(crate) fn check_notice(notice: &str) -> crate::domain::Result<()> {
         )));
     }
     Ok(())
+}
+
+// --- the webhook outbox's rules, the same on every backend ---
+
+/// The state, next attempt time and error an outcome stores.
+pub(super) fn outcome_columns(
+    outcome: &AttemptOutcome,
+    now: Timestamp,
+) -> (DeliveryState, Timestamp, &str) {
+    match outcome {
+        AttemptOutcome::Delivered => (DeliveryState::Delivered, now, ""),
+        AttemptOutcome::Retry { at, error } => (DeliveryState::Pending, *at, error.as_str()),
+        AttemptOutcome::Dead { error } => (DeliveryState::Dead, now, error.as_str()),
+    }
+}
+
+pub(super) fn add_count(counts: &mut DeliveryCounts, state: &str, n: i64) {
+    let n = u64::try_from(n).unwrap_or(0);
+    match DeliveryState::parse(state) {
+        Some(DeliveryState::Pending) => counts.pending += n,
+        Some(DeliveryState::Delivered) => counts.delivered += n,
+        Some(DeliveryState::Dead) => counts.dead += n,
+        None => {}
+    }
+}
+
+pub(super) fn not_found(id: &str) -> Error {
+    Error::not_found(Resource::WebhookDelivery, format!("webhookDeliveries/{id}"))
+}
+
+pub(super) fn delivered(id: &str) -> Error {
+    Error::FailedPrecondition {
+        reason: "WEBHOOK_DELIVERED",
+        message: format!("webhookDeliveries/{id} was delivered already; there is nothing to retry"),
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use crate::domain::{
     Message, Model, Result, Session, SessionSource, Timestamp, Turn,
     cluster::{Fence, Lease, ServerInfo},
+    outbox::{AttemptOutcome, DeliveryCounts, DeliveryState, OutboxDelivery},
     schedule::{Schedule, ScheduleRun},
 };
 
@@ -119,6 +120,7 @@ pub trait Store:
     + ModelStore
     + ScheduleStore
     + ClusterStore
+    + OutboxStore
     + Send
     + Sync
     + 'static
@@ -231,7 +233,19 @@ pub trait MessageStore: Send + Sync {
 pub trait TurnStore: Send + Sync {
     /// Inserts or replaces a turn record. A terminal turn adds its usage to the session.
     /// Fenced.
-    async fn put_turn(&self, turn: &Turn, fence: Fence) -> Result<()>;
+    async fn put_turn(&self, turn: &Turn, fence: Fence) -> Result<()> {
+        self.put_turn_with(turn, fence, &[]).await
+    }
+
+    /// [`Self::put_turn`], inserting `deliveries` into the webhook outbox in the same
+    /// transaction (a turn's terminal write and its `turn.finished` webhooks): both are
+    /// stored or, on any error (a stale fence included), neither.
+    async fn put_turn_with(
+        &self,
+        turn: &Turn,
+        fence: Fence,
+        deliveries: &[OutboxDelivery],
+    ) -> Result<()>;
 
     async fn get_turn(&self, session_id: &str, turn_id: &str) -> Result<Option<Turn>>;
 
@@ -315,13 +329,33 @@ pub trait ScheduleStore: Send + Sync {
         run: &ScheduleRun,
         fire_time: Timestamp,
         next: Option<Timestamp>,
+    ) -> Result<bool> {
+        self.claim_fire_time_with(run, fire_time, next, &[]).await
+    }
+
+    /// [`Self::claim_fire_time`], inserting `deliveries` into the webhook outbox in the
+    /// same transaction when the claim succeeds (a run stored finished at once, SKIPPED,
+    /// and its `schedule_run.finished` webhooks); nothing of them when it does not.
+    async fn claim_fire_time_with(
+        &self,
+        run: &ScheduleRun,
+        fire_time: Timestamp,
+        next: Option<Timestamp>,
+        deliveries: &[OutboxDelivery],
     ) -> Result<bool>;
 
     /// Stores a new run that claims no fire time (RunSchedule).
     async fn insert_run(&self, run: &ScheduleRun) -> Result<()>;
 
     /// Replaces a run's record.
-    async fn update_run(&self, run: &ScheduleRun) -> Result<()>;
+    async fn update_run(&self, run: &ScheduleRun) -> Result<()> {
+        self.update_run_with(run, &[]).await
+    }
+
+    /// [`Self::update_run`], inserting `deliveries` into the webhook outbox in the same
+    /// transaction (a run's final update and its `schedule_run.finished` webhooks).
+    async fn update_run_with(&self, run: &ScheduleRun, deliveries: &[OutboxDelivery])
+    -> Result<()>;
 
     async fn get_run(&self, schedule_id: &str, run_id: &str) -> Result<Option<ScheduleRun>>;
 
@@ -345,10 +379,10 @@ pub trait ScheduleStore: Send + Sync {
 ///
 /// **Fencing**: the owner-write methods of the other traits (`allow_tool`,
 /// `set_event_sequence`, `append_user_message`, `put_message`, `set_message_position`,
-/// `put_turn`) take a [`Fence`]. A fenced write reads the session's lease in the write's
-/// own transaction, under a lock [`ClusterStore::acquire_lease`] waits for, and is
-/// refused with UNAVAILABLE / `LEASE_LOST` (nothing written) when there is no lease or
-/// its epoch is not the fence's. So once an acquisition that moved the epoch has
+/// `put_turn`, `put_turn_with`) take a [`Fence`]. A fenced write reads the session's
+/// lease in the write's own transaction, under a lock [`ClusterStore::acquire_lease`]
+/// waits for, and is refused with UNAVAILABLE / `LEASE_LOST` (nothing written, outbox
+/// deliveries included) when there is no lease or its epoch is not the fence's. So once an acquisition that moved the epoch has
 /// committed, no write fenced with the old epoch can commit. `Fence::NONE` writes
 /// without the check and without any extra query.
 ///
@@ -416,3 +450,61 @@ pub trait ClusterStore: Send + Sync {
 
 /// The largest notice `publish_notice` takes (Postgres NOTIFY allows 8000 bytes).
 pub const MAX_NOTICE_BYTES: usize = 7900;
+
+/// The webhook outbox (rules in [`crate::domain::outbox`]). Deliveries are inserted with
+/// the writes that cause them ([`TurnStore::put_turn_with`],
+/// [`ScheduleStore::update_run_with`]) or on their own; any server claims due ones, sends
+/// them and records each attempt.
+///
+/// **Time**: `now` is the caller's clock (servers of a cluster are assumed to agree
+/// within well under a claim's length; a skew only moves when a row is due).
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Inserts new deliveries (ALREADY_EXISTS if an id is taken), in one transaction.
+    async fn insert_deliveries(&self, deliveries: &[OutboxDelivery]) -> Result<()>;
+
+    /// Atomically claims up to `limit` pending deliveries due at `now` (oldest due first)
+    /// for `claimer` until `now + lease`: sets `claimed_by` and moves
+    /// `next_attempt_time` to the claim's end, so no other claimer gets them until the
+    /// claim is recorded or expires. Claimers at once get disjoint sets (Postgres:
+    /// `FOR UPDATE SKIP LOCKED`). Returns them as claimed.
+    async fn claim_due_deliveries(
+        &self,
+        now: Timestamp,
+        claimer: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxDelivery>>;
+
+    /// Records one attempt by `claimer` at `now`: counts it, and makes the delivery
+    /// delivered, pending again (due at the retry time) or dead; the claim ends. Returns
+    /// false (nothing written) when the delivery is not pending under `claimer`'s claim:
+    /// its claim expired and another server took it, or an operator changed it.
+    async fn record_attempt(
+        &self,
+        id: &str,
+        claimer: &str,
+        now: Timestamp,
+        outcome: &AttemptOutcome,
+    ) -> Result<bool>;
+
+    async fn get_delivery(&self, id: &str) -> Result<Option<OutboxDelivery>>;
+
+    /// Deliveries newest first (by id), of one state or all, older than the id `before`,
+    /// at most `limit`.
+    async fn list_deliveries(
+        &self,
+        state: Option<DeliveryState>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OutboxDelivery>>;
+
+    /// An operator's retry: a dead delivery becomes pending with no attempts counted and
+    /// due at `now`; a pending one is made due at `now` unless a server holds a live
+    /// claim on it. Returns the delivery as stored afterwards; NOT_FOUND if there is none,
+    /// FAILED_PRECONDITION (`WEBHOOK_DELIVERED`) if it was delivered.
+    async fn retry_delivery(&self, id: &str, now: Timestamp) -> Result<OutboxDelivery>;
+
+    /// How many deliveries are in each state.
+    async fn delivery_counts(&self) -> Result<DeliveryCounts>;
+}

@@ -46,6 +46,7 @@
 mod cluster;
 mod messages;
 mod models;
+mod outbox;
 mod schedules;
 mod sessions;
 mod turns;
@@ -69,6 +70,7 @@ use crate::domain::{Error, Result, Timestamp};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_initial.sql"),
     include_str!("migrations/postgres/0002_cluster.sql"),
+    include_str!("migrations/postgres/0003_outbox.sql"),
 ];
 
 /// The advisory lock key migrations run under ("octo" and 1), per database.

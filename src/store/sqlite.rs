@@ -11,6 +11,7 @@ use std::{
 
 mod cluster;
 mod models;
+mod outbox;
 mod schedules;
 
 use async_trait::async_trait;
@@ -26,7 +27,7 @@ use super::{
 };
 use crate::domain::{
     Error, Message, Part, Result, Role, Session, SessionStatus, Timestamp, ToolCallRecord, Turn,
-    TurnStatus, Usage, cluster::Fence,
+    TurnStatus, Usage, cluster::Fence, outbox::OutboxDelivery,
 };
 
 /// Versioned schema changes; version N is the N-th entry. Never edit a released entry:
@@ -38,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0004_models_schedules.sql"),
     include_str!("migrations/sqlite/0005_waiting_messages.sql"),
     include_str!("migrations/sqlite/0006_cluster.sql"),
+    include_str!("migrations/sqlite/0007_outbox.sql"),
 ];
 
 /// Readers kept open for reuse.
@@ -995,8 +997,14 @@ impl MessageStore for SqliteStore {
 
 #[async_trait]
 impl TurnStore for SqliteStore {
-    async fn put_turn(&self, turn: &Turn, fence: Fence) -> Result<()> {
+    async fn put_turn_with(
+        &self,
+        turn: &Turn,
+        fence: Fence,
+        deliveries: &[OutboxDelivery],
+    ) -> Result<()> {
         let turn = turn.clone();
+        let deliveries = deliveries.to_vec();
         self.write(move |conn| {
             let tx = immediate(conn)?;
             cluster::check_fence(&tx, &turn.session_id, fence)?;
@@ -1025,6 +1033,7 @@ impl TurnStore for SqliteStore {
                 )
                 .map_err(storage_error)?;
             }
+            outbox::insert_deliveries(&tx, &deliveries)?;
             tx.commit().map_err(storage_error)
         })
         .await

@@ -37,6 +37,12 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
         data_dir: dir.path().join("data"),
         workspace_root: Some(dir.path().join("workspace")),
         shutdown_grace_seconds: 5,
+        // Webhook retries in milliseconds, so tests wait on them briefly.
+        webhooks: octo::config::WebhookConfig {
+            initial_backoff_ms: 50,
+            max_backoff_ms: 500,
+            ..octo::config::WebhookConfig::default()
+        },
         models,
         default_model: Some("mock".to_owned()),
         ..Config::default()

@@ -15,6 +15,7 @@ import { PartSchema } from "./gen/octo/v1/message_pb.js";
 import { ModelService } from "./gen/octo/v1/model_pb.js";
 import { ScheduleService } from "./gen/octo/v1/schedule_pb.js";
 import { SessionService } from "./gen/octo/v1/session_service_pb.js";
+import { WebhookService } from "./gen/octo/v1/webhook_service_pb.js";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
@@ -35,6 +36,7 @@ export * from "./gen/octo/v1/model_pb.js";
 export * from "./gen/octo/v1/schedule_pb.js";
 export * from "./gen/octo/v1/session_pb.js";
 export * from "./gen/octo/v1/session_service_pb.js";
+export * from "./gen/octo/v1/webhook_service_pb.js";
 export * from "./gen/google/rpc/error_details_pb.js";
 export { Code, ConnectError } from "@connectrpc/connect";
 /** Canonical proto3 JSON of any message, e.g. `toJsonString(SessionArchiveSchema, archive)`. */
@@ -46,6 +48,7 @@ export interface OctoClient {
   chat: Client<typeof ChatService>;
   models: Client<typeof ModelService>;
   schedules: Client<typeof ScheduleService>;
+  webhooks: Client<typeof WebhookService>;
 }
 
 /** The typed clients of every service over `transport`. */
@@ -55,6 +58,7 @@ export function createOctoClient(transport: Transport): OctoClient {
     chat: createClient(ChatService, transport),
     models: createClient(ModelService, transport),
     schedules: createClient(ScheduleService, transport),
+    webhooks: createClient(WebhookService, transport),
   };
 }
 

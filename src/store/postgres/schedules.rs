@@ -14,6 +14,7 @@ use super::{
 use crate::{
     domain::{
         Result, Timestamp,
+        outbox::OutboxDelivery,
         schedule::{Schedule, ScheduleRun},
         time,
     },
@@ -205,11 +206,12 @@ impl ScheduleStore for PostgresStore {
         Ok(get::<Option<i64>>(&row, 0)?.map(Timestamp))
     }
 
-    async fn claim_fire_time(
+    async fn claim_fire_time_with(
         &self,
         run: &ScheduleRun,
         fire_time: Timestamp,
         next: Option<Timestamp>,
+        deliveries: &[OutboxDelivery],
     ) -> Result<bool> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
@@ -229,6 +231,9 @@ impl ScheduleStore for PostgresStore {
             return Ok(false);
         }
         let claimed = insert_run(&tx, run, Some(fire_time)).await? == 1;
+        if claimed {
+            super::outbox::insert_deliveries(&tx, deliveries).await?;
+        }
         execute(
             &tx,
             "UPDATE schedules SET next_run_time = $2 \
@@ -249,10 +254,15 @@ impl ScheduleStore for PostgresStore {
         insert_run(&client, run, None).await.map(|_| ())
     }
 
-    async fn update_run(&self, run: &ScheduleRun) -> Result<()> {
-        let client = self.client().await?;
+    async fn update_run_with(
+        &self,
+        run: &ScheduleRun,
+        deliveries: &[OutboxDelivery],
+    ) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
         execute(
-            &client,
+            &tx,
             "UPDATE schedule_runs SET status = $2, start_time = $3, end_time = $4, \
              session_id = $5, turn_id = $6, error = $7, attempt = $8, \
              next_retry_delay_micros = $9 WHERE id = $1",
@@ -269,7 +279,8 @@ impl ScheduleStore for PostgresStore {
             ],
         )
         .await?;
-        Ok(())
+        super::outbox::insert_deliveries(&tx, deliveries).await?;
+        tx.commit().await.map_err(pg_error)
     }
 
     async fn get_run(&self, schedule_id: &str, run_id: &str) -> Result<Option<ScheduleRun>> {

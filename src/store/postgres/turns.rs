@@ -10,7 +10,10 @@ use super::{
     query, query_opt, storage_error,
 };
 use crate::{
-    domain::{Result, Timestamp, ToolCallRecord, Turn, TurnStatus, Usage, cluster::Fence},
+    domain::{
+        Result, Timestamp, ToolCallRecord, Turn, TurnStatus, Usage, cluster::Fence,
+        outbox::OutboxDelivery,
+    },
     store::{
         TurnStore,
         codec::{self, TURN_COLUMNS, json_name},
@@ -105,7 +108,12 @@ async fn query_turns<C: GenericClient>(
 
 #[async_trait]
 impl TurnStore for PostgresStore {
-    async fn put_turn(&self, turn: &Turn, fence: Fence) -> Result<()> {
+    async fn put_turn_with(
+        &self,
+        turn: &Turn,
+        fence: Fence,
+        deliveries: &[OutboxDelivery],
+    ) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
         // The session's lock serialises its turn writes, so the status read here is still
@@ -145,6 +153,7 @@ impl TurnStore for PostgresStore {
             )
             .await?;
         }
+        super::outbox::insert_deliveries(&tx, deliveries).await?;
         tx.commit().await.map_err(pg_error)
     }
 

@@ -9,6 +9,7 @@ use super::{SqliteStore, immediate, storage_error};
 use crate::{
     domain::{
         Result, Timestamp,
+        outbox::OutboxDelivery,
         schedule::{Schedule, ScheduleRun},
         time,
     },
@@ -209,13 +210,15 @@ impl ScheduleStore for SqliteStore {
         .await
     }
 
-    async fn claim_fire_time(
+    async fn claim_fire_time_with(
         &self,
         run: &ScheduleRun,
         fire_time: Timestamp,
         next: Option<Timestamp>,
+        deliveries: &[OutboxDelivery],
     ) -> Result<bool> {
         let run = run.clone();
+        let deliveries = deliveries.to_vec();
         self.write(move |conn| {
             let tx = immediate(conn)?;
             // The schedule may have been deleted or disabled since it was read.
@@ -232,6 +235,9 @@ impl ScheduleStore for SqliteStore {
                 return Ok(false);
             }
             let claimed = insert_run(&tx, &run, Some(fire_time))? == 1;
+            if claimed {
+                super::outbox::insert_deliveries(&tx, &deliveries)?;
+            }
             tx.execute(
                 "UPDATE schedules SET next_run_time = ?2 \
                  WHERE id = ?1 AND enabled = 1 AND next_run_time <= ?3",
@@ -254,10 +260,16 @@ impl ScheduleStore for SqliteStore {
             .await
     }
 
-    async fn update_run(&self, run: &ScheduleRun) -> Result<()> {
+    async fn update_run_with(
+        &self,
+        run: &ScheduleRun,
+        deliveries: &[OutboxDelivery],
+    ) -> Result<()> {
         let run = run.clone();
+        let deliveries = deliveries.to_vec();
         self.write(move |conn| {
-            conn.execute(
+            let tx = immediate(conn)?;
+            tx.execute(
                 "UPDATE schedule_runs SET status = ?2, start_time = ?3, end_time = ?4, \
                  session_id = ?5, turn_id = ?6, error = ?7, attempt = ?8, \
                  next_retry_delay_micros = ?9 WHERE id = ?1",
@@ -274,7 +286,8 @@ impl ScheduleStore for SqliteStore {
                 ],
             )
             .map_err(storage_error)?;
-            Ok(())
+            super::outbox::insert_deliveries(&tx, &deliveries)?;
+            tx.commit().map_err(storage_error)
         })
         .await
     }

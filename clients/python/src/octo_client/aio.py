@@ -22,6 +22,7 @@ from octo.v1 import (
     session_pb2,
     session_service_pb2,
     session_service_pb2_grpc,
+    webhook_service_pb2_grpc,
 )
 
 from . import _common
@@ -55,6 +56,7 @@ class AsyncClient:
         self.chat_service = chat_service_pb2_grpc.ChatServiceStub(self.channel)
         self.models = model_pb2_grpc.ModelServiceStub(self.channel)
         self.schedules = schedule_pb2_grpc.ScheduleServiceStub(self.channel)
+        self.webhooks = webhook_service_pb2_grpc.WebhookServiceStub(self.channel)
 
     async def __aenter__(self) -> "AsyncClient":
         return self

@@ -16,6 +16,7 @@ from octo.v1 import (
     session_pb2,
     session_service_pb2,
     session_service_pb2_grpc,
+    webhook_service_pb2_grpc,
 )
 
 from . import _common
@@ -30,8 +31,9 @@ class Client:
 
     ``target`` is ``host:port``. ``token`` is sent as ``authorization: Bearer <token>`` on
     every call (plaintext is fine on loopback; use ``tls=True`` elsewhere). The raw
-    generated stubs are ``sessions``, ``chat_service``, ``models`` and ``schedules``; the
-    methods below wrap the common calls and raise :class:`OctoError` subclasses.
+    generated stubs are ``sessions``, ``chat_service``, ``models``, ``schedules`` and
+    ``webhooks``; the methods below wrap the common calls and raise :class:`OctoError`
+    subclasses.
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class Client:
         self.chat_service = chat_service_pb2_grpc.ChatServiceStub(self.channel)
         self.models = model_pb2_grpc.ModelServiceStub(self.channel)
         self.schedules = schedule_pb2_grpc.ScheduleServiceStub(self.channel)
+        self.webhooks = webhook_service_pb2_grpc.WebhookServiceStub(self.channel)
 
     def __enter__(self) -> "Client":
         return self

@@ -7,6 +7,11 @@
 //! id and body; the timestamp and signature are made anew for every attempt, as the spec
 //! says. Messages are delivered concurrently, so one slow receiver holds up no other.
 //! URLs pointing at this server are refused, when stored and again before every attempt.
+//!
+//! The server's own notifications (`turn.finished`, `schedule_run.finished`) do not use
+//! the in-memory queue: they are stored in the durable outbox and sent by
+//! `crate::outbox`, one attempt at a time through [`Webhooks::attempt_once`] (the same
+//! checks, signing and classification of answers as the queue's attempts).
 
 use std::{
     fmt,
@@ -15,111 +20,20 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use base64::{
-    Engine,
-    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig, general_purpose::STANDARD},
-};
 use bytes::Bytes;
-use hmac::{Hmac, KeyInit, Mac};
 use reqwest::{StatusCode, Url, header};
 use serde::Serialize;
-use sha2::Sha256;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-/// The prefix of a serialized signing secret.
-const SECRET_PREFIX: &str = "whsec_";
-/// Key sizes the spec allows: 24 bytes (192 bits) to 64 bytes (512 bits).
-const MIN_KEY: usize = 24;
-const MAX_KEY: usize = 64;
-/// The size of generated keys.
-const GENERATED_KEY: usize = 32;
+mod secret;
+
+pub use secret::WebhookSecret;
+
 /// Deliveries in flight at once (across all receivers).
 const CONCURRENCY: usize = 16;
 /// Sent as `user-agent`.
 const USER_AGENT: &str = concat!("octo/", env!("CARGO_PKG_VERSION"));
-
-/// Decodes base64 with or without its `=` padding.
-const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
-
-/// A signing secret: `whsec_` + base64 of the key bytes.
-#[derive(Clone)]
-pub struct WebhookSecret {
-    text: String,
-    mac: Hmac<Sha256>,
-}
-
-impl WebhookSecret {
-    /// Parses the `whsec_` form: base64 (padded or not) of a 24 to 64 byte key.
-    /// Surrounding whitespace is ignored. Errors never include the secret.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let text = s.trim();
-        let Some(encoded) = text.strip_prefix(SECRET_PREFIX) else {
-            return Err(format!(
-                "a webhook secret must start with `{SECRET_PREFIX}` followed by the base64 of \
-                 its key"
-            ));
-        };
-        let key = LENIENT_BASE64.decode(encoded).map_err(|_| {
-            format!("the part of the webhook secret after `{SECRET_PREFIX}` is not valid base64")
-        })?;
-        if !(MIN_KEY..=MAX_KEY).contains(&key.len()) {
-            return Err(format!(
-                "a webhook secret's key must be {MIN_KEY} to {MAX_KEY} bytes; this one decodes \
-                 to {} bytes",
-                key.len()
-            ));
-        }
-        let mac = Hmac::<Sha256>::new_from_slice(&key)
-            .map_err(|_| "the webhook secret's key cannot be used with HMAC-SHA256".to_string())?;
-        Ok(Self {
-            text: text.to_string(),
-            mac,
-        })
-    }
-
-    /// A new secret of 32 random bytes from the operating system.
-    ///
-    /// # Panics
-    ///
-    /// When the operating system has no randomness to give (as `uuid` does then).
-    pub fn generate() -> Self {
-        let mut key = [0u8; GENERATED_KEY];
-        getrandom::fill(&mut key)
-            .unwrap_or_else(|e| panic!("cannot get random bytes for a webhook secret: {e}"));
-        let text = format!("{SECRET_PREFIX}{}", STANDARD.encode(key));
-        match Self::parse(&text) {
-            Ok(secret) => secret,
-            // 32 bytes of base64 with the prefix always parse.
-            Err(e) => panic!("a generated webhook secret does not parse: {e}"),
-        }
-    }
-
-    /// The `whsec_` form, to store.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    /// `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{payload}")>`.
-    pub fn sign(&self, id: &str, timestamp: i64, payload: &[u8]) -> String {
-        let mut mac = self.mac.clone();
-        mac.update(id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(payload);
-        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
-    }
-}
-
-impl fmt::Debug for WebhookSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("WebhookSecret(whsec_<redacted>)")
-    }
-}
 
 /// Where a notification goes.
 #[derive(Clone, Debug)]
@@ -144,11 +58,14 @@ pub struct WebhookPolicy {
 }
 
 impl Default for WebhookPolicy {
+    /// 8 attempts, delays doubling from 30 s (30 s + 1 + 2 + 4 + 8 + 16 + 32 min ≈ 64 min):
+    /// about an hour, long enough to ride out a receiver's restart or deploy, short
+    /// enough that a dead receiver shows up as dead deliveries the same hour.
     fn default() -> Self {
         Self {
-            max_attempts: 6,
-            initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(5 * 60),
+            max_attempts: 8,
+            initial_backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(40 * 60),
             timeout: Duration::from_secs(10),
             queue_capacity: 1024,
         }
@@ -239,6 +156,20 @@ impl UrlProblem {
             Self::Invalid(message) | Self::Unresolved(message) => message,
         }
     }
+}
+
+/// What one [`Webhooks::attempt_once`] came to.
+#[derive(Debug)]
+pub(crate) enum AttemptResult {
+    /// The receiver answered this 2xx status.
+    Delivered(u16),
+    /// Worth another attempt, after at least `retry_after` when the receiver said so.
+    Retry {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    /// Failed for good (a 4xx, an invalid URL, one pointing at this server).
+    Permanent { error: String },
 }
 
 /// What one attempt came to.
@@ -344,6 +275,39 @@ impl Webhooks {
                     s.dropped += 1;
                 });
             }
+        }
+    }
+
+    /// The policy deliveries follow.
+    pub fn policy(&self) -> &WebhookPolicy {
+        &self.inner.policy
+    }
+
+    /// One attempt outside the queue: re-checks the URL, signs `payload` under `id` with
+    /// a fresh timestamp and posts it. Never retries; the caller decides.
+    pub(crate) async fn attempt_once(
+        &self,
+        target: WebhookTarget,
+        id: String,
+        event_type: String,
+        payload: Bytes,
+    ) -> AttemptResult {
+        let message = Message {
+            target,
+            id,
+            event_type,
+            payload,
+        };
+        match self.inner.attempt(&message).await {
+            Attempt::Delivered(status) => AttemptResult::Delivered(status.as_u16()),
+            Attempt::Retry {
+                error, retry_after, ..
+            } => AttemptResult::Retry { error, retry_after },
+            Attempt::Permanent { error, .. } => AttemptResult::Permanent { error },
+            Attempt::Shutdown => AttemptResult::Retry {
+                error: "the server stopped during the attempt".into(),
+                retry_after: None,
+            },
         }
     }
 
@@ -628,7 +592,11 @@ fn points_at(addr: &SocketAddr, server: SocketAddr) -> bool {
 /// The delay after failed attempt number `attempt` (1-based): doubling from the
 /// initial backoff with up to 10% jitter, at least the receiver's `Retry-After`, capped
 /// by the maximum.
-fn backoff(policy: &WebhookPolicy, attempt: u32, retry_after: Option<Duration>) -> Duration {
+pub(crate) fn backoff(
+    policy: &WebhookPolicy,
+    attempt: u32,
+    retry_after: Option<Duration>,
+) -> Duration {
     let exp = 2u32.saturating_pow(attempt.saturating_sub(1).min(30));
     let base = policy
         .initial_backoff
@@ -649,7 +617,7 @@ fn unix_now() -> i64 {
 }
 
 /// A URL for logs, without a password it may carry.
-fn redacted(url: &str) -> String {
+pub(crate) fn redacted(url: &str) -> String {
     match Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             let _ = parsed.set_password(Some("redacted"));
@@ -677,76 +645,6 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signatures_match_the_published_test_vectors() {
-        // From the Standard Webhooks / Svix reference libraries' tests.
-        let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("parse");
-        assert_eq!(
-            secret.sign(
-                "msg_p5jXN8AQM9LWM0D4loKWxJek",
-                1614265330,
-                br#"{"test": 2432232314}"#
-            ),
-            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-        );
-        let secret = WebhookSecret::parse("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").expect("parse");
-        assert_eq!(
-            secret.sign(
-                "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
-                1649367553,
-                br#"{"email":"test@example.com","username":"test_user"}"#
-            ),
-            "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="
-        );
-    }
-
-    #[test]
-    fn secret_parsing_says_what_is_wrong() {
-        let no_prefix = WebhookSecret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap_err();
-        assert!(
-            no_prefix.contains("must start with `whsec_`"),
-            "{no_prefix}"
-        );
-        assert!(!no_prefix.contains("MfKQ"), "{no_prefix}");
-        let not_base64 = WebhookSecret::parse("whsec_not*base64!").unwrap_err();
-        assert!(not_base64.contains("not valid base64"), "{not_base64}");
-        let short = format!("whsec_{}", STANDARD.encode([7u8; 23]));
-        let short = WebhookSecret::parse(&short).unwrap_err();
-        assert!(
-            short.contains("24 to 64 bytes") && short.contains("23"),
-            "{short}"
-        );
-        let long = format!("whsec_{}", STANDARD.encode([7u8; 65]));
-        assert!(WebhookSecret::parse(&long).unwrap_err().contains("65"));
-        assert!(WebhookSecret::parse("whsec_").is_err());
-        assert!(WebhookSecret::parse("").is_err());
-        // Both ends of the range, padded or not, and surrounding whitespace.
-        for len in [MIN_KEY, MAX_KEY, 32] {
-            let text = format!("whsec_{}", STANDARD.encode(vec![1u8; len]));
-            assert_eq!(WebhookSecret::parse(&text).expect("valid").as_str(), text);
-            let unpadded = text.trim_end_matches('=');
-            assert_eq!(
-                WebhookSecret::parse(unpadded).expect("valid").as_str(),
-                unpadded
-            );
-        }
-        let spaced = WebhookSecret::parse(" whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n").expect("ok");
-        assert_eq!(spaced.as_str(), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
-    }
-
-    #[test]
-    fn generated_secrets_are_random_32_byte_keys() {
-        let a = WebhookSecret::generate();
-        let b = WebhookSecret::generate();
-        assert_ne!(a.as_str(), b.as_str());
-        let key = STANDARD
-            .decode(a.as_str().strip_prefix("whsec_").expect("prefix"))
-            .expect("base64");
-        assert_eq!(key.len(), 32);
-        let again = WebhookSecret::parse(a.as_str()).expect("round trip");
-        assert_eq!(again.sign("msg_x", 1, b"{}"), a.sign("msg_x", 1, b"{}"));
-    }
 
     #[test]
     fn debug_does_not_leak_the_key() {
