@@ -38,6 +38,100 @@ struct MethodLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+/// The standard `process_*` metrics, read from /proc at each scrape (Linux; elsewhere
+/// none are reported).
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl prometheus_client::collector::Collector for ProcessCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::{
+            encoding::EncodeMetric,
+            metrics::{TypedMetric, counter::ConstCounter, gauge::ConstGauge},
+        };
+        let Some(process) = ProcessStats::read() else {
+            return Ok(());
+        };
+        let cpu = ConstCounter::new(process.cpu_seconds);
+        cpu.encode(encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "User and system CPU time spent, in seconds",
+            None,
+            ConstCounter::<f64>::TYPE,
+        )?)?;
+        for (name, help, value) in [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                process.resident_bytes,
+            ),
+            (
+                "process_open_fds",
+                "Open file descriptors",
+                process.open_fds,
+            ),
+            (
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch, in seconds",
+                process.start_time_seconds,
+            ),
+        ] {
+            ConstGauge::new(value).encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                ConstGauge::<f64>::TYPE,
+            )?)?;
+        }
+        Ok(())
+    }
+}
+
+/// What /proc says of this process.
+struct ProcessStats {
+    cpu_seconds: f64,
+    resident_bytes: f64,
+    open_fds: f64,
+    start_time_seconds: f64,
+}
+
+impl ProcessStats {
+    fn read() -> Option<ProcessStats> {
+        // Clock ticks per second and the page size: 100 and 4096 on every Linux
+        // platform Octo builds for (sysconf would say the same).
+        const TICKS: f64 = 100.0;
+        const PAGE: f64 = 4096.0;
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok());
+        let (utime, stime, start_ticks, rss_pages) =
+            (field(14)?, field(15)?, field(22)?, field(24)?);
+        let boot_time = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse::<f64>()
+            .ok()?;
+        let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as f64;
+        Some(ProcessStats {
+            cpu_seconds: (utime + stime) / TICKS,
+            resident_bytes: rss_pages * PAGE,
+            open_fds,
+            start_time_seconds: boot_time + start_ticks / TICKS,
+        })
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: String,
 }
@@ -56,6 +150,7 @@ pub struct Metrics {
     open_streams: Family<MethodLabels, Gauge>,
     /// Sessions with a live actor; the runtime sets it.
     pub active_sessions: Gauge<i64, AtomicI64>,
+    pub live_sessions: Gauge<i64, AtomicI64>,
     /// Webhook deliveries in the outbox by state (of the whole database, so every server
     /// of a cluster reports the same numbers).
     webhook_deliveries: Family<StateLabels, Gauge>,
@@ -89,9 +184,28 @@ impl Metrics {
         let active_sessions = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "octo_active_sessions",
-            "Sessions with a running actor (a turn running or queued)",
+            "Sessions with a turn running or queued on this server",
             active_sessions.clone(),
         );
+        let live_sessions = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "octo_live_sessions",
+            "Sessions with live state on this server: work, subscribers, or idle for less \
+             than session_idle_seconds",
+            live_sessions.clone(),
+        );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        registry.register(
+            "octo_build",
+            "The running build (value 1)",
+            build_info.clone(),
+        );
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .set(1);
+        registry.register_collector(Box::new(ProcessCollector));
         let webhook_deliveries = Family::<StateLabels, Gauge>::default();
         registry.register(
             "octo_webhook_deliveries",
@@ -112,6 +226,7 @@ impl Metrics {
             latency,
             open_streams,
             active_sessions,
+            live_sessions,
             webhook_deliveries,
             known_methods,
             streaming_methods,
@@ -218,13 +333,15 @@ impl Drop for CallRecord {
     }
 }
 
+/// The canonical name (`NOT_FOUND`) of a `grpc-status` header value, the same form as
+/// the `OK` and `CANCELLED` recorded without one.
 fn code_name(code: &str) -> String {
     let code = code
         .trim()
         .parse::<i32>()
         .map(tonic::Code::from)
         .unwrap_or(tonic::Code::Unknown);
-    format!("{code:?}")
+    crate::api::error::code_name(code).to_owned()
 }
 
 /// Response body that reports to its [`CallRecord`] as it ends.
@@ -350,7 +467,7 @@ mod tests {
         let watch = CallRecord::new(metrics.clone(), "/octo.v1.SessionService/WatchSessions");
         let text = metrics.render();
         assert!(
-            text.contains(r#"octo_rpc_requests_total{method="octo.v1.SessionService/GetSession",code="NotFound"} 1"#),
+            text.contains(r#"octo_rpc_requests_total{method="octo.v1.SessionService/GetSession",code="NOT_FOUND"} 1"#),
             "{text}"
         );
         assert!(text.contains(r#"method="unknown""#), "{text}");

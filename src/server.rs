@@ -102,10 +102,23 @@ fn octo_methods() -> anyhow::Result<Vec<(String, bool)>> {
                 })
                 .collect::<Vec<_>>()
         })
-        .chain([
-            ("/grpc.health.v1.Health/Check".to_owned(), false),
-            ("/grpc.health.v1.Health/Watch".to_owned(), true),
-        ])
+        .chain(
+            [
+                ("/grpc.health.v1.Health/Check", false),
+                ("/grpc.health.v1.Health/Watch", true),
+                (
+                    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                    true,
+                ),
+                (
+                    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                    true,
+                ),
+            ]
+            .into_iter()
+            .chain(crate::api::peer::METHODS.iter().copied())
+            .map(|(path, streaming)| (path.to_owned(), streaming)),
+        )
         .collect())
 }
 
@@ -672,14 +685,31 @@ fn metrics_response(app: &App, request: &Request<Body>) -> Response<Body> {
     }
     app.metrics
         .active_sessions
-        .set(app.chat.live_count() as i64);
+        .set(app.chat.busy_count() as i64);
+    app.metrics.live_sessions.set(app.chat.live_count() as i64);
+    // OpenMetrics when the scraper asks for it (Prometheus does), else the classic
+    // text format, which is the same lines without the `# EOF` trailer.
+    let openmetrics = request
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let mut text = app.metrics.render();
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        if let Some(body) = text.strip_suffix("# EOF\n") {
+            text.truncate(body.len());
+        }
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
     let mut response = Response::new(Body::new(http_body_util::Full::new(bytes::Bytes::from(
-        app.metrics.render(),
+        text,
     ))));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 

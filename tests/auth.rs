@@ -86,7 +86,7 @@ async fn grpc_web_and_metrics_need_the_token() {
     let text = ok.text().await.expect("text");
     // The failed gRPC-Web call above was counted with its code.
     assert!(
-        text.contains(r#"octo_rpc_requests_total{method="octo.v1.SessionService/ListSessions",code="Unauthenticated"} 1"#),
+        text.contains(r#"octo_rpc_requests_total{method="octo.v1.SessionService/ListSessions",code="UNAUTHENTICATED"} 1"#),
         "{text}"
     );
 }

@@ -268,8 +268,8 @@ async fn allow_always_stops_asking_for_that_tool_in_the_session() {
     );
 }
 
-/// Reads `octo_active_sessions` from /metrics.
-async fn active_sessions(server: &TestServer) -> i64 {
+/// Reads `octo_live_sessions` (live state in memory) from /metrics.
+async fn live_sessions(server: &TestServer) -> i64 {
     let body = reqwest::get(format!("{}/metrics", server.url()))
         .await
         .expect("metrics")
@@ -277,9 +277,9 @@ async fn active_sessions(server: &TestServer) -> i64 {
         .await
         .expect("body");
     body.lines()
-        .find_map(|l| l.strip_prefix("octo_active_sessions "))
+        .find_map(|l| l.strip_prefix("octo_live_sessions "))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("octo_active_sessions in {body}"))
+        .unwrap_or_else(|| panic!("octo_live_sessions in {body}"))
 }
 
 /// ALLOW_ALWAYS holds "for every later call of the same tool in this session", also
@@ -299,7 +299,7 @@ async fn allow_always_survives_the_session_going_idle() {
     collect_until(&mut watcher, finishes(&turn.name)).await;
     drop(watcher);
     let deadline = tokio::time::Instant::now() + common::TIMEOUT;
-    while active_sessions(&server).await != 0 {
+    while live_sessions(&server).await != 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the session retires"

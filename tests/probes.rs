@@ -84,3 +84,91 @@ async fn readiness_until(server: &TestServer, wanted: u16) -> String {
     .await
     .expect("readiness changes in time (safety net)")
 }
+
+/// `/metrics`: canonical status code names, bounded method labels that still name
+/// reflection, the classic text format unless the scraper asks for OpenMetrics, and the
+/// standard process and build metrics.
+#[tokio::test]
+async fn metrics_speak_the_format_asked_for_with_canonical_labels() {
+    let server = TestServer::start().await;
+    // A NOT_FOUND answer and a reflection call to count.
+    let mut sessions = server.sessions().await;
+    let missing = sessions
+        .get_session(octo::pb::GetSessionRequest {
+            name: "sessions/00000000-0000-7000-8000-000000000000".into(),
+        })
+        .await
+        .expect_err("no such session");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    let grpcurl = common::find_tool("grpcurl");
+    if let Some(grpcurl) = &grpcurl {
+        // Async: the server answers on this test's runtime.
+        let listed = tokio::process::Command::new(grpcurl)
+            .args(["-plaintext", &server.addr.to_string(), "list"])
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("grpcurl list");
+        assert!(listed.status.success(), "{listed:?}");
+    }
+
+    let classic = reqwest::get(format!("{}/metrics", server.url()))
+        .await
+        .expect("metrics");
+    assert_eq!(
+        classic.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = classic.text().await.expect("body");
+    assert!(!text.contains("# EOF"), "{text}");
+    assert!(
+        text.contains(
+            r#"octo_rpc_requests_total{method="octo.v1.SessionService/GetSession",code="NOT_FOUND"} 1"#
+        ),
+        "{text}"
+    );
+    if grpcurl.is_some() {
+        assert!(
+            text.contains(r#"method="grpc.reflection.v1.ServerReflection/ServerReflectionInfo""#),
+            "{text}"
+        );
+    }
+    assert!(!text.contains(r#"code="NotFound""#), "{text}");
+    for name in [
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_start_time_seconds ",
+        "octo_active_sessions 0",
+        "octo_live_sessions ",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "{name} in {text}"
+        );
+    }
+    assert!(
+        text.contains(&format!(
+            r#"octo_build{{version="{}"}} 1"#,
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+
+    let open = reqwest::Client::new()
+        .get(format!("{}/metrics", server.url()))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .send()
+        .await
+        .expect("metrics");
+    assert!(
+        open.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("application/openmetrics-text")
+    );
+    assert!(open.text().await.expect("body").ends_with("# EOF\n"));
+}

@@ -224,35 +224,13 @@ fn is_connection_refused(err: &(dyn StdError + 'static)) -> bool {
     false
 }
 
-/// The canonical name of a gRPC status code, e.g. `NOT_FOUND`.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
 /// The text printed for a failed gRPC call, saying each thing once:
 /// `error: <message> (<REASON>)` (the ErrorInfo reason, else the code), then one line
 /// per BadRequest field violation (`  <field>: <description>`; the headline is then just
 /// "invalid argument", as the server's message only joins the same violations) and per
 /// ErrorInfo metadata entry.
 pub fn describe_status(status: &Status) -> String {
+    use crate::api::error::code_name;
     let details = status.get_error_details();
     let violations = details
         .bad_request()

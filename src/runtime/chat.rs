@@ -109,6 +109,14 @@ impl Chat {
         self.map().len()
     }
 
+    /// Sessions with a turn running or queued on this server.
+    pub fn busy_count(&self) -> usize {
+        self.map()
+            .values()
+            .filter(|live| live.lock().is_busy())
+            .count()
+    }
+
     /// Every turn of every session as it ends, from now on. A receiver that lags gets
     /// `Lagged` and should read the turns it waits for from the store.
     pub fn finished_turns(&self) -> tokio::sync::broadcast::Receiver<Turn> {

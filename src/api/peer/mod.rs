@@ -56,6 +56,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A unary forwarded command's whole budget (a send stores two rows on the owner).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The peer service's methods `(path, server_streaming)`, for the metrics' bounded
+/// method labels.
+pub const METHODS: &[(&str, bool)] = &[
+    ("/octo.peer.v1.PeerService/SendMessage", false),
+    ("/octo.peer.v1.PeerService/StreamEvents", true),
+    ("/octo.peer.v1.PeerService/CancelTurn", false),
+    ("/octo.peer.v1.PeerService/ClearQueue", false),
+    ("/octo.peer.v1.PeerService/RespondToConfirmation", false),
+    ("/octo.peer.v1.PeerService/EndSession", false),
+];
+
 /// Serves forwarded commands on the owner.
 pub struct PeerApi {
     chat: Arc<Chat>,
