@@ -190,8 +190,16 @@ impl PeerClients {
         let channel = match channels.get(&owner.address) {
             Some(channel) => channel.clone(),
             None => {
-                let channel = Endpoint::from_shared(owner.address.clone())
-                    .map_err(|err| unreachable(owner, &err))?
+                let mut endpoint = Endpoint::from_shared(owner.address.clone())
+                    .map_err(|err| unreachable(owner, &err))?;
+                if endpoint.uri().scheme_str() == Some("https") {
+                    // A server with tls_cert advertises https://: verified against the
+                    // system's roots (a private CA must be in the system trust store).
+                    endpoint = endpoint
+                        .tls_config(tonic::transport::ClientTlsConfig::new().with_native_roots())
+                        .map_err(|err| unreachable(owner, &err))?;
+                }
+                let channel = endpoint
                     .connect_timeout(CONNECT_TIMEOUT)
                     .tcp_nodelay(true)
                     .http2_keep_alive_interval(Duration::from_secs(10))
