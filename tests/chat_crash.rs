@@ -45,25 +45,13 @@ async fn serve(home: &Path) -> (Child, String) {
     common::spawn_serve(home, &args).await
 }
 
-async fn connect(address: &str) -> tonic::transport::Channel {
-    tokio::time::timeout(
-        TIMEOUT,
-        tonic::transport::Channel::from_shared(format!("http://{address}"))
-            .expect("url")
-            .connect(),
-    )
-    .await
-    .expect("connect in time")
-    .expect("connects")
-}
-
 #[tokio::test]
 async fn a_killed_server_recovers_its_turns_on_restart() {
     let home = tempfile::tempdir().expect("tempdir");
     std::fs::write(home.path().join("octo.toml"), CONFIG).expect("config");
 
     let (mut first_server, address) = serve(home.path()).await;
-    let channel = connect(&address).await;
+    let channel = common::connect(&address).await;
     let mut sessions = pb::session_service_client::SessionServiceClient::new(channel.clone());
     let mut chat = pb::chat_service_client::ChatServiceClient::new(channel);
     let session = common::create(&mut sessions, "crash").await;
@@ -98,7 +86,7 @@ async fn a_killed_server_recovers_its_turns_on_restart() {
     drop(watcher);
 
     let (_second_server, address) = serve(home.path()).await;
-    let channel = connect(&address).await;
+    let channel = common::connect(&address).await;
     let mut chat = pb::chat_service_client::ChatServiceClient::new(channel);
 
     // The queued turn runs to its end after the restart.

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use common::{
-    TIMEOUT, collect_until, finishes, get_turn, history, message_text, numbered_tokens, send_text,
+    collect_until, finishes, get_turn, history, message_text, numbered_tokens, send_text,
     sent_turn, subscribe,
 };
 use octo::pb;
@@ -47,18 +47,6 @@ async fn serve(home: &Path, database: &str) -> (Child, String) {
     common::spawn_serve_with(command, home, &args).await
 }
 
-async fn connect(address: &str) -> tonic::transport::Channel {
-    tokio::time::timeout(
-        TIMEOUT,
-        tonic::transport::Channel::from_shared(format!("http://{address}"))
-            .expect("url")
-            .connect(),
-    )
-    .await
-    .expect("connect in time")
-    .expect("connects")
-}
-
 #[tokio::test]
 async fn a_killed_owners_sessions_move_to_a_live_server() {
     let database = common::postgres::database().await;
@@ -67,7 +55,7 @@ async fn a_killed_owners_sessions_move_to_a_live_server() {
     let (_b, b_address) = serve(&homes.path().join("b"), &database).await;
     let (_c, c_address) = serve(&homes.path().join("c"), &database).await;
 
-    let on_a = connect(&owner_address).await;
+    let on_a = common::connect(&owner_address).await;
     let mut sessions = pb::session_service_client::SessionServiceClient::new(on_a.clone());
     let mut chat_a = pb::chat_service_client::ChatServiceClient::new(on_a);
     let session = common::create(&mut sessions, "takeover").await;
@@ -82,7 +70,8 @@ async fn a_killed_owners_sessions_move_to_a_live_server() {
         .await
         .expect("send"),
     );
-    let mut chat_c = pb::chat_service_client::ChatServiceClient::new(connect(&c_address).await);
+    let mut chat_c =
+        pb::chat_service_client::ChatServiceClient::new(common::connect(&c_address).await);
     let mut on_c = subscribe(&mut chat_c, &session.name, 0).await;
     let queued = chat_a
         .send_message(pb::SendMessageRequest {
@@ -125,7 +114,8 @@ async fn a_killed_owners_sessions_move_to_a_live_server() {
         common::kinds(&after)
     );
 
-    let mut chat_b = pb::chat_service_client::ChatServiceClient::new(connect(&b_address).await);
+    let mut chat_b =
+        pb::chat_service_client::ChatServiceClient::new(common::connect(&b_address).await);
     let interrupted = get_turn(&mut chat_b, &slow.name).await;
     assert_eq!(interrupted.status(), pb::TurnStatus::Interrupted);
     let messages = history(&mut chat_b, &session.name).await;

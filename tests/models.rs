@@ -571,11 +571,7 @@ async fn a_key_in_the_environment_adds_a_model_on_a_first_start() {
     let mut command = octo_command();
     command.env("OPENAI_API_KEY", "sk-from-the-environment-123456");
     let (mut child, address) = spawn_serve_with(command, home.path(), &[] as &[&str]).await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = common::connect(&address).await;
     let mut models = pb::model_service_client::ModelServiceClient::new(channel);
     let listed = list(&mut models).await;
     assert_eq!(listed.len(), 1, "{listed:?}");

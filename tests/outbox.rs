@@ -397,15 +397,7 @@ async fn serve_hooked(
         config.as_os_str(),
     ];
     let (child, address) = common::spawn_serve(home, &args).await;
-    let channel = tokio::time::timeout(
-        SAFETY,
-        Channel::from_shared(format!("http://{address}"))
-            .expect("url")
-            .connect(),
-    )
-    .await
-    .expect("connect in time")
-    .expect("connects");
+    let channel = common::connect(&address).await;
     (child, channel)
 }
 

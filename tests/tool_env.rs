@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TIMEOUT, collect_until, finishes, send_text, sent_turn, subscribe};
+use common::{collect_until, finishes, send_text, sent_turn, subscribe};
 use octo::pb;
 
 const CONFIG: &str = r#"
@@ -37,15 +37,7 @@ async fn a_shell_command_sees_the_allow_list_and_no_secret() {
         .env("LC_TIME", "C");
     let args: [&std::ffi::OsStr; 2] = ["--config".as_ref(), config.as_os_str()];
     let (_server, address) = common::spawn_serve_with(command, home.path(), &args).await;
-    let channel = tokio::time::timeout(
-        TIMEOUT,
-        tonic::transport::Channel::from_shared(format!("http://{address}"))
-            .expect("url")
-            .connect(),
-    )
-    .await
-    .expect("connect in time")
-    .expect("connects");
+    let channel = common::connect(&address).await;
     let mut sessions = pb::session_service_client::SessionServiceClient::new(channel.clone());
     let mut chat = pb::chat_service_client::ChatServiceClient::new(channel);
     let session =

@@ -103,13 +103,7 @@ impl TestServer {
     }
 
     pub async fn channel(&self) -> Channel {
-        tokio::time::timeout(
-            TIMEOUT,
-            Channel::from_shared(self.url()).expect("url").connect(),
-        )
-        .await
-        .expect("connect in time")
-        .expect("connects")
+        connect(&self.addr.to_string()).await
     }
 
     pub async fn sessions(&self) -> SessionServiceClient<Channel> {
@@ -494,6 +488,20 @@ impl SseReader {
             }
         }
     }
+}
+
+/// A connected channel to the server at `address` (`host:port`, plain HTTP/2), as
+/// `spawn_serve` logs it; the timeout is a safety net.
+pub async fn connect(address: &str) -> Channel {
+    tokio::time::timeout(
+        TIMEOUT,
+        Channel::from_shared(format!("http://{address}"))
+            .expect("url")
+            .connect(),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connects")
 }
 
 /// The real `octo` binary, with nothing from the developer's environment leaking in.
