@@ -12,7 +12,7 @@ use crate::{
     domain::{Error, Result},
     pb::{self, chat_service_server::ChatService},
     runtime::{
-        BusyPolicy, Chat, EventFeed, SendRequest,
+        BusyPolicy, Caller, Chat, EventFeed, SendRequest,
         events::{ContentKind, Decision, Event, EventKind},
     },
     tools::OutputStream,
@@ -21,11 +21,27 @@ use crate::{
 pub struct ChatApi {
     chat: Arc<Chat>,
     shutdown: CancellationToken,
+    /// Who calls: clients (the public service) or, behind `api::peer`, the other
+    /// servers of a cluster, whose commands are never forwarded again.
+    caller: Caller,
 }
 
 impl ChatApi {
     pub fn new(chat: Arc<Chat>, shutdown: CancellationToken) -> Self {
-        Self { chat, shutdown }
+        Self {
+            chat,
+            shutdown,
+            caller: Caller::Client,
+        }
+    }
+
+    /// The same service for other servers' forwarded commands (`api::peer`).
+    pub fn for_peers(chat: Arc<Chat>, shutdown: CancellationToken) -> Self {
+        Self {
+            chat,
+            shutdown,
+            caller: Caller::Peer,
+        }
     }
 }
 
@@ -44,7 +60,7 @@ fn busy_policy(value: i32) -> Result<BusyPolicy> {
     })
 }
 
-pub(super) fn send_request(
+fn send_request(
     session: &str,
     parts: &[pb::Part],
     on_busy: i32,
@@ -69,7 +85,7 @@ pub(super) fn send_request(
     })
 }
 
-pub(super) fn confirmation_pb(c: &crate::runtime::events::Confirmation) -> pb::Confirmation {
+fn confirmation_pb(c: &crate::runtime::events::Confirmation) -> pb::Confirmation {
     pb::Confirmation {
         name: format!("sessions/{}/confirmations/{}", c.session_id, c.id),
         turn: format!("sessions/{}/turns/{}", c.session_id, c.turn_id),
@@ -84,7 +100,7 @@ pub(super) fn confirmation_pb(c: &crate::runtime::events::Confirmation) -> pb::C
 }
 
 /// A confirmation answer from the wire.
-pub(super) fn decision(value: i32) -> Result<Decision> {
+fn decision(value: i32) -> Result<Decision> {
     match pb::ConfirmationDecision::try_from(value) {
         Ok(pb::ConfirmationDecision::Allow) => Ok(Decision::Allow),
         Ok(pb::ConfirmationDecision::Deny) => Ok(Decision::Deny),
@@ -277,7 +293,7 @@ pub fn event_pb(event: &Event) -> pb::SessionEvent {
 
 /// Streams a feed as `to_wire` makes each event, optionally only one turn's events until
 /// its end (`Chat`).
-pub(super) fn event_stream<T: Send + 'static>(
+fn event_stream<T: Send + 'static>(
     feed: EventFeed,
     only_turn: Option<String>,
     shutdown: CancellationToken,
@@ -319,8 +335,11 @@ impl ChatApi {
     ) -> Result<Response<WireStream<T>>, Status> {
         let send = send_request(&req.session, &req.parts, req.on_busy, &req.model)?;
         // Subscribe first, so none of the turn's events can be missed.
-        let feed = self.chat.subscribe(&send.session_id, 0).await?;
-        let (_, turn) = self.chat.send(send).await?;
+        let feed = self
+            .chat
+            .subscribe_from(&send.session_id, 0, self.caller)
+            .await?;
+        let (_, turn) = self.chat.send_from(send, self.caller).await?;
         Ok(Response::new(event_stream(
             feed,
             Some(turn.id),
@@ -336,7 +355,10 @@ impl ChatApi {
         to_wire: fn(&Event) -> T,
     ) -> Result<Response<WireStream<T>>, Status> {
         let session_id = parse_name(&req.session, "sessions", "session")?;
-        let feed = self.chat.subscribe(session_id, req.after_sequence).await?;
+        let feed = self
+            .chat
+            .subscribe_from(session_id, req.after_sequence, self.caller)
+            .await?;
         Ok(Response::new(event_stream(
             feed,
             None,
@@ -354,7 +376,7 @@ impl ChatService for ChatApi {
     ) -> Result<Response<pb::SendMessageResponse>, Status> {
         let req = request.into_inner();
         let send = send_request(&req.session, &req.parts, req.on_busy, &req.model)?;
-        let (message, turn) = self.chat.send(send).await?;
+        let (message, turn) = self.chat.send_from(send, self.caller).await?;
         Ok(Response::new(pb::SendMessageResponse {
             message: Some(convert::message_pb(&message)),
             turn: Some(convert::turn_pb(&turn)),
@@ -463,7 +485,10 @@ impl ChatService for ChatApi {
         let req = request.into_inner();
         let (session, turn) = parse_child_name(&req.name, "turns", "name")?;
         Ok(Response::new(convert::turn_pb(
-            &self.chat.cancel_turn(session, turn).await?,
+            &self
+                .chat
+                .cancel_turn_from(session, turn, self.caller)
+                .await?,
         )))
     }
 
@@ -473,7 +498,7 @@ impl ChatService for ChatApi {
     ) -> Result<Response<pb::ClearQueueResponse>, Status> {
         let req = request.into_inner();
         let session_id = parse_name(&req.session, "sessions", "session")?;
-        let cancelled = self.chat.clear_queue(session_id).await?;
+        let cancelled = self.chat.clear_queue_from(session_id, self.caller).await?;
         Ok(Response::new(pb::ClearQueueResponse {
             cancelled_turns: cancelled.iter().map(convert::turn_pb).collect(),
         }))
@@ -487,7 +512,7 @@ impl ChatService for ChatApi {
         let (session, confirmation) = parse_child_name(&req.name, "confirmations", "name")?;
         let answered = self
             .chat
-            .respond(session, confirmation, decision(req.decision)?)
+            .respond_from(session, confirmation, decision(req.decision)?, self.caller)
             .await?;
         Ok(Response::new(pb::RespondToConfirmationResponse {
             confirmation: Some(confirmation_pb(&answered)),

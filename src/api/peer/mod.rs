@@ -26,14 +26,14 @@ use tonic::{
 };
 
 use super::{
-    chat::{WireStream, confirmation_pb, decision, event_pb, event_stream, send_request},
-    convert::{self, parse_child_name, parse_name},
+    chat::{ChatApi, WireStream, decision_pb},
+    convert::{self, parse_name},
     error::from_peer_status,
 };
 use crate::{
     auth::CLUSTER_TOKEN_HEADER,
     domain::{Error, Message, Result, Timestamp, Turn, tool::ToolCallRequest},
-    pb,
+    pb::{self, chat_service_server::ChatService},
     runtime::{
         Caller, Chat, SendRequest,
         cluster::{Peers, Remote, RemoteEvents},
@@ -67,15 +67,19 @@ pub const METHODS: &[(&str, bool)] = &[
     ("/octo.peer.v1.PeerService/EndSession", false),
 ];
 
-/// Serves forwarded commands on the owner.
+/// Serves forwarded commands on the owner: the public ChatService's handlers, run for
+/// `Caller::Peer` (so parsing, validation and conversion are the public API's own).
 pub struct PeerApi {
     chat: Arc<Chat>,
-    shutdown: CancellationToken,
+    api: ChatApi,
 }
 
 impl PeerApi {
     pub fn new(chat: Arc<Chat>, shutdown: CancellationToken) -> Self {
-        Self { chat, shutdown }
+        Self {
+            api: ChatApi::for_peers(chat.clone(), shutdown),
+            chat,
+        }
     }
 }
 
@@ -85,13 +89,7 @@ impl PeerService for PeerApi {
         &self,
         request: Request<pb::SendMessageRequest>,
     ) -> Result<Response<pb::SendMessageResponse>, Status> {
-        let req = request.into_inner();
-        let send = send_request(&req.session, &req.parts, req.on_busy, &req.model)?;
-        let (message, turn) = self.chat.send_from(send, Caller::Peer).await?;
-        Ok(Response::new(pb::SendMessageResponse {
-            message: Some(convert::message_pb(&message)),
-            turn: Some(convert::turn_pb(&turn)),
-        }))
+        ChatService::send_message(&self.api, request).await
     }
 
     type StreamEventsStream = WireStream<pb::SessionEvent>;
@@ -100,58 +98,28 @@ impl PeerService for PeerApi {
         &self,
         request: Request<pb::StreamEventsRequest>,
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
-        let req = request.into_inner();
-        let session_id = parse_name(&req.session, "sessions", "session")?;
-        let feed = self
-            .chat
-            .subscribe_from(session_id, req.after_sequence, Caller::Peer)
-            .await?;
-        Ok(Response::new(event_stream(
-            feed,
-            None,
-            self.shutdown.clone(),
-            event_pb,
-        )))
+        ChatService::stream_events(&self.api, request).await
     }
 
     async fn cancel_turn(
         &self,
         request: Request<pb::CancelTurnRequest>,
     ) -> Result<Response<pb::Turn>, Status> {
-        let req = request.into_inner();
-        let (session, turn) = parse_child_name(&req.name, "turns", "name")?;
-        let turn = self
-            .chat
-            .cancel_turn_from(session, turn, Caller::Peer)
-            .await?;
-        Ok(Response::new(convert::turn_pb(&turn)))
+        ChatService::cancel_turn(&self.api, request).await
     }
 
     async fn clear_queue(
         &self,
         request: Request<pb::ClearQueueRequest>,
     ) -> Result<Response<pb::ClearQueueResponse>, Status> {
-        let req = request.into_inner();
-        let session_id = parse_name(&req.session, "sessions", "session")?;
-        let cancelled = self.chat.clear_queue_from(session_id, Caller::Peer).await?;
-        Ok(Response::new(pb::ClearQueueResponse {
-            cancelled_turns: cancelled.iter().map(convert::turn_pb).collect(),
-        }))
+        ChatService::clear_queue(&self.api, request).await
     }
 
     async fn respond_to_confirmation(
         &self,
         request: Request<pb::RespondToConfirmationRequest>,
     ) -> Result<Response<pb::RespondToConfirmationResponse>, Status> {
-        let req = request.into_inner();
-        let (session, confirmation) = parse_child_name(&req.name, "confirmations", "name")?;
-        let answered = self
-            .chat
-            .respond_from(session, confirmation, decision(req.decision)?, Caller::Peer)
-            .await?;
-        Ok(Response::new(pb::RespondToConfirmationResponse {
-            confirmation: Some(confirmation_pb(&answered)),
-        }))
+        ChatService::respond_to_confirmation(&self.api, request).await
     }
 
     async fn end_session(
@@ -350,7 +318,7 @@ impl Peers for PeerClients {
     ) -> Result<Confirmation> {
         let request = pb::RespondToConfirmationRequest {
             name: format!("sessions/{session_id}/confirmations/{confirmation_id}"),
-            decision: decision_pb(decision) as i32,
+            decision: decision_pb(Some(decision)) as i32,
         };
         let answer = self
             .client(owner)?
@@ -419,14 +387,6 @@ fn busy_policy_pb(policy: crate::runtime::BusyPolicy) -> pb::BusyPolicy {
         BusyPolicy::Steer => pb::BusyPolicy::Steer,
         BusyPolicy::Interrupt => pb::BusyPolicy::Interrupt,
         BusyPolicy::Reject => pb::BusyPolicy::Reject,
-    }
-}
-
-fn decision_pb(decision: Decision) -> pb::ConfirmationDecision {
-    match decision {
-        Decision::Allow => pb::ConfirmationDecision::Allow,
-        Decision::Deny => pb::ConfirmationDecision::Deny,
-        Decision::AllowAlways => pb::ConfirmationDecision::AllowAlways,
     }
 }
 
