@@ -17,29 +17,26 @@ use std::{
         Arc,
         atomic::{AtomicU16, Ordering},
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
-use base64::{Engine, engine::general_purpose::STANDARD};
 use bytes::Bytes;
-use common::TestServer;
-use hmac::{Hmac, KeyInit, Mac};
+use common::{
+    TestServer,
+    webhook::{Received, header, verify},
+};
+
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode, body::Incoming, service::service_fn};
 use hyper_util::rt::TokioIo;
 use octo::pb::{self, webhook_service_client::WebhookServiceClient};
 use serde_json::Value;
-use sha2::Sha256;
+
 use tokio::{net::TcpListener, sync::mpsc};
 use tonic::transport::Channel;
 
 const SAFETY: Duration = Duration::from_secs(60);
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-struct Received {
-    headers: http::HeaderMap,
-    body: Bytes,
-}
 
 /// A local receiver on `addr` answering with `status` (changeable while it runs).
 struct Receiver {
@@ -89,43 +86,6 @@ impl Receiver {
             .expect("a webhook request in time")
             .expect("receiver running")
     }
-}
-
-fn header<'a>(received: &'a Received, name: &str) -> &'a str {
-    received
-        .headers
-        .get(name)
-        .unwrap_or_else(|| panic!("header {name}"))
-        .to_str()
-        .expect("ascii header")
-}
-
-/// Verifies a request as a Standard Webhooks consumer would, with its own HMAC.
-fn verify(received: &Received, secret: &str) {
-    let id = header(received, "webhook-id");
-    let timestamp: i64 = header(received, "webhook-timestamp")
-        .parse()
-        .expect("integer timestamp");
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64;
-    assert!(
-        (now - timestamp).abs() <= 60,
-        "timestamp {timestamp} is stale"
-    );
-    let key = STANDARD
-        .decode(secret.strip_prefix("whsec_").expect("prefix"))
-        .expect("base64 key");
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("hmac key");
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(&received.body);
-    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
-    let signatures = header(received, "webhook-signature");
-    assert!(
-        signatures.split(' ').any(|s| s == expected),
-        "no valid signature in {signatures:?}"
-    );
 }
 
 /// A loopback address nothing listens on (bound, then closed).

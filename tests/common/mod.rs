@@ -4,6 +4,7 @@
 
 pub mod postgres;
 pub mod store;
+pub mod webhook;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
