@@ -233,7 +233,6 @@ impl Server {
             limits: Limits::from_config(&config),
             live,
             shutdown: turns_shutdown.clone(),
-            finished_turns: tokio::sync::broadcast::channel(1024).0,
             outbox: outbox.clone(),
         });
         let chat = match &config.cluster_token {

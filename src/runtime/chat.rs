@@ -117,12 +117,6 @@ impl Chat {
             .count()
     }
 
-    /// Every turn of every session as it ends, from now on. A receiver that lags gets
-    /// `Lagged` and should read the turns it waits for from the store.
-    pub fn finished_turns(&self) -> tokio::sync::broadcast::Receiver<Turn> {
-        self.deps.finished_turns.subscribe()
-    }
-
     /// Where the session's commands run: its live state here (started, with its driver,
     /// when this server takes the lease), or the server holding its lease.
     pub(crate) async fn route(self: &Arc<Self>, id: &str) -> Result<Route> {

@@ -224,9 +224,6 @@ impl LiveSession {
         state.log.push_back(event.clone());
         // No subscribers is fine.
         let _ = self.events.send(event.clone());
-        if let EventKind::TurnFinished { turn } = &event.kind {
-            let _ = self.deps.finished_turns.send((**turn).clone());
-        }
         event
     }
 

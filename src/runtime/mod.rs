@@ -80,8 +80,6 @@ pub struct Deps {
     pub live: Arc<LiveIndex>,
     /// Cancelled when the server shuts down: running turns end INTERRUPTED.
     pub shutdown: tokio_util::sync::CancellationToken,
-    /// Every turn of every session as it ends (schedules listen).
-    pub finished_turns: tokio::sync::broadcast::Sender<crate::domain::Turn>,
     /// Where `turn.finished` webhooks go; they are stored with the turn's terminal state.
     pub outbox: Outbox,
 }
