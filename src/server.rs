@@ -83,6 +83,8 @@ pub struct Server {
     outbox: Outbox,
     /// Cancelled last: the in-memory webhook queue stops.
     webhooks_shutdown: CancellationToken,
+    /// This process: cluster member, runner of schedule runs, claimer of deliveries.
+    server_id: String,
 }
 
 /// `(path, server_streaming)` of every Octo RPC, from the descriptor set.
@@ -235,13 +237,15 @@ impl Server {
             shutdown: turns_shutdown.clone(),
             outbox: outbox.clone(),
         });
+        // This process, as a cluster member, a runner of schedule runs and a claimer of
+        // webhook deliveries. New at every start: a restarted server is a new member, so
+        // nothing it held before a crash is mistaken for its own.
+        let server_id = uuid::Uuid::now_v7().simple().to_string();
         let chat = match &config.cluster_token {
             None => Chat::new(deps),
             Some(token) => {
                 let settings = ClusterSettings {
-                    // A restarted server is a new member: nothing it held before a crash
-                    // is mistaken for its own.
-                    server_id: uuid::Uuid::now_v7().simple().to_string(),
+                    server_id: server_id.clone(),
                     address: config.advertised_address(local_addr),
                     lease_ttl: Duration::from_secs(config.lease_ttl_seconds),
                 };
@@ -275,6 +279,8 @@ impl Server {
                 webhooks: webhooks.clone(),
                 outbox: outbox.clone(),
                 misfire_grace: Duration::from_secs(config.schedule_misfire_grace_seconds),
+                server_id: server_id.clone(),
+                lease_ttl: clustered.then(|| Duration::from_secs(config.lease_ttl_seconds)),
             },
             CancellationToken::new(),
         );
@@ -373,6 +379,7 @@ impl Server {
             webhooks,
             outbox,
             webhooks_shutdown,
+            server_id,
         })
     }
 
@@ -399,12 +406,13 @@ impl Server {
             webhooks,
             outbox,
             webhooks_shutdown,
+            server_id,
         } = self;
         // Delivers what the outbox holds, this server's rows and any other's.
         let outbox_worker = OutboxWorker::start(
             store.clone(),
             webhooks,
-            format!("server-{}", uuid::Uuid::now_v7().simple()),
+            server_id,
             outbox.wake.clone(),
             Some(app.metrics.clone()),
         );

@@ -3,6 +3,9 @@
 //! in its queue. Within the lease TTL a surviving server takes the session over: the
 //! running turn ends INTERRUPTED with its partial text kept, the queued turn runs, and
 //! a stream on a survivor that relayed the dead owner's events goes on to the end.
+//! A schedule run the killed server was running is taken over by a survivor and settled
+//! once, with one `schedule_run.finished` webhook. (And, without a kill: a QUEUE run on
+//! one server waits for the schedule's earlier run on another.)
 
 mod common;
 
@@ -15,7 +18,8 @@ use common::{
 use octo::pb;
 use tokio::process::Child;
 
-/// The default model streams 1000 tokens 20 ms apart (20 s); `fast` answers at once.
+/// The default model streams 1000 tokens 20 ms apart (20 s), `medium` 50 (1 s); `fast`
+/// answers at once.
 const CONFIG: &str = r#"
 default_model = "slow"
 lease_ttl_seconds = 2
@@ -31,14 +35,28 @@ token_delay_ms = 20
 [models.fast]
 provider = "mock"
 model = "mock"
+
+[models.medium]
+provider = "mock"
+model = "mock"
+
+[models.medium.options]
+tokens = 50
+token_delay_ms = 20
 "#;
 
 const CLUSTER_TOKEN: &str = "test-cluster-token-0123456789abcdef0123456789";
 
+/// The server-level webhook points at a closed port: deliveries stay pending, listed.
+const WEBHOOK: &str = r#"
+webhook_url = "http://127.0.0.1:9/hooks"
+webhook_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+"#;
+
 async fn serve(home: &Path, database: &str) -> (Child, String) {
     std::fs::create_dir_all(home).expect("home");
     let config = home.join("octo.toml");
-    std::fs::write(&config, CONFIG).expect("config");
+    std::fs::write(&config, format!("{WEBHOOK}{CONFIG}")).expect("config");
     let mut command = common::octo_command();
     command
         .env("OCTO_DATABASE_URL", database)
@@ -147,4 +165,166 @@ async fn a_killed_owners_sessions_move_to_a_live_server() {
         .into_inner();
     let third = sent_turn(&third);
     collect_until(&mut on_c, finishes(&third.name)).await;
+}
+
+/// Polls (20 ms) until `done` holds for the run; the deadline is only a safety net.
+async fn wait_for_run(
+    schedules: &mut pb::schedule_service_client::ScheduleServiceClient<tonic::transport::Channel>,
+    name: &str,
+    done: impl Fn(&pb::ScheduleRun) -> bool,
+) -> pb::ScheduleRun {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let run = schedules
+            .get_schedule_run(pb::GetScheduleRunRequest { name: name.into() })
+            .await
+            .expect("get run")
+            .into_inner();
+        if done(&run) {
+            return run;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never got there: {run:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_killed_servers_schedule_run_is_settled_once_by_a_survivor() {
+    let database = common::postgres::database().await;
+    let homes = tempfile::tempdir().expect("tempdir");
+    let (mut runner, runner_address) = serve(&homes.path().join("a"), &database).await;
+    let (_b, b_address) = serve(&homes.path().join("b"), &database).await;
+
+    let mut on_a = pb::schedule_service_client::ScheduleServiceClient::new(
+        common::connect(&runner_address).await,
+    );
+    let schedule = on_a
+        .create_schedule(pb::CreateScheduleRequest {
+            schedule: Some(pb::Schedule {
+                cron: "0 3 * * *".into(),
+                prompt: "a long report".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create schedule")
+        .into_inner();
+    // A runs it (RunSchedule runs on the server asked) and its turn streams (20 s).
+    let run = on_a
+        .run_schedule(pb::RunScheduleRequest {
+            name: schedule.name.clone(),
+        })
+        .await
+        .expect("run now")
+        .into_inner();
+    let started = wait_for_run(&mut on_a, &run.name, |r| !r.turn.is_empty()).await;
+    let mut chat_b =
+        pb::chat_service_client::ChatServiceClient::new(common::connect(&b_address).await);
+    let mut events = subscribe(&mut chat_b, &started.session, 0).await;
+    let deltas = std::sync::atomic::AtomicUsize::new(0);
+    collect_until(&mut events, |e| {
+        matches!(e.kind, Some(pb::session_event::Kind::TextDelta(_)))
+            && deltas.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == 20
+    })
+    .await;
+
+    runner.kill().await.expect("SIGKILL");
+    let killed = std::time::Instant::now();
+
+    let mut on_b =
+        pb::schedule_service_client::ScheduleServiceClient::new(common::connect(&b_address).await);
+    let settled = wait_for_run(&mut on_b, &run.name, |r| {
+        r.status() != pb::RunStatus::Pending && r.status() != pb::RunStatus::Running
+    })
+    .await;
+    eprintln!(
+        "the run was settled {:?} after the kill (lease TTL 2 s)",
+        killed.elapsed()
+    );
+    assert_eq!(settled.status(), pb::RunStatus::Failed, "{settled:?}");
+    assert!(
+        settled.error.contains("interrupted"),
+        "the run failed with its interrupted turn: {settled:?}"
+    );
+    assert_eq!(
+        get_turn(&mut chat_b, &started.turn).await.status(),
+        pb::TurnStatus::Interrupted
+    );
+    // Settled once: one schedule_run.finished delivery, naming this run as failed.
+    let mut webhooks =
+        pb::webhook_service_client::WebhookServiceClient::new(common::connect(&b_address).await);
+    let deliveries = webhooks
+        .list_webhook_deliveries(pb::ListWebhookDeliveriesRequest {
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("list deliveries")
+        .into_inner()
+        .webhook_deliveries;
+    let finished: Vec<serde_json::Value> = deliveries
+        .iter()
+        .filter(|d| d.event_type == "schedule_run.finished")
+        .map(|d| serde_json::from_str(&d.payload).expect("payload"))
+        .collect();
+    assert_eq!(finished.len(), 1, "{finished:?}");
+    assert_eq!(finished[0]["data"]["run"], run.name.as_str());
+    assert_eq!(finished[0]["data"]["status"], "failed");
+}
+
+#[tokio::test]
+async fn a_queue_run_waits_for_the_earlier_run_on_another_server() {
+    let database = common::postgres::database().await;
+    let homes = tempfile::tempdir().expect("tempdir");
+    let (_a, a_address) = serve(&homes.path().join("a"), &database).await;
+    let (_b, b_address) = serve(&homes.path().join("b"), &database).await;
+    let mut on_a =
+        pb::schedule_service_client::ScheduleServiceClient::new(common::connect(&a_address).await);
+    let mut on_b =
+        pb::schedule_service_client::ScheduleServiceClient::new(common::connect(&b_address).await);
+    let schedule = on_a
+        .create_schedule(pb::CreateScheduleRequest {
+            schedule: Some(pb::Schedule {
+                cron: "0 3 * * *".into(),
+                prompt: "one at a time".into(),
+                model: "models/medium".into(),
+                overlap_policy: pb::OverlapPolicy::Queue.into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create schedule")
+        .into_inner();
+    let run_now = pb::RunScheduleRequest {
+        name: schedule.name.clone(),
+    };
+    let first = on_a
+        .run_schedule(run_now.clone())
+        .await
+        .expect("run on A")
+        .into_inner();
+    wait_for_run(&mut on_a, &first.name, |r| !r.turn.is_empty()).await;
+    let second = on_b
+        .run_schedule(run_now)
+        .await
+        .expect("run on B")
+        .into_inner();
+    let terminal = |r: &pb::ScheduleRun| {
+        !matches!(r.status(), pb::RunStatus::Pending | pb::RunStatus::Running)
+    };
+    let second = wait_for_run(&mut on_b, &second.name, terminal).await;
+    let first = wait_for_run(&mut on_b, &first.name, terminal).await;
+    assert_eq!(first.status(), pb::RunStatus::Succeeded, "{first:?}");
+    assert_eq!(second.status(), pb::RunStatus::Succeeded, "{second:?}");
+    let (ended, started) = (
+        first.end_time.expect("first end"),
+        second.start_time.expect("second start"),
+    );
+    assert!(
+        (started.seconds, started.nanos) >= (ended.seconds, ended.nanos),
+        "the second run started ({started:?}) after the first ended ({ended:?})"
+    );
 }

@@ -1,7 +1,8 @@
 //! The conformance cases of `ClusterStore` and of fencing, on every backend (the same
 //! `conformance!` macro and fixtures as `tests/store.rs`, from `common/store.rs`): the
 //! server registry, session leases with their epochs, expiry, release, takeover of
-//! orphaned sessions, and owner writes refused once their lease epoch is stale.
+//! orphaned sessions, owner writes refused once their lease epoch is stale, and schedule
+//! runs written only by their runner and taken over from dead ones.
 //!
 //! Expiry is never waited for: a TTL of zero makes a lease that is expired at once (a
 //! lease is live while now < expire_time), and a long TTL one that stays live for the
@@ -11,12 +12,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::store::{Fixture, conformance, created, message, turn};
+use common::store::{Fixture, conformance, created, message, schedule, turn};
 use octo::{
     domain::{
         Error, Resource, Timestamp, TurnStatus,
         cluster::{Fence, Lease},
         new_id,
+        outbox::{OutboxDelivery, WebhookEndpoint},
+        schedule::{RunStatus, RunTrigger, ScheduleRun},
     },
     store::Store,
 };
@@ -32,6 +35,8 @@ conformance!(
     unfenced_writes_always_write,
     deleting_a_session_removes_its_lease,
     change_notices_reach_every_listener_in_order,
+    schedule_runs_are_written_by_their_runner_and_taken_over_from_dead_ones,
+    servers_taking_over_runs_at_once_get_disjoint_sets,
 );
 
 /// Long enough to stay live for any test.
@@ -591,4 +596,172 @@ async fn change_notices_reach_every_listener_in_order(f: Fixture) {
         store.publish_notice(&too_big).await.is_err(),
         "a notice over the limit is refused, not truncated"
     );
+}
+
+// ---- schedule runs and their runners ----
+
+fn run_by(schedule_id: &str, runner: &str, status: RunStatus) -> ScheduleRun {
+    let mut run = ScheduleRun::new(schedule_id, RunTrigger::Manual, Timestamp(5));
+    run.runner = runner.into();
+    run.status = status;
+    run
+}
+
+fn run_delivery() -> OutboxDelivery {
+    let endpoint = WebhookEndpoint {
+        url: "https://example.com/runs".into(),
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+    };
+    OutboxDelivery::new(&endpoint, "schedule_run.finished", &serde_json::json!({}))
+}
+
+fn run_ids(runs: &[ScheduleRun]) -> Vec<&str> {
+    runs.iter().map(|r| r.id.as_str()).collect()
+}
+
+async fn schedule_runs_are_written_by_their_runner_and_taken_over_from_dead_ones(f: Fixture) {
+    let store = &*f.store;
+    let s = schedule(Some(10), true);
+    store.create_schedule(&s).await.expect("schedule");
+    store
+        .register_server("alive", "http://alive")
+        .await
+        .expect("register");
+    // Oldest first: a run from before runners (''), one of a server that is gone (never
+    // registered here), one of a live server, one of "me", and a finished one.
+    let legacy = run_by(&s.id, "", RunStatus::Pending);
+    let gone = run_by(&s.id, "gone", RunStatus::Running);
+    let alive = run_by(&s.id, "alive", RunStatus::Running);
+    let mine = run_by(&s.id, "me", RunStatus::Running);
+    let done = run_by(&s.id, "gone", RunStatus::Succeeded);
+    for run in [&legacy, &gone, &alive, &mine, &done] {
+        store.insert_run(run).await.expect("insert run");
+    }
+    assert_eq!(
+        store
+            .get_run(&s.id, &gone.id)
+            .await
+            .expect("get")
+            .expect("run")
+            .runner,
+        "gone",
+        "the runner is stored"
+    );
+
+    let taken = store
+        .take_orphaned_runs("me", LIVE, 10)
+        .await
+        .expect("take over");
+    assert_eq!(
+        run_ids(&taken),
+        [legacy.id.as_str(), gone.id.as_str()],
+        "unfinished runs of dead runners only, oldest first"
+    );
+    assert!(taken.iter().all(|r| r.runner == "me"), "{taken:?}");
+    assert!(
+        store
+            .take_orphaned_runs("me", LIVE, 10)
+            .await
+            .expect("again")
+            .is_empty(),
+        "taken runs are the taker's own"
+    );
+
+    // The old runner is back (it was only paused): its write is refused, with its
+    // webhook, and the run is as the new runner has it.
+    let mut late = gone.clone();
+    late.status = RunStatus::Failed;
+    let d = run_delivery();
+    let err = store
+        .update_run_with(&late, std::slice::from_ref(&d))
+        .await
+        .expect_err("a stale runner's write");
+    assert_eq!(err.reason(), "RUN_TAKEN_OVER", "{err:?}");
+    assert_eq!(store.get_delivery(&d.id).await.expect("get delivery"), None);
+    let stored = store
+        .get_run(&s.id, &gone.id)
+        .await
+        .expect("get")
+        .expect("run");
+    assert_eq!(
+        (stored.status, stored.runner.as_str()),
+        (RunStatus::Running, "me")
+    );
+    // The new runner writes.
+    let mut settled = stored;
+    settled.status = RunStatus::Failed;
+    settled.error = "the server stopped".into();
+    store
+        .update_run_with(&settled, std::slice::from_ref(&d))
+        .await
+        .expect("the runner's write");
+    assert_eq!(
+        store.get_run(&s.id, &gone.id).await.expect("get"),
+        Some(settled)
+    );
+    assert!(store.get_delivery(&d.id).await.expect("get").is_some());
+
+    // With no heartbeat counted as recent (TTL 0) every other runner is dead: "alive"'s
+    // run and "me"'s are taken, at most `limit`, oldest first.
+    let taken = store
+        .take_orphaned_runs("other", EXPIRED, 2)
+        .await
+        .expect("take with TTL 0");
+    assert_eq!(run_ids(&taken), [legacy.id.as_str(), alive.id.as_str()]);
+    let taken = store
+        .take_orphaned_runs("other", EXPIRED, 10)
+        .await
+        .expect("the rest");
+    assert_eq!(run_ids(&taken), [mine.id.as_str()]);
+
+    // A run gone with its schedule: the final write is no error and its webhook goes out.
+    store.delete_schedule(&s.id).await.expect("delete schedule");
+    let mut orphan = mine.clone();
+    orphan.runner = "other".into();
+    orphan.status = RunStatus::Succeeded;
+    let d = run_delivery();
+    store
+        .update_run_with(&orphan, std::slice::from_ref(&d))
+        .await
+        .expect("a deleted run's final write");
+    assert!(store.get_delivery(&d.id).await.expect("get").is_some());
+}
+
+async fn servers_taking_over_runs_at_once_get_disjoint_sets(f: Fixture) {
+    let s = schedule(Some(10), true);
+    f.store.create_schedule(&s).await.expect("schedule");
+    let mut all: Vec<String> = Vec::new();
+    for _ in 0..20 {
+        let run = run_by(&s.id, "gone", RunStatus::Running);
+        f.store.insert_run(&run).await.expect("insert");
+        all.push(run.id);
+    }
+    all.sort();
+    // Two live servers: once one has taken a run, it is not the other's to take.
+    for server in ["a", "b"] {
+        let address = format!("http://{server}");
+        f.store
+            .register_server(server, &address)
+            .await
+            .expect("register");
+    }
+    let other = f.open_again().await;
+    let (a, b) = tokio::join!(
+        f.store.take_orphaned_runs("a", LIVE, 100),
+        other.take_orphaned_runs("b", LIVE, 100)
+    );
+    let (a, b) = (a.expect("a takes"), b.expect("b takes"));
+    let mut taken: Vec<String> = a.iter().chain(&b).map(|r| r.id.clone()).collect();
+    taken.sort();
+    assert_eq!(
+        taken,
+        all,
+        "every run taken once: a {} b {}",
+        a.len(),
+        b.len()
+    );
+    for run in &a {
+        let stored = f.store.get_run(&s.id, &run.id).await.expect("get");
+        assert_eq!(stored.expect("run").runner, "a");
+    }
 }

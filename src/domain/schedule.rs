@@ -300,6 +300,25 @@ pub struct ScheduleRun {
     pub attempt: u32,
     /// The wait before the next attempt, while one is pending.
     pub next_retry_delay: Option<Duration>,
+    /// The server process that runs it (a server id, new at every start); empty for runs
+    /// stored before runs had runners. Only the runner writes the run; a live server
+    /// takes over the unfinished runs of a dead one (`ScheduleStore::take_orphaned_runs`).
+    pub runner: String,
+}
+
+/// The reason a run's write is refused once another server took the run over.
+pub const RUN_TAKEN_OVER: &str = "RUN_TAKEN_OVER";
+
+/// The error a runner's write gets when the run names another runner now: this server
+/// was taken for dead (no heartbeat within the lease TTL) and a live one took the run.
+pub fn run_taken_over(run_id: &str, runner: &str) -> super::Error {
+    super::Error::Unavailable {
+        reason: RUN_TAKEN_OVER,
+        message: format!(
+            "schedule run {run_id} was taken over by another server (this one is {runner})"
+        ),
+        retry_after: None,
+    }
 }
 
 impl ScheduleRun {
@@ -317,6 +336,7 @@ impl ScheduleRun {
             error: String::new(),
             attempt: 0,
             next_retry_delay: None,
+            runner: String::new(),
         }
     }
 }

@@ -14,8 +14,17 @@
 //! [`ON_TIME`] late is an ordinary CRON run.
 //!
 //! **Overlap.** SKIP records a fire time whose schedule still has a pending or running
-//! run as SKIPPED; QUEUE runs it once the earlier runs of the schedule (on this server)
-//! have finished.
+//! run as SKIPPED; QUEUE runs it once the earlier runs of the schedule have finished: on
+//! this server they are serialised by a per-schedule lock, and a run then waits while an
+//! earlier run is unfinished on another server (checked every second).
+//!
+//! **Runners.** Every run records the server that runs it (`ScheduleRun::runner`, this
+//! process's server id), and only that server writes it (the store refuses a runner's
+//! write once the run names another). At start a server takes over the unfinished runs
+//! of servers that are gone (every earlier run, on one server); in a cluster it does so
+//! again every third of the lease TTL, so a dead server's runs are settled (or followed
+//! to their turn's end on the session's new owner) within about one TTL, once, by one
+//! survivor.
 //!
 //! **Retries.** A run whose turn fails on a provider error (reason `PROVIDER_*`) is
 //! tried again in the same session after the retry policy's backoff, up to
@@ -29,6 +38,7 @@
 pub mod clock;
 pub mod cron;
 mod outcome;
+mod run;
 
 use std::{
     collections::HashMap,
@@ -42,19 +52,16 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 pub use clock::{Clock, ManualClock, SystemClock};
 use cron::{Cron, Zone};
 pub use outcome::run_json;
-use outcome::run_outcome;
 
 use crate::{
-    domain::outbox::{OutboxDelivery, WebhookEndpoint},
     domain::{
-        Error, Part, Resource, Result, SessionSource, Timestamp, Turn,
+        Error, Resource, Result, Timestamp,
         error::Violations,
         schedule::{
             OverlapPolicy, RetryPolicy, RunStatus, RunTrigger, Schedule, ScheduleField, ScheduleRun,
         },
-        session::SessionSettings,
     },
-    runtime::{BusyPolicy, Chat, Models, Outbox, SendRequest, Sessions},
+    runtime::{Chat, Models, Outbox, Sessions},
     store::Store,
     webhooks::{WebhookSecret, Webhooks},
 };
@@ -83,6 +90,11 @@ pub struct Scheduler {
     /// The server-level webhook (hears about every run) and the delivery worker's wake-up.
     outbox: Outbox,
     misfire_grace: Duration,
+    /// This server, as the runner of the runs it claims.
+    server_id: String,
+    /// In a cluster: the lease TTL, the time a server may miss heartbeats before its runs
+    /// are taken over. None on one server (only the runs of earlier processes are).
+    lease_ttl: Option<Duration>,
     /// Wakes the firing loop when a schedule changed.
     wake: Notify,
     /// Per schedule, held while one of its runs executes here: QUEUE runs wait on it.
@@ -101,6 +113,11 @@ pub struct SchedulerDeps {
     pub webhooks: Webhooks,
     pub outbox: Outbox,
     pub misfire_grace: Duration,
+    /// This server process (new at every start): the runner of the runs it claims.
+    pub server_id: String,
+    /// In a cluster, the lease TTL: a server without a heartbeat for this long is dead
+    /// and its unfinished runs are taken over. None on one server.
+    pub lease_ttl: Option<Duration>,
 }
 
 fn not_found(id: &str) -> Error {
@@ -189,6 +206,8 @@ impl Scheduler {
             webhooks: deps.webhooks,
             outbox: deps.outbox,
             misfire_grace: deps.misfire_grace,
+            server_id: deps.server_id,
+            lease_ttl: deps.lease_ttl,
             wake: Notify::new(),
             run_locks: Mutex::default(),
             tasks: TaskTracker::new(),
@@ -196,13 +215,27 @@ impl Scheduler {
         })
     }
 
-    /// Settles runs a previous process left unfinished, then starts the firing loop.
+    /// Takes over the runs that servers which are gone left unfinished (on one server:
+    /// every earlier process's), then starts the firing loop, and in a cluster the
+    /// periodic takeover of dead servers' runs.
     pub async fn start(self: &Arc<Self>) -> Result<()> {
-        for run in self.store.unfinished_runs().await? {
-            self.recover(run).await?;
-        }
+        self.take_over_runs().await?;
         let this = self.clone();
         self.tasks.spawn(async move { this.fire_loop().await });
+        if let Some(ttl) = self.lease_ttl {
+            let this = self.clone();
+            self.tasks.spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = this.shutdown.cancelled() => return,
+                        () = tokio::time::sleep(ttl / 3) => {}
+                    }
+                    if let Err(err) = this.take_over_runs().await {
+                        tracing::error!(error = %err, "taking over the schedule runs of dead servers failed; trying again at the next heartbeat");
+                    }
+                }
+            });
+        }
         Ok(())
     }
 
@@ -215,7 +248,7 @@ impl Scheduler {
             .is_err()
         {
             tracing::warn!(
-                "schedule runs still busy at shutdown; they are settled on the next start"
+                "schedule runs still busy at shutdown; a live server (or the next to start) takes them over"
             );
         }
     }
@@ -409,7 +442,7 @@ impl Scheduler {
     /// Runs a schedule now, outside its cron (its overlap policy applies).
     pub async fn run_now(self: &Arc<Self>, id: &str) -> Result<ScheduleRun> {
         let schedule = self.get(id).await?;
-        let mut run = ScheduleRun::new(id, RunTrigger::Manual, self.clock.now());
+        let mut run = self.new_run(id, RunTrigger::Manual, self.clock.now());
         if schedule.overlap == OverlapPolicy::Skip
             && let Some(active) = self.active_run(id).await?
         {
@@ -532,7 +565,7 @@ impl Scheduler {
         }
         let next = cron.next_after(now, &zone);
         if missed > 0 {
-            let mut skipped = ScheduleRun::new(&schedule.id, RunTrigger::Misfire, first);
+            let mut skipped = self.new_run(&schedule.id, RunTrigger::Misfire, first);
             skipped.status = RunStatus::Skipped;
             skipped.end_time = Some(now);
             skipped.error = format!(
@@ -547,7 +580,7 @@ impl Scheduler {
         } else {
             RunTrigger::Misfire
         };
-        let mut run = ScheduleRun::new(&schedule.id, trigger, latest);
+        let mut run = self.new_run(&schedule.id, trigger, latest);
         if late > self.misfire_grace.max(ON_TIME) {
             run.status = RunStatus::Skipped;
             run.end_time = Some(now);
@@ -585,247 +618,5 @@ impl Scheduler {
             self.spawn_run(schedule.clone(), run);
         }
         Ok(())
-    }
-
-    // --- running ---
-
-    fn run_lock(&self, schedule_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let Ok(mut locks) = self.run_locks.lock() else {
-            return Arc::default();
-        };
-        locks.retain(|_, lock| Arc::strong_count(lock) > 1);
-        locks.entry(schedule_id.to_owned()).or_default().clone()
-    }
-
-    fn spawn_run(self: &Arc<Self>, schedule: Schedule, run: ScheduleRun) {
-        let this = self.clone();
-        let lock = self.run_lock(&schedule.id);
-        self.tasks.spawn(async move {
-            let _serial = lock.lock().await;
-            // The schedule may have changed or gone while this run waited.
-            let schedule = match this.store.get_schedule(&schedule.id).await {
-                Ok(Some(current)) => current,
-                _ => schedule,
-            };
-            this.execute(&schedule, run).await;
-        });
-    }
-
-    async fn execute(&self, schedule: &Schedule, mut run: ScheduleRun) {
-        let outcome = self.attempts(schedule, &mut run).await;
-        let (status, error) = match outcome {
-            Ok(note) => (RunStatus::Succeeded, note.unwrap_or_default()),
-            Err(error) => (RunStatus::Failed, error),
-        };
-        self.settle(&mut run, status, error, Some(schedule)).await;
-        tracing::info!(schedule = %schedule.id, run = %run.id, status = ?run.status, attempts = run.attempt, error = %run.error, "schedule run finished");
-    }
-
-    /// Records how a run ended, with its `schedule_run.finished` webhooks in the same
-    /// transaction. Without the schedule at hand it is read (gone: only the server-level
-    /// webhook hears of the run).
-    async fn settle(
-        &self,
-        run: &mut ScheduleRun,
-        status: RunStatus,
-        error: String,
-        schedule: Option<&Schedule>,
-    ) {
-        run.status = status;
-        run.error = error;
-        run.end_time = Some(self.clock.now());
-        run.next_retry_delay = None;
-        let loaded;
-        let schedule = match schedule {
-            Some(schedule) => Some(schedule),
-            None => {
-                loaded = self
-                    .store
-                    .get_schedule(&run.schedule_id)
-                    .await
-                    .ok()
-                    .flatten();
-                loaded.as_ref()
-            }
-        };
-        let deliveries = self.run_deliveries(schedule, run);
-        if let Err(err) = self.store.update_run_with(run, &deliveries).await {
-            tracing::error!(run = %run.id, error = %err, "cannot store the schedule run");
-        } else if !deliveries.is_empty() {
-            self.outbox.stored();
-        }
-    }
-
-    async fn save_run(&self, run: &ScheduleRun) {
-        if let Err(err) = self.store.update_run(run).await {
-            tracing::error!(run = %run.id, error = %err, "cannot store the schedule run");
-        }
-    }
-
-    /// Runs the prompt, retrying on provider errors. Ok carries a note for the record
-    /// (the schedule's model was deleted); Err the reason the run failed.
-    async fn attempts(
-        &self,
-        schedule: &Schedule,
-        run: &mut ScheduleRun,
-    ) -> std::result::Result<Option<String>, String> {
-        run.status = RunStatus::Running;
-        run.start_time = Some(self.clock.now());
-        let (session_id, note) = self
-            .session_for(schedule, run)
-            .await
-            .map_err(|err| format!("cannot prepare the session: {err}"))?;
-        run.session_id = Some(session_id.clone());
-        loop {
-            run.attempt += 1;
-            run.next_retry_delay = None;
-            run.turn_id = None;
-            self.save_run(run).await;
-            let sent = self
-                .chat
-                .send(SendRequest {
-                    session_id: session_id.clone(),
-                    parts: vec![Part::Text {
-                        text: schedule.prompt.clone(),
-                    }],
-                    on_busy: BusyPolicy::Enqueue,
-                    model: None,
-                })
-                .await;
-            let turn = match sent {
-                Ok((_, turn)) => turn,
-                Err(err) => return Err(format!("cannot send the prompt: {err}")),
-            };
-            run.turn_id = Some(turn.id.clone());
-            self.save_run(run).await;
-            let turn = self.wait_for_turn(&turn).await?;
-            let (status, error) = run_outcome(&turn);
-            if status == RunStatus::Succeeded {
-                return Ok(note);
-            }
-            let provider_failure = turn
-                .error
-                .as_ref()
-                .is_some_and(|e| e.reason.starts_with("PROVIDER_"));
-            if !provider_failure || run.attempt >= schedule.retry.max_attempts {
-                return Err(error);
-            }
-            let delay = schedule.retry.backoff(run.attempt);
-            run.error = error;
-            run.next_retry_delay = Some(delay);
-            self.save_run(run).await;
-            tracing::info!(run = %run.id, attempt = run.attempt, delay_s = delay.as_secs_f64(), "schedule run failed on a provider error; retrying");
-            tokio::select! {
-                () = self.shutdown.cancelled() => return Err("the server stopped before the retry".into()),
-                () = self.clock.sleep(delay) => {}
-            }
-        }
-    }
-
-    /// The session a run uses: the schedule's target, or a new one.
-    async fn session_for(
-        &self,
-        schedule: &Schedule,
-        run: &ScheduleRun,
-    ) -> Result<(String, Option<String>)> {
-        if let Some(target) = &schedule.target_session {
-            return Ok((self.sessions.get(target).await?.id, None));
-        }
-        let mut note = None;
-        let model = match &schedule.model {
-            Some(model) if !self.models.exists(model).await? => {
-                note = Some(format!(
-                    "the schedule's model models/{model} was deleted; ran with the default model"
-                ));
-                None
-            }
-            other => other.clone(),
-        };
-        let title = if schedule.display_name.is_empty() {
-            schedule.prompt.chars().take(60).collect()
-        } else {
-            schedule.display_name.clone()
-        };
-        let settings = SessionSettings {
-            display_name: format!("{title} ({})", run.scheduled_time.to_rfc3339()),
-            model,
-            working_dir: schedule.working_dir.clone(),
-            permission_mode: schedule.permission_mode,
-            labels: [("schedule".to_owned(), schedule.id.clone())].into(),
-            ..SessionSettings::default()
-        };
-        let session = self
-            .sessions
-            .create(settings, SessionSource::Schedule)
-            .await?;
-        Ok((session.id, note))
-    }
-
-    /// Waits for the run's turn to end, on whichever server owns its session.
-    async fn wait_for_turn(&self, turn: &Turn) -> std::result::Result<Turn, String> {
-        tokio::select! {
-            () = self.shutdown.cancelled() => Err("the server stopped during the run".into()),
-            waited = self.chat.wait_for_turn(&turn.session_id, &turn.id) => {
-                waited.map_err(|err| format!("cannot follow the run's turn: {err}"))
-            }
-        }
-    }
-
-    /// Settles a run a previous process left pending or running.
-    async fn recover(self: &Arc<Self>, mut run: ScheduleRun) -> Result<()> {
-        let turn = match (&run.session_id, &run.turn_id) {
-            (Some(session), Some(turn)) => self.chat.get_turn(session, turn).await.ok(),
-            _ => None,
-        };
-        let (status, error) = match turn {
-            Some(turn) if !turn.status.is_terminal() => {
-                // Queued again by the chat runtime's own recovery: wait for it.
-                let this = self.clone();
-                self.tasks.spawn(async move {
-                    let outcome = this.wait_for_turn(&turn).await;
-                    let (status, error) = match outcome {
-                        Ok(turn) => run_outcome(&turn),
-                        Err(error) => (RunStatus::Failed, error),
-                    };
-                    this.settle(&mut run, status, error, None).await;
-                });
-                return Ok(());
-            }
-            Some(turn) => run_outcome(&turn),
-            None => (
-                RunStatus::Failed,
-                "the server stopped before the run started its turn".into(),
-            ),
-        };
-        tracing::warn!(run = %run.id, status = ?status, "settling a schedule run left unfinished by a restart");
-        self.settle(&mut run, status, error, None).await;
-        Ok(())
-    }
-
-    /// The webhooks a finished run notifies: the server-level one and the schedule's.
-    fn run_deliveries(
-        &self,
-        schedule: Option<&Schedule>,
-        run: &ScheduleRun,
-    ) -> Vec<OutboxDelivery> {
-        let data = run_json(run);
-        let mut endpoints: Vec<WebhookEndpoint> = self.outbox.endpoint.iter().cloned().collect();
-        if let Some(schedule) = schedule
-            && let (Some(url), Some(secret)) = (&schedule.webhook_url, &schedule.webhook_secret)
-        {
-            match WebhookSecret::parse(secret) {
-                Ok(_) => endpoints.push(WebhookEndpoint {
-                    url: url.clone(),
-                    secret: secret.clone(),
-                }),
-                Err(err) => {
-                    tracing::error!(schedule = %schedule.id, error = %err, "stored webhook secret is invalid")
-                }
-            }
-        }
-        endpoints
-            .iter()
-            .map(|endpoint| OutboxDelivery::new(endpoint, RUN_FINISHED_EVENT, &data))
-            .collect()
     }
 }

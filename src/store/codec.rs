@@ -188,7 +188,7 @@ pub(crate) const MODEL_COLUMNS: &str = "is_default, revision, config";
 pub(crate) const SCHEDULE_COLUMNS: &str = "next_run_time, revision, config";
 
 pub(crate) const RUN_COLUMNS: &str = "id, schedule_id, trigger, scheduled_time, status, start_time, \
-    end_time, session_id, turn_id, error, attempt, next_retry_delay_micros";
+    end_time, session_id, turn_id, error, attempt, next_retry_delay_micros, runner";
 
 // --- search ---
 

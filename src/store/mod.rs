@@ -347,13 +347,18 @@ pub trait ScheduleStore: Send + Sync {
     /// Stores a new run that claims no fire time (RunSchedule).
     async fn insert_run(&self, run: &ScheduleRun) -> Result<()>;
 
-    /// Replaces a run's record.
+    /// Replaces a run's record (see [`Self::update_run_with`]).
     async fn update_run(&self, run: &ScheduleRun) -> Result<()> {
         self.update_run_with(run, &[]).await
     }
 
-    /// [`Self::update_run`], inserting `deliveries` into the webhook outbox in the same
-    /// transaction (a run's final update and its `schedule_run.finished` webhooks).
+    /// Replaces a run's record and inserts `deliveries` into the webhook outbox in the
+    /// same transaction (a run's final update and its `schedule_run.finished` webhooks).
+    /// Fenced by the runner: refused with UNAVAILABLE / `RUN_TAKEN_OVER`, nothing written
+    /// (deliveries included), when the stored run names another runner than
+    /// `run.runner` (a live server took it over, [`Self::take_orphaned_runs`]). A run
+    /// that no longer exists (its schedule was deleted) is no error: nothing is updated
+    /// and the deliveries are inserted.
     async fn update_run_with(&self, run: &ScheduleRun, deliveries: &[OutboxDelivery])
     -> Result<()>;
 
@@ -367,8 +372,18 @@ pub trait ScheduleStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<ScheduleRun>>;
 
-    /// Pending and running runs of every schedule, oldest first.
-    async fn unfinished_runs(&self) -> Result<Vec<ScheduleRun>>;
+    /// Takes over the unfinished (pending or running) runs of dead runners: those whose
+    /// runner is not `runner` and not a live server (registered, with a heartbeat within
+    /// `ttl` of now; see [`ClusterStore`]). Sets their runner to `runner` and returns
+    /// them, oldest first, at most `limit`. Atomic: servers taking over at once get
+    /// disjoint sets. One server (no registry rows) takes every unfinished run of an
+    /// earlier process.
+    async fn take_orphaned_runs(
+        &self,
+        runner: &str,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<ScheduleRun>>;
 
     /// The newest run of each of these schedules (those with any), in one query.
     async fn latest_runs(&self, schedule_ids: &[String]) -> Result<Vec<ScheduleRun>>;

@@ -71,6 +71,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_initial.sql"),
     include_str!("migrations/postgres/0002_cluster.sql"),
     include_str!("migrations/postgres/0003_outbox.sql"),
+    include_str!("migrations/postgres/0004_run_runners.sql"),
 ];
 
 /// The advisory lock key migrations run under ("octo" and 1), per database.

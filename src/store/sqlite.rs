@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0005_waiting_messages.sql"),
     include_str!("migrations/sqlite/0006_cluster.sql"),
     include_str!("migrations/sqlite/0007_outbox.sql"),
+    include_str!("migrations/sqlite/0008_run_runners.sql"),
 ];
 
 /// Readers kept open for reuse.

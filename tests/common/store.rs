@@ -2,7 +2,7 @@
 //! `tests/store_cluster.rs`): a [`Fixture`] per backend, SQLite (a file in a temp dir)
 //! and Postgres (a database of its own on the test binary's throwaway cluster,
 //! `postgres.rs`); the `conformance!` macro that runs each case against every backend;
-//! and the session, message and turn values the cases store.
+//! and the session, message, turn and schedule values the cases store.
 //!
 //! Adding a backend: a fixture function here and a module line in `conformance!`.
 
@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use octo::{
     domain::{
         Message, Part, PermissionMode, ReasoningEffort, Role, Session, SessionSource,
-        SessionStatus, Timestamp, Turn, TurnStatus, Usage, new_id,
+        SessionStatus, Timestamp, Turn, TurnStatus, Usage, new_id, schedule::Schedule,
     },
     store::{Store, postgres::PostgresStore, sqlite::SqliteStore},
 };
@@ -148,5 +148,19 @@ pub fn turn(session: &Session, status: TurnStatus, created: i64) -> Turn {
         end_time: None,
         step_count: 0,
         tool_calls: Vec::new(),
+    }
+}
+
+/// A nightly schedule, `enabled`, next firing at `next` (micros).
+pub fn schedule(next: Option<i64>, enabled: bool) -> Schedule {
+    Schedule {
+        id: new_id(),
+        display_name: "nightly".into(),
+        cron: "0 3 * * *".into(),
+        prompt: "summarise".into(),
+        time_zone: "Europe/Berlin".into(),
+        enabled,
+        next_run_time: next.map(Timestamp),
+        ..Schedule::default()
     }
 }

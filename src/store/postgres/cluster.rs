@@ -41,7 +41,7 @@ use crate::{
 
 /// Now on the database's clock, in microseconds since the Unix epoch. `clock_timestamp()`
 /// rather than `now()`: the latter is the start of the transaction.
-const NOW: &str = "(extract(epoch from clock_timestamp()) * 1000000)::bigint";
+pub(super) const NOW: &str = "(extract(epoch from clock_timestamp()) * 1000000)::bigint";
 
 /// The channel change notices go on (`LISTEN`/`NOTIFY`).
 const NOTICE_CHANNEL: &str = "octo_changes";
@@ -72,7 +72,7 @@ fn server_from_row(row: &Row) -> Result<ServerInfo> {
 }
 
 /// A TTL in microseconds, capped so that now + ttl cannot overflow a BIGINT.
-fn ttl_micros(ttl: Duration) -> i64 {
+pub(super) fn ttl_micros(ttl: Duration) -> i64 {
     micros(ttl).min(i64::MAX / 4)
 }
 

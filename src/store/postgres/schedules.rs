@@ -3,19 +3,22 @@
 //! share the database; the claim holds the schedule's row lock, so the schedule cannot be
 //! disabled or deleted between the check and the claim.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::{
-    Param, PostgresStore, decode_all, execute, get, pg_error, pg_text, query, query_opt,
-    storage_error,
+    Param, PostgresStore,
+    cluster::{NOW, ttl_micros},
+    decode_all, execute, get, pg_error, pg_text, query, query_opt, storage_error,
 };
 use crate::{
     domain::{
         Result, Timestamp,
         outbox::OutboxDelivery,
-        schedule::{Schedule, ScheduleRun},
+        schedule::{Schedule, ScheduleRun, run_taken_over},
         time,
     },
     store::{
@@ -44,6 +47,7 @@ fn run_from_row(row: &Row) -> Result<ScheduleRun> {
         attempt: u32::try_from(attempt)
             .map_err(|_| storage_error(format!("run attempt {attempt} out of range")))?,
         next_retry_delay: codec::retry_delay(get(row, 11)?),
+        runner: get(row, 12)?,
     })
 }
 
@@ -58,7 +62,7 @@ async fn insert_run<C: GenericClient>(
         client,
         &format!(
             "INSERT INTO schedule_runs ({RUN_COLUMNS}, fire_time) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (schedule_id, fire_time) DO NOTHING"
         ),
         &[
@@ -74,6 +78,7 @@ async fn insert_run<C: GenericClient>(
             &pg_text(&run.error),
             &i64::from(run.attempt),
             &run.next_retry_delay.map(time::micros),
+            &run.runner,
             &fire_time.map(Timestamp::as_micros),
         ],
     )
@@ -261,11 +266,11 @@ impl ScheduleStore for PostgresStore {
     ) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
-        execute(
+        let updated = execute(
             &tx,
             "UPDATE schedule_runs SET status = $2, start_time = $3, end_time = $4, \
              session_id = $5, turn_id = $6, error = $7, attempt = $8, \
-             next_retry_delay_micros = $9 WHERE id = $1",
+             next_retry_delay_micros = $9 WHERE id = $1 AND runner = $10",
             &[
                 &run.id,
                 &run.status.as_str(),
@@ -276,9 +281,19 @@ impl ScheduleStore for PostgresStore {
                 &pg_text(&run.error),
                 &i64::from(run.attempt),
                 &run.next_retry_delay.map(time::micros),
+                &run.runner,
             ],
         )
         .await?;
+        // No row updated: the run is gone with its schedule (its deliveries still go
+        // out), or it names another runner now (nothing is written).
+        if updated == 0
+            && query_opt(&tx, "SELECT 1 FROM schedule_runs WHERE id = $1", &[&run.id])
+                .await?
+                .is_some()
+        {
+            return Err(run_taken_over(&run.id, &run.runner));
+        }
         super::outbox::insert_deliveries(&tx, deliveries).await?;
         tx.commit().await.map_err(pg_error)
     }
@@ -315,17 +330,32 @@ impl ScheduleStore for PostgresStore {
         .await
     }
 
-    async fn unfinished_runs(&self) -> Result<Vec<ScheduleRun>> {
+    async fn take_orphaned_runs(
+        &self,
+        runner: &str,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<ScheduleRun>> {
         let client = self.client().await?;
-        query_runs(
+        // SKIP LOCKED: servers taking over at once get disjoint sets; the runner check
+        // is made again by the UPDATE on the rows it locked.
+        let mut runs = query_runs(
             &client,
             &format!(
-                "SELECT {RUN_COLUMNS} FROM schedule_runs \
-                 WHERE status IN ('pending', 'running') ORDER BY id"
+                "UPDATE schedule_runs SET runner = $1 WHERE id IN ( \
+                   SELECT r.id FROM schedule_runs r \
+                   WHERE r.status IN ('pending', 'running') AND r.runner <> $1 \
+                   AND NOT EXISTS (SELECT 1 FROM servers s WHERE s.id = r.runner \
+                                   AND s.heartbeat_time > {NOW} - $2) \
+                   ORDER BY r.id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 RETURNING {RUN_COLUMNS}"
             ),
-            &[],
+            &[&runner, &ttl_micros(ttl), &super::limit(limit)],
         )
-        .await
+        .await?;
+        // RETURNING gives no order.
+        runs.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(runs)
     }
 
     async fn latest_runs(&self, schedule_ids: &[String]) -> Result<Vec<ScheduleRun>> {

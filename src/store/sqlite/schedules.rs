@@ -2,6 +2,8 @@
 //! under a unique (schedule, fire time) key, so it fires once however many servers share
 //! the database.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -10,8 +12,8 @@ use crate::{
     domain::{
         Result, Timestamp,
         outbox::OutboxDelivery,
-        schedule::{Schedule, ScheduleRun},
-        time,
+        schedule::{Schedule, ScheduleRun, run_taken_over},
+        time::{self, micros},
     },
     store::{
         ScheduleStore,
@@ -51,6 +53,7 @@ fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ScheduleRun> {
         error: row.get(9)?,
         attempt: row.get(10)?,
         next_retry_delay: codec::retry_delay(row.get::<_, Option<i64>>(11)?),
+        runner: row.get(12)?,
     })
 }
 
@@ -58,7 +61,7 @@ fn insert_run(conn: &Connection, run: &ScheduleRun, fire_time: Option<Timestamp>
     conn.execute(
         &format!(
             "INSERT INTO schedule_runs ({RUN_COLUMNS}, fire_time) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
              ON CONFLICT (schedule_id, fire_time) DO NOTHING"
         ),
         params![
@@ -74,6 +77,7 @@ fn insert_run(conn: &Connection, run: &ScheduleRun, fire_time: Option<Timestamp>
             run.error,
             run.attempt,
             run.next_retry_delay.map(time::micros),
+            run.runner,
             fire_time.map(Timestamp::as_micros),
         ],
     )
@@ -269,23 +273,40 @@ impl ScheduleStore for SqliteStore {
         let deliveries = deliveries.to_vec();
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            tx.execute(
-                "UPDATE schedule_runs SET status = ?2, start_time = ?3, end_time = ?4, \
-                 session_id = ?5, turn_id = ?6, error = ?7, attempt = ?8, \
-                 next_retry_delay_micros = ?9 WHERE id = ?1",
-                params![
-                    run.id,
-                    run.status.as_str(),
-                    run.start_time.map(Timestamp::as_micros),
-                    run.end_time.map(Timestamp::as_micros),
-                    run.session_id,
-                    run.turn_id,
-                    run.error,
-                    run.attempt,
-                    run.next_retry_delay.map(time::micros),
-                ],
-            )
-            .map_err(storage_error)?;
+            let updated = tx
+                .execute(
+                    "UPDATE schedule_runs SET status = ?2, start_time = ?3, end_time = ?4, \
+                     session_id = ?5, turn_id = ?6, error = ?7, attempt = ?8, \
+                     next_retry_delay_micros = ?9 WHERE id = ?1 AND runner = ?10",
+                    params![
+                        run.id,
+                        run.status.as_str(),
+                        run.start_time.map(Timestamp::as_micros),
+                        run.end_time.map(Timestamp::as_micros),
+                        run.session_id,
+                        run.turn_id,
+                        run.error,
+                        run.attempt,
+                        run.next_retry_delay.map(time::micros),
+                        run.runner,
+                    ],
+                )
+                .map_err(storage_error)?;
+            // No row updated: the run is gone with its schedule (its deliveries still
+            // go out), or it names another runner now (nothing is written).
+            if updated == 0
+                && tx
+                    .query_row(
+                        "SELECT 1 FROM schedule_runs WHERE id = ?1",
+                        [&run.id],
+                        |_| Ok(()),
+                    )
+                    .optional()
+                    .map_err(storage_error)?
+                    .is_some()
+            {
+                return Err(run_taken_over(&run.id, &run.runner));
+            }
             super::outbox::insert_deliveries(&tx, &deliveries)?;
             tx.commit().map_err(storage_error)
         })
@@ -357,17 +378,42 @@ impl ScheduleStore for SqliteStore {
         .await
     }
 
-    async fn unfinished_runs(&self) -> Result<Vec<ScheduleRun>> {
-        self.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {RUN_COLUMNS} FROM schedule_runs \
-                     WHERE status IN ('pending', 'running') ORDER BY id"
-                ))
-                .map_err(storage_error)?;
-            let rows = stmt.query_map([], run_from_row).map_err(storage_error)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(storage_error)
+    async fn take_orphaned_runs(
+        &self,
+        runner: &str,
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<ScheduleRun>> {
+        let runner = runner.to_owned();
+        self.write(move |conn| {
+            let now = Timestamp::now().0;
+            let tx = immediate(conn)?;
+            let runs = {
+                let mut stmt = tx
+                    .prepare_cached(&format!(
+                        "UPDATE schedule_runs SET runner = ?1 WHERE id IN ( \
+                           SELECT r.id FROM schedule_runs r \
+                           WHERE r.status IN ('pending', 'running') AND r.runner <> ?1 \
+                           AND NOT EXISTS (SELECT 1 FROM servers s WHERE s.id = r.runner \
+                                           AND s.heartbeat_time > ?2) \
+                           ORDER BY r.id LIMIT ?3) \
+                         RETURNING {RUN_COLUMNS}"
+                    ))
+                    .map_err(storage_error)?;
+                let rows = stmt
+                    .query_map(
+                        params![runner, now - micros(ttl).min(i64::MAX / 4), limit as i64],
+                        run_from_row,
+                    )
+                    .map_err(storage_error)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(storage_error)?
+            };
+            tx.commit().map_err(storage_error)?;
+            let mut runs = runs;
+            // RETURNING gives no order.
+            runs.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(runs)
         })
         .await
     }
