@@ -252,8 +252,8 @@ async fn a_deleted_session_ends_its_streams_on_every_server() {
 
 #[tokio::test]
 async fn every_turn_runs_once_when_sends_are_spread_over_the_servers() {
-    const SESSIONS: usize = 30;
-    const TURNS: usize = 3;
+    const SESSIONS: usize = 100;
+    const TURNS: usize = 5;
     let fake = FakeOpenAi::start(vec![FakeResponse::text(["done"])])
         .await
         .expect("fake provider");
