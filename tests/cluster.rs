@@ -539,3 +539,76 @@ async fn the_peer_service_needs_the_cluster_token_and_is_not_public() {
         "not in the public descriptors"
     );
 }
+
+/// Polls B's model (20 ms) until `done` holds for GetModel's outcome; the deadline is a
+/// safety net, the wait ends on the condition.
+async fn wait_for_model(
+    server: &TestServer,
+    name: &str,
+    done: impl Fn(&Result<pb::Model, tonic::Status>) -> bool,
+) {
+    let mut models = server.models().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let got = models
+            .get_model(pb::GetModelRequest { name: name.into() })
+            .await
+            .map(tonic::Response::into_inner);
+        if done(&got) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} never changed on this server: {got:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_model_changed_on_one_server_is_not_used_stale_by_the_others() {
+    let servers = cluster(|config| {
+        config.models.insert("extra".into(), ModelConfig::mock());
+    })
+    .await;
+    let (a, b, c) = (&servers[0], &servers[1], &servers[2]);
+    // Every server holds both models in its snapshot.
+    for server in [b, c] {
+        wait_for_model(server, "models/extra", |got| got.is_ok()).await;
+    }
+    let mut on_a = a.models().await;
+    let mut renamed = on_a
+        .get_model(pb::GetModelRequest {
+            name: "models/mock".into(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    renamed.display_name = "renamed on A".into();
+    on_a.update_model(pb::UpdateModelRequest {
+        model: Some(renamed),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["display_name".into()],
+        }),
+    })
+    .await
+    .expect("update on A");
+    on_a.delete_model(pb::DeleteModelRequest {
+        name: "models/extra".into(),
+        force: true,
+        ..Default::default()
+    })
+    .await
+    .expect("delete on A");
+    for server in [b, c] {
+        wait_for_model(server, "models/mock", |got| {
+            got.as_ref().is_ok_and(|m| m.display_name == "renamed on A")
+        })
+        .await;
+        wait_for_model(server, "models/extra", |got| {
+            got.as_ref()
+                .is_err_and(|s| s.code() == tonic::Code::NotFound)
+        })
+        .await;
+    }
+}

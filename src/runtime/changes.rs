@@ -9,6 +9,11 @@
 //! next change of each session. A notice carries the session's id and live summary,
 //! not the session: the receiver reads the session from the store, so a notice stays
 //! small (well under NOTIFY's 8000 bytes) whatever the session holds.
+//!
+//! Model changes travel the same way (a `models` notice with no session): a server that
+//! hears one re-reads the models, so none keeps using a model changed or deleted
+//! elsewhere. It re-reads them too whenever it (re)starts listening, since notices sent
+//! while it was not listening are lost.
 
 use std::{sync::Arc, time::Duration};
 
@@ -17,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{LiveIndex, LiveSummary, SessionChange, Sessions};
+use super::{LiveIndex, LiveSummary, Models, SessionChange, Sessions};
 use crate::{domain::SessionStatus, store::Store};
 
 /// How long to wait before listening again after the listening connection failed.
@@ -44,6 +49,8 @@ enum Change {
     Created,
     Updated,
     Deleted,
+    /// A model was created, changed or deleted (no session).
+    Models,
 }
 
 fn status_name(status: SessionStatus) -> &'static str {
@@ -83,6 +90,17 @@ impl Notice {
         }
     }
 
+    fn models(server: &str) -> Notice {
+        Notice {
+            server: server.to_owned(),
+            change: Change::Models,
+            session: String::new(),
+            status: String::new(),
+            queue_depth: 0,
+            active_turn: None,
+        }
+    }
+
     fn summary(&self) -> Option<LiveSummary> {
         let summary = LiveSummary {
             status: status_of(&self.status),
@@ -95,25 +113,33 @@ impl Notice {
 
 /// Starts relaying: this server's changes out, the other servers' in. Both tasks stop
 /// on `shutdown`.
+/// What the relay keeps current on this server.
+pub(crate) struct Relayed {
+    pub sessions: Arc<Sessions>,
+    pub live: Arc<LiveIndex>,
+    pub models: Arc<Models>,
+}
+
 pub(crate) fn relay(
-    sessions: &Arc<Sessions>,
-    live: &Arc<LiveIndex>,
+    relayed: Relayed,
     store: &Arc<dyn Store>,
     server_id: &str,
     tasks: &tokio_util::task::TaskTracker,
     shutdown: &CancellationToken,
 ) {
-    let (sender, receiver) = mpsc::unbounded_channel();
-    sessions.relay_to(sender);
+    let (sender, sessions) = mpsc::unbounded_channel();
+    relayed.sessions.relay_to(sender);
+    let (sender, models) = mpsc::unbounded_channel();
+    relayed.models.relay_to(sender);
     tasks.spawn(send_out(
-        receiver,
+        sessions,
+        models,
         store.clone(),
         server_id.to_owned(),
         shutdown.clone(),
     ));
     tasks.spawn(take_in(
-        sessions.clone(),
-        live.clone(),
+        relayed,
         store.clone(),
         server_id.to_owned(),
         shutdown.clone(),
@@ -121,38 +147,47 @@ pub(crate) fn relay(
 }
 
 async fn send_out(
-    mut changes: mpsc::UnboundedReceiver<SessionChange>,
+    mut sessions: mpsc::UnboundedReceiver<SessionChange>,
+    mut models: mpsc::UnboundedReceiver<()>,
     store: Arc<dyn Store>,
     server: String,
     shutdown: CancellationToken,
 ) {
     loop {
-        let change = tokio::select! {
-            change = changes.recv() => match change {
-                Some(change) => change,
+        let notice = tokio::select! {
+            change = sessions.recv() => match change {
+                Some(change) => Notice::of(&server, &change),
+                None => return,
+            },
+            change = models.recv() => match change {
+                Some(()) => Notice::models(&server),
                 None => return,
             },
             () = shutdown.cancelled() => return,
         };
-        let notice = Notice::of(&server, &change);
         let Ok(json) = serde_json::to_string(&notice) else {
             continue;
         };
         if let Err(err) = store.publish_notice(&json).await {
-            tracing::warn!(session = %notice.session, error = %err, "cannot tell the other servers of a session change");
+            tracing::warn!(session = %notice.session, change = ?notice.change, error = %err, "cannot tell the other servers of a change");
         }
     }
 }
 
 async fn take_in(
-    sessions: Arc<Sessions>,
-    live: Arc<LiveIndex>,
+    relayed: Relayed,
     store: Arc<dyn Store>,
     server: String,
     shutdown: CancellationToken,
 ) {
     loop {
-        match store.change_notices().await {
+        let listening = store.change_notices().await;
+        // Notices sent while not listening are lost: models may have changed meanwhile
+        // (at the first listen: while this server started).
+        if let Err(err) = relayed.models.reload().await {
+            tracing::warn!(error = %err, "cannot re-read the models");
+        }
+        match listening {
             Ok(mut notices) => loop {
                 let notice = tokio::select! {
                     notice = notices.next() => match notice {
@@ -162,9 +197,7 @@ async fn take_in(
                     () = shutdown.cancelled() => return,
                 };
                 match serde_json::from_str::<Notice>(&notice) {
-                    Ok(notice) if notice.server != server => {
-                        apply(&sessions, &live, notice).await;
-                    }
+                    Ok(notice) if notice.server != server => apply(&relayed, notice).await,
                     Ok(_) => {}
                     Err(err) => tracing::warn!(error = %err, "unreadable change notice"),
                 }
@@ -181,7 +214,14 @@ async fn take_in(
 }
 
 /// Another server's change, as a change here.
-async fn apply(sessions: &Sessions, live: &LiveIndex, notice: Notice) {
+async fn apply(relayed: &Relayed, notice: Notice) {
+    let (sessions, live) = (&relayed.sessions, &relayed.live);
+    if notice.change == Change::Models {
+        if let Err(err) = relayed.models.reload().await {
+            tracing::warn!(error = %err, "cannot re-read the models another server changed");
+        }
+        return;
+    }
     if notice.change == Change::Deleted {
         live.set(&notice.session, None);
         sessions.publish_here(SessionChange::Deleted(notice.session));

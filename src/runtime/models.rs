@@ -4,7 +4,9 @@
 //!
 //! The store is the source of truth; a snapshot of it is kept in memory so resolving a
 //! turn's model costs no I/O. A miss re-reads the store once, so a model another server
-//! added is found.
+//! added is found. In a cluster every change made here is announced to the other servers
+//! (`changes`), which re-read the store, so a model changed or deleted elsewhere is not
+//! used stale.
 
 use std::{
     collections::BTreeMap,
@@ -91,6 +93,8 @@ pub struct Models {
     snapshot: RwLock<Arc<Vec<Model>>>,
     http: reqwest::Client,
     policy: ProviderPolicy,
+    /// Told of every change made here (a cluster: see `changes`).
+    relay: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<()>>,
 }
 
 impl Models {
@@ -109,6 +113,7 @@ impl Models {
             snapshot: RwLock::new(Arc::default()),
             http,
             policy,
+            relay: std::sync::OnceLock::new(),
         };
         let stored = models.reload().await?;
         let mut seeds: Vec<(&String, &ModelConfig)> = configured.iter().collect();
@@ -137,7 +142,21 @@ impl Models {
         Ok(models)
     }
 
-    async fn reload(&self) -> Result<Arc<Vec<Model>>> {
+    /// Tells `relay` of every change made here from now on (a cluster; see `changes`).
+    pub(crate) fn relay_to(&self, relay: tokio::sync::mpsc::UnboundedSender<()>) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// Re-reads the store after a change, and tells the other servers.
+    async fn changed(&self) -> Result<Arc<Vec<Model>>> {
+        if let Some(relay) = self.relay.get() {
+            let _ = relay.send(());
+        }
+        self.reload().await
+    }
+
+    /// Re-reads the store: another server changed the models.
+    pub(crate) async fn reload(&self) -> Result<Arc<Vec<Model>>> {
         let list = Arc::new(self.store.list_models().await?);
         if let Ok(mut snapshot) = self.snapshot.write() {
             *snapshot = list.clone();
@@ -193,7 +212,7 @@ impl Models {
         model.update_time = now;
         model.revision = 1;
         let created = self.store.create_model(&model).await;
-        self.reload().await?;
+        self.changed().await?;
         created
     }
 
@@ -218,7 +237,7 @@ impl Models {
         updated.update_time = Timestamp::now();
         updated.revision = current.revision + 1;
         let stored = self.store.update_model(&updated, current.revision).await;
-        self.reload().await?;
+        self.changed().await?;
         stored?.ok_or_else(|| etag_mismatch(id))
     }
 
@@ -229,7 +248,7 @@ impl Models {
         force: bool,
     ) -> Result<ModelDeletion> {
         let deleted = self.store.delete_model(id, expected_revision, force).await;
-        self.reload().await?;
+        self.changed().await?;
         if let Ok(ModelDeletion {
             promoted: Some(successor),
         }) = &deleted

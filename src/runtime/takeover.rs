@@ -122,8 +122,11 @@ impl Chat {
             return;
         };
         super::changes::relay(
-            &self.deps.sessions,
-            &self.deps.live,
+            super::changes::Relayed {
+                sessions: self.deps.sessions.clone(),
+                live: self.deps.live.clone(),
+                models: self.deps.models.clone(),
+            },
             &self.deps.store,
             &settings.server_id,
             &self.drivers,
