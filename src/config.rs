@@ -99,6 +99,9 @@ pub struct Config {
     /// prefixes ending in `*`. `OCTO_*` and the models' `api_key_env` variables are
     /// never passed, whatever this says.
     pub tool_env: Vec<String>,
+    /// The file the configuration was read from (set by `load`; not a setting).
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
     /// Bytes of tool output fed back to the model.
     pub max_tool_output_bytes: usize,
     /// Largest attachment of a message.
@@ -116,6 +119,8 @@ pub struct Config {
     pub webhook_secret: Option<String>,
     /// Retries of webhook deliveries (server-level and schedules' webhooks alike).
     pub webhooks: WebhookConfig,
+    /// The confinement of tool commands (`[sandbox]`).
+    pub sandbox: SandboxConfig,
     /// A fire time missed while the server was down still runs (once) on start if it is
     /// at most this many seconds late; otherwise it is recorded as skipped.
     pub schedule_misfire_grace_seconds: u64,
@@ -161,6 +166,46 @@ impl ProviderConfig {
             max_attempts: self.max_attempts,
             initial_backoff: Duration::from_millis(self.initial_backoff_ms),
             max_backoff: Duration::from_millis(self.max_backoff_ms),
+        }
+    }
+}
+
+/// The tool sandbox (`[sandbox]`): see `crate::tools::sandbox` and the README's
+/// "Running tools safely".
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// Confine what commands read and write with Landlock where the kernel has it:
+    /// writes only in the session's working dir, a private temp dir and `writable`;
+    /// everything readable but the data dir, the config file and `hidden`.
+    pub confine_files: bool,
+    pub writable: Vec<PathBuf>,
+    pub hidden: Vec<PathBuf>,
+    /// Let commands use TCP (false: bind and connect are refused; Landlock ABI 4+).
+    pub network: bool,
+    /// Per command, 0 for none: CPU seconds, the largest file it may write, its address
+    /// space (off by default: the JVM, Go and Node reserve far more than they use), and
+    /// processes (a cgroup cap where one is writable, else RLIMIT_NPROC, which counts all
+    /// the server user's processes and does not bind root).
+    pub cpu_seconds: u64,
+    pub file_size_mb: u64,
+    pub address_space_mb: u64,
+    pub processes: u64,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            confine_files: true,
+            writable: Vec::new(),
+            hidden: Vec::new(),
+            network: true,
+            // An hour of CPU: past the 600 s default tool timeout, so it only stops a
+            // command whose timeout was raised; 4 GiB files; 1024 processes.
+            cpu_seconds: 3600,
+            file_size_mb: 4096,
+            address_space_mb: 0,
+            processes: 1024,
         }
     }
 }
@@ -286,6 +331,7 @@ impl Default for Config {
                 .iter()
                 .map(|name| (*name).to_owned())
                 .collect(),
+            config_file: None,
             max_tool_output_bytes: 64 * 1024,
             max_attachment_bytes: 10 * 1024 * 1024,
             event_log_capacity: 4096,
@@ -294,6 +340,7 @@ impl Default for Config {
             webhook_url: None,
             webhook_secret: None,
             webhooks: WebhookConfig::default(),
+            sandbox: SandboxConfig::default(),
             schedule_misfire_grace_seconds: 3600,
             ui: true,
         }
@@ -351,6 +398,7 @@ impl Config {
             .extract()
             .map_err(Box::new)?;
         let mut config = config;
+        config.config_file = Some(path.clone());
         if overrides.demo {
             config
                 .models
@@ -492,6 +540,26 @@ impl Config {
     }
 
     /// The SQLite database file.
+    /// The sandbox as the tools take it: the data dir and the config file are never
+    /// readable by commands; private temp dirs live in `<data_dir>/tmp`.
+    pub fn sandbox_settings(&self) -> crate::tools::sandbox::SandboxSettings {
+        let mb = |n: u64| n.saturating_mul(1024 * 1024);
+        let mut hidden = vec![self.data_dir.clone()];
+        hidden.extend(self.config_file.clone());
+        hidden.extend(self.sandbox.hidden.iter().cloned());
+        crate::tools::sandbox::SandboxSettings {
+            confine_files: self.sandbox.confine_files,
+            writable: self.sandbox.writable.clone(),
+            hidden,
+            network: self.sandbox.network,
+            cpu_seconds: self.sandbox.cpu_seconds,
+            file_size_bytes: mb(self.sandbox.file_size_mb),
+            address_space_bytes: mb(self.sandbox.address_space_mb),
+            processes: self.sandbox.processes,
+            temp_root: self.data_dir.join("tmp"),
+        }
+    }
+
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("octo.db")
     }
@@ -636,6 +704,22 @@ max_attempts = 8
 initial_backoff_ms = 30000
 max_backoff_ms = 2400000
 timeout_ms = 10000
+
+# What tool commands (the shell) may do. Landlock (Linux 5.13+) confines files: writes
+# only in the session's working dir, a private TMPDIR and `writable`; everything is
+# readable but the data dir, this file and `hidden`. A cgroup per command, where the
+# server may create one, kills every process a command started (setsid included) and
+# holds `processes` even for root. 0 turns a limit off. `octo serve` logs at start what
+# this host enforces.
+[sandbox]
+confine_files = true
+writable = []
+hidden = []
+network = true
+cpu_seconds = 3600
+file_size_mb = 4096
+address_space_mb = 0
+processes = 1024
 
 # Models, by id (`models/<id>` in the API). `provider` is `openai` (any OpenAI-compatible
 # chat completions API: OpenAI, DeepSeek, OpenRouter, Groq, Ollama, vLLM, LM Studio,

@@ -225,6 +225,13 @@ impl Server {
         };
         let shutdown = CancellationToken::new();
         let turns_shutdown = CancellationToken::new();
+        let limits = Limits::from_config(&config);
+        // Said once, plainly: what a model's commands can and cannot do on this host.
+        if limits.sandbox.confines_files() || !config.sandbox.confine_files {
+            tracing::info!(sandbox = %limits.sandbox.describe(), "tool sandbox");
+        } else {
+            tracing::warn!(sandbox = %limits.sandbox.describe(), "tool sandbox");
+        }
         let deps = Arc::new(Deps {
             store: store.clone(),
             sessions: sessions.clone(),
@@ -232,7 +239,7 @@ impl Server {
             toolbox: Toolbox::builtin(),
             http,
             provider_policy,
-            limits: Limits::from_config(&config),
+            limits,
             live,
             shutdown: turns_shutdown.clone(),
             outbox: outbox.clone(),

@@ -43,6 +43,8 @@ pub struct Limits {
     pub system_prompt: String,
     /// The environment tool processes run with.
     pub tool_env: crate::tools::env::ToolEnv,
+    /// The confinement of tool processes (probed once, at start).
+    pub sandbox: crate::tools::sandbox::Sandbox,
 }
 
 impl Limits {
@@ -64,6 +66,7 @@ impl Limits {
                     .filter_map(|model| model.api_key_env.clone())
                     .collect::<Vec<_>>(),
             ),
+            sandbox: crate::tools::sandbox::Sandbox::new(config.sandbox_settings()),
         }
     }
 }

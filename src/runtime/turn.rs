@@ -713,6 +713,7 @@ async fn run_tools(
                     timeout: deps.limits.tool_timeout,
                     max_output_bytes: deps.limits.max_tool_output_bytes,
                     env: deps.limits.tool_env.clone(),
+                    sandbox: deps.limits.sandbox.clone(),
                 };
                 ran = Some(Instant::now());
                 record.start_time = Some(Timestamp::now());

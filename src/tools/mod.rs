@@ -17,6 +17,7 @@ mod grep;
 mod list_dir;
 mod output;
 mod read_file;
+pub mod sandbox;
 mod shell;
 mod support;
 #[cfg(test)]
@@ -68,6 +69,8 @@ pub struct ToolContext {
     pub max_output_bytes: usize,
     /// The environment of processes a tool starts (never the server's own).
     pub env: env::ToolEnv,
+    /// The confinement of processes a tool starts.
+    pub sandbox: sandbox::Sandbox,
 }
 
 /// How a tool run ended.

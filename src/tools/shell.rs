@@ -1,9 +1,13 @@
-//! `shell`: runs `/bin/sh -c command` in the working dir, in its own process group,
-//! streaming stdout and stderr; cancel, timeout and drop kill the whole group.
+//! `shell`: runs `/bin/sh -c command` in the working dir, in its own process group and
+//! in the tool sandbox (`super::sandbox`: Landlock, resource limits, a cgroup where
+//! one is writable), streaming stdout and stderr; cancel, timeout and drop kill the
+//! whole group, and the whole cgroup (processes that left the group with `setsid` or a
+//! double fork included).
 //!
-//! When the shell itself exits, whatever it left running in its group (background jobs)
-//! is killed too, so a command cannot outlive its call or hold the output pipes open.
-//! The server's `OCTO_*` environment variables are removed from the command's environment.
+//! When the shell itself exits, whatever it left running (background jobs, daemons) is
+//! killed too, so a command cannot outlive its call or hold the output pipes open. The
+//! command gets the allow-listed environment only (`super::env`), and `TMPDIR` set to
+//! its private temp dir, removed afterwards.
 
 use std::{
     os::unix::process::ExitStatusExt,
@@ -123,6 +127,14 @@ async fn run_command(command_line: &str, limit: Duration, context: &ToolContext)
     // The allow-listed environment only: the server's holds API keys and its own
     // settings (`OCTO_TOKEN`, ...), which are not the command's business.
     command.env_clear().envs(context.env.vars());
+    let mut confinement = match context.sandbox.prepare(&context.working_dir) {
+        Ok(confinement) => confinement,
+        Err(err) => {
+            tracing::error!(%err, "cannot prepare the tool sandbox");
+            return ToolOutcome::error(format!("could not prepare the command's sandbox: {err}"));
+        }
+    };
+    confinement.apply(&mut command);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(err) => {
@@ -184,6 +196,7 @@ async fn run_command(command_line: &str, limit: Duration, context: &ToolContext)
                     status = Some(exit);
                     // Background jobs die with the shell; their pipe ends close with them.
                     group.kill();
+                    confinement.kill_all();
                     drain_deadline = Some(Instant::now() + DRAIN_GRACE);
                 }
                 Err(err) => break Some(Stop::WaitFailed(err)),
@@ -208,6 +221,7 @@ async fn run_command(command_line: &str, limit: Duration, context: &ToolContext)
     };
     if stop.is_some() {
         group.kill();
+        confinement.kill_all();
         if status.is_none() {
             // SIGKILL was sent; reaping is prompt. Bounded all the same.
             match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
@@ -219,6 +233,7 @@ async fn run_command(command_line: &str, limit: Duration, context: &ToolContext)
     }
     // The group was killed after the shell exited (or just now): nothing is left to kill.
     group.disarm();
+    confinement.finish().await;
     let text = capture.finish();
 
     match stop {

@@ -23,6 +23,7 @@ pub(crate) fn context(dir: &Path) -> (ToolContext, mpsc::Receiver<ToolOutput>) {
                 .collect::<Vec<_>>(),
             &[],
         ),
+        sandbox: super::sandbox::Sandbox::disabled(),
     };
     (context, receiver)
 }
