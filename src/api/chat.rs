@@ -383,6 +383,27 @@ impl ChatService for ChatApi {
         }))
     }
 
+    async fn send_message_and_wait(
+        &self,
+        request: Request<pb::SendMessageAndWaitRequest>,
+    ) -> Result<Response<pb::SendMessageAndWaitResponse>, Status> {
+        let req = request.into_inner();
+        let send = send_request(&req.session, &req.parts, req.on_busy, &req.model)?;
+        let timeout = match convert::from_duration(&req.timeout) {
+            None | Some(0) => None,
+            Some(micros) if micros < 0 => {
+                return Err(Error::invalid("timeout", "must not be negative").into());
+            }
+            Some(micros) => Some(std::time::Duration::from_micros(micros as u64)),
+        };
+        let answered = self.chat.send_and_wait(send, self.caller, timeout).await?;
+        Ok(Response::new(pb::SendMessageAndWaitResponse {
+            message: Some(convert::message_pb(&answered.message)),
+            turn: Some(convert::turn_pb(&answered.turn)),
+            replies: answered.replies.iter().map(convert::message_pb).collect(),
+        }))
+    }
+
     // Served by `wire::ChatRoutes`, which sends each event encoded once for all
     // subscribers; these give the same events as messages, for callers of the trait.
     type ChatStream = WireStream<pb::SessionEvent>;

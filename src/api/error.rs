@@ -72,6 +72,7 @@ pub fn to_status(err: Error) -> Status {
         Error::Unauthenticated(message) => (Code::Unauthenticated, message),
         Error::PermissionDenied { message, .. } => (Code::PermissionDenied, message),
         Error::Unimplemented(message) => (Code::Unimplemented, message),
+        Error::DeadlineExceeded { message, .. } => (Code::DeadlineExceeded, message),
         Error::Relayed(_) => unreachable!("answered above"),
         Error::Internal(message) => {
             // The cause stays in the log; clients get no internals.

@@ -137,7 +137,7 @@ pub async fn run(
 }
 
 /// The message: the words joined with spaces; blank is an error.
-fn message_text(words: &[String]) -> anyhow::Result<String> {
+pub(super) fn message_text(words: &[String]) -> anyhow::Result<String> {
     let text = words.join(" ");
     if text.trim().is_empty() {
         bail!("the message is empty");
@@ -158,7 +158,7 @@ pub fn title_for(message: &str) -> String {
         .collect()
 }
 
-async fn create_session(
+pub(super) async fn create_session(
     client: &Client,
     message: &str,
     model: Option<String>,

@@ -33,6 +33,7 @@ pub mod config_cmd;
 pub mod models;
 pub mod names;
 pub mod output;
+pub mod run;
 pub mod schedules;
 pub mod serve;
 pub mod sessions;
@@ -113,6 +114,8 @@ pub enum Command {
     Sessions(sessions::SessionsArgs),
     /// Send a message and stream the turn it starts
     Chat(chat::ChatArgs),
+    /// Send a prompt and print only the answer; exit status from the turn (for scripts)
+    Run(run::RunArgs),
     /// List and show a session's turns
     #[command(visible_alias = "turn")]
     Turns(turns::TurnsArgs),
@@ -139,6 +142,7 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
         Command::Config(args) => config_cmd::run(args, global.json, out),
         Command::Sessions(args) => sessions::run(args, &global, out).await,
         Command::Chat(args) => chat::run(args, &global, out).await,
+        Command::Run(args) => run::run(args, &global, out).await,
         Command::Turns(args) => turns::run(args, &global, out).await,
         Command::Cancel(turn) => turns::run_cancel(turn, &global, out).await,
         Command::Models(args) => models::run(args, &global, out).await,

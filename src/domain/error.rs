@@ -102,6 +102,13 @@ pub enum Error {
     },
     #[error("{0}")]
     Unimplemented(String),
+    /// A wait ran out of time; what was waited for goes on (the message says how to
+    /// follow it).
+    #[error("{message}")]
+    DeadlineExceeded {
+        reason: &'static str,
+        message: String,
+    },
     /// A fault of the server (storage, I/O). The message is logged, not trusted to clients.
     #[error("internal error: {0}")]
     Internal(String),
@@ -170,6 +177,7 @@ impl Error {
             Error::FailedPrecondition { reason, .. }
             | Error::ResourceExhausted { reason, .. }
             | Error::Unavailable { reason, .. }
+            | Error::DeadlineExceeded { reason, .. }
             | Error::PermissionDenied { reason, .. } => (*reason).into(),
             Error::Unauthenticated(_) => "UNAUTHENTICATED".into(),
             Error::Unimplemented(_) => "NOT_IMPLEMENTED".into(),

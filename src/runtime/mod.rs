@@ -24,6 +24,7 @@ pub use feed::EventFeed;
 pub use live::{LiveIndex, LiveSummary};
 pub use models::Models;
 pub use outbox::{Deliveries, DeliveryPage, Outbox};
+pub use send::{Answered, TURN_STILL_RUNNING};
 pub use sessions::{SessionChange, Sessions};
 pub use workspace::Workspace;
 

@@ -246,3 +246,78 @@ fn validate_parts(parts: &[Part], max_attachment_bytes: usize) -> Result<()> {
     }
     violations.into_result()
 }
+
+/// What [`Chat::send_and_wait`] gives back: the turn as it ended and what it said.
+#[derive(Clone, Debug)]
+pub struct Answered {
+    /// The stored user message.
+    pub message: Message,
+    /// The turn, ended (any terminal status).
+    pub turn: Turn,
+    /// The turn's assistant messages, oldest first (tool calls included); the last one
+    /// holds the final answer.
+    pub replies: Vec<Message>,
+}
+
+/// The reason of the error a send-and-wait gets when its turn outlives the wait.
+pub const TURN_STILL_RUNNING: &str = "TURN_STILL_RUNNING";
+
+/// Assistant messages read back per turn at most (a turn of 50 steps writes ~100).
+const MAX_REPLIES: usize = 1000;
+
+/// How long send-and-wait waits when the caller does not say, and at most: long
+/// enough for a tool-using turn, short of holding a request open for ever.
+pub const DEFAULT_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl Chat {
+    /// Sends like [`Chat::send`], then waits (at most `timeout`, default
+    /// [`DEFAULT_WAIT`], at most [`MAX_WAIT`]) for the turn to end, on whichever server
+    /// runs it. A turn still running at the deadline goes on: the error
+    /// (DEADLINE_EXCEEDED, `TURN_STILL_RUNNING`) names it and how to follow it.
+    pub async fn send_and_wait(
+        self: &Arc<Self>,
+        request: SendRequest,
+        caller: Caller,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Answered> {
+        let timeout = timeout.unwrap_or(DEFAULT_WAIT);
+        if timeout > MAX_WAIT {
+            return Err(Error::invalid(
+                "timeout",
+                format!("must be at most {} s", MAX_WAIT.as_secs()),
+            ));
+        }
+        let session_id = request.session_id.clone();
+        let (message, turn) = self.send_from(request, caller).await?;
+        let ended =
+            match tokio::time::timeout(timeout, self.wait_for_turn(&session_id, &turn.id)).await {
+                Ok(ended) => ended?,
+                Err(_) => {
+                    return Err(Error::DeadlineExceeded {
+                        reason: TURN_STILL_RUNNING,
+                        message: format!(
+                            "sessions/{session_id}/turns/{} did not end within {} s and goes on; \
+                         follow it with StreamEvents on sessions/{session_id} or poll GetTurn",
+                            turn.id,
+                            timeout.as_secs_f64()
+                        ),
+                    });
+                }
+            };
+        let mut replies: Vec<Message> = self
+            .deps
+            .store
+            .list_messages(&session_id, None, Some(&message.id), MAX_REPLIES)
+            .await?
+            .into_iter()
+            .filter(|m| m.turn_id.as_deref() == Some(turn.id.as_str()) && m.role == Role::Assistant)
+            .collect();
+        replies.reverse();
+        Ok(Answered {
+            message,
+            turn: ended,
+            replies,
+        })
+    }
+}

@@ -10,6 +10,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -211,6 +212,154 @@ func (x *SendMessageResponse) GetTurn() *Turn {
 	return nil
 }
 
+// Request of SendMessageAndWait.
+type SendMessageAndWaitRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `sessions/{session}`.
+	Session string `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	// The message content: text and attachments.
+	Parts []*Part `protobuf:"bytes,2,rep,name=parts,proto3" json:"parts,omitempty"`
+	// What to do while a turn runs (ENQUEUE waits behind it).
+	OnBusy BusyPolicy `protobuf:"varint,3,opt,name=on_busy,json=onBusy,proto3,enum=octo.v1.BusyPolicy" json:"on_busy,omitempty"`
+	// A model for this turn only, `models/{model}`; overrides the session's.
+	Model string `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
+	// How long to wait for the turn to end: default 300 s, at most 3600 s.
+	Timeout       *durationpb.Duration `protobuf:"bytes,5,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendMessageAndWaitRequest) Reset() {
+	*x = SendMessageAndWaitRequest{}
+	mi := &file_octo_v1_chat_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendMessageAndWaitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendMessageAndWaitRequest) ProtoMessage() {}
+
+func (x *SendMessageAndWaitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_octo_v1_chat_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendMessageAndWaitRequest.ProtoReflect.Descriptor instead.
+func (*SendMessageAndWaitRequest) Descriptor() ([]byte, []int) {
+	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SendMessageAndWaitRequest) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *SendMessageAndWaitRequest) GetParts() []*Part {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+func (x *SendMessageAndWaitRequest) GetOnBusy() BusyPolicy {
+	if x != nil {
+		return x.OnBusy
+	}
+	return BusyPolicy_BUSY_POLICY_UNSPECIFIED
+}
+
+func (x *SendMessageAndWaitRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *SendMessageAndWaitRequest) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+// Response of SendMessageAndWait.
+type SendMessageAndWaitResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored user message.
+	Message *Message `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	// The turn, ended: its status (SUCCEEDED, FAILED, CANCELLED, INTERRUPTED), error and
+	// usage.
+	Turn *Turn `protobuf:"bytes,2,opt,name=turn,proto3" json:"turn,omitempty"`
+	// The turn's assistant messages, oldest first (tool calls included); the last one
+	// holds the final answer.
+	Replies       []*Message `protobuf:"bytes,3,rep,name=replies,proto3" json:"replies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendMessageAndWaitResponse) Reset() {
+	*x = SendMessageAndWaitResponse{}
+	mi := &file_octo_v1_chat_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendMessageAndWaitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendMessageAndWaitResponse) ProtoMessage() {}
+
+func (x *SendMessageAndWaitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_octo_v1_chat_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendMessageAndWaitResponse.ProtoReflect.Descriptor instead.
+func (*SendMessageAndWaitResponse) Descriptor() ([]byte, []int) {
+	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SendMessageAndWaitResponse) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *SendMessageAndWaitResponse) GetTurn() *Turn {
+	if x != nil {
+		return x.Turn
+	}
+	return nil
+}
+
+func (x *SendMessageAndWaitResponse) GetReplies() []*Message {
+	if x != nil {
+		return x.Replies
+	}
+	return nil
+}
+
 // Request of Chat.
 type ChatRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -228,7 +377,7 @@ type ChatRequest struct {
 
 func (x *ChatRequest) Reset() {
 	*x = ChatRequest{}
-	mi := &file_octo_v1_chat_service_proto_msgTypes[2]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -240,7 +389,7 @@ func (x *ChatRequest) String() string {
 func (*ChatRequest) ProtoMessage() {}
 
 func (x *ChatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_chat_service_proto_msgTypes[2]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -253,7 +402,7 @@ func (x *ChatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatRequest.ProtoReflect.Descriptor instead.
 func (*ChatRequest) Descriptor() ([]byte, []int) {
-	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{2}
+	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ChatRequest) GetSession() string {
@@ -297,7 +446,7 @@ type StreamEventsRequest struct {
 
 func (x *StreamEventsRequest) Reset() {
 	*x = StreamEventsRequest{}
-	mi := &file_octo_v1_chat_service_proto_msgTypes[3]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -309,7 +458,7 @@ func (x *StreamEventsRequest) String() string {
 func (*StreamEventsRequest) ProtoMessage() {}
 
 func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_chat_service_proto_msgTypes[3]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -322,7 +471,7 @@ func (x *StreamEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamEventsRequest.ProtoReflect.Descriptor instead.
 func (*StreamEventsRequest) Descriptor() ([]byte, []int) {
-	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{3}
+	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StreamEventsRequest) GetSession() string {
@@ -358,7 +507,7 @@ type ListMessagesRequest struct {
 
 func (x *ListMessagesRequest) Reset() {
 	*x = ListMessagesRequest{}
-	mi := &file_octo_v1_chat_service_proto_msgTypes[4]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -370,7 +519,7 @@ func (x *ListMessagesRequest) String() string {
 func (*ListMessagesRequest) ProtoMessage() {}
 
 func (x *ListMessagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_chat_service_proto_msgTypes[4]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -383,7 +532,7 @@ func (x *ListMessagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMessagesRequest.ProtoReflect.Descriptor instead.
 func (*ListMessagesRequest) Descriptor() ([]byte, []int) {
-	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{4}
+	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListMessagesRequest) GetParent() string {
@@ -434,7 +583,7 @@ type ListMessagesResponse struct {
 
 func (x *ListMessagesResponse) Reset() {
 	*x = ListMessagesResponse{}
-	mi := &file_octo_v1_chat_service_proto_msgTypes[5]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -446,7 +595,7 @@ func (x *ListMessagesResponse) String() string {
 func (*ListMessagesResponse) ProtoMessage() {}
 
 func (x *ListMessagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_chat_service_proto_msgTypes[5]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -459,7 +608,7 @@ func (x *ListMessagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMessagesResponse.ProtoReflect.Descriptor instead.
 func (*ListMessagesResponse) Descriptor() ([]byte, []int) {
-	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{5}
+	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListMessagesResponse) GetMessages() []*Message {
@@ -487,7 +636,7 @@ type GetMessageRequest struct {
 
 func (x *GetMessageRequest) Reset() {
 	*x = GetMessageRequest{}
-	mi := &file_octo_v1_chat_service_proto_msgTypes[6]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -499,7 +648,7 @@ func (x *GetMessageRequest) String() string {
 func (*GetMessageRequest) ProtoMessage() {}
 
 func (x *GetMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_chat_service_proto_msgTypes[6]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -512,7 +661,7 @@ func (x *GetMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMessageRequest.ProtoReflect.Descriptor instead.
 func (*GetMessageRequest) Descriptor() ([]byte, []int) {
-	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{6}
+	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetMessageRequest) GetName() string {
@@ -533,7 +682,7 @@ type GetTurnRequest struct {
 
 func (x *GetTurnRequest) Reset() {
 	*x = GetTurnRequest{}
-	mi := &file_octo_v1_chat_service_proto_msgTypes[7]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -545,7 +694,7 @@ func (x *GetTurnRequest) String() string {
 func (*GetTurnRequest) ProtoMessage() {}
 
 func (x *GetTurnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_chat_service_proto_msgTypes[7]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -558,7 +707,7 @@ func (x *GetTurnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTurnRequest.ProtoReflect.Descriptor instead.
 func (*GetTurnRequest) Descriptor() ([]byte, []int) {
-	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{7}
+	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetTurnRequest) GetName() string {
@@ -583,7 +732,7 @@ type ListTurnsRequest struct {
 
 func (x *ListTurnsRequest) Reset() {
 	*x = ListTurnsRequest{}
-	mi := &file_octo_v1_chat_service_proto_msgTypes[8]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +744,7 @@ func (x *ListTurnsRequest) String() string {
 func (*ListTurnsRequest) ProtoMessage() {}
 
 func (x *ListTurnsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_chat_service_proto_msgTypes[8]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +757,7 @@ func (x *ListTurnsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTurnsRequest.ProtoReflect.Descriptor instead.
 func (*ListTurnsRequest) Descriptor() ([]byte, []int) {
-	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{8}
+	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListTurnsRequest) GetParent() string {
@@ -645,7 +794,7 @@ type ListTurnsResponse struct {
 
 func (x *ListTurnsResponse) Reset() {
 	*x = ListTurnsResponse{}
-	mi := &file_octo_v1_chat_service_proto_msgTypes[9]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +806,7 @@ func (x *ListTurnsResponse) String() string {
 func (*ListTurnsResponse) ProtoMessage() {}
 
 func (x *ListTurnsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_chat_service_proto_msgTypes[9]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +819,7 @@ func (x *ListTurnsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTurnsResponse.ProtoReflect.Descriptor instead.
 func (*ListTurnsResponse) Descriptor() ([]byte, []int) {
-	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{9}
+	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListTurnsResponse) GetTurns() []*Turn {
@@ -698,7 +847,7 @@ type CancelTurnRequest struct {
 
 func (x *CancelTurnRequest) Reset() {
 	*x = CancelTurnRequest{}
-	mi := &file_octo_v1_chat_service_proto_msgTypes[10]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +859,7 @@ func (x *CancelTurnRequest) String() string {
 func (*CancelTurnRequest) ProtoMessage() {}
 
 func (x *CancelTurnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_chat_service_proto_msgTypes[10]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +872,7 @@ func (x *CancelTurnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTurnRequest.ProtoReflect.Descriptor instead.
 func (*CancelTurnRequest) Descriptor() ([]byte, []int) {
-	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{10}
+	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CancelTurnRequest) GetName() string {
@@ -744,7 +893,7 @@ type ClearQueueRequest struct {
 
 func (x *ClearQueueRequest) Reset() {
 	*x = ClearQueueRequest{}
-	mi := &file_octo_v1_chat_service_proto_msgTypes[11]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -756,7 +905,7 @@ func (x *ClearQueueRequest) String() string {
 func (*ClearQueueRequest) ProtoMessage() {}
 
 func (x *ClearQueueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_chat_service_proto_msgTypes[11]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -769,7 +918,7 @@ func (x *ClearQueueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearQueueRequest.ProtoReflect.Descriptor instead.
 func (*ClearQueueRequest) Descriptor() ([]byte, []int) {
-	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{11}
+	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ClearQueueRequest) GetSession() string {
@@ -790,7 +939,7 @@ type ClearQueueResponse struct {
 
 func (x *ClearQueueResponse) Reset() {
 	*x = ClearQueueResponse{}
-	mi := &file_octo_v1_chat_service_proto_msgTypes[12]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -802,7 +951,7 @@ func (x *ClearQueueResponse) String() string {
 func (*ClearQueueResponse) ProtoMessage() {}
 
 func (x *ClearQueueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_chat_service_proto_msgTypes[12]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -815,7 +964,7 @@ func (x *ClearQueueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearQueueResponse.ProtoReflect.Descriptor instead.
 func (*ClearQueueResponse) Descriptor() ([]byte, []int) {
-	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{12}
+	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ClearQueueResponse) GetCancelledTurns() []*Turn {
@@ -838,7 +987,7 @@ type RespondToConfirmationRequest struct {
 
 func (x *RespondToConfirmationRequest) Reset() {
 	*x = RespondToConfirmationRequest{}
-	mi := &file_octo_v1_chat_service_proto_msgTypes[13]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -850,7 +999,7 @@ func (x *RespondToConfirmationRequest) String() string {
 func (*RespondToConfirmationRequest) ProtoMessage() {}
 
 func (x *RespondToConfirmationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_chat_service_proto_msgTypes[13]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -863,7 +1012,7 @@ func (x *RespondToConfirmationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RespondToConfirmationRequest.ProtoReflect.Descriptor instead.
 func (*RespondToConfirmationRequest) Descriptor() ([]byte, []int) {
-	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{13}
+	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RespondToConfirmationRequest) GetName() string {
@@ -891,7 +1040,7 @@ type RespondToConfirmationResponse struct {
 
 func (x *RespondToConfirmationResponse) Reset() {
 	*x = RespondToConfirmationResponse{}
-	mi := &file_octo_v1_chat_service_proto_msgTypes[14]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -903,7 +1052,7 @@ func (x *RespondToConfirmationResponse) String() string {
 func (*RespondToConfirmationResponse) ProtoMessage() {}
 
 func (x *RespondToConfirmationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_chat_service_proto_msgTypes[14]
+	mi := &file_octo_v1_chat_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -916,7 +1065,7 @@ func (x *RespondToConfirmationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RespondToConfirmationResponse.ProtoReflect.Descriptor instead.
 func (*RespondToConfirmationResponse) Descriptor() ([]byte, []int) {
-	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{14}
+	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RespondToConfirmationResponse) GetConfirmation() *Confirmation {
@@ -930,7 +1079,7 @@ var File_octo_v1_chat_service_proto protoreflect.FileDescriptor
 
 const file_octo_v1_chat_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1aocto/v1/chat_service.proto\x12\aocto.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x13octo/v1/event.proto\x1a\x15octo/v1/message.proto\"\x97\x01\n" +
+	"\x1aocto/v1/chat_service.proto\x12\aocto.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x13octo/v1/event.proto\x1a\x15octo/v1/message.proto\"\x97\x01\n" +
 	"\x12SendMessageRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\tR\asession\x12#\n" +
 	"\x05parts\x18\x02 \x03(\v2\r.octo.v1.PartR\x05parts\x12,\n" +
@@ -938,7 +1087,17 @@ const file_octo_v1_chat_service_proto_rawDesc = "" +
 	"\x05model\x18\x04 \x01(\tR\x05model\"d\n" +
 	"\x13SendMessageResponse\x12*\n" +
 	"\amessage\x18\x01 \x01(\v2\x10.octo.v1.MessageR\amessage\x12!\n" +
-	"\x04turn\x18\x02 \x01(\v2\r.octo.v1.TurnR\x04turn\"\x90\x01\n" +
+	"\x04turn\x18\x02 \x01(\v2\r.octo.v1.TurnR\x04turn\"\xd3\x01\n" +
+	"\x19SendMessageAndWaitRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\tR\asession\x12#\n" +
+	"\x05parts\x18\x02 \x03(\v2\r.octo.v1.PartR\x05parts\x12,\n" +
+	"\aon_busy\x18\x03 \x01(\x0e2\x13.octo.v1.BusyPolicyR\x06onBusy\x12\x14\n" +
+	"\x05model\x18\x04 \x01(\tR\x05model\x123\n" +
+	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\x97\x01\n" +
+	"\x1aSendMessageAndWaitResponse\x12*\n" +
+	"\amessage\x18\x01 \x01(\v2\x10.octo.v1.MessageR\amessage\x12!\n" +
+	"\x04turn\x18\x02 \x01(\v2\r.octo.v1.TurnR\x04turn\x12*\n" +
+	"\areplies\x18\x03 \x03(\v2\x10.octo.v1.MessageR\areplies\"\x90\x01\n" +
 	"\vChatRequest\x12\x18\n" +
 	"\asession\x18\x01 \x01(\tR\asession\x12#\n" +
 	"\x05parts\x18\x02 \x03(\v2\r.octo.v1.PartR\x05parts\x12,\n" +
@@ -986,9 +1145,11 @@ const file_octo_v1_chat_service_proto_rawDesc = "" +
 	"\x13BUSY_POLICY_ENQUEUE\x10\x01\x12\x15\n" +
 	"\x11BUSY_POLICY_STEER\x10\x02\x12\x19\n" +
 	"\x15BUSY_POLICY_INTERRUPT\x10\x03\x12\x16\n" +
-	"\x12BUSY_POLICY_REJECT\x10\x042\xfc\b\n" +
+	"\x12BUSY_POLICY_REJECT\x10\x042\x8d\n" +
+	"\n" +
 	"\vChatService\x12v\n" +
-	"\vSendMessage\x12\x1b.octo.v1.SendMessageRequest\x1a\x1c.octo.v1.SendMessageResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{session=sessions/*}/messages\x12_\n" +
+	"\vSendMessage\x12\x1b.octo.v1.SendMessageRequest\x1a\x1c.octo.v1.SendMessageResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{session=sessions/*}/messages\x12\x8e\x01\n" +
+	"\x12SendMessageAndWait\x12\".octo.v1.SendMessageAndWaitRequest\x1a#.octo.v1.SendMessageAndWaitResponse\"/\x82\xd3\xe4\x93\x02):\x01*\"$/v1/{session=sessions/*}:sendAndWait\x12_\n" +
 	"\x04Chat\x12\x14.octo.v1.ChatRequest\x1a\x15.octo.v1.SessionEvent\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/{session=sessions/*}:chat0\x01\x12n\n" +
 	"\fStreamEvents\x12\x1c.octo.v1.StreamEventsRequest\x1a\x15.octo.v1.SessionEvent\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/{session=sessions/*}/events0\x01\x12u\n" +
 	"\fListMessages\x12\x1c.octo.v1.ListMessagesRequest\x1a\x1d.octo.v1.ListMessagesResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/{parent=sessions/*}/messages\x12d\n" +
@@ -1015,68 +1176,79 @@ func file_octo_v1_chat_service_proto_rawDescGZIP() []byte {
 }
 
 var file_octo_v1_chat_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_octo_v1_chat_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_octo_v1_chat_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_octo_v1_chat_service_proto_goTypes = []any{
 	(BusyPolicy)(0),                       // 0: octo.v1.BusyPolicy
 	(*SendMessageRequest)(nil),            // 1: octo.v1.SendMessageRequest
 	(*SendMessageResponse)(nil),           // 2: octo.v1.SendMessageResponse
-	(*ChatRequest)(nil),                   // 3: octo.v1.ChatRequest
-	(*StreamEventsRequest)(nil),           // 4: octo.v1.StreamEventsRequest
-	(*ListMessagesRequest)(nil),           // 5: octo.v1.ListMessagesRequest
-	(*ListMessagesResponse)(nil),          // 6: octo.v1.ListMessagesResponse
-	(*GetMessageRequest)(nil),             // 7: octo.v1.GetMessageRequest
-	(*GetTurnRequest)(nil),                // 8: octo.v1.GetTurnRequest
-	(*ListTurnsRequest)(nil),              // 9: octo.v1.ListTurnsRequest
-	(*ListTurnsResponse)(nil),             // 10: octo.v1.ListTurnsResponse
-	(*CancelTurnRequest)(nil),             // 11: octo.v1.CancelTurnRequest
-	(*ClearQueueRequest)(nil),             // 12: octo.v1.ClearQueueRequest
-	(*ClearQueueResponse)(nil),            // 13: octo.v1.ClearQueueResponse
-	(*RespondToConfirmationRequest)(nil),  // 14: octo.v1.RespondToConfirmationRequest
-	(*RespondToConfirmationResponse)(nil), // 15: octo.v1.RespondToConfirmationResponse
-	(*Part)(nil),                          // 16: octo.v1.Part
-	(*Message)(nil),                       // 17: octo.v1.Message
-	(*Turn)(nil),                          // 18: octo.v1.Turn
-	(ConfirmationDecision)(0),             // 19: octo.v1.ConfirmationDecision
-	(*Confirmation)(nil),                  // 20: octo.v1.Confirmation
-	(*SessionEvent)(nil),                  // 21: octo.v1.SessionEvent
+	(*SendMessageAndWaitRequest)(nil),     // 3: octo.v1.SendMessageAndWaitRequest
+	(*SendMessageAndWaitResponse)(nil),    // 4: octo.v1.SendMessageAndWaitResponse
+	(*ChatRequest)(nil),                   // 5: octo.v1.ChatRequest
+	(*StreamEventsRequest)(nil),           // 6: octo.v1.StreamEventsRequest
+	(*ListMessagesRequest)(nil),           // 7: octo.v1.ListMessagesRequest
+	(*ListMessagesResponse)(nil),          // 8: octo.v1.ListMessagesResponse
+	(*GetMessageRequest)(nil),             // 9: octo.v1.GetMessageRequest
+	(*GetTurnRequest)(nil),                // 10: octo.v1.GetTurnRequest
+	(*ListTurnsRequest)(nil),              // 11: octo.v1.ListTurnsRequest
+	(*ListTurnsResponse)(nil),             // 12: octo.v1.ListTurnsResponse
+	(*CancelTurnRequest)(nil),             // 13: octo.v1.CancelTurnRequest
+	(*ClearQueueRequest)(nil),             // 14: octo.v1.ClearQueueRequest
+	(*ClearQueueResponse)(nil),            // 15: octo.v1.ClearQueueResponse
+	(*RespondToConfirmationRequest)(nil),  // 16: octo.v1.RespondToConfirmationRequest
+	(*RespondToConfirmationResponse)(nil), // 17: octo.v1.RespondToConfirmationResponse
+	(*Part)(nil),                          // 18: octo.v1.Part
+	(*Message)(nil),                       // 19: octo.v1.Message
+	(*Turn)(nil),                          // 20: octo.v1.Turn
+	(*durationpb.Duration)(nil),           // 21: google.protobuf.Duration
+	(ConfirmationDecision)(0),             // 22: octo.v1.ConfirmationDecision
+	(*Confirmation)(nil),                  // 23: octo.v1.Confirmation
+	(*SessionEvent)(nil),                  // 24: octo.v1.SessionEvent
 }
 var file_octo_v1_chat_service_proto_depIdxs = []int32{
-	16, // 0: octo.v1.SendMessageRequest.parts:type_name -> octo.v1.Part
+	18, // 0: octo.v1.SendMessageRequest.parts:type_name -> octo.v1.Part
 	0,  // 1: octo.v1.SendMessageRequest.on_busy:type_name -> octo.v1.BusyPolicy
-	17, // 2: octo.v1.SendMessageResponse.message:type_name -> octo.v1.Message
-	18, // 3: octo.v1.SendMessageResponse.turn:type_name -> octo.v1.Turn
-	16, // 4: octo.v1.ChatRequest.parts:type_name -> octo.v1.Part
-	0,  // 5: octo.v1.ChatRequest.on_busy:type_name -> octo.v1.BusyPolicy
-	17, // 6: octo.v1.ListMessagesResponse.messages:type_name -> octo.v1.Message
-	18, // 7: octo.v1.ListTurnsResponse.turns:type_name -> octo.v1.Turn
-	18, // 8: octo.v1.ClearQueueResponse.cancelled_turns:type_name -> octo.v1.Turn
-	19, // 9: octo.v1.RespondToConfirmationRequest.decision:type_name -> octo.v1.ConfirmationDecision
-	20, // 10: octo.v1.RespondToConfirmationResponse.confirmation:type_name -> octo.v1.Confirmation
-	1,  // 11: octo.v1.ChatService.SendMessage:input_type -> octo.v1.SendMessageRequest
-	3,  // 12: octo.v1.ChatService.Chat:input_type -> octo.v1.ChatRequest
-	4,  // 13: octo.v1.ChatService.StreamEvents:input_type -> octo.v1.StreamEventsRequest
-	5,  // 14: octo.v1.ChatService.ListMessages:input_type -> octo.v1.ListMessagesRequest
-	7,  // 15: octo.v1.ChatService.GetMessage:input_type -> octo.v1.GetMessageRequest
-	8,  // 16: octo.v1.ChatService.GetTurn:input_type -> octo.v1.GetTurnRequest
-	9,  // 17: octo.v1.ChatService.ListTurns:input_type -> octo.v1.ListTurnsRequest
-	11, // 18: octo.v1.ChatService.CancelTurn:input_type -> octo.v1.CancelTurnRequest
-	12, // 19: octo.v1.ChatService.ClearQueue:input_type -> octo.v1.ClearQueueRequest
-	14, // 20: octo.v1.ChatService.RespondToConfirmation:input_type -> octo.v1.RespondToConfirmationRequest
-	2,  // 21: octo.v1.ChatService.SendMessage:output_type -> octo.v1.SendMessageResponse
-	21, // 22: octo.v1.ChatService.Chat:output_type -> octo.v1.SessionEvent
-	21, // 23: octo.v1.ChatService.StreamEvents:output_type -> octo.v1.SessionEvent
-	6,  // 24: octo.v1.ChatService.ListMessages:output_type -> octo.v1.ListMessagesResponse
-	17, // 25: octo.v1.ChatService.GetMessage:output_type -> octo.v1.Message
-	18, // 26: octo.v1.ChatService.GetTurn:output_type -> octo.v1.Turn
-	10, // 27: octo.v1.ChatService.ListTurns:output_type -> octo.v1.ListTurnsResponse
-	18, // 28: octo.v1.ChatService.CancelTurn:output_type -> octo.v1.Turn
-	13, // 29: octo.v1.ChatService.ClearQueue:output_type -> octo.v1.ClearQueueResponse
-	15, // 30: octo.v1.ChatService.RespondToConfirmation:output_type -> octo.v1.RespondToConfirmationResponse
-	21, // [21:31] is the sub-list for method output_type
-	11, // [11:21] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	19, // 2: octo.v1.SendMessageResponse.message:type_name -> octo.v1.Message
+	20, // 3: octo.v1.SendMessageResponse.turn:type_name -> octo.v1.Turn
+	18, // 4: octo.v1.SendMessageAndWaitRequest.parts:type_name -> octo.v1.Part
+	0,  // 5: octo.v1.SendMessageAndWaitRequest.on_busy:type_name -> octo.v1.BusyPolicy
+	21, // 6: octo.v1.SendMessageAndWaitRequest.timeout:type_name -> google.protobuf.Duration
+	19, // 7: octo.v1.SendMessageAndWaitResponse.message:type_name -> octo.v1.Message
+	20, // 8: octo.v1.SendMessageAndWaitResponse.turn:type_name -> octo.v1.Turn
+	19, // 9: octo.v1.SendMessageAndWaitResponse.replies:type_name -> octo.v1.Message
+	18, // 10: octo.v1.ChatRequest.parts:type_name -> octo.v1.Part
+	0,  // 11: octo.v1.ChatRequest.on_busy:type_name -> octo.v1.BusyPolicy
+	19, // 12: octo.v1.ListMessagesResponse.messages:type_name -> octo.v1.Message
+	20, // 13: octo.v1.ListTurnsResponse.turns:type_name -> octo.v1.Turn
+	20, // 14: octo.v1.ClearQueueResponse.cancelled_turns:type_name -> octo.v1.Turn
+	22, // 15: octo.v1.RespondToConfirmationRequest.decision:type_name -> octo.v1.ConfirmationDecision
+	23, // 16: octo.v1.RespondToConfirmationResponse.confirmation:type_name -> octo.v1.Confirmation
+	1,  // 17: octo.v1.ChatService.SendMessage:input_type -> octo.v1.SendMessageRequest
+	3,  // 18: octo.v1.ChatService.SendMessageAndWait:input_type -> octo.v1.SendMessageAndWaitRequest
+	5,  // 19: octo.v1.ChatService.Chat:input_type -> octo.v1.ChatRequest
+	6,  // 20: octo.v1.ChatService.StreamEvents:input_type -> octo.v1.StreamEventsRequest
+	7,  // 21: octo.v1.ChatService.ListMessages:input_type -> octo.v1.ListMessagesRequest
+	9,  // 22: octo.v1.ChatService.GetMessage:input_type -> octo.v1.GetMessageRequest
+	10, // 23: octo.v1.ChatService.GetTurn:input_type -> octo.v1.GetTurnRequest
+	11, // 24: octo.v1.ChatService.ListTurns:input_type -> octo.v1.ListTurnsRequest
+	13, // 25: octo.v1.ChatService.CancelTurn:input_type -> octo.v1.CancelTurnRequest
+	14, // 26: octo.v1.ChatService.ClearQueue:input_type -> octo.v1.ClearQueueRequest
+	16, // 27: octo.v1.ChatService.RespondToConfirmation:input_type -> octo.v1.RespondToConfirmationRequest
+	2,  // 28: octo.v1.ChatService.SendMessage:output_type -> octo.v1.SendMessageResponse
+	4,  // 29: octo.v1.ChatService.SendMessageAndWait:output_type -> octo.v1.SendMessageAndWaitResponse
+	24, // 30: octo.v1.ChatService.Chat:output_type -> octo.v1.SessionEvent
+	24, // 31: octo.v1.ChatService.StreamEvents:output_type -> octo.v1.SessionEvent
+	8,  // 32: octo.v1.ChatService.ListMessages:output_type -> octo.v1.ListMessagesResponse
+	19, // 33: octo.v1.ChatService.GetMessage:output_type -> octo.v1.Message
+	20, // 34: octo.v1.ChatService.GetTurn:output_type -> octo.v1.Turn
+	12, // 35: octo.v1.ChatService.ListTurns:output_type -> octo.v1.ListTurnsResponse
+	20, // 36: octo.v1.ChatService.CancelTurn:output_type -> octo.v1.Turn
+	15, // 37: octo.v1.ChatService.ClearQueue:output_type -> octo.v1.ClearQueueResponse
+	17, // 38: octo.v1.ChatService.RespondToConfirmation:output_type -> octo.v1.RespondToConfirmationResponse
+	28, // [28:39] is the sub-list for method output_type
+	17, // [17:28] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_octo_v1_chat_service_proto_init() }
@@ -1092,7 +1264,7 @@ func file_octo_v1_chat_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_octo_v1_chat_service_proto_rawDesc), len(file_octo_v1_chat_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

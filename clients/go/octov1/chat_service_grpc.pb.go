@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	ChatService_SendMessage_FullMethodName           = "/octo.v1.ChatService/SendMessage"
+	ChatService_SendMessageAndWait_FullMethodName    = "/octo.v1.ChatService/SendMessageAndWait"
 	ChatService_Chat_FullMethodName                  = "/octo.v1.ChatService/Chat"
 	ChatService_StreamEvents_FullMethodName          = "/octo.v1.ChatService/StreamEvents"
 	ChatService_ListMessages_FullMethodName          = "/octo.v1.ChatService/ListMessages"
@@ -40,6 +41,11 @@ type ChatServiceClient interface {
 	// Stores a user message and starts or queues the turn it triggers. Returns once the
 	// message is durably stored.
 	SendMessage(ctx context.Context, in *SendMessageRequest, opts ...grpc.CallOption) (*SendMessageResponse, error)
+	// Like SendMessage, then answers once the triggered turn has ended: the turn and its
+	// assistant messages, in one response (for scripts and integrations that do not
+	// stream). A turn still running after `timeout` goes on; the call then fails with
+	// DEADLINE_EXCEEDED (reason TURN_STILL_RUNNING) naming the turn to follow.
+	SendMessageAndWait(ctx context.Context, in *SendMessageAndWaitRequest, opts ...grpc.CallOption) (*SendMessageAndWaitResponse, error)
 	// Like SendMessage, then streams the triggered turn's events until its terminal event.
 	Chat(ctx context.Context, in *ChatRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SessionEvent], error)
 	// Streams a snapshot, then every event after after_sequence, then live events.
@@ -74,6 +80,16 @@ func (c *chatServiceClient) SendMessage(ctx context.Context, in *SendMessageRequ
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SendMessageResponse)
 	err := c.cc.Invoke(ctx, ChatService_SendMessage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *chatServiceClient) SendMessageAndWait(ctx context.Context, in *SendMessageAndWaitRequest, opts ...grpc.CallOption) (*SendMessageAndWaitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SendMessageAndWaitResponse)
+	err := c.cc.Invoke(ctx, ChatService_SendMessageAndWait_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -197,6 +213,11 @@ type ChatServiceServer interface {
 	// Stores a user message and starts or queues the turn it triggers. Returns once the
 	// message is durably stored.
 	SendMessage(context.Context, *SendMessageRequest) (*SendMessageResponse, error)
+	// Like SendMessage, then answers once the triggered turn has ended: the turn and its
+	// assistant messages, in one response (for scripts and integrations that do not
+	// stream). A turn still running after `timeout` goes on; the call then fails with
+	// DEADLINE_EXCEEDED (reason TURN_STILL_RUNNING) naming the turn to follow.
+	SendMessageAndWait(context.Context, *SendMessageAndWaitRequest) (*SendMessageAndWaitResponse, error)
 	// Like SendMessage, then streams the triggered turn's events until its terminal event.
 	Chat(*ChatRequest, grpc.ServerStreamingServer[SessionEvent]) error
 	// Streams a snapshot, then every event after after_sequence, then live events.
@@ -229,6 +250,9 @@ type UnimplementedChatServiceServer struct{}
 
 func (UnimplementedChatServiceServer) SendMessage(context.Context, *SendMessageRequest) (*SendMessageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SendMessage not implemented")
+}
+func (UnimplementedChatServiceServer) SendMessageAndWait(context.Context, *SendMessageAndWaitRequest) (*SendMessageAndWaitResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SendMessageAndWait not implemented")
 }
 func (UnimplementedChatServiceServer) Chat(*ChatRequest, grpc.ServerStreamingServer[SessionEvent]) error {
 	return status.Error(codes.Unimplemented, "method Chat not implemented")
@@ -292,6 +316,24 @@ func _ChatService_SendMessage_Handler(srv interface{}, ctx context.Context, dec 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ChatServiceServer).SendMessage(ctx, req.(*SendMessageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ChatService_SendMessageAndWait_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SendMessageAndWaitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChatServiceServer).SendMessageAndWait(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ChatService_SendMessageAndWait_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChatServiceServer).SendMessageAndWait(ctx, req.(*SendMessageAndWaitRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -454,6 +496,10 @@ var ChatService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SendMessage",
 			Handler:    _ChatService_SendMessage_Handler,
+		},
+		{
+			MethodName: "SendMessageAndWait",
+			Handler:    _ChatService_SendMessageAndWait_Handler,
 		},
 		{
 			MethodName: "ListMessages",

@@ -191,6 +191,13 @@ impl ChatService for Bare {
         Err(Status::unimplemented("bare"))
     }
 
+    async fn send_message_and_wait(
+        &self,
+        _: Request<pb::SendMessageAndWaitRequest>,
+    ) -> Result<Response<pb::SendMessageAndWaitResponse>, Status> {
+        Err(Status::unimplemented("bare"))
+    }
+
     async fn get_message(
         &self,
         _: Request<pb::GetMessageRequest>,

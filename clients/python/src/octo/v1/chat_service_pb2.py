@@ -23,11 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from octo.v1 import event_pb2 as octo_dot_v1_dot_event__pb2
 from octo.v1 import message_pb2 as octo_dot_v1_dot_message__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aocto/v1/chat_service.proto\x12\x07octo.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x13octo/v1/event.proto\x1a\x15octo/v1/message.proto\"\x97\x01\n\x12SendMessageRequest\x12\x18\n\x07session\x18\x01 \x01(\tR\x07session\x12#\n\x05parts\x18\x02 \x03(\x0b\x32\r.octo.v1.PartR\x05parts\x12,\n\x07on_busy\x18\x03 \x01(\x0e\x32\x13.octo.v1.BusyPolicyR\x06onBusy\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\"d\n\x13SendMessageResponse\x12*\n\x07message\x18\x01 \x01(\x0b\x32\x10.octo.v1.MessageR\x07message\x12!\n\x04turn\x18\x02 \x01(\x0b\x32\r.octo.v1.TurnR\x04turn\"\x90\x01\n\x0b\x43hatRequest\x12\x18\n\x07session\x18\x01 \x01(\tR\x07session\x12#\n\x05parts\x18\x02 \x03(\x0b\x32\r.octo.v1.PartR\x05parts\x12,\n\x07on_busy\x18\x03 \x01(\x0e\x32\x13.octo.v1.BusyPolicyR\x06onBusy\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\"V\n\x13StreamEventsRequest\x12\x18\n\x07session\x18\x01 \x01(\tR\x07session\x12%\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03R\rafterSequence\"\x97\x01\n\x13ListMessagesRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x04 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x05 \x01(\tR\tpageToken\x12\x16\n\x06\x62\x65\x66ore\x18\x02 \x01(\tR\x06\x62\x65\x66ore\x12\x14\n\x05\x61\x66ter\x18\x03 \x01(\tR\x05\x61\x66ter\"l\n\x14ListMessagesResponse\x12,\n\x08messages\x18\x01 \x03(\x0b\x32\x10.octo.v1.MessageR\x08messages\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\'\n\x11GetMessageRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"$\n\x0eGetTurnRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"f\n\x10ListTurnsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"`\n\x11ListTurnsResponse\x12#\n\x05turns\x18\x01 \x03(\x0b\x32\r.octo.v1.TurnR\x05turns\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\'\n\x11\x43\x61ncelTurnRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"-\n\x11\x43learQueueRequest\x12\x18\n\x07session\x18\x01 \x01(\tR\x07session\"L\n\x12\x43learQueueResponse\x12\x36\n\x0f\x63\x61ncelled_turns\x18\x01 \x03(\x0b\x32\r.octo.v1.TurnR\x0e\x63\x61ncelledTurns\"m\n\x1cRespondToConfirmationRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x39\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x1d.octo.v1.ConfirmationDecisionR\x08\x64\x65\x63ision\"Z\n\x1dRespondToConfirmationResponse\x12\x39\n\x0c\x63onfirmation\x18\x01 \x01(\x0b\x32\x15.octo.v1.ConfirmationR\x0c\x63onfirmation*\x8c\x01\n\nBusyPolicy\x12\x1b\n\x17\x42USY_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42USY_POLICY_ENQUEUE\x10\x01\x12\x15\n\x11\x42USY_POLICY_STEER\x10\x02\x12\x19\n\x15\x42USY_POLICY_INTERRUPT\x10\x03\x12\x16\n\x12\x42USY_POLICY_REJECT\x10\x04\x32\xfc\x08\n\x0b\x43hatService\x12v\n\x0bSendMessage\x12\x1b.octo.v1.SendMessageRequest\x1a\x1c.octo.v1.SendMessageResponse\",\x82\xd3\xe4\x93\x02&\"!/v1/{session=sessions/*}/messages:\x01*\x12_\n\x04\x43hat\x12\x14.octo.v1.ChatRequest\x1a\x15.octo.v1.SessionEvent\"(\x82\xd3\xe4\x93\x02\"\"\x1d/v1/{session=sessions/*}:chat:\x01*0\x01\x12n\n\x0cStreamEvents\x12\x1c.octo.v1.StreamEventsRequest\x1a\x15.octo.v1.SessionEvent\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/{session=sessions/*}/events0\x01\x12u\n\x0cListMessages\x12\x1c.octo.v1.ListMessagesRequest\x1a\x1d.octo.v1.ListMessagesResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/{parent=sessions/*}/messages\x12\x64\n\nGetMessage\x12\x1a.octo.v1.GetMessageRequest\x1a\x10.octo.v1.Message\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/{name=sessions/*/messages/*}\x12X\n\x07GetTurn\x12\x17.octo.v1.GetTurnRequest\x1a\r.octo.v1.Turn\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=sessions/*/turns/*}\x12i\n\tListTurns\x12\x19.octo.v1.ListTurnsRequest\x1a\x1a.octo.v1.ListTurnsResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{parent=sessions/*}/turns\x12h\n\nCancelTurn\x12\x1a.octo.v1.CancelTurnRequest\x1a\r.octo.v1.Turn\"/\x82\xd3\xe4\x93\x02)\"$/v1/{name=sessions/*/turns/*}:cancel:\x01*\x12u\n\nClearQueue\x12\x1a.octo.v1.ClearQueueRequest\x1a\x1b.octo.v1.ClearQueueResponse\".\x82\xd3\xe4\x93\x02(\"#/v1/{session=sessions/*}:clearQueue:\x01*\x12\xa0\x01\n\x15RespondToConfirmation\x12%.octo.v1.RespondToConfirmationRequest\x1a&.octo.v1.RespondToConfirmationResponse\"8\x82\xd3\xe4\x93\x02\x32\"-/v1/{name=sessions/*/confirmations/*}:respond:\x01*B6Z4github.com/octo-agents/octo/clients/go/octov1;octov1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aocto/v1/chat_service.proto\x12\x07octo.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x13octo/v1/event.proto\x1a\x15octo/v1/message.proto\"\x97\x01\n\x12SendMessageRequest\x12\x18\n\x07session\x18\x01 \x01(\tR\x07session\x12#\n\x05parts\x18\x02 \x03(\x0b\x32\r.octo.v1.PartR\x05parts\x12,\n\x07on_busy\x18\x03 \x01(\x0e\x32\x13.octo.v1.BusyPolicyR\x06onBusy\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\"d\n\x13SendMessageResponse\x12*\n\x07message\x18\x01 \x01(\x0b\x32\x10.octo.v1.MessageR\x07message\x12!\n\x04turn\x18\x02 \x01(\x0b\x32\r.octo.v1.TurnR\x04turn\"\xd3\x01\n\x19SendMessageAndWaitRequest\x12\x18\n\x07session\x18\x01 \x01(\tR\x07session\x12#\n\x05parts\x18\x02 \x03(\x0b\x32\r.octo.v1.PartR\x05parts\x12,\n\x07on_busy\x18\x03 \x01(\x0e\x32\x13.octo.v1.BusyPolicyR\x06onBusy\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\x12\x33\n\x07timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07timeout\"\x97\x01\n\x1aSendMessageAndWaitResponse\x12*\n\x07message\x18\x01 \x01(\x0b\x32\x10.octo.v1.MessageR\x07message\x12!\n\x04turn\x18\x02 \x01(\x0b\x32\r.octo.v1.TurnR\x04turn\x12*\n\x07replies\x18\x03 \x03(\x0b\x32\x10.octo.v1.MessageR\x07replies\"\x90\x01\n\x0b\x43hatRequest\x12\x18\n\x07session\x18\x01 \x01(\tR\x07session\x12#\n\x05parts\x18\x02 \x03(\x0b\x32\r.octo.v1.PartR\x05parts\x12,\n\x07on_busy\x18\x03 \x01(\x0e\x32\x13.octo.v1.BusyPolicyR\x06onBusy\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\"V\n\x13StreamEventsRequest\x12\x18\n\x07session\x18\x01 \x01(\tR\x07session\x12%\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03R\rafterSequence\"\x97\x01\n\x13ListMessagesRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x04 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x05 \x01(\tR\tpageToken\x12\x16\n\x06\x62\x65\x66ore\x18\x02 \x01(\tR\x06\x62\x65\x66ore\x12\x14\n\x05\x61\x66ter\x18\x03 \x01(\tR\x05\x61\x66ter\"l\n\x14ListMessagesResponse\x12,\n\x08messages\x18\x01 \x03(\x0b\x32\x10.octo.v1.MessageR\x08messages\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\'\n\x11GetMessageRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"$\n\x0eGetTurnRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"f\n\x10ListTurnsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"`\n\x11ListTurnsResponse\x12#\n\x05turns\x18\x01 \x03(\x0b\x32\r.octo.v1.TurnR\x05turns\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\'\n\x11\x43\x61ncelTurnRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"-\n\x11\x43learQueueRequest\x12\x18\n\x07session\x18\x01 \x01(\tR\x07session\"L\n\x12\x43learQueueResponse\x12\x36\n\x0f\x63\x61ncelled_turns\x18\x01 \x03(\x0b\x32\r.octo.v1.TurnR\x0e\x63\x61ncelledTurns\"m\n\x1cRespondToConfirmationRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x39\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x1d.octo.v1.ConfirmationDecisionR\x08\x64\x65\x63ision\"Z\n\x1dRespondToConfirmationResponse\x12\x39\n\x0c\x63onfirmation\x18\x01 \x01(\x0b\x32\x15.octo.v1.ConfirmationR\x0c\x63onfirmation*\x8c\x01\n\nBusyPolicy\x12\x1b\n\x17\x42USY_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42USY_POLICY_ENQUEUE\x10\x01\x12\x15\n\x11\x42USY_POLICY_STEER\x10\x02\x12\x19\n\x15\x42USY_POLICY_INTERRUPT\x10\x03\x12\x16\n\x12\x42USY_POLICY_REJECT\x10\x04\x32\x8d\n\n\x0b\x43hatService\x12v\n\x0bSendMessage\x12\x1b.octo.v1.SendMessageRequest\x1a\x1c.octo.v1.SendMessageResponse\",\x82\xd3\xe4\x93\x02&\"!/v1/{session=sessions/*}/messages:\x01*\x12\x8e\x01\n\x12SendMessageAndWait\x12\".octo.v1.SendMessageAndWaitRequest\x1a#.octo.v1.SendMessageAndWaitResponse\"/\x82\xd3\xe4\x93\x02)\"$/v1/{session=sessions/*}:sendAndWait:\x01*\x12_\n\x04\x43hat\x12\x14.octo.v1.ChatRequest\x1a\x15.octo.v1.SessionEvent\"(\x82\xd3\xe4\x93\x02\"\"\x1d/v1/{session=sessions/*}:chat:\x01*0\x01\x12n\n\x0cStreamEvents\x12\x1c.octo.v1.StreamEventsRequest\x1a\x15.octo.v1.SessionEvent\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/{session=sessions/*}/events0\x01\x12u\n\x0cListMessages\x12\x1c.octo.v1.ListMessagesRequest\x1a\x1d.octo.v1.ListMessagesResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/{parent=sessions/*}/messages\x12\x64\n\nGetMessage\x12\x1a.octo.v1.GetMessageRequest\x1a\x10.octo.v1.Message\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/{name=sessions/*/messages/*}\x12X\n\x07GetTurn\x12\x17.octo.v1.GetTurnRequest\x1a\r.octo.v1.Turn\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{name=sessions/*/turns/*}\x12i\n\tListTurns\x12\x19.octo.v1.ListTurnsRequest\x1a\x1a.octo.v1.ListTurnsResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/{parent=sessions/*}/turns\x12h\n\nCancelTurn\x12\x1a.octo.v1.CancelTurnRequest\x1a\r.octo.v1.Turn\"/\x82\xd3\xe4\x93\x02)\"$/v1/{name=sessions/*/turns/*}:cancel:\x01*\x12u\n\nClearQueue\x12\x1a.octo.v1.ClearQueueRequest\x1a\x1b.octo.v1.ClearQueueResponse\".\x82\xd3\xe4\x93\x02(\"#/v1/{session=sessions/*}:clearQueue:\x01*\x12\xa0\x01\n\x15RespondToConfirmation\x12%.octo.v1.RespondToConfirmationRequest\x1a&.octo.v1.RespondToConfirmationResponse\"8\x82\xd3\xe4\x93\x02\x32\"-/v1/{name=sessions/*/confirmations/*}:respond:\x01*B6Z4github.com/octo-agents/octo/clients/go/octov1;octov1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +38,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'Z4github.com/octo-agents/octo/clients/go/octov1;octov1'
   _globals['_CHATSERVICE'].methods_by_name['SendMessage']._loaded_options = None
   _globals['_CHATSERVICE'].methods_by_name['SendMessage']._serialized_options = b'\202\323\344\223\002&\"!/v1/{session=sessions/*}/messages:\001*'
+  _globals['_CHATSERVICE'].methods_by_name['SendMessageAndWait']._loaded_options = None
+  _globals['_CHATSERVICE'].methods_by_name['SendMessageAndWait']._serialized_options = b'\202\323\344\223\002)\"$/v1/{session=sessions/*}:sendAndWait:\001*'
   _globals['_CHATSERVICE'].methods_by_name['Chat']._loaded_options = None
   _globals['_CHATSERVICE'].methods_by_name['Chat']._serialized_options = b'\202\323\344\223\002\"\"\035/v1/{session=sessions/*}:chat:\001*'
   _globals['_CHATSERVICE'].methods_by_name['StreamEvents']._loaded_options = None
@@ -55,38 +58,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHATSERVICE'].methods_by_name['ClearQueue']._serialized_options = b'\202\323\344\223\002(\"#/v1/{session=sessions/*}:clearQueue:\001*'
   _globals['_CHATSERVICE'].methods_by_name['RespondToConfirmation']._loaded_options = None
   _globals['_CHATSERVICE'].methods_by_name['RespondToConfirmation']._serialized_options = b'\202\323\344\223\0022\"-/v1/{name=sessions/*/confirmations/*}:respond:\001*'
-  _globals['_BUSYPOLICY']._serialized_start=1519
-  _globals['_BUSYPOLICY']._serialized_end=1659
-  _globals['_SENDMESSAGEREQUEST']._serialized_start=114
-  _globals['_SENDMESSAGEREQUEST']._serialized_end=265
-  _globals['_SENDMESSAGERESPONSE']._serialized_start=267
-  _globals['_SENDMESSAGERESPONSE']._serialized_end=367
-  _globals['_CHATREQUEST']._serialized_start=370
-  _globals['_CHATREQUEST']._serialized_end=514
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=516
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=602
-  _globals['_LISTMESSAGESREQUEST']._serialized_start=605
-  _globals['_LISTMESSAGESREQUEST']._serialized_end=756
-  _globals['_LISTMESSAGESRESPONSE']._serialized_start=758
-  _globals['_LISTMESSAGESRESPONSE']._serialized_end=866
-  _globals['_GETMESSAGEREQUEST']._serialized_start=868
-  _globals['_GETMESSAGEREQUEST']._serialized_end=907
-  _globals['_GETTURNREQUEST']._serialized_start=909
-  _globals['_GETTURNREQUEST']._serialized_end=945
-  _globals['_LISTTURNSREQUEST']._serialized_start=947
-  _globals['_LISTTURNSREQUEST']._serialized_end=1049
-  _globals['_LISTTURNSRESPONSE']._serialized_start=1051
-  _globals['_LISTTURNSRESPONSE']._serialized_end=1147
-  _globals['_CANCELTURNREQUEST']._serialized_start=1149
-  _globals['_CANCELTURNREQUEST']._serialized_end=1188
-  _globals['_CLEARQUEUEREQUEST']._serialized_start=1190
-  _globals['_CLEARQUEUEREQUEST']._serialized_end=1235
-  _globals['_CLEARQUEUERESPONSE']._serialized_start=1237
-  _globals['_CLEARQUEUERESPONSE']._serialized_end=1313
-  _globals['_RESPONDTOCONFIRMATIONREQUEST']._serialized_start=1315
-  _globals['_RESPONDTOCONFIRMATIONREQUEST']._serialized_end=1424
-  _globals['_RESPONDTOCONFIRMATIONRESPONSE']._serialized_start=1426
-  _globals['_RESPONDTOCONFIRMATIONRESPONSE']._serialized_end=1516
-  _globals['_CHATSERVICE']._serialized_start=1662
-  _globals['_CHATSERVICE']._serialized_end=2810
+  _globals['_BUSYPOLICY']._serialized_start=1919
+  _globals['_BUSYPOLICY']._serialized_end=2059
+  _globals['_SENDMESSAGEREQUEST']._serialized_start=146
+  _globals['_SENDMESSAGEREQUEST']._serialized_end=297
+  _globals['_SENDMESSAGERESPONSE']._serialized_start=299
+  _globals['_SENDMESSAGERESPONSE']._serialized_end=399
+  _globals['_SENDMESSAGEANDWAITREQUEST']._serialized_start=402
+  _globals['_SENDMESSAGEANDWAITREQUEST']._serialized_end=613
+  _globals['_SENDMESSAGEANDWAITRESPONSE']._serialized_start=616
+  _globals['_SENDMESSAGEANDWAITRESPONSE']._serialized_end=767
+  _globals['_CHATREQUEST']._serialized_start=770
+  _globals['_CHATREQUEST']._serialized_end=914
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=916
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=1002
+  _globals['_LISTMESSAGESREQUEST']._serialized_start=1005
+  _globals['_LISTMESSAGESREQUEST']._serialized_end=1156
+  _globals['_LISTMESSAGESRESPONSE']._serialized_start=1158
+  _globals['_LISTMESSAGESRESPONSE']._serialized_end=1266
+  _globals['_GETMESSAGEREQUEST']._serialized_start=1268
+  _globals['_GETMESSAGEREQUEST']._serialized_end=1307
+  _globals['_GETTURNREQUEST']._serialized_start=1309
+  _globals['_GETTURNREQUEST']._serialized_end=1345
+  _globals['_LISTTURNSREQUEST']._serialized_start=1347
+  _globals['_LISTTURNSREQUEST']._serialized_end=1449
+  _globals['_LISTTURNSRESPONSE']._serialized_start=1451
+  _globals['_LISTTURNSRESPONSE']._serialized_end=1547
+  _globals['_CANCELTURNREQUEST']._serialized_start=1549
+  _globals['_CANCELTURNREQUEST']._serialized_end=1588
+  _globals['_CLEARQUEUEREQUEST']._serialized_start=1590
+  _globals['_CLEARQUEUEREQUEST']._serialized_end=1635
+  _globals['_CLEARQUEUERESPONSE']._serialized_start=1637
+  _globals['_CLEARQUEUERESPONSE']._serialized_end=1713
+  _globals['_RESPONDTOCONFIRMATIONREQUEST']._serialized_start=1715
+  _globals['_RESPONDTOCONFIRMATIONREQUEST']._serialized_end=1824
+  _globals['_RESPONDTOCONFIRMATIONRESPONSE']._serialized_start=1826
+  _globals['_RESPONDTOCONFIRMATIONRESPONSE']._serialized_end=1916
+  _globals['_CHATSERVICE']._serialized_start=2062
+  _globals['_CHATSERVICE']._serialized_end=3355
 # @@protoc_insertion_point(module_scope)

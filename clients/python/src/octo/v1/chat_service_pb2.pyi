@@ -1,4 +1,7 @@
+import datetime
+
 from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
 from octo.v1 import event_pb2 as _event_pb2
 from octo.v1 import message_pb2 as _message_pb2
 from google.protobuf.internal import containers as _containers
@@ -42,6 +45,30 @@ class SendMessageResponse(_message.Message):
     message: _message_pb2.Message
     turn: _message_pb2.Turn
     def __init__(self, message: _Optional[_Union[_message_pb2.Message, _Mapping]] = ..., turn: _Optional[_Union[_message_pb2.Turn, _Mapping]] = ...) -> None: ...
+
+class SendMessageAndWaitRequest(_message.Message):
+    __slots__ = ("session", "parts", "on_busy", "model", "timeout")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    ON_BUSY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    session: str
+    parts: _containers.RepeatedCompositeFieldContainer[_message_pb2.Part]
+    on_busy: BusyPolicy
+    model: str
+    timeout: _duration_pb2.Duration
+    def __init__(self, session: _Optional[str] = ..., parts: _Optional[_Iterable[_Union[_message_pb2.Part, _Mapping]]] = ..., on_busy: _Optional[_Union[BusyPolicy, str]] = ..., model: _Optional[str] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class SendMessageAndWaitResponse(_message.Message):
+    __slots__ = ("message", "turn", "replies")
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TURN_FIELD_NUMBER: _ClassVar[int]
+    REPLIES_FIELD_NUMBER: _ClassVar[int]
+    message: _message_pb2.Message
+    turn: _message_pb2.Turn
+    replies: _containers.RepeatedCompositeFieldContainer[_message_pb2.Message]
+    def __init__(self, message: _Optional[_Union[_message_pb2.Message, _Mapping]] = ..., turn: _Optional[_Union[_message_pb2.Turn, _Mapping]] = ..., replies: _Optional[_Iterable[_Union[_message_pb2.Message, _Mapping]]] = ...) -> None: ...
 
 class ChatRequest(_message.Message):
     __slots__ = ("session", "parts", "on_busy", "model")

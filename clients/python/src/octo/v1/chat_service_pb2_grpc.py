@@ -42,6 +42,11 @@ class ChatServiceStub:
                 request_serializer=octo_dot_v1_dot_chat__service__pb2.SendMessageRequest.SerializeToString,
                 response_deserializer=octo_dot_v1_dot_chat__service__pb2.SendMessageResponse.FromString,
                 _registered_method=True)
+        self.SendMessageAndWait = channel.unary_unary(
+                '/octo.v1.ChatService/SendMessageAndWait',
+                request_serializer=octo_dot_v1_dot_chat__service__pb2.SendMessageAndWaitRequest.SerializeToString,
+                response_deserializer=octo_dot_v1_dot_chat__service__pb2.SendMessageAndWaitResponse.FromString,
+                _registered_method=True)
         self.Chat = channel.unary_stream(
                 '/octo.v1.ChatService/Chat',
                 request_serializer=octo_dot_v1_dot_chat__service__pb2.ChatRequest.SerializeToString,
@@ -96,6 +101,16 @@ class ChatServiceServicer:
     def SendMessage(self, request, context):
         """Stores a user message and starts or queues the turn it triggers. Returns once the
         message is durably stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendMessageAndWait(self, request, context):
+        """Like SendMessage, then answers once the triggered turn has ended: the turn and its
+        assistant messages, in one response (for scripts and integrations that do not
+        stream). A turn still running after `timeout` goes on; the call then fails with
+        DEADLINE_EXCEEDED (reason TURN_STILL_RUNNING) naming the turn to follow.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -174,6 +189,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     request_deserializer=octo_dot_v1_dot_chat__service__pb2.SendMessageRequest.FromString,
                     response_serializer=octo_dot_v1_dot_chat__service__pb2.SendMessageResponse.SerializeToString,
             ),
+            'SendMessageAndWait': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendMessageAndWait,
+                    request_deserializer=octo_dot_v1_dot_chat__service__pb2.SendMessageAndWaitRequest.FromString,
+                    response_serializer=octo_dot_v1_dot_chat__service__pb2.SendMessageAndWaitResponse.SerializeToString,
+            ),
             'Chat': grpc.unary_stream_rpc_method_handler(
                     servicer.Chat,
                     request_deserializer=octo_dot_v1_dot_chat__service__pb2.ChatRequest.FromString,
@@ -248,6 +268,33 @@ class ChatService:
             '/octo.v1.ChatService/SendMessage',
             octo_dot_v1_dot_chat__service__pb2.SendMessageRequest.SerializeToString,
             octo_dot_v1_dot_chat__service__pb2.SendMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendMessageAndWait(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octo.v1.ChatService/SendMessageAndWait',
+            octo_dot_v1_dot_chat__service__pb2.SendMessageAndWaitRequest.SerializeToString,
+            octo_dot_v1_dot_chat__service__pb2.SendMessageAndWaitResponse.FromString,
             options,
             channel_credentials,
             insecure,

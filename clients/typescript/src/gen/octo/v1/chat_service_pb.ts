@@ -5,6 +5,8 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import type { SessionEventSchema } from "./event_pb.js";
 import { file_octo_v1_event } from "./event_pb.js";
 import type { Confirmation, ConfirmationDecision, Message as Message$1, MessageSchema, Part, Turn, TurnSchema } from "./message_pb.js";
@@ -15,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file octo/v1/chat_service.proto.
  */
 export const file_octo_v1_chat_service: GenFile = /*@__PURE__*/
-  fileDesc("ChpvY3RvL3YxL2NoYXRfc2VydmljZS5wcm90bxIHb2N0by52MSJ4ChJTZW5kTWVzc2FnZVJlcXVlc3QSDwoHc2Vzc2lvbhgBIAEoCRIcCgVwYXJ0cxgCIAMoCzINLm9jdG8udjEuUGFydBIkCgdvbl9idXN5GAMgASgOMhMub2N0by52MS5CdXN5UG9saWN5Eg0KBW1vZGVsGAQgASgJIlUKE1NlbmRNZXNzYWdlUmVzcG9uc2USIQoHbWVzc2FnZRgBIAEoCzIQLm9jdG8udjEuTWVzc2FnZRIbCgR0dXJuGAIgASgLMg0ub2N0by52MS5UdXJuInEKC0NoYXRSZXF1ZXN0Eg8KB3Nlc3Npb24YASABKAkSHAoFcGFydHMYAiADKAsyDS5vY3RvLnYxLlBhcnQSJAoHb25fYnVzeRgDIAEoDjITLm9jdG8udjEuQnVzeVBvbGljeRINCgVtb2RlbBgEIAEoCSI+ChNTdHJlYW1FdmVudHNSZXF1ZXN0Eg8KB3Nlc3Npb24YASABKAkSFgoOYWZ0ZXJfc2VxdWVuY2UYAiABKAMiawoTTGlzdE1lc3NhZ2VzUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkSDgoGYmVmb3JlGAIgASgJEg0KBWFmdGVyGAMgASgJIlMKFExpc3RNZXNzYWdlc1Jlc3BvbnNlEiIKCG1lc3NhZ2VzGAEgAygLMhAub2N0by52MS5NZXNzYWdlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIhChFHZXRNZXNzYWdlUmVxdWVzdBIMCgRuYW1lGAEgASgJIh4KDkdldFR1cm5SZXF1ZXN0EgwKBG5hbWUYASABKAkiSQoQTGlzdFR1cm5zUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiSgoRTGlzdFR1cm5zUmVzcG9uc2USHAoFdHVybnMYASADKAsyDS5vY3RvLnYxLlR1cm4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiEKEUNhbmNlbFR1cm5SZXF1ZXN0EgwKBG5hbWUYASABKAkiJAoRQ2xlYXJRdWV1ZVJlcXVlc3QSDwoHc2Vzc2lvbhgBIAEoCSI8ChJDbGVhclF1ZXVlUmVzcG9uc2USJgoPY2FuY2VsbGVkX3R1cm5zGAEgAygLMg0ub2N0by52MS5UdXJuIl0KHFJlc3BvbmRUb0NvbmZpcm1hdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIvCghkZWNpc2lvbhgCIAEoDjIdLm9jdG8udjEuQ29uZmlybWF0aW9uRGVjaXNpb24iTAodUmVzcG9uZFRvQ29uZmlybWF0aW9uUmVzcG9uc2USKwoMY29uZmlybWF0aW9uGAEgASgLMhUub2N0by52MS5Db25maXJtYXRpb24qjAEKCkJ1c3lQb2xpY3kSGwoXQlVTWV9QT0xJQ1lfVU5TUEVDSUZJRUQQABIXChNCVVNZX1BPTElDWV9FTlFVRVVFEAESFQoRQlVTWV9QT0xJQ1lfU1RFRVIQAhIZChVCVVNZX1BPTElDWV9JTlRFUlJVUFQQAxIWChJCVVNZX1BPTElDWV9SRUpFQ1QQBDL8CAoLQ2hhdFNlcnZpY2USdgoLU2VuZE1lc3NhZ2USGy5vY3RvLnYxLlNlbmRNZXNzYWdlUmVxdWVzdBocLm9jdG8udjEuU2VuZE1lc3NhZ2VSZXNwb25zZSIsgtPkkwImOgEqIiEvdjEve3Nlc3Npb249c2Vzc2lvbnMvKn0vbWVzc2FnZXMSXwoEQ2hhdBIULm9jdG8udjEuQ2hhdFJlcXVlc3QaFS5vY3RvLnYxLlNlc3Npb25FdmVudCIogtPkkwIiOgEqIh0vdjEve3Nlc3Npb249c2Vzc2lvbnMvKn06Y2hhdDABEm4KDFN0cmVhbUV2ZW50cxIcLm9jdG8udjEuU3RyZWFtRXZlbnRzUmVxdWVzdBoVLm9jdG8udjEuU2Vzc2lvbkV2ZW50IieC0+STAiESHy92MS97c2Vzc2lvbj1zZXNzaW9ucy8qfS9ldmVudHMwARJ1CgxMaXN0TWVzc2FnZXMSHC5vY3RvLnYxLkxpc3RNZXNzYWdlc1JlcXVlc3QaHS5vY3RvLnYxLkxpc3RNZXNzYWdlc1Jlc3BvbnNlIiiC0+STAiISIC92MS97cGFyZW50PXNlc3Npb25zLyp9L21lc3NhZ2VzEmQKCkdldE1lc3NhZ2USGi5vY3RvLnYxLkdldE1lc3NhZ2VSZXF1ZXN0GhAub2N0by52MS5NZXNzYWdlIiiC0+STAiISIC92MS97bmFtZT1zZXNzaW9ucy8qL21lc3NhZ2VzLyp9ElgKB0dldFR1cm4SFy5vY3RvLnYxLkdldFR1cm5SZXF1ZXN0Gg0ub2N0by52MS5UdXJuIiWC0+STAh8SHS92MS97bmFtZT1zZXNzaW9ucy8qL3R1cm5zLyp9EmkKCUxpc3RUdXJucxIZLm9jdG8udjEuTGlzdFR1cm5zUmVxdWVzdBoaLm9jdG8udjEuTGlzdFR1cm5zUmVzcG9uc2UiJYLT5JMCHxIdL3YxL3twYXJlbnQ9c2Vzc2lvbnMvKn0vdHVybnMSaAoKQ2FuY2VsVHVybhIaLm9jdG8udjEuQ2FuY2VsVHVyblJlcXVlc3QaDS5vY3RvLnYxLlR1cm4iL4LT5JMCKToBKiIkL3YxL3tuYW1lPXNlc3Npb25zLyovdHVybnMvKn06Y2FuY2VsEnUKCkNsZWFyUXVldWUSGi5vY3RvLnYxLkNsZWFyUXVldWVSZXF1ZXN0Ghsub2N0by52MS5DbGVhclF1ZXVlUmVzcG9uc2UiLoLT5JMCKDoBKiIjL3YxL3tzZXNzaW9uPXNlc3Npb25zLyp9OmNsZWFyUXVldWUSoAEKFVJlc3BvbmRUb0NvbmZpcm1hdGlvbhIlLm9jdG8udjEuUmVzcG9uZFRvQ29uZmlybWF0aW9uUmVxdWVzdBomLm9jdG8udjEuUmVzcG9uZFRvQ29uZmlybWF0aW9uUmVzcG9uc2UiOILT5JMCMjoBKiItL3YxL3tuYW1lPXNlc3Npb25zLyovY29uZmlybWF0aW9ucy8qfTpyZXNwb25kQjZaNGdpdGh1Yi5jb20vb2N0by1hZ2VudHMvb2N0by9jbGllbnRzL2dvL29jdG92MTtvY3RvdjFiBnByb3RvMw", [file_google_api_annotations, file_octo_v1_event, file_octo_v1_message]);
+  fileDesc("ChpvY3RvL3YxL2NoYXRfc2VydmljZS5wcm90bxIHb2N0by52MSJ4ChJTZW5kTWVzc2FnZVJlcXVlc3QSDwoHc2Vzc2lvbhgBIAEoCRIcCgVwYXJ0cxgCIAMoCzINLm9jdG8udjEuUGFydBIkCgdvbl9idXN5GAMgASgOMhMub2N0by52MS5CdXN5UG9saWN5Eg0KBW1vZGVsGAQgASgJIlUKE1NlbmRNZXNzYWdlUmVzcG9uc2USIQoHbWVzc2FnZRgBIAEoCzIQLm9jdG8udjEuTWVzc2FnZRIbCgR0dXJuGAIgASgLMg0ub2N0by52MS5UdXJuIqsBChlTZW5kTWVzc2FnZUFuZFdhaXRSZXF1ZXN0Eg8KB3Nlc3Npb24YASABKAkSHAoFcGFydHMYAiADKAsyDS5vY3RvLnYxLlBhcnQSJAoHb25fYnVzeRgDIAEoDjITLm9jdG8udjEuQnVzeVBvbGljeRINCgVtb2RlbBgEIAEoCRIqCgd0aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIn8KGlNlbmRNZXNzYWdlQW5kV2FpdFJlc3BvbnNlEiEKB21lc3NhZ2UYASABKAsyEC5vY3RvLnYxLk1lc3NhZ2USGwoEdHVybhgCIAEoCzINLm9jdG8udjEuVHVybhIhCgdyZXBsaWVzGAMgAygLMhAub2N0by52MS5NZXNzYWdlInEKC0NoYXRSZXF1ZXN0Eg8KB3Nlc3Npb24YASABKAkSHAoFcGFydHMYAiADKAsyDS5vY3RvLnYxLlBhcnQSJAoHb25fYnVzeRgDIAEoDjITLm9jdG8udjEuQnVzeVBvbGljeRINCgVtb2RlbBgEIAEoCSI+ChNTdHJlYW1FdmVudHNSZXF1ZXN0Eg8KB3Nlc3Npb24YASABKAkSFgoOYWZ0ZXJfc2VxdWVuY2UYAiABKAMiawoTTGlzdE1lc3NhZ2VzUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkSDgoGYmVmb3JlGAIgASgJEg0KBWFmdGVyGAMgASgJIlMKFExpc3RNZXNzYWdlc1Jlc3BvbnNlEiIKCG1lc3NhZ2VzGAEgAygLMhAub2N0by52MS5NZXNzYWdlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIhChFHZXRNZXNzYWdlUmVxdWVzdBIMCgRuYW1lGAEgASgJIh4KDkdldFR1cm5SZXF1ZXN0EgwKBG5hbWUYASABKAkiSQoQTGlzdFR1cm5zUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiSgoRTGlzdFR1cm5zUmVzcG9uc2USHAoFdHVybnMYASADKAsyDS5vY3RvLnYxLlR1cm4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiEKEUNhbmNlbFR1cm5SZXF1ZXN0EgwKBG5hbWUYASABKAkiJAoRQ2xlYXJRdWV1ZVJlcXVlc3QSDwoHc2Vzc2lvbhgBIAEoCSI8ChJDbGVhclF1ZXVlUmVzcG9uc2USJgoPY2FuY2VsbGVkX3R1cm5zGAEgAygLMg0ub2N0by52MS5UdXJuIl0KHFJlc3BvbmRUb0NvbmZpcm1hdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIvCghkZWNpc2lvbhgCIAEoDjIdLm9jdG8udjEuQ29uZmlybWF0aW9uRGVjaXNpb24iTAodUmVzcG9uZFRvQ29uZmlybWF0aW9uUmVzcG9uc2USKwoMY29uZmlybWF0aW9uGAEgASgLMhUub2N0by52MS5Db25maXJtYXRpb24qjAEKCkJ1c3lQb2xpY3kSGwoXQlVTWV9QT0xJQ1lfVU5TUEVDSUZJRUQQABIXChNCVVNZX1BPTElDWV9FTlFVRVVFEAESFQoRQlVTWV9QT0xJQ1lfU1RFRVIQAhIZChVCVVNZX1BPTElDWV9JTlRFUlJVUFQQAxIWChJCVVNZX1BPTElDWV9SRUpFQ1QQBDKNCgoLQ2hhdFNlcnZpY2USdgoLU2VuZE1lc3NhZ2USGy5vY3RvLnYxLlNlbmRNZXNzYWdlUmVxdWVzdBocLm9jdG8udjEuU2VuZE1lc3NhZ2VSZXNwb25zZSIsgtPkkwImOgEqIiEvdjEve3Nlc3Npb249c2Vzc2lvbnMvKn0vbWVzc2FnZXMSjgEKElNlbmRNZXNzYWdlQW5kV2FpdBIiLm9jdG8udjEuU2VuZE1lc3NhZ2VBbmRXYWl0UmVxdWVzdBojLm9jdG8udjEuU2VuZE1lc3NhZ2VBbmRXYWl0UmVzcG9uc2UiL4LT5JMCKToBKiIkL3YxL3tzZXNzaW9uPXNlc3Npb25zLyp9OnNlbmRBbmRXYWl0El8KBENoYXQSFC5vY3RvLnYxLkNoYXRSZXF1ZXN0GhUub2N0by52MS5TZXNzaW9uRXZlbnQiKILT5JMCIjoBKiIdL3YxL3tzZXNzaW9uPXNlc3Npb25zLyp9OmNoYXQwARJuCgxTdHJlYW1FdmVudHMSHC5vY3RvLnYxLlN0cmVhbUV2ZW50c1JlcXVlc3QaFS5vY3RvLnYxLlNlc3Npb25FdmVudCIngtPkkwIhEh8vdjEve3Nlc3Npb249c2Vzc2lvbnMvKn0vZXZlbnRzMAESdQoMTGlzdE1lc3NhZ2VzEhwub2N0by52MS5MaXN0TWVzc2FnZXNSZXF1ZXN0Gh0ub2N0by52MS5MaXN0TWVzc2FnZXNSZXNwb25zZSIogtPkkwIiEiAvdjEve3BhcmVudD1zZXNzaW9ucy8qfS9tZXNzYWdlcxJkCgpHZXRNZXNzYWdlEhoub2N0by52MS5HZXRNZXNzYWdlUmVxdWVzdBoQLm9jdG8udjEuTWVzc2FnZSIogtPkkwIiEiAvdjEve25hbWU9c2Vzc2lvbnMvKi9tZXNzYWdlcy8qfRJYCgdHZXRUdXJuEhcub2N0by52MS5HZXRUdXJuUmVxdWVzdBoNLm9jdG8udjEuVHVybiIlgtPkkwIfEh0vdjEve25hbWU9c2Vzc2lvbnMvKi90dXJucy8qfRJpCglMaXN0VHVybnMSGS5vY3RvLnYxLkxpc3RUdXJuc1JlcXVlc3QaGi5vY3RvLnYxLkxpc3RUdXJuc1Jlc3BvbnNlIiWC0+STAh8SHS92MS97cGFyZW50PXNlc3Npb25zLyp9L3R1cm5zEmgKCkNhbmNlbFR1cm4SGi5vY3RvLnYxLkNhbmNlbFR1cm5SZXF1ZXN0Gg0ub2N0by52MS5UdXJuIi+C0+STAik6ASoiJC92MS97bmFtZT1zZXNzaW9ucy8qL3R1cm5zLyp9OmNhbmNlbBJ1CgpDbGVhclF1ZXVlEhoub2N0by52MS5DbGVhclF1ZXVlUmVxdWVzdBobLm9jdG8udjEuQ2xlYXJRdWV1ZVJlc3BvbnNlIi6C0+STAig6ASoiIy92MS97c2Vzc2lvbj1zZXNzaW9ucy8qfTpjbGVhclF1ZXVlEqABChVSZXNwb25kVG9Db25maXJtYXRpb24SJS5vY3RvLnYxLlJlc3BvbmRUb0NvbmZpcm1hdGlvblJlcXVlc3QaJi5vY3RvLnYxLlJlc3BvbmRUb0NvbmZpcm1hdGlvblJlc3BvbnNlIjiC0+STAjI6ASoiLS92MS97bmFtZT1zZXNzaW9ucy8qL2NvbmZpcm1hdGlvbnMvKn06cmVzcG9uZEI2WjRnaXRodWIuY29tL29jdG8tYWdlbnRzL29jdG8vY2xpZW50cy9nby9vY3RvdjE7b2N0b3YxYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_duration, file_octo_v1_event, file_octo_v1_message]);
 
 /**
  * Request of SendMessage.
@@ -88,6 +90,92 @@ export const SendMessageResponseSchema: GenMessage<SendMessageResponse> = /*@__P
   messageDesc(file_octo_v1_chat_service, 1);
 
 /**
+ * Request of SendMessageAndWait.
+ *
+ * @generated from message octo.v1.SendMessageAndWaitRequest
+ */
+export type SendMessageAndWaitRequest = Message<"octo.v1.SendMessageAndWaitRequest"> & {
+  /**
+   * `sessions/{session}`.
+   *
+   * @generated from field: string session = 1;
+   */
+  session: string;
+
+  /**
+   * The message content: text and attachments.
+   *
+   * @generated from field: repeated octo.v1.Part parts = 2;
+   */
+  parts: Part[];
+
+  /**
+   * What to do while a turn runs (ENQUEUE waits behind it).
+   *
+   * @generated from field: octo.v1.BusyPolicy on_busy = 3;
+   */
+  onBusy: BusyPolicy;
+
+  /**
+   * A model for this turn only, `models/{model}`; overrides the session's.
+   *
+   * @generated from field: string model = 4;
+   */
+  model: string;
+
+  /**
+   * How long to wait for the turn to end: default 300 s, at most 3600 s.
+   *
+   * @generated from field: google.protobuf.Duration timeout = 5;
+   */
+  timeout?: Duration | undefined;
+};
+
+/**
+ * Describes the message octo.v1.SendMessageAndWaitRequest.
+ * Use `create(SendMessageAndWaitRequestSchema)` to create a new message.
+ */
+export const SendMessageAndWaitRequestSchema: GenMessage<SendMessageAndWaitRequest> = /*@__PURE__*/
+  messageDesc(file_octo_v1_chat_service, 2);
+
+/**
+ * Response of SendMessageAndWait.
+ *
+ * @generated from message octo.v1.SendMessageAndWaitResponse
+ */
+export type SendMessageAndWaitResponse = Message<"octo.v1.SendMessageAndWaitResponse"> & {
+  /**
+   * The stored user message.
+   *
+   * @generated from field: octo.v1.Message message = 1;
+   */
+  message?: Message$1 | undefined;
+
+  /**
+   * The turn, ended: its status (SUCCEEDED, FAILED, CANCELLED, INTERRUPTED), error and
+   * usage.
+   *
+   * @generated from field: octo.v1.Turn turn = 2;
+   */
+  turn?: Turn | undefined;
+
+  /**
+   * The turn's assistant messages, oldest first (tool calls included); the last one
+   * holds the final answer.
+   *
+   * @generated from field: repeated octo.v1.Message replies = 3;
+   */
+  replies: Message$1[];
+};
+
+/**
+ * Describes the message octo.v1.SendMessageAndWaitResponse.
+ * Use `create(SendMessageAndWaitResponseSchema)` to create a new message.
+ */
+export const SendMessageAndWaitResponseSchema: GenMessage<SendMessageAndWaitResponse> = /*@__PURE__*/
+  messageDesc(file_octo_v1_chat_service, 3);
+
+/**
  * Request of Chat.
  *
  * @generated from message octo.v1.ChatRequest
@@ -127,7 +215,7 @@ export type ChatRequest = Message<"octo.v1.ChatRequest"> & {
  * Use `create(ChatRequestSchema)` to create a new message.
  */
 export const ChatRequestSchema: GenMessage<ChatRequest> = /*@__PURE__*/
-  messageDesc(file_octo_v1_chat_service, 2);
+  messageDesc(file_octo_v1_chat_service, 4);
 
 /**
  * Request of StreamEvents.
@@ -155,7 +243,7 @@ export type StreamEventsRequest = Message<"octo.v1.StreamEventsRequest"> & {
  * Use `create(StreamEventsRequestSchema)` to create a new message.
  */
 export const StreamEventsRequestSchema: GenMessage<StreamEventsRequest> = /*@__PURE__*/
-  messageDesc(file_octo_v1_chat_service, 3);
+  messageDesc(file_octo_v1_chat_service, 5);
 
 /**
  * Request of ListMessages.
@@ -204,7 +292,7 @@ export type ListMessagesRequest = Message<"octo.v1.ListMessagesRequest"> & {
  * Use `create(ListMessagesRequestSchema)` to create a new message.
  */
 export const ListMessagesRequestSchema: GenMessage<ListMessagesRequest> = /*@__PURE__*/
-  messageDesc(file_octo_v1_chat_service, 4);
+  messageDesc(file_octo_v1_chat_service, 6);
 
 /**
  * Response of ListMessages.
@@ -232,7 +320,7 @@ export type ListMessagesResponse = Message<"octo.v1.ListMessagesResponse"> & {
  * Use `create(ListMessagesResponseSchema)` to create a new message.
  */
 export const ListMessagesResponseSchema: GenMessage<ListMessagesResponse> = /*@__PURE__*/
-  messageDesc(file_octo_v1_chat_service, 5);
+  messageDesc(file_octo_v1_chat_service, 7);
 
 /**
  * Request of GetMessage.
@@ -253,7 +341,7 @@ export type GetMessageRequest = Message<"octo.v1.GetMessageRequest"> & {
  * Use `create(GetMessageRequestSchema)` to create a new message.
  */
 export const GetMessageRequestSchema: GenMessage<GetMessageRequest> = /*@__PURE__*/
-  messageDesc(file_octo_v1_chat_service, 6);
+  messageDesc(file_octo_v1_chat_service, 8);
 
 /**
  * Request of GetTurn.
@@ -274,7 +362,7 @@ export type GetTurnRequest = Message<"octo.v1.GetTurnRequest"> & {
  * Use `create(GetTurnRequestSchema)` to create a new message.
  */
 export const GetTurnRequestSchema: GenMessage<GetTurnRequest> = /*@__PURE__*/
-  messageDesc(file_octo_v1_chat_service, 7);
+  messageDesc(file_octo_v1_chat_service, 9);
 
 /**
  * Request of ListTurns.
@@ -309,7 +397,7 @@ export type ListTurnsRequest = Message<"octo.v1.ListTurnsRequest"> & {
  * Use `create(ListTurnsRequestSchema)` to create a new message.
  */
 export const ListTurnsRequestSchema: GenMessage<ListTurnsRequest> = /*@__PURE__*/
-  messageDesc(file_octo_v1_chat_service, 8);
+  messageDesc(file_octo_v1_chat_service, 10);
 
 /**
  * Response of ListTurns.
@@ -337,7 +425,7 @@ export type ListTurnsResponse = Message<"octo.v1.ListTurnsResponse"> & {
  * Use `create(ListTurnsResponseSchema)` to create a new message.
  */
 export const ListTurnsResponseSchema: GenMessage<ListTurnsResponse> = /*@__PURE__*/
-  messageDesc(file_octo_v1_chat_service, 9);
+  messageDesc(file_octo_v1_chat_service, 11);
 
 /**
  * Request of CancelTurn.
@@ -358,7 +446,7 @@ export type CancelTurnRequest = Message<"octo.v1.CancelTurnRequest"> & {
  * Use `create(CancelTurnRequestSchema)` to create a new message.
  */
 export const CancelTurnRequestSchema: GenMessage<CancelTurnRequest> = /*@__PURE__*/
-  messageDesc(file_octo_v1_chat_service, 10);
+  messageDesc(file_octo_v1_chat_service, 12);
 
 /**
  * Request of ClearQueue.
@@ -379,7 +467,7 @@ export type ClearQueueRequest = Message<"octo.v1.ClearQueueRequest"> & {
  * Use `create(ClearQueueRequestSchema)` to create a new message.
  */
 export const ClearQueueRequestSchema: GenMessage<ClearQueueRequest> = /*@__PURE__*/
-  messageDesc(file_octo_v1_chat_service, 11);
+  messageDesc(file_octo_v1_chat_service, 13);
 
 /**
  * Response of ClearQueue.
@@ -400,7 +488,7 @@ export type ClearQueueResponse = Message<"octo.v1.ClearQueueResponse"> & {
  * Use `create(ClearQueueResponseSchema)` to create a new message.
  */
 export const ClearQueueResponseSchema: GenMessage<ClearQueueResponse> = /*@__PURE__*/
-  messageDesc(file_octo_v1_chat_service, 12);
+  messageDesc(file_octo_v1_chat_service, 14);
 
 /**
  * Request of RespondToConfirmation.
@@ -428,7 +516,7 @@ export type RespondToConfirmationRequest = Message<"octo.v1.RespondToConfirmatio
  * Use `create(RespondToConfirmationRequestSchema)` to create a new message.
  */
 export const RespondToConfirmationRequestSchema: GenMessage<RespondToConfirmationRequest> = /*@__PURE__*/
-  messageDesc(file_octo_v1_chat_service, 13);
+  messageDesc(file_octo_v1_chat_service, 15);
 
 /**
  * Response of RespondToConfirmation.
@@ -449,7 +537,7 @@ export type RespondToConfirmationResponse = Message<"octo.v1.RespondToConfirmati
  * Use `create(RespondToConfirmationResponseSchema)` to create a new message.
  */
 export const RespondToConfirmationResponseSchema: GenMessage<RespondToConfirmationResponse> = /*@__PURE__*/
-  messageDesc(file_octo_v1_chat_service, 14);
+  messageDesc(file_octo_v1_chat_service, 16);
 
 /**
  * What to do with a message that arrives while a turn runs.
@@ -515,6 +603,19 @@ export const ChatService: GenService<{
     methodKind: "unary";
     input: typeof SendMessageRequestSchema;
     output: typeof SendMessageResponseSchema;
+  },
+  /**
+   * Like SendMessage, then answers once the triggered turn has ended: the turn and its
+   * assistant messages, in one response (for scripts and integrations that do not
+   * stream). A turn still running after `timeout` goes on; the call then fails with
+   * DEADLINE_EXCEEDED (reason TURN_STILL_RUNNING) naming the turn to follow.
+   *
+   * @generated from rpc octo.v1.ChatService.SendMessageAndWait
+   */
+  sendMessageAndWait: {
+    methodKind: "unary";
+    input: typeof SendMessageAndWaitRequestSchema;
+    output: typeof SendMessageAndWaitResponseSchema;
   },
   /**
    * Like SendMessage, then streams the triggered turn's events until its terminal event.
