@@ -29,6 +29,7 @@
 
 pub mod chat;
 pub mod client;
+pub mod completions;
 pub mod config_cmd;
 pub mod models;
 pub mod names;
@@ -130,6 +131,10 @@ pub enum Command {
     /// List webhook deliveries and retry dead ones
     #[command(visible_alias = "webhook")]
     Webhooks(webhooks::WebhooksArgs),
+    /// Print a shell completion script
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff): `octo man | man -l -`
+    Man,
 }
 
 /// Runs one command. Output goes to `out`; errors are returned, and [`describe_error`]
@@ -148,6 +153,8 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
         Command::Models(args) => models::run(args, &global, out).await,
         Command::Schedules(args) => schedules::run(args, &global, out).await,
         Command::Webhooks(args) => webhooks::run(args, &global, out).await,
+        Command::Completions(args) => completions::completions(args, out),
+        Command::Man => completions::man(out),
     }?;
     out.flush()?;
     Ok(())
