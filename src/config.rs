@@ -121,6 +121,11 @@ pub struct Config {
     pub webhooks: WebhookConfig,
     /// The confinement of tool commands (`[sandbox]`).
     pub sandbox: SandboxConfig,
+    /// Open connections served at once; beyond, requests get RESOURCE_EXHAUSTED. Keep it
+    /// under the process's open-file limit (`ulimit -n`).
+    pub max_connections: usize,
+    /// Open server streams (Chat, StreamEvents, WatchSessions, any protocol) at once.
+    pub max_streams: usize,
     /// A fire time missed while the server was down still runs (once) on start if it is
     /// at most this many seconds late; otherwise it is recorded as skipped.
     pub schedule_misfire_grace_seconds: u64,
@@ -341,6 +346,10 @@ impl Default for Config {
             webhook_secret: None,
             webhooks: WebhookConfig::default(),
             sandbox: SandboxConfig::default(),
+            // 4096 connections of a few KiB each; streams are lighter (one task and a
+            // subscription each), so twice as many.
+            max_connections: 4096,
+            max_streams: 8192,
             schedule_misfire_grace_seconds: 3600,
             ui: true,
         }
@@ -659,6 +668,12 @@ allowed_hosts = []
 # token travels in clear text.
 # tls_cert = "/etc/octo/cert.pem"
 # tls_key = "/etc/octo/key.pem"
+
+# Open connections and server streams (Chat, StreamEvents, WatchSessions) served at
+# once; beyond them requests get RESOURCE_EXHAUSTED. Keep max_connections under the
+# open-file limit (ulimit -n).
+max_connections = 4096
+max_streams = 8192
 
 # Turns a session may queue behind the running one; model requests per turn; limits.
 max_queue_depth = 16

@@ -3,6 +3,7 @@
 //! The arrow of dependence points inward: `api` and `http` translate between the wire
 //! and the `runtime`, which works on `domain` types with the `store` behind a trait.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod cli;
@@ -11,6 +12,7 @@ pub mod domain;
 pub mod files;
 pub mod guard;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod outbox;
 pub mod providers;

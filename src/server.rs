@@ -18,6 +18,7 @@ use tower::{Layer, ServiceExt, util::BoxCloneSyncService};
 use tracing::Instrument;
 
 use crate::{
+    admission::{Admission, StreamCapLayer},
     api::{
         ChatApi, ChatRoutes, ModelApi, ScheduleApi, SessionApi, WebhookApi,
         peer::{PeerApi, PeerClients, PeerServiceServer},
@@ -60,6 +61,8 @@ struct App {
     guard: Guard,
     /// Serve the web UI at `/` (config `ui`).
     ui: bool,
+    /// The connection and stream caps.
+    admission: Admission,
 }
 
 /// A bound, not yet running server.
@@ -345,13 +348,23 @@ impl Server {
         .add_service(reflection_v1alpha)
         .prepare();
 
-        let metrics = Arc::new(Metrics::new(octo_methods()?));
+        let methods = octo_methods()?;
+        // Octo's own server streams count against max_streams (peer relays included: a
+        // relayed stream holds a stream on the owner too).
+        let streaming = methods
+            .iter()
+            .filter(|(path, server_streaming)| *server_streaming && path.starts_with("/octo."))
+            .map(|(path, _)| path.clone())
+            .collect();
+        let admission = Admission::new(config.max_connections, config.max_streams, streaming);
+        warn_if_over_file_limit(config.max_connections);
+        let metrics = Arc::new(Metrics::new(methods));
         let auth = Arc::new(
             Auth::new(config.token.as_deref()).with_cluster_token(config.cluster_token.as_deref()),
         );
-        let grpc: GrpcService = BoxCloneSyncService::new(
-            MetricsLayer::new(metrics.clone()).layer(AuthLayer::new(auth.clone()).layer(routes)),
-        );
+        let grpc: GrpcService = BoxCloneSyncService::new(MetricsLayer::new(metrics.clone()).layer(
+            AuthLayer::new(auth.clone()).layer(StreamCapLayer(admission.clone()).layer(routes)),
+        ));
         let grpc_web: GrpcService =
             BoxCloneSyncService::new(tonic_web::GrpcWebLayer::new().layer(grpc.clone()));
         let gateway = JsonGateway::new(pb::FILE_DESCRIPTOR_SET, grpc.clone(), max)
@@ -376,6 +389,7 @@ impl Server {
                 auth,
                 guard,
                 ui,
+                admission,
             }),
             store,
             chat,
@@ -445,19 +459,33 @@ impl Server {
         );
         crate::http::ui::log_url(local_addr, tls.is_some(), app.ui);
         tokio::pin!(shutdown);
+        let mut accept_backoff = ACCEPT_BACKOFF_MIN;
+        let refused_log = crate::logging::Throttle::new(Duration::from_secs(10));
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
                     let (stream, peer) = match accepted {
-                        Ok(accepted) => accepted,
+                        Ok(accepted) => {
+                            accept_backoff = ACCEPT_BACKOFF_MIN;
+                            accepted
+                        }
                         Err(err) => {
-                            // Out of file descriptors and the like: back off, keep serving.
-                            tracing::warn!(error = %err, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            // Out of file descriptors and the like: back off (5 ms
+                            // doubling to 1 s), keep serving what is open.
+                            tracing::warn!(error = %err, backoff_ms = accept_backoff.as_millis() as u64, "accept failed");
+                            tokio::time::sleep(accept_backoff).await;
+                            accept_backoff = (accept_backoff * 2).min(ACCEPT_BACKOFF_MAX);
                             continue;
                         }
                     };
                     let _ = stream.set_nodelay(true);
+                    let Some(connection_permit) = app.admission.connection() else {
+                        if let Some(suppressed) = refused_log.allow() {
+                            tracing::warn!(%peer, max_connections = config.max_connections, refused_since_last_log = suppressed, "connection refused: max_connections reached");
+                        }
+                        refuse_connection(app.clone(), builder.clone(), stream, peer);
+                        continue;
+                    };
                     let connect_info = TcpConnectInfo {
                         local_addr: Some(local_addr),
                         remote_addr: Some(peer),
@@ -487,6 +515,7 @@ impl Server {
                     let watcher = graceful.watcher();
                     let tls = tls.clone();
                     tokio::spawn(async move {
+                        let _connection_permit = connection_permit;
                         let service = TowerToHyperService::new(service);
                         let served = match tls {
                             None => {
@@ -551,6 +580,52 @@ fn new_request_id() -> String {
 }
 
 /// Routes one request by what it is: gRPC, gRPC-Web, metrics, or JSON/HTTP.
+/// The first and the longest wait after a failed accept.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Serves a connection beyond `max_connections` only to tell each request so
+/// (RESOURCE_EXHAUSTED), for a few seconds, over plain TCP (a TLS client sees the
+/// connection close).
+fn refuse_connection(
+    app: Arc<App>,
+    builder: auto::Builder<TokioExecutor>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+) {
+    tokio::spawn(async move {
+        let service = tower::service_fn(move |request: Request<hyper::body::Incoming>| {
+            let response = refusal(&app, &request, peer, app.admission.too_many_connections());
+            async move { Ok::<_, Infallible>(response) }
+        });
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let _ =
+            tokio::time::timeout(crate::admission::REFUSED_CONNECTION_LIFETIME, connection).await;
+    });
+}
+
+/// Warns when `max_connections` cannot be reached: the open-file limit comes first and
+/// accept fails with EMFILE instead of a clear answer.
+fn warn_if_over_file_limit(max_connections: usize) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct we pass and nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        // The database pool, listener, logs and tool pipes need descriptors too.
+        let needed = max_connections as u64 + 256;
+        if limit.rlim_cur < needed {
+            tracing::warn!(
+                open_file_limit = limit.rlim_cur,
+                max_connections,
+                "the open-file limit is below max_connections + 256: raise it (ulimit -n, LimitNOFILE=) or lower max_connections"
+            );
+        }
+    }
+}
+
 async fn handle(app: Arc<App>, mut request: Request<Body>) -> Response<Body> {
     // Keep a client's request id if it is sane, so logs correlate across systems.
     let request_id = request

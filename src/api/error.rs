@@ -75,8 +75,11 @@ pub fn to_status(err: Error) -> Status {
         Error::DeadlineExceeded { message, .. } => (Code::DeadlineExceeded, message),
         Error::Relayed(_) => unreachable!("answered above"),
         Error::Internal(message) => {
-            // The cause stays in the log; clients get no internals.
-            tracing::error!(error = %message, "internal error");
+            // The cause stays in the log; clients get no internals. Throttled: a broken
+            // disk fails every request, and must not fill the log (or itself) with it.
+            if let Some(suppressed) = INTERNAL_ERRORS.allow() {
+                tracing::error!(error = %message, suppressed_since_last = suppressed, "internal error");
+            }
             (
                 Code::Internal,
                 "internal error; the server log has the cause".to_owned(),
@@ -85,6 +88,10 @@ pub fn to_status(err: Error) -> Status {
     };
     Status::with_error_details(code, message, details)
 }
+
+/// One internal-error line per second at most.
+static INTERNAL_ERRORS: crate::logging::Throttle =
+    crate::logging::Throttle::new(std::time::Duration::from_secs(1));
 
 fn err_message(violations: &[crate::domain::FieldViolation]) -> String {
     let fields: Vec<String> = violations
