@@ -4,10 +4,7 @@
 
 mod common;
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::path::{Path, PathBuf};
 
 use common::{
     ChatClient, TIMEOUT, TestServer, collect_until, create_in_mode, finished, finishes, get_turn,
@@ -55,13 +52,9 @@ fn is_our_sleep(pid: i32, dir: &Path) -> bool {
     alive && std::fs::read_link(proc.join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
 }
 
-/// Polls (bounded) until `done` holds.
+/// Waits (see `common::eventually`) until `done` holds.
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::eventually(what, async || done().then_some(())).await
 }
 
 fn tool_message(command: &str) -> String {

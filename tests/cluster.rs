@@ -540,29 +540,22 @@ async fn the_peer_service_needs_the_cluster_token_and_is_not_public() {
     );
 }
 
-/// Polls B's model (20 ms) until `done` holds for GetModel's outcome; the deadline is a
-/// safety net, the wait ends on the condition.
+/// Waits until `done` holds for GetModel's outcome on `server` (see
+/// `common::eventually`).
 async fn wait_for_model(
     server: &TestServer,
     name: &str,
     done: impl Fn(&Result<pb::Model, tonic::Status>) -> bool,
 ) {
     let mut models = server.models().await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
+    common::eventually(&format!("{name} to change on this server"), async || {
         let got = models
             .get_model(pb::GetModelRequest { name: name.into() })
             .await
             .map(tonic::Response::into_inner);
-        if done(&got) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{name} never changed on this server: {got:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        done(&got).then_some(())
+    })
+    .await
 }
 
 #[tokio::test]

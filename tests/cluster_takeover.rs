@@ -167,28 +167,21 @@ async fn a_killed_owners_sessions_move_to_a_live_server() {
     collect_until(&mut on_c, finishes(&third.name)).await;
 }
 
-/// Polls (20 ms) until `done` holds for the run; the deadline is only a safety net.
+/// The run, once `done` holds for it (see `common::eventually`).
 async fn wait_for_run(
     schedules: &mut pb::schedule_service_client::ScheduleServiceClient<tonic::transport::Channel>,
     name: &str,
     done: impl Fn(&pb::ScheduleRun) -> bool,
 ) -> pb::ScheduleRun {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
+    common::eventually(&format!("{name} to get there"), async || {
         let run = schedules
             .get_schedule_run(pb::GetScheduleRunRequest { name: name.into() })
             .await
             .expect("get run")
             .into_inner();
-        if done(&run) {
-            return run;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run never got there: {run:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        done(&run).then_some(run)
+    })
+    .await
 }
 
 #[tokio::test]

@@ -230,13 +230,11 @@ async fn a_setsid_daemon_is_gone_after_cancel() {
         matches!(&e.kind, Some(pb::session_event::Kind::ToolCallOutput(o)) if o.text.contains("up"))
     })
     .await;
-    // The daemon may still be between fork and exec: wait for it (20 ms polls; the
-    // deadline is a safety net).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while processes_running(&["sleep", &daemon]).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the daemon never ran");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    // The daemon may still be between fork and exec: wait for it.
+    common::eventually("the daemon to run", async || {
+        (!processes_running(&["sleep", &daemon]).is_empty()).then_some(())
+    })
+    .await;
     chat.cancel_turn(pb::CancelTurnRequest {
         name: turn.name.clone(),
     })

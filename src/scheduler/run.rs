@@ -34,6 +34,10 @@ use crate::{
 /// Cron fires at most once a minute, so a second's delay is noise.
 const QUEUE_POLL: Duration = Duration::from_secs(1);
 
+/// How soon following a run's turn is tried again after its session's owner was
+/// unavailable: a dead owner's sessions move within the lease TTL (default 10 s).
+const FOLLOW_RETRY: Duration = Duration::from_secs(1);
+
 /// Runs taken over per store call.
 const TAKEOVER_BATCH: usize = 100;
 
@@ -275,11 +279,27 @@ impl Scheduler {
     }
 
     /// Waits for the run's turn to end, on whichever server owns its session.
+    ///
+    /// The session's owner may die meanwhile (or have died: a run taken over from a dead
+    /// server follows a turn its session's new owner is about to recover). Its
+    /// UNAVAILABLE answers ("cannot be reached", "moved") are waited out, every
+    /// [`FOLLOW_RETRY`], until a live server owns the session and the turn ends there.
     async fn wait_for_turn(&self, turn: &Turn) -> std::result::Result<Turn, String> {
-        tokio::select! {
-            () = self.shutdown.cancelled() => Err("the server stopped during the run".into()),
-            waited = self.chat.wait_for_turn(&turn.session_id, &turn.id) => {
-                waited.map_err(|err| format!("cannot follow the run's turn: {err}"))
+        loop {
+            let waited = tokio::select! {
+                () = self.shutdown.cancelled() => return Err("the server stopped during the run".into()),
+                waited = self.chat.wait_for_turn(&turn.session_id, &turn.id) => waited,
+            };
+            match waited {
+                Ok(turn) => return Ok(turn),
+                Err(err @ Error::Unavailable { .. }) => {
+                    tracing::info!(session = %turn.session_id, turn = %turn.id, error = %err, "following a schedule run's turn: its session's owner is unavailable; trying again");
+                    tokio::select! {
+                        () = self.shutdown.cancelled() => return Err("the server stopped during the run".into()),
+                        () = tokio::time::sleep(FOLLOW_RETRY) => {}
+                    }
+                }
+                Err(err) => return Err(format!("cannot follow the run's turn: {err}")),
             }
         }
     }

@@ -218,6 +218,23 @@ pub fn text(text: &str) -> pb::Part {
     }
 }
 
+/// Polls `probe` every 20 ms until it gives `Some`, and returns that: for state only
+/// a query shows (a run's status, a process in /proc). The wait ends on the condition;
+/// [`TIMEOUT`] is a safety net, after which it panics naming `what`.
+pub async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Reads events until `stop` holds for one (included), with the safety-net timeout.
 pub async fn collect_until(
     stream: &mut tonic::Streaming<pb::SessionEvent>,
