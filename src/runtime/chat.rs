@@ -246,7 +246,7 @@ impl Chat {
             return false;
         };
         let mut state = live.lock();
-        if state.is_busy() || live.subscriber_count() > 0 {
+        if state.is_busy() || state.is_watched() {
             return false;
         }
         state.retired = true;
@@ -373,10 +373,7 @@ impl Chat {
             }
             pending.extend(subscription.replay);
             return Ok(Opened {
-                source: Source::Local {
-                    live,
-                    receiver: subscription.live,
-                },
+                source: Source::Local(subscription.live),
                 pending,
                 delivered,
             });
