@@ -8,6 +8,7 @@ pub mod events;
 mod feed;
 mod history;
 pub(crate) mod live;
+mod memory;
 pub mod models;
 pub(crate) mod outbox;
 mod send;
