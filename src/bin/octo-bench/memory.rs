@@ -6,9 +6,13 @@
 //!    `--memory-turns` turns through `Chat` at once (one worker per session), then
 //!    `--memory-watch` seconds idle. Octo runs with `session_idle_seconds =
 //!    --memory-idle`, so the burst's sessions retire during the watch. Per burst: RSS at
-//!    its end (all its sessions live, idle, nobody subscribed), so memory per live
-//!    session = (that − fresh) / sessions; the peak; RSS at the end of the watch; and
-//!    how long after the burst RSS first came back to ≤ 2× fresh.
+//!    its end, and [`SETTLE`] later (all its sessions live, idle, nobody subscribed; a
+//!    server that gives memory back once quiet has done so); the peak; RSS at the end of
+//!    the watch; and how long after the burst RSS first came back to ≤ 2× fresh. Memory
+//!    per live session two ways: (settled − fresh) / sessions, which also counts what
+//!    the process grew by for good (caches, allocator), and (settled − after the watch)
+//!    / sessions, what retiring them gave back (meaningful only once all retired and
+//!    when the allocator returns memory).
 //! 3. Peak and final RSS with `--memory-wide` live sessions (`--memory-wide-turns`
 //!    turns each, `--memory-wide-concurrency` at a time), on a second, fresh process.
 //!
@@ -54,6 +58,8 @@ struct Sample {
 }
 
 const SAMPLE_EVERY: Duration = Duration::from_millis(500);
+/// After a burst, before RSS with its sessions live is read.
+const SETTLE: Duration = Duration::from_secs(3);
 
 impl Sampler {
     fn start(server: &Server, origin: Instant) -> Self {
@@ -131,7 +137,9 @@ pub async fn run(setup: &OctoSetup, sizes: &MemorySizes) -> anyhow::Result<Value
         .await?;
         let ended = origin.elapsed().as_secs_f64();
         let rss_end = server.rss_kib()?;
-        tokio::time::sleep(Duration::from_secs(sizes.watch_seconds)).await;
+        tokio::time::sleep(SETTLE).await;
+        let rss_settled = server.rss_kib()?;
+        tokio::time::sleep(Duration::from_secs(sizes.watch_seconds).saturating_sub(SETTLE)).await;
         let rss_after = server.rss_kib()?;
         let samples = sampler.snapshot();
         let window: Vec<&Sample> = samples.iter().filter(|s| s.seconds >= started).collect();
@@ -149,6 +157,10 @@ pub async fn run(setup: &OctoSetup, sizes: &MemorySizes) -> anyhow::Result<Value
             .iter()
             .find(|s| s.seconds >= ended && s.live == 0)
             .map(|s| s.seconds - ended);
+        let n = sizes.sessions as f64;
+        let given_back = retired
+            .is_some()
+            .then(|| (rss_settled as f64 - rss_after as f64) / n);
         bursts.push(json!({
             "burst": burst + 1,
             "sessions": sizes.sessions,
@@ -157,7 +169,9 @@ pub async fn run(setup: &OctoSetup, sizes: &MemorySizes) -> anyhow::Result<Value
             "ended_s": ended,
             "turns_per_second": level.turns_per_second(),
             "rss_end_kib": rss_end,
-            "per_live_session_kib": (rss_end as f64 - fresh as f64) / sizes.sessions as f64,
+            "rss_settled_kib": rss_settled,
+            "per_live_session_kib": (rss_settled as f64 - fresh as f64) / n,
+            "per_live_session_given_back_kib": given_back,
             "peak_kib": peak,
             "rss_after_watch_kib": rss_after,
             "watch_s": sizes.watch_seconds,
@@ -236,13 +250,15 @@ pub fn print(r: &Value) {
         r["session_idle_seconds"]
     );
     println!(
-        "{:>5} {:>8} {:>6} {:>8} {:>11} {:>14} {:>9} {:>13} {:>11} {:>11}",
+        "{:>5} {:>8} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>13} {:>11} {:>11}",
         "burst",
         "sessions",
         "turns",
         "turns/s",
         "end MiB",
-        "KiB/live sess",
+        "+3s MiB",
+        "KiB/sess",
+        "KiB freed",
         "peak MiB",
         "after watch",
         "<=2x fresh",
@@ -254,13 +270,17 @@ pub fn print(r: &Value) {
                 .map_or_else(|| "never".to_owned(), |s| format!("{s:.1} s"))
         };
         println!(
-            "{:>5} {:>8} {:>6} {:>8.1} {:>11.1} {:>14.1} {:>9.1} {:>9.1} MiB {:>11} {:>11}",
+            "{:>5} {:>8} {:>6} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} MiB {:>11} {:>11}",
             b["burst"].as_u64().unwrap_or(0),
             b["sessions"].as_u64().unwrap_or(0),
             b["turns_per_session"].as_u64().unwrap_or(0),
             b["turns_per_second"].as_f64().unwrap_or(f64::NAN),
             mib(&b["rss_end_kib"]),
+            mib(&b["rss_settled_kib"]),
             b["per_live_session_kib"].as_f64().unwrap_or(f64::NAN),
+            b["per_live_session_given_back_kib"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
             mib(&b["peak_kib"]),
             mib(&b["rss_after_watch_kib"]),
             secs(&b["seconds_to_2x_fresh"]),
@@ -288,8 +308,16 @@ pub fn targets(r: &Value) -> Vec<(String, f64, f64, bool)> {
     let bursts: Vec<&Value> = r["bursts"].as_array().into_iter().flatten().collect();
     if let Some(first) = bursts.first() {
         out.push((
-            "memory: KiB per live session after its turns (first burst)".to_owned(),
+            "memory: KiB per live session, (RSS live - fresh) / n, burst 1".to_owned(),
             first["per_live_session_kib"].as_f64().unwrap_or(f64::NAN),
+            200.0,
+            true,
+        ));
+        out.push((
+            "memory: KiB per live session, freed at retirement, burst 1".to_owned(),
+            first["per_live_session_given_back_kib"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
             200.0,
             true,
         ));
