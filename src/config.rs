@@ -106,8 +106,12 @@ pub struct Config {
     pub max_tool_output_bytes: usize,
     /// Largest attachment of a message.
     pub max_attachment_bytes: usize,
-    /// Events per session kept in memory for streams to resume from.
+    /// Events per session kept in memory for streams to resume from, while the session
+    /// has subscribers.
     pub event_log_capacity: usize,
+    /// Bytes of events (estimated heap size) a session with no subscriber keeps for
+    /// streams to resume from; older resume points get a stream reset.
+    pub event_log_bytes: usize,
     /// An idle session's live state is dropped after this many seconds.
     pub session_idle_seconds: u64,
     /// Timeouts and retries of LLM provider requests.
@@ -340,6 +344,7 @@ impl Default for Config {
             max_tool_output_bytes: 64 * 1024,
             max_attachment_bytes: 10 * 1024 * 1024,
             event_log_capacity: 4096,
+            event_log_bytes: 64 * 1024,
             session_idle_seconds: 60,
             provider: ProviderConfig::default(),
             webhook_url: None,
@@ -684,7 +689,10 @@ tool_timeout_seconds = 600
 tool_env = ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*", "TERM", "TZ", "TMPDIR"]
 max_tool_output_bytes = 65536
 max_attachment_bytes = 10485760
+# Events each live session keeps for streams to resume from: up to event_log_capacity
+# events while it has subscribers, and only the newest event_log_bytes when it has none.
 event_log_capacity = 4096
+event_log_bytes = 65536
 session_idle_seconds = 60
 
 # Schedules: a fire time missed while the server was down runs once on start if it is at

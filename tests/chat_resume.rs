@@ -1,6 +1,7 @@
 //! Resuming StreamEvents: over gRPC with after_sequence and over SSE with Last-Event-ID,
 //! each event after the resume point exactly once, in order; and an explicit
-//! stream_reset when the resume point is older than the retained window.
+//! stream_reset when the resume point is older than the retained window (the last
+//! `event_log_capacity` events while subscribed, `event_log_bytes` of them while not).
 
 mod common;
 
@@ -383,4 +384,115 @@ async fn a_mid_turn_snapshot_joins_the_live_stream_without_gap() {
         format!("{partial}{}", streamed_text(&rest)),
         numbered_tokens(TOKENS)
     );
+}
+
+/// Waits on WatchSessions until `session` is reported idle after its turn: the turn's
+/// last event (session_updated) is emitted just before that report.
+async fn until_idle(
+    watch: &mut tonic::Streaming<pb::WatchSessionsResponse>,
+    session: &str,
+) -> pb::Session {
+    use pb::watch_sessions_response::Change;
+    tokio::time::timeout(common::TIMEOUT, async {
+        loop {
+            let item = watch
+                .message()
+                .await
+                .expect("watch ok")
+                .expect("watch open");
+            if let Some(Change::Updated(s)) = item.change
+                && s.name == session
+                && s.status() == pb::SessionStatus::Idle
+                && s.message_count >= 2
+            {
+                return s;
+            }
+        }
+    })
+    .await
+    .expect("the turn ends in time")
+}
+
+/// With nobody subscribed, a live session keeps only the newest `event_log_bytes` of
+/// events: an older resume point gets a stream_reset, then exactly what is retained; a
+/// resume point inside it resumes exactly. While a subscriber is connected, the
+/// event-count window (`event_log_capacity`) applies instead, so the same resume point
+/// is served in full.
+#[tokio::test]
+async fn an_unwatched_session_retains_only_its_byte_budget() {
+    const BUDGET: usize = 8 * 1024;
+    let server = TestServer::start_with(|config| {
+        let mock = config.models.get_mut("mock").expect("mock model");
+        mock.options.insert("tokens".into(), json!(TOKENS));
+        config.event_log_bytes = BUDGET;
+    })
+    .await;
+    let mut sessions = server.sessions().await;
+    let mut watch = server
+        .sessions()
+        .await
+        .watch_sessions(pb::WatchSessionsRequest {})
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut chat = server.chat().await;
+
+    // Nobody subscribes while the turn runs.
+    let unwatched = create(&mut sessions, "unwatched").await;
+    send_text(&mut chat, &unwatched.name, "go", pb::BusyPolicy::Enqueue)
+        .await
+        .expect("send");
+    until_idle(&mut watch, &unwatched.name).await;
+    let mut resumed = subscribe(&mut chat, &unwatched.name, 1).await;
+    let first = resumed.message().await.expect("stream").expect("snapshot");
+    let Some(pb::session_event::Kind::Snapshot(snapshot)) = &first.kind else {
+        panic!("snapshot first");
+    };
+    let last = snapshot.last_sequence;
+    assert!(last > TOKENS as i64, "the whole turn was emitted: {last}");
+    let events = collect_until(&mut resumed, |e| e.sequence >= last).await;
+    let Some(pb::session_event::Kind::StreamReset(reset)) = &events[0].kind else {
+        panic!("stream_reset first: {:?}", common::kinds(&events[..3]));
+    };
+    let retained: Vec<i64> = events[1..].iter().map(|e| e.sequence).collect();
+    assert_eq!(retained[0], reset.oldest_retained_sequence);
+    assert_contiguous(&retained);
+    assert_eq!(*retained.last().expect("retained"), last);
+    // Every retained event counts at least its own size against the budget.
+    let most = BUDGET / std::mem::size_of::<octo::runtime::events::Event>();
+    assert!(
+        retained.len() <= most,
+        "{} events retained, at most {most} fit {BUDGET} bytes",
+        retained.len()
+    );
+    assert!(
+        retained.len() >= 10,
+        "the newest events are kept: {}",
+        retained.len()
+    );
+    drop(resumed);
+    let inside = last - 3;
+    let mut resumed = subscribe(&mut chat, &unwatched.name, inside).await;
+    let events = collect_until(&mut resumed, |e| e.sequence >= last).await;
+    assert!(is_snapshot(&events[0]));
+    let sequences: Vec<i64> = events[1..].iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (inside + 1..=last).collect::<Vec<_>>());
+
+    // A subscriber connected throughout: the whole turn stays resumable.
+    let watched = create(&mut sessions, "watched").await;
+    let mut watcher = subscribe(&mut chat, &watched.name, 0).await;
+    let turn = sent_turn(
+        &send_text(&mut chat, &watched.name, "go", pb::BusyPolicy::Enqueue)
+            .await
+            .expect("send"),
+    );
+    let seen = collect_until(&mut watcher, finishes(&turn.name)).await;
+    let finished = seen.last().expect("events").sequence;
+    let mut resumed = subscribe(&mut chat, &watched.name, 1).await;
+    let events = collect_until(&mut resumed, |e| e.sequence >= finished).await;
+    assert!(is_snapshot(&events[0]));
+    let sequences: Vec<i64> = events[1..].iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (2..=finished).collect::<Vec<_>>(), "no reset");
+    assert_eq!(streamed_text(&events), numbered_tokens(TOKENS));
+    drop(watcher);
 }

@@ -22,6 +22,7 @@ use super::{
     events::{Confirmation, Decision, Event, EventKind, WireCache},
     feed::{EventFeed, Opened, Source},
     live::{ActiveTurn, LiveSession},
+    memory::Quiet,
     turn,
 };
 use crate::domain::{Error, Part, Resource, Result, Timestamp, Turn, TurnError, TurnStatus};
@@ -76,6 +77,8 @@ pub struct Chat {
     pub(crate) drivers: tokio_util::task::TaskTracker,
     pub(crate) ownership: Ownership,
     pub(crate) peers: Arc<dyn Peers>,
+    /// Running turns, for giving memory back after a burst.
+    quiet: Quiet,
 }
 
 impl Chat {
@@ -97,6 +100,7 @@ impl Chat {
             drivers: tokio_util::task::TaskTracker::new(),
             ownership,
             peers,
+            quiet: Quiet::default(),
         })
     }
 
@@ -204,7 +208,11 @@ impl Chat {
             };
             match next {
                 Some((turn, cancel)) => {
+                    self.quiet.turn_started();
                     turn::run(&live, turn, cancel).await;
+                    if self.quiet.turn_ended() {
+                        self.trim_when_quiet();
+                    }
                     {
                         let mut state = live.lock();
                         state.active = None;
@@ -230,12 +238,23 @@ impl Chat {
                                     tracing::warn!(session = %live.id, error = %err, "cannot release the session's lease");
                                 }
                                 tracing::debug!(session = %live.id, "session idle");
+                                self.trim_when_quiet();
                                 return;
                             }
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// Schedules giving freed memory back once no turn runs (see `memory`).
+    fn trim_when_quiet(self: &Arc<Self>) {
+        if self.quiet.schedule() {
+            let chat = self.clone();
+            self.drivers.spawn(async move {
+                chat.quiet.trim_when_quiet(chat.deps.shutdown.clone()).await;
+            });
         }
     }
 
@@ -246,7 +265,7 @@ impl Chat {
             return false;
         };
         let mut state = live.lock();
-        if state.is_busy() || live.subscriber_count() > 0 {
+        if state.is_busy() || state.is_watched() {
             return false;
         }
         state.retired = true;
@@ -373,10 +392,7 @@ impl Chat {
             }
             pending.extend(subscription.replay);
             return Ok(Opened {
-                source: Source::Local {
-                    live,
-                    receiver: subscription.live,
-                },
+                source: Source::Local(subscription.live),
                 pending,
                 delivered,
             });

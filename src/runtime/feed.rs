@@ -13,13 +13,13 @@
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use futures::StreamExt as _;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::error::RecvError;
 
 use super::{
     Caller, Chat,
     cluster::{RemoteEvents, is_transient},
     events::Event,
-    live::LiveSession,
+    live::Watch,
 };
 
 /// How many times a feed looks for the session's owner again before it ends, and how
@@ -30,10 +30,7 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(250);
 
 /// Where a feed's events come from.
 pub(crate) enum Source {
-    Local {
-        live: Arc<LiveSession>,
-        receiver: broadcast::Receiver<Arc<Event>>,
-    },
+    Local(Watch),
     Remote(RemoteEvents),
 }
 
@@ -94,7 +91,7 @@ impl EventFeed {
                 return None;
             }
             let lost = match &mut self.source {
-                Source::Local { live, receiver } => {
+                Source::Local(Watch { receiver, live }) => {
                     tokio::select! {
                         received = receiver.recv() => match received {
                             Ok(event) => {

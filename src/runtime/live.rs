@@ -2,6 +2,15 @@
 //! subscribers, owned by one driver task that runs its turns in order. State changes
 //! and the events describing them happen under one lock, so a subscriber's snapshot,
 //! replay and live feed join without gap or duplicate.
+//!
+//! The retained log (what streams resume from) has two sizes. While anyone subscribes,
+//! it keeps the last `event_log_capacity` events (4,096 by default), so a subscriber
+//! that fell behind the live feed catches up from it. With nobody subscribed, it keeps
+//! only the newest events that fit `event_log_bytes` (64 KiB by default, about 450
+//! text deltas: two 200-token turns), counted by [`Event::retained_bytes`]; it shrinks
+//! to that when the last subscriber leaves, and the broadcast ring (1,024 slots, and
+//! the events it pins) is dropped with that subscriber and made again by the next one.
+//! A resume point older than what is retained gets an explicit reset, never a gap.
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -43,6 +52,13 @@ pub(crate) struct LiveState {
     /// The floor stored in the store: every sequence handed out is below it.
     sequence_floor: i64,
     log: VecDeque<Arc<Event>>,
+    /// The log's size by `Event::retained_bytes` (recounted when the last subscriber
+    /// leaves; cached wire bytes filled in later are not added).
+    log_bytes: usize,
+    /// Open subscriptions (`Watch`es) on this server.
+    watchers: usize,
+    /// The live feed; only while someone subscribes.
+    events: Option<broadcast::Sender<Arc<Event>>>,
     pub queue: VecDeque<Turn>,
     pub active: Option<ActiveTurn>,
     /// Tools the user allowed for the rest of the session.
@@ -64,6 +80,11 @@ impl LiveState {
 
     pub fn is_busy(&self) -> bool {
         self.active.is_some() || !self.queue.is_empty()
+    }
+
+    /// Whether anyone subscribes to the session here.
+    pub fn is_watched(&self) -> bool {
+        self.watchers > 0
     }
 
     /// What the session list shows of this state.
@@ -128,7 +149,33 @@ pub(crate) struct Subscription {
     pub replay: Vec<Arc<Event>>,
     /// Set when the resume point is older than the retained window.
     pub reset: Option<Event>,
-    pub live: broadcast::Receiver<Arc<Event>>,
+    pub live: Watch,
+}
+
+/// One subscriber's place on the live feed. While any exists the session is watched;
+/// dropping the last one shrinks the log to its byte budget and frees the feed.
+pub(crate) struct Watch {
+    /// Declared before `live`, so it is gone when the guard counts this watcher out:
+    /// the last one takes the broadcast ring (and the events it pins) with it.
+    pub receiver: broadcast::Receiver<Arc<Event>>,
+    pub live: Watched,
+}
+
+/// The session a `Watch` is on; counts the watcher out when dropped.
+pub(crate) struct Watched(Arc<LiveSession>);
+
+impl std::ops::Deref for Watched {
+    type Target = LiveSession;
+
+    fn deref(&self) -> &LiveSession {
+        &self.0
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.0.unwatch();
+    }
 }
 
 pub(crate) struct LiveSession {
@@ -141,7 +188,6 @@ pub(crate) struct LiveSession {
     /// subscribers here resume from the new owner.
     pub moved: CancellationToken,
     state: Mutex<LiveState>,
-    events: broadcast::Sender<Arc<Event>>,
     /// Wakes the driver when a turn is queued.
     pub wake: Notify,
     /// Serialises SendMessage per session: decide, store, enqueue as one step.
@@ -157,7 +203,6 @@ impl LiveSession {
         deps.store
             .set_event_sequence(id, floor, None, fence)
             .await?;
-        let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
         let live = Arc::new(LiveSession {
             id: Arc::from(id),
             deps,
@@ -167,13 +212,15 @@ impl LiveSession {
                 next_sequence: stored + 1,
                 sequence_floor: floor,
                 log: VecDeque::new(),
+                log_bytes: 0,
+                watchers: 0,
+                events: None,
                 queue: VecDeque::new(),
                 active: None,
                 allow_always,
                 retired: false,
                 last_turn_id: None,
             }),
-            events,
             wake: Notify::new(),
             send_lock: tokio::sync::Mutex::new(()),
         });
@@ -216,15 +263,57 @@ impl LiveSession {
             turn_id,
             time: Timestamp::now(),
             kind,
-            wire: WireCache::for_subscribers(self.events.receiver_count()),
+            wire: WireCache::for_subscribers(state.watchers),
         });
-        if state.log.len() >= self.deps.limits.event_log_capacity {
-            state.log.pop_front();
-        }
+        state.log_bytes += event.retained_bytes();
         state.log.push_back(event.clone());
-        // No subscribers is fine.
-        let _ = self.events.send(event.clone());
+        self.trim_log(state);
+        if let Some(events) = &state.events {
+            // Every receiver may have gone since the last event: fine.
+            let _ = events.send(event.clone());
+        }
         event
+    }
+
+    /// Drops the oldest events beyond what is retained: `event_log_capacity` events
+    /// while watched, and also at most `event_log_bytes` while not.
+    fn trim_log(&self, state: &mut LiveState) {
+        let limits = &self.deps.limits;
+        let bytes = if state.watchers > 0 {
+            usize::MAX
+        } else {
+            limits.event_log_bytes
+        };
+        while state.log.len() > limits.event_log_capacity || state.log_bytes > bytes {
+            let Some(oldest) = state.log.pop_front() else {
+                break;
+            };
+            state.log_bytes = state.log_bytes.saturating_sub(oldest.retained_bytes());
+        }
+    }
+
+    /// A subscriber left. With nobody left: the feed goes, and the log shrinks to its
+    /// byte budget. The encoded bytes cached for several subscribers are dropped too
+    /// (a later replay encodes again), so what stays is what the budget counted.
+    fn unwatch(&self) {
+        let mut state = self.lock();
+        state.watchers = state.watchers.saturating_sub(1);
+        if state.watchers > 0 {
+            return;
+        }
+        state.events = None;
+        for event in state.log.iter_mut() {
+            // Events still held elsewhere (another feed's queue) keep theirs.
+            if let Some(event) = Arc::get_mut(event) {
+                event.wire = WireCache::default();
+            }
+        }
+        state.log_bytes = state.log.iter().map(|e| e.retained_bytes()).sum();
+        self.trim_log(&mut state);
+        // A log that held 4,096 events keeps a 32 KiB ring of pointers otherwise.
+        if state.log.capacity() > 2 * state.log.len() + 64 {
+            state.log.shrink_to_fit();
+        }
     }
 
     /// Publishes the session's live summary to the index (call after status changes).
@@ -255,8 +344,8 @@ impl LiveSession {
 
     /// Subscribes after `after_sequence`: snapshot, retained events after it (or a reset
     /// when they are gone), and the live feed, all from one instant.
-    pub fn subscribe(&self, mut session: Session, after_sequence: i64) -> Subscription {
-        let state = self.lock();
+    pub fn subscribe(self: &Arc<Self>, mut session: Session, after_sequence: i64) -> Subscription {
+        let mut state = self.lock();
         let last = state.next_sequence - 1;
         state.summary().apply(&mut session);
         let snapshot = Snapshot {
@@ -272,11 +361,19 @@ impl LiveSession {
             last_sequence: last,
         };
         let (replay, reset) = self.replay_locked(&state, after_sequence);
+        let receiver = state
+            .events
+            .get_or_insert_with(|| broadcast::channel(BROADCAST_CAPACITY).0)
+            .subscribe();
+        state.watchers += 1;
         Subscription {
             snapshot,
             replay,
             reset,
-            live: self.events.subscribe(),
+            live: Watch {
+                receiver,
+                live: Watched(self.clone()),
+            },
         }
     }
 
@@ -332,10 +429,6 @@ impl LiveSession {
             },
             wire: WireCache::default(),
         }
-    }
-
-    pub fn subscriber_count(&self) -> usize {
-        self.events.receiver_count()
     }
 
     /// Lowers the stored floor to the last sequence used, when retiring cleanly, so the

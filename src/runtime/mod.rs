@@ -8,6 +8,7 @@ pub mod events;
 mod feed;
 mod history;
 pub(crate) mod live;
+mod memory;
 pub mod models;
 pub(crate) mod outbox;
 mod send;
@@ -39,6 +40,8 @@ pub struct Limits {
     pub max_tool_output_bytes: usize,
     pub max_attachment_bytes: usize,
     pub event_log_capacity: usize,
+    /// Bytes of events a session with no subscriber keeps for resumes.
+    pub event_log_bytes: usize,
     /// A live session with nothing to do and nobody watching retires after this long.
     pub idle: Duration,
     pub system_prompt: String,
@@ -57,6 +60,7 @@ impl Limits {
             max_tool_output_bytes: config.max_tool_output_bytes,
             max_attachment_bytes: config.max_attachment_bytes,
             event_log_capacity: config.event_log_capacity,
+            event_log_bytes: config.event_log_bytes,
             idle: Duration::from_secs(config.session_idle_seconds),
             system_prompt: config.system_prompt.clone(),
             tool_env: crate::tools::env::ToolEnv::from_process(

@@ -26,6 +26,9 @@
 //!   (Debian's `postgresql` server binaries, initdb in a temp dir, removed after), or
 //!   `--database-url` (the bench creates and drops a database per server count there).
 //!   See `cluster.rs`.
+//! - `memory`: bursts of sessions running turns of the mock model, then idle: RSS per
+//!   live session, RSS over time as the sessions retire (and whether it comes back to
+//!   2× the fresh RSS), and the peak with 1,000 live sessions. See `memory.rs`.
 //!
 //! `--smoke` shrinks every size so the whole run takes seconds (CI checks only that the
 //! tool works, never a timing). `all` includes `cluster`: without Postgres binaries (and
@@ -37,6 +40,7 @@ mod cluster;
 mod fake;
 mod fanout;
 mod hist;
+mod memory;
 mod pg;
 mod proc;
 mod store;
@@ -52,7 +56,7 @@ use serde_json::{Value, json};
 #[derive(Parser, Debug, Clone)]
 #[command(about = "Octo load generator")]
 struct Args {
-    /// turns, paced, fanout, store, baseline, startup, cluster, or all.
+    /// turns, paced, fanout, store, baseline, startup, cluster, memory, or all.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Tiny sizes: checks the tool works, in seconds.
@@ -143,6 +147,36 @@ struct Args {
     /// on, instead of a throwaway one.
     #[arg(long)]
     database_url: Option<String>,
+    /// memory: sessions per burst, each running its turns at once.
+    #[arg(long, default_value_t = 100)]
+    memory_sessions: usize,
+    /// memory: turns per session in a burst.
+    #[arg(long, default_value_t = 40)]
+    memory_turns: u64,
+    /// memory: tokens per turn (the mock model).
+    #[arg(long, default_value_t = 200)]
+    memory_tokens: u32,
+    /// memory: bursts, each followed by the watch.
+    #[arg(long, default_value_t = 3)]
+    memory_bursts: usize,
+    /// memory: Octo's session_idle_seconds.
+    #[arg(long, default_value_t = 60)]
+    memory_idle: u64,
+    /// memory: seconds of idle sampling after each burst.
+    #[arg(long, default_value_t = 120)]
+    memory_watch: u64,
+    /// memory: live sessions for the peak measurement (0: skip it).
+    #[arg(long, default_value_t = 1000)]
+    memory_wide: usize,
+    /// memory: turns per session of the peak measurement.
+    #[arg(long, default_value_t = 10)]
+    memory_wide_turns: u64,
+    /// memory: concurrent turns of the peak measurement.
+    #[arg(long, default_value_t = 200)]
+    memory_wide_concurrency: usize,
+    /// memory: an earlier run's memory.json, drawn in grey in the SVG (before/after).
+    #[arg(long)]
+    memory_baseline: Option<PathBuf>,
     /// Internal: serve the bare tonic baseline and print its address.
     #[arg(long, hide = true)]
     serve_bare: bool,
@@ -175,6 +209,15 @@ impl Args {
         self.cluster_turns = 8;
         self.hop_turns = 4;
         self.hop_tokens = 5;
+        self.memory_sessions = 4;
+        self.memory_turns = 2;
+        self.memory_tokens = 20;
+        self.memory_bursts = 2;
+        self.memory_idle = 1;
+        self.memory_watch = 3;
+        self.memory_wide = 10;
+        self.memory_wide_turns = 2;
+        self.memory_wide_concurrency = 5;
     }
 }
 
@@ -202,7 +245,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let all = args.scenario == "all";
     let wanted = |name: &str| all || args.scenario == name;
     let known = [
-        "all", "turns", "paced", "fanout", "store", "baseline", "startup", "cluster",
+        "all", "turns", "paced", "fanout", "store", "baseline", "startup", "cluster", "memory",
     ];
     if !known.contains(&args.scenario.as_str()) {
         return Err(anyhow!(
@@ -342,6 +385,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
         cluster::print(&result);
         save(&args, "cluster", &result, &mut results)?;
     }
+    let mut memory_baseline = None;
+    if wanted("memory") {
+        let s = setup("memory", "mock", args.memory_tokens);
+        let sizes = memory::MemorySizes {
+            sessions: args.memory_sessions,
+            turns: args.memory_turns,
+            tokens: args.memory_tokens,
+            bursts: args.memory_bursts,
+            idle_seconds: args.memory_idle,
+            watch_seconds: args.memory_watch,
+            wide: args.memory_wide,
+            wide_turns: args.memory_wide_turns,
+            wide_concurrency: args.memory_wide_concurrency,
+        };
+        let result = memory::run(&s, &sizes).await?;
+        memory::print(&result);
+        save(&args, "memory", &result, &mut results)?;
+        if let Some(path) = &args.memory_baseline {
+            memory_baseline = Some(serde_json::from_slice::<Value>(&std::fs::read(path)?)?);
+        }
+    }
     results.insert("fake_provider_requests".into(), json!(fake.requests()));
     let results = Value::Object(results);
     let targets = targets(&results);
@@ -357,7 +421,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.out.join(format!("{name}.json")),
         serde_json::to_vec_pretty(&results)?,
     )?;
-    let charts = charts(&results);
+    let mut charts = charts(&results);
+    if results["memory"].is_object() {
+        charts.push(memory::chart(&results["memory"], memory_baseline.as_ref()));
+    }
     if !charts.is_empty() {
         let path = args.out.join(format!("{name}.svg"));
         std::fs::write(&path, svg::document(&charts))?;
@@ -680,6 +747,9 @@ fn targets(r: &Value) -> Value {
         20.0,
         true,
     );
+    for (name, value, limit, at_most) in memory::targets(&r["memory"]) {
+        check(&name, value, limit, at_most);
+    }
     for hop in r["cluster"]["hop"].as_array().into_iter().flatten() {
         check(
             &format!(
@@ -738,6 +808,7 @@ fn charts(r: &Value) -> Vec<svg::Chart> {
     let bare_turns = levels(r, &["baseline", "turns"]);
     if !octo_turns.is_empty() || !bare_turns.is_empty() {
         charts.push(svg::Chart {
+            log_x: true,
             title: "turns: throughput and p99 first-token latency vs concurrent turns".into(),
             x_label: "concurrent turns (log)".into(),
             left_label: "tokens/s".into(),
@@ -784,6 +855,7 @@ fn charts(r: &Value) -> Vec<svg::Chart> {
     let bare_fan = levels(r, &["baseline", "fanout"]);
     if !octo_fan.is_empty() || !bare_fan.is_empty() {
         charts.push(svg::Chart {
+            log_x: true,
             title: "fanout: events/s delivered and p99 lag vs subscribers".into(),
             x_label: "subscribers of one session (log)".into(),
             left_label: "events/s delivered".into(),

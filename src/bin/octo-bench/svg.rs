@@ -1,5 +1,5 @@
-//! A hand-written SVG line chart: log-scale x, throughput on the left axis, p99 latency
-//! on the right (dashed). No plotting crate.
+//! A hand-written SVG line chart: log-scale x (levels) or linear x (time series), one
+//! quantity on the left axis and another on the right (dashed). No plotting crate.
 
 use std::fmt::Write as _;
 
@@ -13,6 +13,8 @@ pub struct Series {
 
 pub struct Chart {
     pub title: String,
+    /// Log-scale x with a tick per level; otherwise linear with five ticks.
+    pub log_x: bool,
     pub x_label: String,
     pub left_label: String,
     pub right_label: String,
@@ -59,7 +61,7 @@ impl Chart {
             .series
             .iter()
             .flat_map(|s| s.points.iter().map(|p| p.0))
-            .filter(|x| *x > 0.0)
+            .filter(|x| *x > 0.0 || (!self.log_x && x.is_finite()))
             .collect();
         let (xmin, xmax) = xs
             .iter()
@@ -80,7 +82,13 @@ impl Chart {
             )
         };
         let (lmax, rmax) = (ymax(false), ymax(true));
-        let px = |x: f64| L + (x.ln() - xmin.ln()) / (xmax.ln() - xmin.ln()) * (W - L - R);
+        let px = |x: f64| {
+            if self.log_x {
+                L + (x.ln() - xmin.ln()) / (xmax.ln() - xmin.ln()) * (W - L - R)
+            } else {
+                L + (x - xmin) / (xmax - xmin) * (W - L - R)
+            }
+        };
         let py = |y: f64, right: bool| {
             let max = if right { rmax } else { lmax };
             H - B - (y / max) * (H - T - B)
@@ -122,7 +130,13 @@ impl Chart {
                 fmt_num(f * rmax)
             );
         }
-        let mut ticks: Vec<f64> = xs.clone();
+        let mut ticks: Vec<f64> = if self.log_x {
+            xs.clone()
+        } else {
+            (0..=5)
+                .map(|i| xmin + (xmax - xmin) * f64::from(i) / 5.0)
+                .collect()
+        };
         ticks.sort_by(f64::total_cmp);
         ticks.dedup();
         for x in ticks {
@@ -150,7 +164,7 @@ impl Chart {
             let points: Vec<String> = series
                 .points
                 .iter()
-                .filter(|p| p.0 > 0.0 && p.1.is_finite())
+                .filter(|p| (p.0 > 0.0 || !self.log_x) && p.1.is_finite())
                 .map(|p| format!("{:.1},{:.1}", px(p.0), py(p.1, series.right)))
                 .collect();
             let dash = if series.right {
@@ -164,7 +178,8 @@ impl Chart {
                 series.color,
                 points.join(" ")
             );
-            for p in &points {
+            // Time series have hundreds of points: the line alone.
+            for p in points.iter().filter(|_| points.len() <= 40) {
                 let (x, y) = p.split_once(',').unwrap_or(("0", "0"));
                 let _ = write!(
                     s,
