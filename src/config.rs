@@ -87,6 +87,9 @@ pub struct Config {
     pub models: BTreeMap<String, ModelConfig>,
     /// The id of the model turns use when neither the request nor the session names one.
     pub default_model: Option<String>,
+    /// MCP tool servers, by id (`mcpServers/{id}` in the API): their tools are offered to
+    /// the model as `<id>__<tool>`.
+    pub mcp: BTreeMap<String, McpConfig>,
     /// The system prompt of sessions that set none.
     pub system_prompt: String,
     /// Turns a session may have waiting behind the running one.
@@ -251,6 +254,82 @@ impl ModelConfig {
     }
 }
 
+/// One `[mcp.<id>]` table: a stdio server (`command`, `args`, `env`, `working_dir`) or
+/// a Streamable HTTP one (`url`, `headers`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Set for the server's process on top of `tool_env`'s allow-list.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Default: the workspace root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+impl McpConfig {
+    /// A stdio server running `command` with `args`.
+    pub fn stdio(command: impl Into<String>, args: &[&str]) -> Self {
+        McpConfig {
+            command: Some(command.into()),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            enabled: true,
+            ..McpConfig::default()
+        }
+    }
+
+    /// The server this table describes, checked.
+    pub fn to_server(&self, id: &str) -> Result<crate::domain::mcp::McpServer, String> {
+        use crate::domain::mcp::{McpServer, McpTransport};
+        let transport = match (&self.command, &self.url) {
+            (Some(command), None) if self.headers.is_empty() => McpTransport::Stdio {
+                command: command.clone(),
+                args: self.args.clone(),
+                env: self.env.clone(),
+                working_dir: self
+                    .working_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+            },
+            (None, Some(url))
+                if self.args.is_empty() && self.env.is_empty() && self.working_dir.is_none() =>
+            {
+                McpTransport::Http {
+                    url: url.clone(),
+                    headers: self.headers.clone(),
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "mcp.{id}: set either command (with args, env, working_dir) for a stdio \
+                     server or url (with headers) for a Streamable HTTP one"
+                ));
+            }
+        };
+        let mut server = McpServer::new(id, transport);
+        server.enabled = self.enabled;
+        server
+            .validate()
+            .map_err(|err| format!("mcp.{id}: {err}"))?;
+        Ok(server)
+    }
+}
+
 /// The default system prompt.
 pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a capable software agent working in the user's \
 working directory. Use the tools to inspect and change files and to run commands; keep answers \
@@ -278,6 +357,7 @@ impl Default for Config {
             tls_key: None,
             models: BTreeMap::new(),
             default_model: None,
+            mcp: BTreeMap::new(),
             system_prompt: DEFAULT_SYSTEM_PROMPT.to_owned(),
             max_queue_depth: 16,
             max_steps: 50,
@@ -390,6 +470,9 @@ impl Config {
             return Err(ConfigError::Rule(format!(
                 "default_model {default:?} is not one of the configured models"
             )));
+        }
+        for (id, server) in &self.mcp {
+            server.to_server(id).map_err(ConfigError::Rule)?;
         }
         if self.provider.max_attempts == 0 || self.provider.idle_timeout_ms == 0 {
             return Err(ConfigError::Rule(
@@ -509,6 +592,11 @@ impl Config {
             .map(crate::domain::secret::mask_url);
         for model in shown.models.values_mut() {
             model.api_key = model.api_key.as_deref().map(mask);
+        }
+        for server in shown.mcp.values_mut() {
+            for value in server.env.values_mut().chain(server.headers.values_mut()) {
+                *value = mask(value);
+            }
         }
         shown
     }
@@ -655,6 +743,19 @@ timeout_ms = 10000
 # model = "claude-sonnet-4-5"
 # api_key_env = "ANTHROPIC_API_KEY"
 # context_window = 200000
+
+# MCP tool servers, by id (`mcpServers/<id>` in the API): their tools are offered to the
+# model as `<id>__<tool>`. A tool the server marks read-only runs without asking in ASK
+# mode; any other asks first (and is not offered in READ_ONLY mode). A stdio server runs
+# with the `tool_env` allow-list plus its own `env`; `env` and `headers` values are
+# secrets (masked on read).
+# [mcp.everything]
+# command = "npx"
+# args = ["-y", "@modelcontextprotocol/server-everything"]
+#
+# [mcp.remote]
+# url = "https://mcp.example.com/mcp"
+# headers = { Authorization = "Bearer ..." }
 "#;
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ use crate::{
     },
     scheduler::{Clock, Scheduler, SchedulerDeps, SystemClock},
     store::Store,
-    tools::Toolbox,
+    tools::{Toolbox, mcp::McpServers},
     webhooks::{WebhookSecret, Webhooks},
 };
 
@@ -83,6 +83,8 @@ pub struct Server {
     outbox: Outbox,
     /// Cancelled last: the in-memory webhook queue stops.
     webhooks_shutdown: CancellationToken,
+    /// Stopped after the turns: their processes exit.
+    mcp: Arc<McpServers>,
 }
 
 /// `(path, server_streaming)` of every Octo RPC, from the descriptor set.
@@ -223,14 +225,23 @@ impl Server {
         };
         let shutdown = CancellationToken::new();
         let turns_shutdown = CancellationToken::new();
+        let limits = Limits::from_config(&config);
+        let mcp = Arc::new(McpServers::new(
+            limits.tool_env.clone(),
+            config.workspace_root(),
+        ));
+        for (id, server) in &config.mcp {
+            mcp.set(server.to_server(id).map_err(anyhow::Error::msg)?);
+        }
         let deps = Arc::new(Deps {
             store: store.clone(),
             sessions: sessions.clone(),
             models: models.clone(),
             toolbox: Toolbox::builtin(),
+            mcp: mcp.clone(),
             http,
             provider_policy,
-            limits: Limits::from_config(&config),
+            limits,
             live,
             shutdown: turns_shutdown.clone(),
             outbox: outbox.clone(),
@@ -373,6 +384,7 @@ impl Server {
             webhooks,
             outbox,
             webhooks_shutdown,
+            mcp,
         })
     }
 
@@ -399,6 +411,7 @@ impl Server {
             webhooks,
             outbox,
             webhooks_shutdown,
+            mcp,
         } = self;
         // Delivers what the outbox holds, this server's rows and any other's.
         let outbox_worker = OutboxWorker::start(
@@ -521,6 +534,10 @@ impl Server {
         turns_shutdown.cancel();
         if tokio::time::timeout(grace, chat.shutdown()).await.is_err() {
             tracing::warn!("turns still stopping after the grace period");
+        }
+        // MCP servers' processes are asked to exit (SIGTERM, then SIGKILL, 3 s apart).
+        if tokio::time::timeout(grace, mcp.shutdown()).await.is_err() {
+            tracing::warn!("MCP servers still stopping after the grace period");
         }
         // Attempts in flight are cut short and recorded as due again.
         outbox_worker.stop(grace).await;

@@ -74,6 +74,8 @@ pub struct Deps {
     pub sessions: Arc<Sessions>,
     pub models: Arc<Models>,
     pub toolbox: Toolbox,
+    /// The MCP servers whose tools turns offer next to the built-ins.
+    pub mcp: Arc<crate::tools::mcp::McpServers>,
     pub http: reqwest::Client,
     pub provider_policy: ProviderPolicy,
     pub limits: Limits,
