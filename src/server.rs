@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use crate::{
     api::{
-        ChatApi, ChatRoutes, ModelApi, ScheduleApi, SessionApi, WebhookApi,
+        ChatApi, ChatRoutes, McpServerApi, ModelApi, ScheduleApi, SessionApi, WebhookApi,
         peer::{PeerApi, PeerClients, PeerServiceServer},
     },
     auth::{Auth, AuthLayer},
@@ -30,17 +30,17 @@ use crate::{
     metrics::{Metrics, MetricsLayer},
     outbox::OutboxWorker,
     pb::{
-        self, model_service_server::ModelServiceServer,
-        schedule_service_server::ScheduleServiceServer,
+        self, mcp_server_service_server::McpServerServiceServer,
+        model_service_server::ModelServiceServer, schedule_service_server::ScheduleServiceServer,
         session_service_server::SessionServiceServer, webhook_service_server::WebhookServiceServer,
     },
     runtime::{
-        Chat, ClusterSettings, Deliveries, Deps, Limits, LiveIndex, Models, Outbox, Ownership,
-        Sessions, Workspace,
+        Chat, ClusterSettings, Deliveries, Deps, Limits, LiveIndex, McpServers, Models, Outbox,
+        Ownership, Sessions, Workspace,
     },
     scheduler::{Clock, Scheduler, SchedulerDeps, SystemClock},
     store::Store,
-    tools::{Toolbox, mcp::McpServers},
+    tools::{Toolbox, mcp::McpConnections},
     webhooks::{WebhookSecret, Webhooks},
 };
 
@@ -84,7 +84,7 @@ pub struct Server {
     /// Cancelled last: the in-memory webhook queue stops.
     webhooks_shutdown: CancellationToken,
     /// Stopped after the turns: their processes exit.
-    mcp: Arc<McpServers>,
+    mcp_connections: Arc<McpConnections>,
 }
 
 /// `(path, server_streaming)` of every Octo RPC, from the descriptor set.
@@ -226,13 +226,21 @@ impl Server {
         let shutdown = CancellationToken::new();
         let turns_shutdown = CancellationToken::new();
         let limits = Limits::from_config(&config);
-        let mcp = Arc::new(McpServers::new(
+        let mcp_connections = Arc::new(McpConnections::new(
             limits.tool_env.clone(),
             config.workspace_root(),
         ));
-        for (id, server) in &config.mcp {
-            mcp.set(server.to_server(id).map_err(anyhow::Error::msg)?);
-        }
+        let mcp = Arc::new(
+            McpServers::open(
+                store.clone(),
+                mcp_connections.clone(),
+                &config.mcp,
+                Toolbox::builtin(),
+                sessions.clone(),
+            )
+            .await
+            .context("loading MCP servers")?,
+        );
         let deps = Arc::new(Deps {
             store: store.clone(),
             sessions: sessions.clone(),
@@ -321,6 +329,11 @@ impl Server {
                 .max_encoding_message_size(max),
         )
         .add_service(
+            McpServerServiceServer::new(McpServerApi::new(mcp.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
             ScheduleServiceServer::new(ScheduleApi::new(scheduler.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
@@ -384,7 +397,7 @@ impl Server {
             webhooks,
             outbox,
             webhooks_shutdown,
-            mcp,
+            mcp_connections,
         })
     }
 
@@ -411,7 +424,7 @@ impl Server {
             webhooks,
             outbox,
             webhooks_shutdown,
-            mcp,
+            mcp_connections,
         } = self;
         // Delivers what the outbox holds, this server's rows and any other's.
         let outbox_worker = OutboxWorker::start(
@@ -536,7 +549,10 @@ impl Server {
             tracing::warn!("turns still stopping after the grace period");
         }
         // MCP servers' processes are asked to exit (SIGTERM, then SIGKILL, 3 s apart).
-        if tokio::time::timeout(grace, mcp.shutdown()).await.is_err() {
+        if tokio::time::timeout(grace, mcp_connections.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!("MCP servers still stopping after the grace period");
         }
         // Attempts in flight are cut short and recorded as due again.

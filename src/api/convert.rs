@@ -21,10 +21,10 @@ use crate::{
 
 /// The id in `{collection}/{id}`; errors name `field`.
 pub fn parse_name<'a>(name: &'a str, collection: &str, field: &str) -> Result<&'a str> {
-    let valid = if collection == "models" {
-        domain::is_valid_model_id
-    } else {
-        domain::is_valid_id
+    let valid = match collection {
+        "models" => domain::is_valid_model_id,
+        "mcpServers" => domain::mcp::is_valid_id,
+        _ => domain::is_valid_id,
     };
     let id = name
         .strip_prefix(collection)

@@ -8,6 +8,7 @@ pub mod events;
 mod feed;
 mod history;
 pub(crate) mod live;
+pub mod mcp;
 pub mod models;
 pub(crate) mod outbox;
 mod send;
@@ -22,6 +23,7 @@ pub use chat::{BusyPolicy, Caller, Chat, SendRequest};
 pub use cluster::{ClusterSettings, Ownership, Peers};
 pub use feed::EventFeed;
 pub use live::{LiveIndex, LiveSummary};
+pub use mcp::McpServers;
 pub use models::Models;
 pub use outbox::{Deliveries, DeliveryPage, Outbox};
 pub use sessions::{SessionChange, Sessions};
@@ -75,7 +77,7 @@ pub struct Deps {
     pub models: Arc<Models>,
     pub toolbox: Toolbox,
     /// The MCP servers whose tools turns offer next to the built-ins.
-    pub mcp: Arc<crate::tools::mcp::McpServers>,
+    pub mcp: Arc<McpServers>,
     pub http: reqwest::Client,
     pub provider_policy: ProviderPolicy,
     pub limits: Limits,

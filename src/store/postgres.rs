@@ -44,6 +44,7 @@
 //!   or `deadpool` type leaves this module.
 
 mod cluster;
+mod mcp_servers;
 mod messages;
 mod models;
 mod outbox;
@@ -71,6 +72,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_initial.sql"),
     include_str!("migrations/postgres/0002_cluster.sql"),
     include_str!("migrations/postgres/0003_outbox.sql"),
+    include_str!("migrations/postgres/0004_mcp_servers.sql"),
 ];
 
 /// The advisory lock key migrations run under ("octo" and 1), per database.

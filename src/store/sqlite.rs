@@ -10,6 +10,7 @@ use std::{
 };
 
 mod cluster;
+mod mcp_servers;
 mod models;
 mod outbox;
 mod schedules;
@@ -40,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0005_waiting_messages.sql"),
     include_str!("migrations/sqlite/0006_cluster.sql"),
     include_str!("migrations/sqlite/0007_outbox.sql"),
+    include_str!("migrations/sqlite/0008_mcp_servers.sql"),
 ];
 
 /// Readers kept open for reuse.

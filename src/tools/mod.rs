@@ -172,6 +172,11 @@ impl Toolbox {
         Self { tools }
     }
 
+    /// Every tool, in the order offered.
+    pub fn list(&self) -> &[Arc<dyn Tool>] {
+        &self.tools
+    }
+
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
         self.tools.iter().find(|t| t.spec().name == name)
     }

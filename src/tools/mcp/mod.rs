@@ -4,7 +4,7 @@
 //! is a write: confirmed in ASK, not offered in READ_ONLY).
 //!
 //! Owns one supervisor task per enabled server (see [`connection`]), all tracked by one
-//! TaskTracker and stopped by one CancellationToken ([`McpServers::shutdown`]). A call
+//! TaskTracker and stopped by one CancellationToken ([`McpConnections::shutdown`]). A call
 //! to a server that is down is a tool error at once, never a wait; a call whose server
 //! dies mid-call ends with a tool error when the transport closes; a cancelled turn sends
 //! `notifications/cancelled` for its call.
@@ -46,7 +46,7 @@ use crate::domain::{
 const STARTUP_WAIT: Duration = Duration::from_secs(20);
 
 /// The configured MCP servers and their live connections.
-pub struct McpServers {
+pub struct McpConnections {
     running: Mutex<BTreeMap<String, Running>>,
     launch: Launch,
     tracker: TaskTracker,
@@ -58,11 +58,11 @@ struct Running {
     stop: CancellationToken,
 }
 
-impl McpServers {
+impl McpConnections {
     /// Stdio servers run with `env` (the tool environment allow-list) plus their own
     /// `env`, in their `working_dir` or else `default_dir` (the workspace root).
     pub fn new(env: super::env::ToolEnv, default_dir: PathBuf) -> Self {
-        McpServers {
+        McpConnections {
             running: Mutex::new(BTreeMap::new()),
             launch: Launch { env, default_dir },
             tracker: TaskTracker::new(),
@@ -102,6 +102,23 @@ impl McpServers {
             ));
         }
         running.insert(connection.server.id.clone(), Running { connection, stop });
+    }
+
+    /// Makes the running set `servers`: starts new ones, restarts changed ones, stops
+    /// those no longer there.
+    pub fn sync(&self, servers: &[McpServer]) {
+        let gone: Vec<String> = self
+            .lock()
+            .keys()
+            .filter(|id| !servers.iter().any(|s| &&s.id == id))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.remove(&id);
+        }
+        for server in servers {
+            self.set(server.clone());
+        }
     }
 
     /// Stops and forgets a server.
