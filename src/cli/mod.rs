@@ -12,7 +12,8 @@
 //!   configs; API keys come from stdin (`--api-key-stdin`) or `OCTO_MODEL_API_KEY`, never
 //!   from arguments; `test` and `bench` exit 1 when a model fails;
 //! - `schedules list|show|add|update|rm|run|runs` (`schedules.rs`): prompts run on a cron;
-//! - `webhooks list [--state S]|retry ID` (`webhooks.rs`): the webhook outbox.
+//! - `webhooks list [--state S]|retry ID` (`webhooks.rs`): the webhook outbox;
+//! - `mcp add|list|show|rm|tools` (`mcp.rs`): MCP tool servers and the tools offered.
 //!
 //! Every client command takes `--json` for proto3 canonical JSON (`chat --json`: one
 //! event per line).
@@ -30,6 +31,7 @@
 pub mod chat;
 pub mod client;
 pub mod config_cmd;
+pub mod mcp;
 pub mod models;
 pub mod names;
 pub mod output;
@@ -127,6 +129,8 @@ pub enum Command {
     /// List webhook deliveries and retry dead ones
     #[command(visible_alias = "webhook")]
     Webhooks(webhooks::WebhooksArgs),
+    /// Manage MCP tool servers and list the tools turns are offered
+    Mcp(mcp::McpArgs),
 }
 
 /// Runs one command. Output goes to `out`; errors are returned, and [`describe_error`]
@@ -144,6 +148,7 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
         Command::Models(args) => models::run(args, &global, out).await,
         Command::Schedules(args) => schedules::run(args, &global, out).await,
         Command::Webhooks(args) => webhooks::run(args, &global, out).await,
+        Command::Mcp(args) => mcp::run(args, &global, out).await,
     }?;
     out.flush()?;
     Ok(())
