@@ -343,3 +343,176 @@ async fn cancel_turn_stops_an_mcp_call_at_once() {
     .await;
     assert_eq!(output(&record(&events)), "Echo: still here");
 }
+
+/// `server-everything streamableHttp` as a process of this test, on a free loopback port
+/// (`PORT`; it cannot pick one itself and report it), once it listens.
+struct HttpEverything {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl HttpEverything {
+    async fn start(port: Option<u16>) -> HttpEverything {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        for _ in 0..5 {
+            let port = port.unwrap_or_else(|| {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .expect("a free port")
+                    .port()
+            });
+            let mut child = tokio::process::Command::new("node")
+                .arg(everything())
+                .arg("streamableHttp")
+                .env("PORT", port.to_string())
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("node runs");
+            let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+            let listening = tokio::time::timeout(TIMEOUT, async {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line.contains("listening on port") {
+                        return true;
+                    }
+                    if line.contains("already in use") {
+                        return false;
+                    }
+                }
+                false
+            })
+            .await
+            .expect("the HTTP server starts in time");
+            if listening {
+                // Keep draining its stderr so it never blocks on a full pipe.
+                tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+                return HttpEverything { child, port };
+            }
+            // Another process took the port between the probe and node's bind.
+            let _ = child.kill().await;
+        }
+        panic!("no free port for the HTTP MCP server after 5 tries");
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+}
+
+fn http_server(url: &str) -> McpConfig {
+    McpConfig {
+        url: Some(url.to_owned()),
+        headers: [("X-Octo-Test".to_owned(), "yes".to_owned())].into(),
+        enabled: true,
+        ..McpConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_streamable_http_server_runs_tools_and_comes_back_after_a_crash() {
+    let mut remote = HttpEverything::start(None).await;
+    let server = start(http_server(&remote.url())).await;
+    let mut sessions = server.sessions().await;
+    let mut chat = server.chat().await;
+
+    let ask = create_in_mode(&mut sessions, "http", pb::PermissionMode::Ask).await;
+    let (_, events) = run_turn(
+        &mut chat,
+        &ask.name,
+        &call("echo", serde_json::json!({"message": "over http"})),
+        false,
+    )
+    .await;
+    let echoed = record(&events);
+    assert_eq!(
+        echoed.status(),
+        pb::ToolCallStatus::Succeeded,
+        "{}",
+        output(&echoed)
+    );
+    assert_eq!(output(&echoed), "Echo: over http");
+    let (_, events) = run_turn(
+        &mut chat,
+        &ask.name,
+        &call(
+            "trigger-long-running-operation",
+            serde_json::json!({"duration": 0.2, "steps": 2}),
+        ),
+        false,
+    )
+    .await;
+    assert_eq!(outputs(&events), ["progress 1/2\n", "progress 2/2\n"]);
+    // The write tool asks here too.
+    let (asking, events) = run_turn(
+        &mut chat,
+        &ask.name,
+        &call("toggle-simulated-logging", serde_json::json!({})),
+        true,
+    )
+    .await;
+    assert!(events.iter().any(|e| is_kind("confirmation_requested")(e)));
+    chat.cancel_turn(pb::CancelTurnRequest { name: asking.name })
+        .await
+        .expect("cancel");
+
+    // Killed mid-call: the call fails at once (not at the tool timeout).
+    let auto = create_in_mode(&mut sessions, "auto", pb::PermissionMode::AutoApprove).await;
+    let mut watcher = subscribe(&mut chat, &auto.name, 0).await;
+    let turn = sent_turn(
+        &send_text(
+            &mut chat,
+            &auto.name,
+            &call(
+                "trigger-long-running-operation",
+                serde_json::json!({"duration": 60, "steps": 60}),
+            ),
+            pb::BusyPolicy::Enqueue,
+        )
+        .await
+        .expect("send"),
+    );
+    collect_until(&mut watcher, is_kind("tool_call_output")).await;
+    remote.child.kill().await.expect("kill");
+    let events = collect_until(&mut watcher, finishes(&turn.name)).await;
+    let failed = record(&events);
+    assert_eq!(
+        failed.status(),
+        pb::ToolCallStatus::Failed,
+        "{}",
+        output(&failed)
+    );
+    assert!(output(&failed).contains("went away"), "{}", output(&failed));
+
+    // Back on the same port: the connection is restarted and the tools work again.
+    let _remote = HttpEverything::start(Some(remote.port)).await;
+    let mut mcp =
+        octo::pb::mcp_server_service_client::McpServerServiceClient::new(server.channel().await);
+    tokio::time::timeout(TIMEOUT, async {
+        loop {
+            let got = mcp
+                .get_mcp_server(pb::GetMcpServerRequest {
+                    name: "mcpServers/everything".into(),
+                })
+                .await
+                .expect("get")
+                .into_inner();
+            let status = got.status.expect("status");
+            if status.state() == pb::McpServerState::Connected && status.restarts > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("reconnected");
+    let (_, events) = run_turn(
+        &mut chat,
+        &auto.name,
+        &call("echo", serde_json::json!({"message": "again"})),
+        false,
+    )
+    .await;
+    assert_eq!(output(&record(&events)), "Echo: again");
+}

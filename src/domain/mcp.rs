@@ -192,6 +192,8 @@ impl McpServer {
                     let field = format!("http.headers[{name:?}]");
                     if http_header_name_invalid(name) {
                         v.add(&field, "is not a valid HTTP header name");
+                    } else if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                        v.add(&field, "is set by the MCP transport itself");
                     }
                     if value.contains(['\r', '\n']) {
                         v.add(&field, "must not contain line breaks");
@@ -274,6 +276,17 @@ impl McpServerStatus {
         }
     }
 }
+
+/// Headers the Streamable HTTP transport sets itself.
+const RESERVED_HEADERS: &[&str] = &[
+    "accept",
+    "content-type",
+    "content-length",
+    "host",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "last-event-id",
+];
 
 fn is_env_name(name: &str) -> bool {
     !name.is_empty()

@@ -1,5 +1,6 @@
 //! One MCP server's connection: a supervisor task that connects (spawning a stdio
-//! server as a child process in its own process group), lists its tools, waits for the
+//! server as a child process in its own process group, or opening a Streamable HTTP
+//! session), lists its tools, waits for the
 //! connection to break, and reconnects with backoff; and the live state tools and the
 //! API read (status, peer, tool descriptions).
 //!
@@ -18,13 +19,17 @@ use std::{
     time::{Duration, Instant},
 };
 
+use http::{HeaderName, HeaderValue};
 use process_wrap::tokio::{CommandWrap, ProcessGroup};
 use rmcp::{
     ClientHandler, Peer, RoleClient, ServiceExt,
     handler::client::progress::ProgressDispatcher,
     model::{ClientConfig, Implementation, ProgressNotificationParam},
     service::NotificationContext,
-    transport::TokioChildProcess,
+    transport::{
+        StreamableHttpClientTransport, TokioChildProcess, common::client_side_sse::SseRetryPolicy,
+        streamable_http_client::StreamableHttpClientTransportConfig,
+    },
 };
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, BufReader},
@@ -48,6 +53,20 @@ const STABLE_AFTER: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Tools taken from one server; more would swamp the model's context.
 const MAX_TOOLS: usize = 256;
+/// Resumptions of a broken Streamable HTTP event stream before the call fails: a
+/// restarting server (a deploy) is back within 2 s; a dead one fails the call then.
+const SSE_RESUME_TRIES: usize = 4;
+const SSE_RESUME_INTERVAL: Duration = Duration::from_millis(500);
+/// [`SSE_RESUME_TRIES`] resumptions, [`SSE_RESUME_INTERVAL`] apart.
+#[derive(Debug)]
+struct ResumeBriefly;
+
+impl SseRetryPolicy for ResumeBriefly {
+    fn retry(&self, tries: usize) -> Option<Duration> {
+        (tries < SSE_RESUME_TRIES).then_some(SSE_RESUME_INTERVAL)
+    }
+}
+
 /// Lines of a stdio server's stderr kept for the error text.
 const STDERR_LINES: usize = 5;
 /// A longer stderr line is cut into pieces of this size.
@@ -86,6 +105,10 @@ pub(crate) struct Connection {
 #[derive(Default)]
 struct Live {
     peer: Option<Peer<RoleClient>>,
+    /// Cancels the current connection (its service), to force a restart.
+    attempt: Option<CancellationToken>,
+    /// Why the connection was forced to restart, for the error text.
+    broken: Option<String>,
     tools: Arc<[McpToolInfo]>,
     stderr: VecDeque<String>,
 }
@@ -145,6 +168,19 @@ impl Connection {
                 "the MCP server {} is not connected: {}",
                 self.server.id, status.error
             ),
+        }
+    }
+
+    /// Ends the current connection so the supervisor restarts it: a call failed in a way
+    /// that says the transport is broken, though it may not have noticed (rmcp's HTTP
+    /// client keeps a session whose server died and restarted).
+    pub(crate) fn reconnect(&self, why: &str) {
+        let mut live = self.lock();
+        if let Some(attempt) = live.attempt.take() {
+            tracing::info!(server = %self.server.id, why, "restarting the MCP connection");
+            live.broken = Some(why.to_owned());
+            live.peer = None;
+            attempt.cancel();
         }
     }
 
@@ -233,14 +269,20 @@ pub(crate) async fn supervise(
     let mut backoff = INITIAL_BACKOFF;
     loop {
         connection.set_connecting();
-        connection.lock().stderr.clear();
+        let attempt_token = stop.child_token();
+        {
+            let mut live = connection.lock();
+            live.stderr.clear();
+            live.broken = None;
+            live.attempt = Some(attempt_token.clone());
+        }
         let handler = Handler {
             progress: connection.progress.clone(),
         };
         let attempt = tokio::select! {
             attempt = tokio::time::timeout(
                 CONNECT_TIMEOUT,
-                connect(&connection, &launch, &tracker, handler, stop.child_token()),
+                connect(&connection, &launch, &tracker, handler, attempt_token),
             ) => attempt,
             () = stop.cancelled() => return,
         };
@@ -257,7 +299,9 @@ pub(crate) async fn supervise(
                     return;
                 }
                 tracing::debug!(server = %id, ?quit, "MCP connection ended");
-                connection.set_failed("the server closed the connection".into());
+                let why = connection.lock().broken.take();
+                connection
+                    .set_failed(why.unwrap_or_else(|| "the server closed the connection".into()));
                 if connected.elapsed() >= STABLE_AFTER {
                     backoff = INITIAL_BACKOFF;
                 }
@@ -320,8 +364,25 @@ async fn connect(
                 .await
                 .map_err(|err| format!("initialize failed: {err}"))?
         }
-        McpTransport::Http { .. } => {
-            return Err("the Streamable HTTP transport is not supported yet".into());
+        McpTransport::Http { url, headers } => {
+            let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+            // rmcp resumes a broken event stream forever by default, so a call whose
+            // server died would wait for ever; after these tries the transport gives up,
+            // the call fails and the supervisor restarts the connection with its backoff.
+            config.retry_config = Arc::new(ResumeBriefly);
+            for (name, value) in headers {
+                // Validated when the server was stored; a failure here is a bug, said as such.
+                let name = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|err| format!("header {name:?}: {err}"))?;
+                let value = HeaderValue::from_str(value)
+                    .map_err(|err| format!("header {name}'s value: {err}"))?;
+                config.custom_headers.insert(name, value);
+            }
+            let transport = StreamableHttpClientTransport::from_config(config);
+            handler
+                .serve_with_ct(transport, stop)
+                .await
+                .map_err(|err| format!("initialize failed: {err}"))?
         }
     };
     let listed = running

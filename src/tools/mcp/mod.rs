@@ -62,6 +62,10 @@ impl McpConnections {
     /// Stdio servers run with `env` (the tool environment allow-list) plus their own
     /// `env`, in their `working_dir` or else `default_dir` (the workspace root).
     pub fn new(env: super::env::ToolEnv, default_dir: PathBuf) -> Self {
+        // rmcp's Streamable HTTP client (reqwest 0.13, built without a TLS provider of its
+        // own) uses the process's default rustls provider: ring, as everywhere in Octo.
+        // Failing means one is installed already, which serves as well.
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
         McpConnections {
             running: Mutex::new(BTreeMap::new()),
             launch: Launch { env, default_dir },
@@ -285,10 +289,14 @@ impl McpTool {
                     error.message
                 )
             }
-            ServiceError::TransportClosed | ServiceError::TransportSend(_) => format!(
-                "the MCP server {server} went away during the call (it is restarted \
-                 automatically; try again later)"
-            ),
+            ServiceError::TransportClosed | ServiceError::TransportSend(_) => {
+                self.connection
+                    .reconnect("the connection broke during a call");
+                format!(
+                    "the MCP server {server} went away during the call (it is restarted \
+                     automatically; try again later)"
+                )
+            }
             other => format!("the call to the MCP server {server} failed: {other}"),
         }
     }
