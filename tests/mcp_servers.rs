@@ -399,3 +399,105 @@ async fn configured_servers_are_seeded_and_served_as_json() {
     assert_eq!(created["status"]["state"], "MCP_SERVER_STATE_DISABLED");
     assert!(!created.to_string().contains("xyz-0123456789"));
 }
+
+#[tokio::test]
+async fn a_session_chooses_its_mcp_servers() {
+    let mut configured = McpConfig::stdio("node", &[&everything(), "stdio"]);
+    configured.enabled = true;
+    let server = TestServer::start_with(move |config| {
+        config.mcp.insert("everything".into(), configured);
+    })
+    .await;
+    let mut mcp = client(&server).await;
+    wait_for_state(
+        &mut mcp,
+        "mcpServers/everything",
+        pb::McpServerState::Connected,
+    )
+    .await;
+    let mut sessions = server.sessions().await;
+    // Default: every enabled server.
+    let all = create_in_mode(&mut sessions, "all", pb::PermissionMode::AutoApprove).await;
+    assert_eq!(all.mcp_servers, None);
+    assert!(names(&tools(&mut mcp, "", &all.name).await).contains(&"everything__echo"));
+
+    // None chosen: the server's tools are not offered, and a call finds no such tool.
+    let mut none = common::session_in_mode("none", pb::PermissionMode::AutoApprove);
+    none.mcp_servers = Some(pb::McpServerSelection { names: Vec::new() });
+    let none = sessions
+        .create_session(pb::CreateSessionRequest {
+            session: Some(none),
+        })
+        .await
+        .expect("create")
+        .into_inner();
+    assert_eq!(
+        none.mcp_servers,
+        Some(pb::McpServerSelection { names: Vec::new() })
+    );
+    let offered = tools(&mut mcp, "", &none.name).await;
+    assert!(
+        !names(&offered)
+            .iter()
+            .any(|n| n.starts_with("everything__"))
+    );
+    assert!(names(&offered).contains(&"read_file"));
+    let mut chat = server.chat().await;
+    let mut watcher = subscribe(&mut chat, &none.name, 0).await;
+    let turn = sent_turn(
+        &send_text(
+            &mut chat,
+            &none.name,
+            "/tool everything__echo {\"message\": \"x\"}",
+            pb::BusyPolicy::Enqueue,
+        )
+        .await
+        .expect("send"),
+    );
+    let events = collect_until(&mut watcher, finishes(&turn.name)).await;
+    let output = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            Some(pb::session_event::Kind::ToolCallFinished(f)) => {
+                f.record.as_ref().and_then(|r| r.result.clone())
+            }
+            _ => None,
+        })
+        .expect("tool result")
+        .output;
+    assert!(output.contains("no tool named"), "{output}");
+
+    // Chosen by update: offered again.
+    let updated = sessions
+        .update_session(pb::UpdateSessionRequest {
+            session: Some(pb::Session {
+                name: none.name.clone(),
+                mcp_servers: Some(pb::McpServerSelection {
+                    names: vec!["mcpServers/everything".into()],
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["mcp_servers".into()],
+            }),
+        })
+        .await
+        .expect("update")
+        .into_inner();
+    assert_eq!(
+        updated.mcp_servers.expect("chosen").names,
+        ["mcpServers/everything"]
+    );
+    assert!(names(&tools(&mut mcp, "", &none.name).await).contains(&"everything__echo"));
+
+    // A bad name is a field violation.
+    let mut bad = common::session_in_mode("bad", pb::PermissionMode::Ask);
+    bad.mcp_servers = Some(pb::McpServerSelection {
+        names: vec!["servers/x".into()],
+    });
+    let err = sessions
+        .create_session(pb::CreateSessionRequest { session: Some(bad) })
+        .await
+        .expect_err("bad name");
+    assert_eq!(violated_fields(&err), ["session.mcp_servers.names[0]"]);
+}

@@ -725,6 +725,28 @@ async fn mcp_servers_round_trip_with_secrets_and_compare_and_swap(f: Fixture) {
         .map(|s| s.id)
         .collect();
     assert_eq!(ids, ["api"]);
+
+    // A session's choice of servers: none stored, an empty choice, and back.
+    let mut chooser = created(store, "chooser").await;
+    assert_eq!(chooser.mcp_servers, None);
+    chooser.mcp_servers = Some(Vec::new());
+    chooser.revision = 2;
+    assert!(store.update_session(&chooser, 1).await.expect("update"));
+    let stored = store
+        .get_session(&chooser.id)
+        .await
+        .expect("get")
+        .expect("there");
+    assert_eq!(stored.mcp_servers, Some(Vec::new()));
+    chooser.mcp_servers = None;
+    chooser.revision = 3;
+    assert!(store.update_session(&chooser, 2).await.expect("update"));
+    let stored = store
+        .get_session(&chooser.id)
+        .await
+        .expect("get")
+        .expect("there");
+    assert_eq!(stored.mcp_servers, None);
 }
 
 async fn deleting_the_last_model_in_use_needs_force(f: Fixture) {

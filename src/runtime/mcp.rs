@@ -189,9 +189,12 @@ impl McpServers {
         server: Option<&str>,
         session: Option<&str>,
     ) -> Result<Vec<ToolListing>> {
-        let mode = match session {
-            Some(id) => Some(self.sessions.get(id).await?.permission_mode),
-            None => None,
+        let (mode, only) = match session {
+            Some(id) => {
+                let session = self.sessions.get(id).await?;
+                (Some(session.permission_mode), session.mcp_servers)
+            }
+            None => (None, None),
         };
         let mut listed: Vec<ToolListing> = match server {
             Some(id) => {
@@ -216,7 +219,7 @@ impl McpServers {
             }
             None => {
                 let builtin = self.builtin.list().iter().map(|tool| (tool.clone(), None));
-                let mcp = self.tools().await.into_iter().map(|tool| {
+                let mcp = self.tools(only.as_deref()).await.into_iter().map(|tool| {
                     let server = tool
                         .spec()
                         .name
@@ -240,11 +243,12 @@ impl McpServers {
         Ok(listed)
     }
 
-    /// The tools of every enabled server, for one turn (see [`McpConnections::tools`]).
-    pub async fn tools(&self) -> Vec<Arc<dyn Tool>> {
+    /// The tools of every enabled server, or of the enabled ones among `only` (a
+    /// session's choice), for one turn (see [`McpConnections::tools`]).
+    pub async fn tools(&self, only: Option<&[String]>) -> Vec<Arc<dyn Tool>> {
         if let Err(err) = self.sync().await {
             tracing::warn!(error = %err, "cannot re-read the MCP servers; using the running set");
         }
-        self.connections.tools().await
+        self.connections.tools(only).await
     }
 }

@@ -183,7 +183,9 @@ async fn steps(
         session.system_prompt.clone()
     };
     // The MCP tools as their servers list them now; the turn keeps this set.
-    let toolbox = deps.toolbox.with(deps.mcp.tools().await);
+    let toolbox = deps
+        .toolbox
+        .with(deps.mcp.tools(session.mcp_servers.as_deref()).await);
     let tools = toolbox.specs(session.permission_mode);
     // The turn's message joins the conversation now, after everything that came before
     // it (not when it was queued).

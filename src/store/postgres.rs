@@ -73,6 +73,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0002_cluster.sql"),
     include_str!("migrations/postgres/0003_outbox.sql"),
     include_str!("migrations/postgres/0004_mcp_servers.sql"),
+    include_str!("migrations/postgres/0005_session_mcp_servers.sql"),
 ];
 
 /// The advisory lock key migrations run under ("octo" and 1), per database.

@@ -137,13 +137,14 @@ impl McpConnections {
         self.lock().get(id).map(|r| r.connection.status())
     }
 
-    /// The tools of every enabled server (waiting, up to [`STARTUP_WAIT`], for servers
-    /// in the middle of a connection attempt), for one turn.
-    pub async fn tools(&self) -> Vec<Arc<dyn Tool>> {
+    /// The tools of every enabled server, or of those of `only` (waiting, up to
+    /// [`STARTUP_WAIT`], for servers in the middle of a connection attempt), for one turn.
+    pub async fn tools(&self, only: Option<&[String]>) -> Vec<Arc<dyn Tool>> {
         let connections: Vec<Arc<Connection>> = self
             .lock()
             .values()
             .filter(|r| r.connection.server.enabled)
+            .filter(|r| only.is_none_or(|ids| ids.contains(&r.connection.server.id)))
             .map(|r| r.connection.clone())
             .collect();
         let waits = connections.iter().map(|c| c.settled());
