@@ -1,9 +1,11 @@
 //! MCP tool servers end to end: a real Octo server runs the reference MCP server
 //! (`@modelcontextprotocol/server-everything`, pinned in .ci/package.json and installed
-//! by .ci/setup) as a child process over stdio; the mock model calls its tools as
-//! `everything__<tool>`. Covers results, progress as tool_call_output, the tool
-//! environment allow-list, ASK confirmation of a write tool, READ_ONLY refusal, a server
-//! killed mid-call (a tool error, then a restart), and CancelTurn mid-call.
+//! by .ci/setup) as a child process over stdio, or as a separate process over
+//! Streamable HTTP; the mock model calls its tools as `everything__<tool>`. Covers
+//! results, progress as tool_call_output, the tool environment allow-list, ASK
+//! confirmation of a write tool, READ_ONLY refusal, a server killed mid-call (a tool
+//! error, then a restart), and CancelTurn mid-call (notifications/cancelled reaches the
+//! server).
 
 mod common;
 
@@ -297,8 +299,16 @@ async fn a_server_killed_mid_call_fails_the_call_and_comes_back() {
 }
 
 #[tokio::test]
-async fn cancel_turn_stops_an_mcp_call_at_once() {
-    let server = start(stdio_server()).await;
+async fn cancel_turn_stops_an_mcp_call_at_once_and_tells_the_server() {
+    // The real server behind `tee`: what Octo sends it is logged on the way.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sent = dir.path().join("sent.jsonl");
+    let script = format!(
+        "tee -a '{}' | node '{}' stdio",
+        sent.display(),
+        everything().display()
+    );
+    let server = start(McpConfig::stdio("sh", &["-c", &script])).await;
     let session = create_in_mode(
         &mut server.sessions().await,
         "cancel",
@@ -332,6 +342,32 @@ async fn cancel_turn_stops_an_mcp_call_at_once() {
     assert_eq!(status_of(&events), pb::TurnStatus::Cancelled);
     // Well before the 60 s operation would have ended.
     assert!(started.elapsed() < Duration::from_secs(20));
+    // The server was told: notifications/cancelled for the tools/call's request id.
+    let cancelled = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            let log = tokio::fs::read_to_string(&sent).await.unwrap_or_default();
+            let messages: Vec<serde_json::Value> = log
+                .lines()
+                .filter_map(|line| serde_json::from_str(line).ok())
+                .collect();
+            let call_id = messages
+                .iter()
+                .find(|m| m["method"] == "tools/call")
+                .map(|m| m["id"].clone());
+            if let Some(note) = messages
+                .iter()
+                .find(|m| m["method"] == "notifications/cancelled")
+            {
+                return (note.clone(), call_id);
+            }
+            // Polls a file another process writes: nothing to wait on but the file.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("notifications/cancelled reached the server");
+    let (note, call_id) = cancelled;
+    assert_eq!(Some(note["params"]["requestId"].clone()), call_id, "{note}");
 
     // The connection survives the cancellation: the next call works.
     let (_, events) = run_turn(
