@@ -835,4 +835,35 @@ mod tests {
         let err = Config::load(Some(&path), &Overrides::default()).expect_err("typo rejected");
         assert!(err.to_string().contains("listn"), "{err}");
     }
+
+    #[test]
+    fn mcp_tables_become_servers_and_mixed_ones_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "[mcp.files]\ncommand = \"npx\"\nargs = [\"-y\", \"server\"]\nenv = { TOKEN = \"secret-0123456789\" }\n\n\
+             [mcp.remote]\nurl = \"https://mcp.example.com/mcp\"\nenabled = false\n",
+        )
+        .expect("write");
+        let config = Config::load(Some(&path), &Overrides::default()).expect("load");
+        let files = config.mcp["files"].to_server("files").expect("stdio");
+        assert_eq!(files.transport_name(), "stdio");
+        assert!(files.enabled);
+        let remote = config.mcp["remote"].to_server("remote").expect("http");
+        assert_eq!(remote.transport_name(), "http");
+        assert!(!remote.enabled);
+        assert!(!config.to_masked_toml().contains("secret-0123456789"));
+
+        std::fs::write(
+            &path,
+            "[mcp.both]\ncommand = \"a\"\nurl = \"http://h/mcp\"\n",
+        )
+        .expect("write");
+        let err = Config::load(Some(&path), &Overrides::default()).expect_err("both");
+        assert!(err.to_string().contains("mcp.both"), "{err}");
+        std::fs::write(&path, "[mcp.Bad]\ncommand = \"a\"\n").expect("write");
+        let err = Config::load(Some(&path), &Overrides::default()).expect_err("bad id");
+        assert!(err.to_string().contains("mcp.Bad"), "{err}");
+    }
 }
