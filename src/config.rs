@@ -87,6 +87,9 @@ pub struct Config {
     pub models: BTreeMap<String, ModelConfig>,
     /// The id of the model turns use when neither the request nor the session names one.
     pub default_model: Option<String>,
+    /// MCP tool servers, by id (`mcpServers/{id}` in the API): their tools are offered to
+    /// the model as `<id>__<tool>`.
+    pub mcp: BTreeMap<String, McpConfig>,
     /// The system prompt of sessions that set none.
     pub system_prompt: String,
     /// Turns a session may have waiting behind the running one.
@@ -305,6 +308,82 @@ impl ModelConfig {
     }
 }
 
+/// One `[mcp.<id>]` table: a stdio server (`command`, `args`, `env`, `working_dir`) or
+/// a Streamable HTTP one (`url`, `headers`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Set for the server's process on top of `tool_env`'s allow-list.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Default: the workspace root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+impl McpConfig {
+    /// A stdio server running `command` with `args`.
+    pub fn stdio(command: impl Into<String>, args: &[&str]) -> Self {
+        McpConfig {
+            command: Some(command.into()),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            enabled: true,
+            ..McpConfig::default()
+        }
+    }
+
+    /// The server this table describes, checked.
+    pub fn to_server(&self, id: &str) -> Result<crate::domain::mcp::McpServer, String> {
+        use crate::domain::mcp::{McpServer, McpTransport};
+        let transport = match (&self.command, &self.url) {
+            (Some(command), None) if self.headers.is_empty() => McpTransport::Stdio {
+                command: command.clone(),
+                args: self.args.clone(),
+                env: self.env.clone(),
+                working_dir: self
+                    .working_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+            },
+            (None, Some(url))
+                if self.args.is_empty() && self.env.is_empty() && self.working_dir.is_none() =>
+            {
+                McpTransport::Http {
+                    url: url.clone(),
+                    headers: self.headers.clone(),
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "mcp.{id}: set either command (with args, env, working_dir) for a stdio \
+                     server or url (with headers) for a Streamable HTTP one"
+                ));
+            }
+        };
+        let mut server = McpServer::new(id, transport);
+        server.enabled = self.enabled;
+        server
+            .validate()
+            .map_err(|err| format!("mcp.{id}: {err}"))?;
+        Ok(server)
+    }
+}
+
 /// The default system prompt.
 pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a capable software agent working in the user's \
 working directory. Use the tools to inspect and change files and to run commands; keep answers \
@@ -332,6 +411,7 @@ impl Default for Config {
             tls_key: None,
             models: BTreeMap::new(),
             default_model: None,
+            mcp: BTreeMap::new(),
             system_prompt: DEFAULT_SYSTEM_PROMPT.to_owned(),
             max_queue_depth: 16,
             max_steps: 50,
@@ -452,6 +532,9 @@ impl Config {
             return Err(ConfigError::Rule(format!(
                 "default_model {default:?} is not one of the configured models"
             )));
+        }
+        for (id, server) in &self.mcp {
+            server.to_server(id).map_err(ConfigError::Rule)?;
         }
         if self.provider.max_attempts == 0 || self.provider.idle_timeout_ms == 0 {
             return Err(ConfigError::Rule(
@@ -591,6 +674,11 @@ impl Config {
             .map(crate::domain::secret::mask_url);
         for model in shown.models.values_mut() {
             model.api_key = model.api_key.as_deref().map(mask);
+        }
+        for server in shown.mcp.values_mut() {
+            for value in server.env.values_mut().chain(server.headers.values_mut()) {
+                *value = mask(value);
+            }
         }
         shown
     }
@@ -762,6 +850,19 @@ processes = 1024
 # model = "claude-sonnet-4-5"
 # api_key_env = "ANTHROPIC_API_KEY"
 # context_window = 200000
+
+# MCP tool servers, by id (`mcpServers/<id>` in the API): their tools are offered to the
+# model as `<id>__<tool>`. A tool the server marks read-only runs without asking in ASK
+# mode; any other asks first (and is not offered in READ_ONLY mode). A stdio server runs
+# with the `tool_env` allow-list plus its own `env`; `env` and `headers` values are
+# secrets (masked on read).
+# [mcp.everything]
+# command = "npx"
+# args = ["-y", "@modelcontextprotocol/server-everything"]
+#
+# [mcp.remote]
+# url = "https://mcp.example.com/mcp"
+# headers = { Authorization = "Bearer ..." }
 "#;
 
 #[cfg(test)]
@@ -840,5 +941,36 @@ mod tests {
         std::fs::write(&path, "listn = \"127.0.0.1:1\"\n").expect("write");
         let err = Config::load(Some(&path), &Overrides::default()).expect_err("typo rejected");
         assert!(err.to_string().contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn mcp_tables_become_servers_and_mixed_ones_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "[mcp.files]\ncommand = \"npx\"\nargs = [\"-y\", \"server\"]\nenv = { TOKEN = \"secret-0123456789\" }\n\n\
+             [mcp.remote]\nurl = \"https://mcp.example.com/mcp\"\nenabled = false\n",
+        )
+        .expect("write");
+        let config = Config::load(Some(&path), &Overrides::default()).expect("load");
+        let files = config.mcp["files"].to_server("files").expect("stdio");
+        assert_eq!(files.transport_name(), "stdio");
+        assert!(files.enabled);
+        let remote = config.mcp["remote"].to_server("remote").expect("http");
+        assert_eq!(remote.transport_name(), "http");
+        assert!(!remote.enabled);
+        assert!(!config.to_masked_toml().contains("secret-0123456789"));
+
+        std::fs::write(
+            &path,
+            "[mcp.both]\ncommand = \"a\"\nurl = \"http://h/mcp\"\n",
+        )
+        .expect("write");
+        let err = Config::load(Some(&path), &Overrides::default()).expect_err("both");
+        assert!(err.to_string().contains("mcp.both"), "{err}");
+        std::fs::write(&path, "[mcp.Bad]\ncommand = \"a\"\n").expect("write");
+        let err = Config::load(Some(&path), &Overrides::default()).expect_err("bad id");
+        assert!(err.to_string().contains("mcp.Bad"), "{err}");
     }
 }

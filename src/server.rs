@@ -20,7 +20,7 @@ use tracing::Instrument;
 use crate::{
     admission::{Admission, StreamCapLayer},
     api::{
-        ChatApi, ChatRoutes, ModelApi, ScheduleApi, SessionApi, WebhookApi,
+        ChatApi, ChatRoutes, McpServerApi, ModelApi, ScheduleApi, SessionApi, WebhookApi,
         peer::{PeerApi, PeerClients, PeerServiceServer},
     },
     auth::{Auth, AuthLayer},
@@ -31,17 +31,17 @@ use crate::{
     metrics::{Metrics, MetricsLayer},
     outbox::OutboxWorker,
     pb::{
-        self, model_service_server::ModelServiceServer,
-        schedule_service_server::ScheduleServiceServer,
+        self, mcp_server_service_server::McpServerServiceServer,
+        model_service_server::ModelServiceServer, schedule_service_server::ScheduleServiceServer,
         session_service_server::SessionServiceServer, webhook_service_server::WebhookServiceServer,
     },
     runtime::{
-        Chat, ClusterSettings, Deliveries, Deps, Limits, LiveIndex, Models, Outbox, Ownership,
-        Sessions, Workspace,
+        Chat, ClusterSettings, Deliveries, Deps, Limits, LiveIndex, McpServers, Models, Outbox,
+        Ownership, Sessions, Workspace,
     },
     scheduler::{Clock, Scheduler, SchedulerDeps, SystemClock},
     store::Store,
-    tools::Toolbox,
+    tools::{Toolbox, mcp::McpConnections},
     webhooks::{WebhookSecret, Webhooks},
 };
 
@@ -88,6 +88,8 @@ pub struct Server {
     webhooks_shutdown: CancellationToken,
     /// This process: cluster member, runner of schedule runs, claimer of deliveries.
     server_id: String,
+    /// Stopped after the turns: their processes exit.
+    mcp_connections: Arc<McpConnections>,
 }
 
 /// `(path, server_streaming)` of every Octo RPC, from the descriptor set.
@@ -235,11 +237,27 @@ impl Server {
         } else {
             tracing::warn!(sandbox = %limits.sandbox.describe(), "tool sandbox");
         }
+        let mcp_connections = Arc::new(McpConnections::new(
+            limits.tool_env.clone(),
+            config.workspace_root(),
+        ));
+        let mcp = Arc::new(
+            McpServers::open(
+                store.clone(),
+                mcp_connections.clone(),
+                &config.mcp,
+                Toolbox::builtin(),
+                sessions.clone(),
+            )
+            .await
+            .context("loading MCP servers")?,
+        );
         let deps = Arc::new(Deps {
             store: store.clone(),
             sessions: sessions.clone(),
             models: models.clone(),
             toolbox: Toolbox::builtin(),
+            mcp: mcp.clone(),
             http,
             provider_policy,
             limits,
@@ -326,6 +344,11 @@ impl Server {
                 .max_encoding_message_size(max),
         )
         .add_service(
+            McpServerServiceServer::new(McpServerApi::new(mcp.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
             ScheduleServiceServer::new(ScheduleApi::new(scheduler.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
@@ -401,6 +424,7 @@ impl Server {
             outbox,
             webhooks_shutdown,
             server_id,
+            mcp_connections,
         })
     }
 
@@ -428,6 +452,7 @@ impl Server {
             outbox,
             webhooks_shutdown,
             server_id,
+            mcp_connections,
         } = self;
         // Delivers what the outbox holds, this server's rows and any other's.
         let outbox_worker = OutboxWorker::start(
@@ -565,6 +590,13 @@ impl Server {
         turns_shutdown.cancel();
         if tokio::time::timeout(grace, chat.shutdown()).await.is_err() {
             tracing::warn!("turns still stopping after the grace period");
+        }
+        // MCP servers' processes are asked to exit (SIGTERM, then SIGKILL, 3 s apart).
+        if tokio::time::timeout(grace, mcp_connections.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("MCP servers still stopping after the grace period");
         }
         // Attempts in flight are cut short and recorded as due again.
         outbox_worker.stop(grace).await;

@@ -19,6 +19,7 @@ use octo::{
         Error, Message, Model, Part, Session, SessionSource, Timestamp, ToolCallRecord,
         ToolCallStatus, Turn, TurnError, TurnStatus, Usage,
         cluster::Fence,
+        mcp::{McpServer, McpTransport},
         model::{ModelCapabilities, ProviderKind},
         new_id,
         schedule::{RunStatus, RunTrigger, ScheduleRun},
@@ -43,6 +44,7 @@ conformance!(
     models_keep_exactly_one_default,
     model_update_is_compare_and_swap,
     deleting_the_last_model_in_use_needs_force,
+    mcp_servers_round_trip_with_secrets_and_compare_and_swap,
     schedules_crud_and_paging,
     due_schedules_and_next_fire_time,
     each_fire_time_is_claimed_once_across_two_handles,
@@ -650,6 +652,88 @@ async fn model_update_is_compare_and_swap(f: Fixture) {
         store.delete_model("b", Some(1), false).await.is_err(),
         "stale revision"
     );
+}
+
+async fn mcp_servers_round_trip_with_secrets_and_compare_and_swap(f: Fixture) {
+    let store = &*f.store;
+    assert!(store.list_mcp_servers().await.expect("empty").is_empty());
+    let mut stdio = McpServer::new(
+        "files",
+        McpTransport::Stdio {
+            command: "node".into(),
+            args: vec!["server.js".into(), "--flag".into()],
+            env: BTreeMap::from([("API_KEY".into(), "sk-secret-value".into())]),
+            working_dir: "/srv".into(),
+        },
+    );
+    stdio.display_name = "Files".into();
+    let mut http = McpServer::new(
+        "api",
+        McpTransport::Http {
+            url: "https://mcp.example.com/mcp".into(),
+            headers: BTreeMap::from([("Authorization".into(), "Bearer t0ken".into())]),
+        },
+    );
+    http.enabled = false;
+    store.create_mcp_server(&stdio).await.expect("stdio");
+    store.create_mcp_server(&http).await.expect("http");
+    assert!(matches!(
+        store.create_mcp_server(&stdio).await,
+        Err(Error::AlreadyExists { .. })
+    ));
+    // By id, every field (secrets included) as stored, after a reopen too.
+    let reopened = f.open_again().await;
+    let listed = reopened.list_mcp_servers().await.expect("list");
+    assert_eq!(listed, [http.clone(), stdio.clone()]);
+
+    let mut changed = stdio.clone();
+    changed.enabled = false;
+    changed.revision = 2;
+    assert!(store.update_mcp_server(&changed, 1).await.expect("update"));
+    changed.revision = 3;
+    assert!(
+        !store.update_mcp_server(&changed, 1).await.expect("stale"),
+        "a stale revision changes nothing"
+    );
+    let mut missing = changed.clone();
+    missing.id = "gone".into();
+    assert!(!store.update_mcp_server(&missing, 2).await.expect("gone"));
+    let stored = store.list_mcp_servers().await.expect("list");
+    assert_eq!(stored[1].revision, 2);
+    assert!(!stored[1].enabled);
+
+    assert!(store.delete_mcp_server("files").await.expect("delete"));
+    assert!(!store.delete_mcp_server("files").await.expect("again"));
+    let ids: Vec<String> = store
+        .list_mcp_servers()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids, ["api"]);
+
+    // A session's choice of servers: none stored, an empty choice, and back.
+    let mut chooser = created(store, "chooser").await;
+    assert_eq!(chooser.mcp_servers, None);
+    chooser.mcp_servers = Some(Vec::new());
+    chooser.revision = 2;
+    assert!(store.update_session(&chooser, 1).await.expect("update"));
+    let stored = store
+        .get_session(&chooser.id)
+        .await
+        .expect("get")
+        .expect("there");
+    assert_eq!(stored.mcp_servers, Some(Vec::new()));
+    chooser.mcp_servers = None;
+    chooser.revision = 3;
+    assert!(store.update_session(&chooser, 2).await.expect("update"));
+    let stored = store
+        .get_session(&chooser.id)
+        .await
+        .expect("get")
+        .expect("there");
+    assert_eq!(stored.mcp_servers, None);
 }
 
 async fn deleting_the_last_model_in_use_needs_force(f: Fixture) {

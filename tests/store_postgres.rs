@@ -64,6 +64,7 @@ fn session() -> Session {
         last_active_time: Timestamp(1),
         revision: 1,
         forked_from: None,
+        mcp_servers: None,
         status: SessionStatus::Idle,
         queue_depth: 0,
         active_turn: None,

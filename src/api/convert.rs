@@ -21,10 +21,10 @@ use crate::{
 
 /// The id in `{collection}/{id}`; errors name `field`.
 pub fn parse_name<'a>(name: &'a str, collection: &str, field: &str) -> Result<&'a str> {
-    let valid = if collection == "models" {
-        domain::is_valid_model_id
-    } else {
-        domain::is_valid_id
+    let valid = match collection {
+        "models" => domain::is_valid_model_id,
+        "mcpServers" => domain::mcp::is_valid_id,
+        _ => domain::is_valid_id,
     };
     let id = name
         .strip_prefix(collection)
@@ -315,6 +315,9 @@ pub fn session_pb(s: &Session) -> pb::Session {
             .as_deref()
             .map(|t| turn_name(&s.id, t))
             .unwrap_or_default(),
+        mcp_servers: s.mcp_servers.as_ref().map(|ids| pb::McpServerSelection {
+            names: ids.iter().map(|id| format!("mcpServers/{id}")).collect(),
+        }),
     }
 }
 
@@ -348,6 +351,22 @@ pub fn session_settings(s: &pb::Session) -> Result<SessionSettings> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         pinned: s.pinned,
+        mcp_servers: s.mcp_servers.as_ref().map(|selection| {
+            selection
+                .names
+                .iter()
+                .enumerate()
+                .filter_map(|(i, name)| {
+                    match parse_name(name, "mcpServers", &format!("mcp_servers.names[{i}]")) {
+                        Ok(id) => Some(id.to_owned()),
+                        Err(err) => {
+                            v.check(Err(err));
+                            None
+                        }
+                    }
+                })
+                .collect()
+        }),
     };
     v.check(reasoning_effort.map(drop));
     v.check(permission_mode.map(drop));

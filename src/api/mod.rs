@@ -5,6 +5,7 @@
 pub mod chat;
 pub mod convert;
 pub mod error;
+pub mod mcp;
 pub mod models;
 pub mod peer;
 pub mod schedules;
@@ -13,6 +14,7 @@ pub mod webhooks;
 pub mod wire;
 
 pub use chat::ChatApi;
+pub use mcp::McpServerApi;
 pub use models::ModelApi;
 pub use schedules::ScheduleApi;
 pub use sessions::SessionApi;

@@ -57,6 +57,7 @@ fn update_fields(
         SessionField::SystemPrompt => given.system_prompt != defaults.system_prompt,
         SessionField::Labels => !given.labels.is_empty(),
         SessionField::Pinned => given.pinned,
+        SessionField::McpServers => given.mcp_servers.is_some(),
     });
     Ok(populated.collect())
 }
@@ -136,6 +137,7 @@ fn archive(archive: &pb::SessionArchive) -> Result<SessionContent> {
         .unwrap_or(created),
         revision: 1,
         forked_from: None,
+        mcp_servers: settings.mcp_servers,
         status: Default::default(),
         queue_depth: 0,
         active_turn: None,

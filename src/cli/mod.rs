@@ -12,7 +12,8 @@
 //!   configs; API keys come from stdin (`--api-key-stdin`) or `OCTO_MODEL_API_KEY`, never
 //!   from arguments; `test` and `bench` exit 1 when a model fails;
 //! - `schedules list|show|add|update|rm|run|runs` (`schedules.rs`): prompts run on a cron;
-//! - `webhooks list [--state S]|retry ID` (`webhooks.rs`): the webhook outbox.
+//! - `webhooks list [--state S]|retry ID` (`webhooks.rs`): the webhook outbox;
+//! - `mcp add|list|show|rm|tools` (`mcp.rs`): MCP tool servers and the tools offered.
 //!
 //! Every client command takes `--json` for proto3 canonical JSON (`chat --json`: one
 //! event per line).
@@ -31,6 +32,7 @@ pub mod chat;
 pub mod client;
 pub mod completions;
 pub mod config_cmd;
+pub mod mcp;
 pub mod models;
 pub mod names;
 pub mod output;
@@ -135,6 +137,8 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the man page (roff): `octo man | man -l -`
     Man,
+    /// Manage MCP tool servers and list the tools turns are offered
+    Mcp(mcp::McpArgs),
 }
 
 /// Runs one command. Output goes to `out`; errors are returned, and [`describe_error`]
@@ -155,6 +159,7 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
         Command::Webhooks(args) => webhooks::run(args, &global, out).await,
         Command::Completions(args) => completions::completions(args, out),
         Command::Man => completions::man(out),
+        Command::Mcp(args) => mcp::run(args, &global, out).await,
     }?;
     out.flush()?;
     Ok(())

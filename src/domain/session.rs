@@ -91,6 +91,8 @@ pub struct Session {
     /// Incremented on every change; the etag is derived from it.
     pub revision: i64,
     pub forked_from: Option<String>,
+    /// The MCP servers (ids) whose tools its turns are offered; `None`: every enabled one.
+    pub mcp_servers: Option<Vec<String>>,
     /// Live state, owned by the runtime, not stored.
     pub status: SessionStatus,
     pub queue_depth: i32,
@@ -127,6 +129,8 @@ pub struct SessionSettings {
     pub system_prompt: String,
     pub labels: BTreeMap<String, String>,
     pub pinned: bool,
+    /// `None`: every enabled MCP server.
+    pub mcp_servers: Option<Vec<String>>,
 }
 
 /// The fields an Update may change.
@@ -140,10 +144,11 @@ pub enum SessionField {
     SystemPrompt,
     Labels,
     Pinned,
+    McpServers,
 }
 
 impl SessionField {
-    pub const ALL: [SessionField; 8] = [
+    pub const ALL: [SessionField; 9] = [
         SessionField::DisplayName,
         SessionField::Model,
         SessionField::ReasoningEffort,
@@ -152,6 +157,7 @@ impl SessionField {
         SessionField::SystemPrompt,
         SessionField::Labels,
         SessionField::Pinned,
+        SessionField::McpServers,
     ];
 
     /// The field's name in the API (proto field name).
@@ -165,6 +171,7 @@ impl SessionField {
             SessionField::SystemPrompt => "system_prompt",
             SessionField::Labels => "labels",
             SessionField::Pinned => "pinned",
+            SessionField::McpServers => "mcp_servers",
         }
     }
 }
@@ -192,6 +199,16 @@ impl SessionSettings {
     /// Checks the fields' bounds. Field paths are relative to the Session message.
     pub fn validate(&self) -> Result<()> {
         let mut v = Violations::new();
+        if let Some(servers) = &self.mcp_servers {
+            if servers.len() > 64 {
+                v.add("mcp_servers.names", "must be at most 64 servers");
+            }
+            for (i, id) in servers.iter().enumerate() {
+                if servers[..i].contains(id) {
+                    v.add(format!("mcp_servers.names[{i}]"), "is listed twice");
+                }
+            }
+        }
         let title_chars = self.display_name.chars().count();
         if title_chars > MAX_DISPLAY_NAME_CHARS {
             v.add(

@@ -8,6 +8,7 @@ pub mod events;
 mod feed;
 mod history;
 pub(crate) mod live;
+pub mod mcp;
 mod memory;
 pub mod models;
 pub(crate) mod outbox;
@@ -23,6 +24,7 @@ pub use chat::{BusyPolicy, Caller, Chat, SendRequest};
 pub use cluster::{ClusterSettings, Ownership, Peers};
 pub use feed::EventFeed;
 pub use live::{LiveIndex, LiveSummary};
+pub use mcp::McpServers;
 pub use models::Models;
 pub use outbox::{Deliveries, DeliveryPage, Outbox};
 pub use send::{Answered, TURN_STILL_RUNNING};
@@ -82,6 +84,8 @@ pub struct Deps {
     pub sessions: Arc<Sessions>,
     pub models: Arc<Models>,
     pub toolbox: Toolbox,
+    /// The MCP servers whose tools turns offer next to the built-ins.
+    pub mcp: Arc<McpServers>,
     pub http: reqwest::Client,
     pub provider_policy: ProviderPolicy,
     pub limits: Limits,

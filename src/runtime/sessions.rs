@@ -133,6 +133,7 @@ impl Sessions {
             last_active_time: now,
             revision: 1,
             forked_from: None,
+            mcp_servers: settings.mcp_servers,
             status: SessionStatus::Idle,
             queue_depth: 0,
             active_turn: None,
@@ -226,6 +227,7 @@ impl Sessions {
                     }
                     SessionField::Labels => next.labels = settings.labels.clone(),
                     SessionField::Pinned => next.pinned = settings.pinned,
+                    SessionField::McpServers => next.mcp_servers = settings.mcp_servers.clone(),
                 }
             }
             if next == current {

@@ -21,7 +21,7 @@ use crate::{
     },
     providers::{self, ChatRequest, ProviderError, StreamEvent},
     store::Store,
-    tools::{Gate, ToolContext, ToolOutput, gate},
+    tools::{Gate, ToolContext, ToolOutput, Toolbox, gate},
 };
 
 /// How often the text of a streaming message is stored, so a crash keeps most of it.
@@ -182,7 +182,11 @@ async fn steps(
     } else {
         session.system_prompt.clone()
     };
-    let tools = deps.toolbox.specs(session.permission_mode);
+    // The MCP tools as their servers list them now; the turn keeps this set.
+    let toolbox = deps
+        .toolbox
+        .with(deps.mcp.tools(session.mcp_servers.as_deref()).await);
+    let tools = toolbox.specs(session.permission_mode);
     // The turn's message joins the conversation now, after everything that came before
     // it (not when it was queued).
     let mut position = deps.store.next_position(&live.id).await?;
@@ -254,6 +258,7 @@ async fn steps(
         let results = run_tools(
             live,
             turn,
+            &toolbox,
             &calls,
             session.permission_mode,
             &session.working_dir,
@@ -653,6 +658,7 @@ fn close_block(
 async fn run_tools(
     live: &Arc<LiveSession>,
     turn: &mut Turn,
+    toolbox: &Toolbox,
     calls: &[ToolCallRequest],
     mode: crate::domain::PermissionMode,
     working_dir: &str,
@@ -681,7 +687,7 @@ async fn run_tools(
             start_time: Some(Timestamp::now()),
             end_time: None,
         };
-        let tool = deps.toolbox.get(&call.tool).cloned();
+        let tool = toolbox.get(&call.tool).cloned();
         let verdict = match &tool {
             None => Err(format!("there is no tool named {:?}", call.tool)),
             Some(tool) => match gate(tool.access(), mode) {

@@ -174,7 +174,7 @@ pub(crate) fn retry_delay(micros: Option<i64>) -> Option<Duration> {
 pub(crate) const SESSION_COLUMNS: &str = "id, display_name, model, reasoning_effort, working_dir, permission_mode, \
      system_prompt, labels, pinned, source, message_count, last_message_preview, input_tokens, \
      output_tokens, reasoning_tokens, cached_input_tokens, create_time, update_time, \
-     last_active_time, revision, forked_from";
+     last_active_time, revision, forked_from, mcp_servers";
 
 pub(crate) const MESSAGE_COLUMNS: &str =
     "id, session_id, turn_id, role, parts, create_time, incomplete, model, position";

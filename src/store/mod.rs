@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use crate::domain::{
     Message, Model, Result, Session, SessionSource, Timestamp, Turn,
     cluster::{Fence, Lease, ServerInfo},
+    mcp::McpServer,
     outbox::{AttemptOutcome, DeliveryCounts, DeliveryState, OutboxDelivery},
     schedule::{Schedule, ScheduleRun},
 };
@@ -118,6 +119,7 @@ pub trait Store:
     + MessageStore
     + TurnStore
     + ModelStore
+    + McpServerStore
     + ScheduleStore
     + ClusterStore
     + OutboxStore
@@ -294,6 +296,23 @@ pub trait ModelStore: Send + Sync {
         expected_revision: Option<i64>,
         force: bool,
     ) -> Result<ModelDeletion>;
+}
+
+/// MCP servers' configs (their live connection state is the runtime's).
+#[async_trait]
+pub trait McpServerStore: Send + Sync {
+    /// Every MCP server, by id.
+    async fn list_mcp_servers(&self) -> Result<Vec<McpServer>>;
+
+    /// Stores a new server. ALREADY_EXISTS if the id is taken.
+    async fn create_mcp_server(&self, server: &McpServer) -> Result<()>;
+
+    /// Replaces a server if its revision is still `expected_revision` (the caller sets
+    /// the next one). Returns false on a conflict or when it is gone.
+    async fn update_mcp_server(&self, server: &McpServer, expected_revision: i64) -> Result<bool>;
+
+    /// Deletes a server. Returns false if there was none.
+    async fn delete_mcp_server(&self, id: &str) -> Result<bool>;
 }
 
 /// Schedules and their runs.

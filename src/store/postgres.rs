@@ -44,6 +44,7 @@
 //!   or `deadpool` type leaves this module.
 
 mod cluster;
+mod mcp_servers;
 mod messages;
 mod models;
 mod outbox;
@@ -72,6 +73,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0002_cluster.sql"),
     include_str!("migrations/postgres/0003_outbox.sql"),
     include_str!("migrations/postgres/0004_run_runners.sql"),
+    include_str!("migrations/postgres/0005_mcp_servers.sql"),
+    include_str!("migrations/postgres/0006_session_mcp_servers.sql"),
 ];
 
 /// The advisory lock key migrations run under ("octo" and 1), per database.

@@ -10,6 +10,7 @@ use std::{
 };
 
 mod cluster;
+mod mcp_servers;
 mod models;
 mod outbox;
 mod schedules;
@@ -41,6 +42,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0006_cluster.sql"),
     include_str!("migrations/sqlite/0007_outbox.sql"),
     include_str!("migrations/sqlite/0008_run_runners.sql"),
+    include_str!("migrations/sqlite/0009_mcp_servers.sql"),
+    include_str!("migrations/sqlite/0010_session_mcp_servers.sql"),
 ];
 
 /// Readers kept open for reuse.
@@ -305,6 +308,10 @@ fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
         last_active_time: Timestamp(row.get(18)?),
         revision: row.get(19)?,
         forked_from: row.get(20)?,
+        mcp_servers: row
+            .get::<_, Option<String>>(21)?
+            .map(|list| from_json::<Vec<String>>(&list))
+            .transpose()?,
         status: SessionStatus::Idle,
         queue_depth: 0,
         active_turn: None,
@@ -316,7 +323,7 @@ fn insert_session(conn: &Connection, s: &Session) -> Result<()> {
     exec(conn,
         &format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
         ),
         params![
             s.id,
@@ -340,6 +347,7 @@ fn insert_session(conn: &Connection, s: &Session) -> Result<()> {
             s.last_active_time.0,
             s.revision,
             s.forked_from,
+            s.mcp_servers.as_ref().map(to_json).transpose()?,
         ],
     )
     .map_err(|err| match err {
@@ -591,7 +599,7 @@ impl SessionStore for SqliteStore {
                      pinned = ?9, message_count = ?10, last_message_preview = ?11, \
                      input_tokens = ?12, output_tokens = ?13, reasoning_tokens = ?14, \
                      cached_input_tokens = ?15, update_time = ?16, last_active_time = ?17, \
-                     revision = ?18 WHERE id = ?1 AND revision = ?19",
+                     revision = ?18, mcp_servers = ?20 WHERE id = ?1 AND revision = ?19",
                 params![
                     s.id,
                     s.display_name,
@@ -612,6 +620,7 @@ impl SessionStore for SqliteStore {
                     s.last_active_time.0,
                     s.revision,
                     expected_revision,
+                    s.mcp_servers.as_ref().map(to_json).transpose()?,
                 ],
             )
             .map_err(storage_error)?;

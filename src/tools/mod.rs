@@ -15,6 +15,7 @@ pub mod env;
 mod glob;
 mod grep;
 mod list_dir;
+pub mod mcp;
 mod output;
 mod read_file;
 pub mod sandbox;
@@ -165,6 +166,18 @@ impl Toolbox {
             Arc::new(EditFile),
             Arc::new(Shell),
         ])
+    }
+
+    /// These tools and `more` (a turn's MCP tools).
+    pub fn with(&self, more: Vec<Arc<dyn Tool>>) -> Self {
+        let mut tools = self.tools.clone();
+        tools.extend(more);
+        Self { tools }
+    }
+
+    /// Every tool, in the order offered.
+    pub fn list(&self) -> &[Arc<dyn Tool>] {
+        &self.tools
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {

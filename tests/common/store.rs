@@ -106,6 +106,8 @@ pub fn session(title: &str, pinned: bool, active: i64) -> Session {
         last_active_time: Timestamp(active),
         revision: 1,
         forked_from: None,
+        // Both shapes round-trip: every pinned session chooses its MCP servers.
+        mcp_servers: pinned.then(|| vec!["files".to_owned(), "web".to_owned()]),
         status: SessionStatus::Idle,
         queue_depth: 0,
         active_turn: None,

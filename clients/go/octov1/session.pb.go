@@ -303,7 +303,10 @@ type Session struct {
 	// The session this one was forked from, if any. Output only.
 	ForkedFrom string `protobuf:"bytes,20,opt,name=forked_from,json=forkedFrom,proto3" json:"forked_from,omitempty"`
 	// The running turn, `sessions/{session}/turns/{turn}`, if any. Output only.
-	ActiveTurn    string `protobuf:"bytes,21,opt,name=active_turn,json=activeTurn,proto3" json:"active_turn,omitempty"`
+	ActiveTurn string `protobuf:"bytes,21,opt,name=active_turn,json=activeTurn,proto3" json:"active_turn,omitempty"`
+	// The MCP servers whose tools this session's turns are offered. Unset: every enabled
+	// server (the default); set: exactly these, `mcpServers/{mcp_server}` (none when empty).
+	McpServers    *McpServerSelection `protobuf:"bytes,22,opt,name=mcp_servers,json=mcpServers,proto3" json:"mcp_servers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -485,6 +488,59 @@ func (x *Session) GetActiveTurn() string {
 	return ""
 }
 
+func (x *Session) GetMcpServers() *McpServerSelection {
+	if x != nil {
+		return x.McpServers
+	}
+	return nil
+}
+
+// A choice of MCP servers.
+type McpServerSelection struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `mcpServers/{mcp_server}` names; servers not (or no longer) configured are skipped.
+	Names         []string `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *McpServerSelection) Reset() {
+	*x = McpServerSelection{}
+	mi := &file_octo_v1_session_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *McpServerSelection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*McpServerSelection) ProtoMessage() {}
+
+func (x *McpServerSelection) ProtoReflect() protoreflect.Message {
+	mi := &file_octo_v1_session_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use McpServerSelection.ProtoReflect.Descriptor instead.
+func (*McpServerSelection) Descriptor() ([]byte, []int) {
+	return file_octo_v1_session_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *McpServerSelection) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
 // Token counts.
 type Usage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -502,7 +558,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_octo_v1_session_proto_msgTypes[1]
+	mi := &file_octo_v1_session_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +570,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_session_proto_msgTypes[1]
+	mi := &file_octo_v1_session_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +583,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_octo_v1_session_proto_rawDescGZIP(), []int{1}
+	return file_octo_v1_session_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Usage) GetInputTokens() int64 {
@@ -562,7 +618,7 @@ var File_octo_v1_session_proto protoreflect.FileDescriptor
 
 const file_octo_v1_session_proto_rawDesc = "" +
 	"\n" +
-	"\x15octo/v1/session.proto\x12\aocto.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc0\a\n" +
+	"\x15octo/v1/session.proto\x12\aocto.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\a\n" +
 	"\aSession\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x14\n" +
@@ -591,10 +647,14 @@ const file_octo_v1_session_proto_rawDesc = "" +
 	"\vforked_from\x18\x14 \x01(\tR\n" +
 	"forkedFrom\x12\x1f\n" +
 	"\vactive_turn\x18\x15 \x01(\tR\n" +
-	"activeTurn\x1a9\n" +
+	"activeTurn\x12<\n" +
+	"\vmcp_servers\x18\x16 \x01(\v2\x1b.octo.v1.McpServerSelectionR\n" +
+	"mcpServers\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xaa\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"*\n" +
+	"\x12McpServerSelection\x12\x14\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\"\xaa\x01\n" +
 	"\x05Usage\x12!\n" +
 	"\finput_tokens\x18\x01 \x01(\x03R\vinputTokens\x12#\n" +
 	"\routput_tokens\x18\x02 \x01(\x03R\foutputTokens\x12)\n" +
@@ -636,32 +696,34 @@ func file_octo_v1_session_proto_rawDescGZIP() []byte {
 }
 
 var file_octo_v1_session_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_octo_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_octo_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_octo_v1_session_proto_goTypes = []any{
 	(ReasoningEffort)(0),          // 0: octo.v1.ReasoningEffort
 	(PermissionMode)(0),           // 1: octo.v1.PermissionMode
 	(SessionSource)(0),            // 2: octo.v1.SessionSource
 	(SessionStatus)(0),            // 3: octo.v1.SessionStatus
 	(*Session)(nil),               // 4: octo.v1.Session
-	(*Usage)(nil),                 // 5: octo.v1.Usage
-	nil,                           // 6: octo.v1.Session.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*McpServerSelection)(nil),    // 5: octo.v1.McpServerSelection
+	(*Usage)(nil),                 // 6: octo.v1.Usage
+	nil,                           // 7: octo.v1.Session.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_octo_v1_session_proto_depIdxs = []int32{
-	0, // 0: octo.v1.Session.reasoning_effort:type_name -> octo.v1.ReasoningEffort
-	1, // 1: octo.v1.Session.permission_mode:type_name -> octo.v1.PermissionMode
-	6, // 2: octo.v1.Session.labels:type_name -> octo.v1.Session.LabelsEntry
-	2, // 3: octo.v1.Session.source:type_name -> octo.v1.SessionSource
-	3, // 4: octo.v1.Session.status:type_name -> octo.v1.SessionStatus
-	5, // 5: octo.v1.Session.usage:type_name -> octo.v1.Usage
-	7, // 6: octo.v1.Session.create_time:type_name -> google.protobuf.Timestamp
-	7, // 7: octo.v1.Session.update_time:type_name -> google.protobuf.Timestamp
-	7, // 8: octo.v1.Session.last_active_time:type_name -> google.protobuf.Timestamp
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	0,  // 0: octo.v1.Session.reasoning_effort:type_name -> octo.v1.ReasoningEffort
+	1,  // 1: octo.v1.Session.permission_mode:type_name -> octo.v1.PermissionMode
+	7,  // 2: octo.v1.Session.labels:type_name -> octo.v1.Session.LabelsEntry
+	2,  // 3: octo.v1.Session.source:type_name -> octo.v1.SessionSource
+	3,  // 4: octo.v1.Session.status:type_name -> octo.v1.SessionStatus
+	6,  // 5: octo.v1.Session.usage:type_name -> octo.v1.Usage
+	8,  // 6: octo.v1.Session.create_time:type_name -> google.protobuf.Timestamp
+	8,  // 7: octo.v1.Session.update_time:type_name -> google.protobuf.Timestamp
+	8,  // 8: octo.v1.Session.last_active_time:type_name -> google.protobuf.Timestamp
+	5,  // 9: octo.v1.Session.mcp_servers:type_name -> octo.v1.McpServerSelection
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_octo_v1_session_proto_init() }
@@ -675,7 +737,7 @@ func file_octo_v1_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_octo_v1_session_proto_rawDesc), len(file_octo_v1_session_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -278,7 +278,7 @@ type UpdateSessionRequest struct {
 	// The session with its name and the new values; etag, if set, must match.
 	Session *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
 	// Fields to change: display_name, model, reasoning_effort, working_dir, permission_mode,
-	// system_prompt, labels, pinned. `*` means all of them.
+	// system_prompt, labels, pinned, mcp_servers. `*` means all of them.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

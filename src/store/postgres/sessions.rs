@@ -48,20 +48,31 @@ fn session_from_row(row: &Row) -> Result<Session> {
         last_active_time: Timestamp(get(row, 18)?),
         revision: get(row, 19)?,
         forked_from: get(row, 20)?,
+        mcp_servers: get::<Option<String>>(row, 21)?
+            .map(|list| codec::from_json::<Vec<String>>(&list).map_err(storage_error))
+            .transpose()?,
         status: SessionStatus::Idle,
         queue_depth: 0,
         active_turn: None,
     })
 }
 
+fn mcp_servers_json(s: &Session) -> Result<Option<String>> {
+    s.mcp_servers
+        .as_ref()
+        .map(|list| codec::to_json(list).map_err(storage_error))
+        .transpose()
+}
+
 /// Inserts a new session: ALREADY_EXISTS if the id is taken.
 async fn insert_session<C: GenericClient>(client: &C, s: &Session) -> Result<()> {
     let labels = codec::to_json(&s.labels).map_err(storage_error)?;
+    let mcp_servers = mcp_servers_json(s)?;
     try_execute(
         client,
         &format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-             $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+             $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
         ),
         &[
             &s.id,
@@ -85,6 +96,7 @@ async fn insert_session<C: GenericClient>(client: &C, s: &Session) -> Result<()>
             &s.last_active_time.0,
             &s.revision,
             &s.forked_from,
+            &mcp_servers,
         ],
     )
     .await
@@ -162,6 +174,7 @@ impl SessionStore for PostgresStore {
 
     async fn update_session(&self, s: &Session, expected_revision: i64) -> Result<bool> {
         let labels = codec::to_json(&s.labels).map_err(storage_error)?;
+        let mcp_servers = mcp_servers_json(s)?;
         let client = self.client().await?;
         let changed = execute(
             &client,
@@ -170,7 +183,7 @@ impl SessionStore for PostgresStore {
                  pinned = $9, message_count = $10, last_message_preview = $11, \
                  input_tokens = $12, output_tokens = $13, reasoning_tokens = $14, \
                  cached_input_tokens = $15, update_time = $16, last_active_time = $17, \
-                 revision = $18 WHERE id = $1 AND revision = $19",
+                 revision = $18, mcp_servers = $20 WHERE id = $1 AND revision = $19",
             &[
                 &s.id,
                 &s.display_name,
@@ -191,6 +204,7 @@ impl SessionStore for PostgresStore {
                 &s.last_active_time.0,
                 &s.revision,
                 &expected_revision,
+                &mcp_servers,
             ],
         )
         .await?;

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file octo/v1/session.proto.
  */
 export const file_octo_v1_session: GenFile = /*@__PURE__*/
-  fileDesc("ChVvY3RvL3YxL3Nlc3Npb24ucHJvdG8SB29jdG8udjEixAUKB1Nlc3Npb24SDAoEbmFtZRgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSDQoFbW9kZWwYAyABKAkSMgoQcmVhc29uaW5nX2VmZm9ydBgEIAEoDjIYLm9jdG8udjEuUmVhc29uaW5nRWZmb3J0EhMKC3dvcmtpbmdfZGlyGAUgASgJEjAKD3Blcm1pc3Npb25fbW9kZRgGIAEoDjIXLm9jdG8udjEuUGVybWlzc2lvbk1vZGUSFQoNc3lzdGVtX3Byb21wdBgHIAEoCRIsCgZsYWJlbHMYCCADKAsyHC5vY3RvLnYxLlNlc3Npb24uTGFiZWxzRW50cnkSDgoGcGlubmVkGAkgASgIEiYKBnNvdXJjZRgKIAEoDjIWLm9jdG8udjEuU2Vzc2lvblNvdXJjZRImCgZzdGF0dXMYCyABKA4yFi5vY3RvLnYxLlNlc3Npb25TdGF0dXMSEwoLcXVldWVfZGVwdGgYDCABKAUSFQoNbWVzc2FnZV9jb3VudBgNIAEoAxIcChRsYXN0X21lc3NhZ2VfcHJldmlldxgOIAEoCRIdCgV1c2FnZRgPIAEoCzIOLm9jdG8udjEuVXNhZ2USLwoLY3JlYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBsYXN0X2FjdGl2ZV90aW1lGBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGBMgASgJEhMKC2ZvcmtlZF9mcm9tGBQgASgJEhMKC2FjdGl2ZV90dXJuGBUgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiawoFVXNhZ2USFAoMaW5wdXRfdG9rZW5zGAEgASgDEhUKDW91dHB1dF90b2tlbnMYAiABKAMSGAoQcmVhc29uaW5nX3Rva2VucxgDIAEoAxIbChNjYWNoZWRfaW5wdXRfdG9rZW5zGAQgASgDKp8BCg9SZWFzb25pbmdFZmZvcnQSIAocUkVBU09OSU5HX0VGRk9SVF9VTlNQRUNJRklFRBAAEhgKFFJFQVNPTklOR19FRkZPUlRfT0ZGEAESGAoUUkVBU09OSU5HX0VGRk9SVF9MT1cQAhIbChdSRUFTT05JTkdfRUZGT1JUX01FRElVTRADEhkKFVJFQVNPTklOR19FRkZPUlRfSElHSBAEKosBCg5QZXJtaXNzaW9uTW9kZRIfChtQRVJNSVNTSU9OX01PREVfVU5TUEVDSUZJRUQQABIXChNQRVJNSVNTSU9OX01PREVfQVNLEAESIAocUEVSTUlTU0lPTl9NT0RFX0FVVE9fQVBQUk9WRRACEh0KGVBFUk1JU1NJT05fTU9ERV9SRUFEX09OTFkQAyqbAQoNU2Vzc2lvblNvdXJjZRIeChpTRVNTSU9OX1NPVVJDRV9VTlNQRUNJRklFRBAAEhkKFVNFU1NJT05fU09VUkNFX01BTlVBTBABEhsKF1NFU1NJT05fU09VUkNFX1NDSEVEVUxFEAISFgoSU0VTU0lPTl9TT1VSQ0VfQVBJEAMSGgoWU0VTU0lPTl9TT1VSQ0VfV0VCSE9PSxAEKo4BCg1TZXNzaW9uU3RhdHVzEh4KGlNFU1NJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTU0VTU0lPTl9TVEFUVVNfSURMRRABEhoKFlNFU1NJT05fU1RBVFVTX1JVTk5JTkcQAhIoCiRTRVNTSU9OX1NUQVRVU19BV0FJVElOR19DT05GSVJNQVRJT04QA0I2WjRnaXRodWIuY29tL29jdG8tYWdlbnRzL29jdG8vY2xpZW50cy9nby9vY3RvdjE7b2N0b3YxYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChVvY3RvL3YxL3Nlc3Npb24ucHJvdG8SB29jdG8udjEi9gUKB1Nlc3Npb24SDAoEbmFtZRgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSDQoFbW9kZWwYAyABKAkSMgoQcmVhc29uaW5nX2VmZm9ydBgEIAEoDjIYLm9jdG8udjEuUmVhc29uaW5nRWZmb3J0EhMKC3dvcmtpbmdfZGlyGAUgASgJEjAKD3Blcm1pc3Npb25fbW9kZRgGIAEoDjIXLm9jdG8udjEuUGVybWlzc2lvbk1vZGUSFQoNc3lzdGVtX3Byb21wdBgHIAEoCRIsCgZsYWJlbHMYCCADKAsyHC5vY3RvLnYxLlNlc3Npb24uTGFiZWxzRW50cnkSDgoGcGlubmVkGAkgASgIEiYKBnNvdXJjZRgKIAEoDjIWLm9jdG8udjEuU2Vzc2lvblNvdXJjZRImCgZzdGF0dXMYCyABKA4yFi5vY3RvLnYxLlNlc3Npb25TdGF0dXMSEwoLcXVldWVfZGVwdGgYDCABKAUSFQoNbWVzc2FnZV9jb3VudBgNIAEoAxIcChRsYXN0X21lc3NhZ2VfcHJldmlldxgOIAEoCRIdCgV1c2FnZRgPIAEoCzIOLm9jdG8udjEuVXNhZ2USLwoLY3JlYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBsYXN0X2FjdGl2ZV90aW1lGBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGBMgASgJEhMKC2ZvcmtlZF9mcm9tGBQgASgJEhMKC2FjdGl2ZV90dXJuGBUgASgJEjAKC21jcF9zZXJ2ZXJzGBYgASgLMhsub2N0by52MS5NY3BTZXJ2ZXJTZWxlY3Rpb24aLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIjChJNY3BTZXJ2ZXJTZWxlY3Rpb24SDQoFbmFtZXMYASADKAkiawoFVXNhZ2USFAoMaW5wdXRfdG9rZW5zGAEgASgDEhUKDW91dHB1dF90b2tlbnMYAiABKAMSGAoQcmVhc29uaW5nX3Rva2VucxgDIAEoAxIbChNjYWNoZWRfaW5wdXRfdG9rZW5zGAQgASgDKp8BCg9SZWFzb25pbmdFZmZvcnQSIAocUkVBU09OSU5HX0VGRk9SVF9VTlNQRUNJRklFRBAAEhgKFFJFQVNPTklOR19FRkZPUlRfT0ZGEAESGAoUUkVBU09OSU5HX0VGRk9SVF9MT1cQAhIbChdSRUFTT05JTkdfRUZGT1JUX01FRElVTRADEhkKFVJFQVNPTklOR19FRkZPUlRfSElHSBAEKosBCg5QZXJtaXNzaW9uTW9kZRIfChtQRVJNSVNTSU9OX01PREVfVU5TUEVDSUZJRUQQABIXChNQRVJNSVNTSU9OX01PREVfQVNLEAESIAocUEVSTUlTU0lPTl9NT0RFX0FVVE9fQVBQUk9WRRACEh0KGVBFUk1JU1NJT05fTU9ERV9SRUFEX09OTFkQAyqbAQoNU2Vzc2lvblNvdXJjZRIeChpTRVNTSU9OX1NPVVJDRV9VTlNQRUNJRklFRBAAEhkKFVNFU1NJT05fU09VUkNFX01BTlVBTBABEhsKF1NFU1NJT05fU09VUkNFX1NDSEVEVUxFEAISFgoSU0VTU0lPTl9TT1VSQ0VfQVBJEAMSGgoWU0VTU0lPTl9TT1VSQ0VfV0VCSE9PSxAEKo4BCg1TZXNzaW9uU3RhdHVzEh4KGlNFU1NJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTU0VTU0lPTl9TVEFUVVNfSURMRRABEhoKFlNFU1NJT05fU1RBVFVTX1JVTk5JTkcQAhIoCiRTRVNTSU9OX1NUQVRVU19BV0FJVElOR19DT05GSVJNQVRJT04QA0I2WjRnaXRodWIuY29tL29jdG8tYWdlbnRzL29jdG8vY2xpZW50cy9nby9vY3RvdjE7b2N0b3YxYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * An agent session: a conversation with its settings, history and live state.
@@ -167,6 +167,14 @@ export type Session = Message<"octo.v1.Session"> & {
    * @generated from field: string active_turn = 21;
    */
   activeTurn: string;
+
+  /**
+   * The MCP servers whose tools this session's turns are offered. Unset: every enabled
+   * server (the default); set: exactly these, `mcpServers/{mcp_server}` (none when empty).
+   *
+   * @generated from field: octo.v1.McpServerSelection mcp_servers = 22;
+   */
+  mcpServers?: McpServerSelection | undefined;
 };
 
 /**
@@ -175,6 +183,27 @@ export type Session = Message<"octo.v1.Session"> & {
  */
 export const SessionSchema: GenMessage<Session> = /*@__PURE__*/
   messageDesc(file_octo_v1_session, 0);
+
+/**
+ * A choice of MCP servers.
+ *
+ * @generated from message octo.v1.McpServerSelection
+ */
+export type McpServerSelection = Message<"octo.v1.McpServerSelection"> & {
+  /**
+   * `mcpServers/{mcp_server}` names; servers not (or no longer) configured are skipped.
+   *
+   * @generated from field: repeated string names = 1;
+   */
+  names: string[];
+};
+
+/**
+ * Describes the message octo.v1.McpServerSelection.
+ * Use `create(McpServerSelectionSchema)` to create a new message.
+ */
+export const McpServerSelectionSchema: GenMessage<McpServerSelection> = /*@__PURE__*/
+  messageDesc(file_octo_v1_session, 1);
 
 /**
  * Token counts.
@@ -216,7 +245,7 @@ export type Usage = Message<"octo.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_octo_v1_session, 1);
+  messageDesc(file_octo_v1_session, 2);
 
 /**
  * How hard the model should think.

@@ -167,7 +167,7 @@ export type UpdateSessionRequest = Message<"octo.v1.UpdateSessionRequest"> & {
 
   /**
    * Fields to change: display_name, model, reasoning_effort, working_dir, permission_mode,
-   * system_prompt, labels, pinned. `*` means all of them.
+   * system_prompt, labels, pinned, mcp_servers. `*` means all of them.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
