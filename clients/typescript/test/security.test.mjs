@@ -26,8 +26,12 @@ before(async () => {
   const dir = await buildPage();
   hostile = await servePage(dir);
   allowed = await servePage(dir);
-  octo = await startOcto({ configToml: `cors_allowed_origins = ["${allowed.origin}"]\n` });
   scratch = mkdtempSync(join(tmpdir(), "octo-attack-"));
+  // The tool sandbox confines commands' writes to their working dir; the markers that
+  // prove a command ran live in `scratch`, so the sandbox lets commands write there.
+  octo = await startOcto({
+    configToml: `cors_allowed_origins = ["${allowed.origin}"]\n\n[sandbox]\nwritable = ["${scratch}"]\n`,
+  });
   profile = mkdtempSync(join(tmpdir(), "octo-chromium-"));
   context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
