@@ -11,7 +11,7 @@ use super::{
     GlobalArgs,
     client::Client,
     names::{model_name, session_id, session_name},
-    output::{self, Column, Table, enum_label, fit, long_time, now_unix, short_time, write_fields},
+    output::{self, Column, Table, enum_label, fit, long_time, now_unix, write_fields},
 };
 use crate::pb;
 
@@ -267,45 +267,108 @@ pub async fn list(
         writeln!(out, "No sessions.")?;
         return Ok(());
     }
-    session_table(&all.sessions, now_unix()).render(out)?;
+    session_table(&all.sessions, now_unix(), terminal_width()).render(out)?;
     if !all.next_page_token.is_empty() {
         writeln!(out, "(more sessions: use --all or a larger --limit)")?;
     }
     Ok(())
 }
 
-/// The `sessions list` table.
-pub fn session_table(sessions: &[pb::Session], now: i64) -> Table {
+/// The `sessions list` table, `width` columns wide at most where it can be (a
+/// terminal's width; None: no limit, e.g. piped). Pinned sessions' titles start with
+/// `*`; the title column gives way first (down to 12 characters), so on an 80-column
+/// terminal a line fits: 36 (id) + 2 + 15 + 2 + 7 + 2 + 4 + 2 + 10 (active).
+pub fn session_table(sessions: &[pb::Session], now: i64, width: Option<usize>) -> Table {
+    let rows: Vec<[String; 5]> = sessions
+        .iter()
+        .map(|session| {
+            let title = if session.display_name.is_empty() {
+                "(untitled)".to_owned()
+            } else {
+                session.display_name.clone()
+            };
+            [
+                session_id(&session.name).to_owned(),
+                if session.pinned {
+                    format!("* {title}")
+                } else {
+                    title
+                },
+                short_status(session.status),
+                session.message_count.to_string(),
+                active_time(
+                    session
+                        .last_active_time
+                        .as_ref()
+                        .or(session.update_time.as_ref()),
+                    now,
+                ),
+            ]
+        })
+        .collect();
+    let headers = ["ID", "TITLE", "STATUS", "MSGS", "ACTIVE"];
+    let widest = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .chain([headers[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    // What the other columns and the 2-space gaps take; the title gets the rest.
+    let others: usize = [0, 2, 3, 4].iter().map(|&i| widest(i)).sum::<usize>() + 2 * 4;
+    let title_width = width
+        .map(|w| w.saturating_sub(others).clamp(12, TITLE_WIDTH))
+        .unwrap_or(TITLE_WIDTH);
     let mut table = Table::new([
-        Column::left("ID"),
-        Column::left("TITLE").max_width(40),
-        Column::left("STATUS"),
-        Column::right("MESSAGES"),
-        Column::left("PINNED"),
-        Column::left("LAST ACTIVE"),
+        Column::left(headers[0]),
+        Column::left(headers[1]).max_width(title_width),
+        Column::left(headers[2]),
+        Column::right(headers[3]),
+        Column::left(headers[4]),
     ]);
-    for session in sessions {
-        let title = if session.display_name.is_empty() {
-            "(untitled)".to_owned()
-        } else {
-            session.display_name.clone()
-        };
-        table.push_row([
-            session_id(&session.name).to_owned(),
-            title,
-            status_label(session.status),
-            session.message_count.to_string(),
-            if session.pinned { "yes" } else { "no" }.to_owned(),
-            short_time(
-                session
-                    .last_active_time
-                    .as_ref()
-                    .or(session.update_time.as_ref()),
-                now,
-            ),
-        ]);
+    for row in rows {
+        table.push_row(row);
     }
     table
+}
+
+/// The widest a title is shown in the list.
+const TITLE_WIDTH: usize = 40;
+
+/// A session status in at most 7 characters.
+fn short_status(status: i32) -> String {
+    match pb::SessionStatus::try_from(status) {
+        Ok(pb::SessionStatus::AwaitingConfirmation) => "waiting".to_owned(),
+        _ => status_label(status),
+    }
+}
+
+/// Relative while recent ("2m ago"), else the date (10 characters, not 25).
+fn active_time(time: Option<&prost_types::Timestamp>, now: i64) -> String {
+    match time {
+        None => "-".to_owned(),
+        Some(time) => output::relative(time, now)
+            .unwrap_or_else(|| output::rfc3339(time).chars().take(10).collect()),
+    }
+}
+
+/// The terminal's width when stdout is one (`COLUMNS` wins when set).
+fn terminal_width() -> Option<usize> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return None;
+    }
+    if let Some(columns) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+        return Some(columns);
+    }
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes the winsize struct we pass, nothing else.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0).then_some(usize::from(size.ws_col))
 }
 
 /// `sessions create`: a MANUAL session with the given settings.
@@ -721,17 +784,20 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let mut buf = Vec::new();
-        session_table(&sessions, now)
-            .render(&mut buf)
-            .expect("render");
-        let text = String::from_utf8(buf).expect("utf8");
+        let render = |width| {
+            let mut buf = Vec::new();
+            session_table(&sessions, now, width)
+                .render(&mut buf)
+                .expect("render");
+            String::from_utf8(buf).expect("utf8")
+        };
+        let text = render(None);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
         assert!(lines[0].starts_with("ID    TITLE"), "{text}");
         assert!(
             lines[1].starts_with(
-                "0001  A very long title that goes on and on a…  awaiting-confirmation        12  yes     2m ago"
+                "0001  * A very long title that goes on and on…  waiting    12  2m ago"
             ),
             "{text}"
         );
@@ -740,6 +806,35 @@ mod tests {
         // Every column starts at the same offset on every line.
         let status_at = lines[0].find("STATUS").expect("STATUS");
         assert_eq!(&lines[2][status_at..status_at + 4], "idle");
+
+        // Real ids are 36 characters: on an 80-column terminal every line fits.
+        let sessions: Vec<pb::Session> = sessions
+            .into_iter()
+            .map(|s| pb::Session {
+                name: format!(
+                    "sessions/01a2375c-11e6-707f-b288-96f9736ef24{}",
+                    &s.name[12..]
+                ),
+                last_active_time: Some(prost_types::Timestamp {
+                    seconds: 1_600_000_000,
+                    nanos: 0,
+                }),
+                ..s
+            })
+            .collect();
+        let mut buf = Vec::new();
+        session_table(&sessions, now, Some(80))
+            .render(&mut buf)
+            .expect("render");
+        let text = String::from_utf8(buf).expect("utf8");
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "{} > 80: {line}",
+                line.chars().count()
+            );
+        }
+        assert!(text.contains("2020-09-13"), "old times are dates: {text}");
     }
 
     #[test]
