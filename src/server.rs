@@ -463,7 +463,8 @@ impl Server {
             Some(app.metrics.clone()),
         );
         scheduler.start().await.context("starting the scheduler")?;
-        chat.start_cluster();
+        // Before serving: listening for other servers' changes is part of being ready.
+        chat.start_cluster().await;
         health
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;

@@ -120,13 +120,17 @@ pub(crate) struct Relayed {
     pub models: Arc<Models>,
 }
 
-pub(crate) fn relay(
+///
+/// Listens before it returns, so a change another server makes once this server is
+/// serving is not missed.
+pub(crate) async fn relay(
     relayed: Relayed,
     store: &Arc<dyn Store>,
     server_id: &str,
     tasks: &tokio_util::task::TaskTracker,
     shutdown: &CancellationToken,
 ) {
+    let listening = store.change_notices().await;
     let (sender, sessions) = mpsc::unbounded_channel();
     relayed.sessions.relay_to(sender);
     let (sender, models) = mpsc::unbounded_channel();
@@ -143,6 +147,7 @@ pub(crate) fn relay(
         store.clone(),
         server_id.to_owned(),
         shutdown.clone(),
+        Some(listening),
     ));
 }
 
@@ -179,9 +184,13 @@ async fn take_in(
     store: Arc<dyn Store>,
     server: String,
     shutdown: CancellationToken,
+    mut first: Option<crate::domain::Result<futures::stream::BoxStream<'static, String>>>,
 ) {
     loop {
-        let listening = store.change_notices().await;
+        let listening = match first.take() {
+            Some(listening) => listening,
+            None => store.change_notices().await,
+        };
         // Notices sent while not listening are lost: models may have changed meanwhile
         // (at the first listen: while this server started).
         if let Err(err) = relayed.models.reload().await {

@@ -117,7 +117,7 @@ impl Chat {
     }
 
     /// Starts the cluster heartbeat (a tracked task that stops with the server).
-    pub fn start_cluster(self: &Arc<Self>) {
+    pub async fn start_cluster(self: &Arc<Self>) {
         let Some(settings) = self.ownership.settings().cloned() else {
             return;
         };
@@ -131,7 +131,8 @@ impl Chat {
             &settings.server_id,
             &self.drivers,
             &self.deps.shutdown,
-        );
+        )
+        .await;
         let chat = self.clone();
         self.drivers.spawn(async move {
             let interval = settings.heartbeat_interval();
