@@ -162,14 +162,12 @@ async fn commands_write_only_in_their_working_dir_and_cannot_read_the_servers_fi
     for leak in ["READ-DB", "READ-CONFIG", "LISTED-DATA", "[sandbox]"] {
         assert!(!output.contains(leak), "{leak}: {output}");
     }
+    // Reads outside the hidden paths still work, and the command ran to its end.
     assert!(
-        output.contains("root:") || output.contains("\ndone"),
-        "{output}"
+        output.contains("root:"),
+        "/etc/passwd is readable: {output}"
     );
-    assert!(
-        output.ends_with("done\n") || output.contains("done"),
-        "{output}"
-    );
+    assert!(output.trim_end().ends_with("done"), "{output}");
     assert_eq!(
         std::fs::read_to_string(Path::new(&working_dir).join("inside.txt")).expect("written"),
         "inside\n"
