@@ -2,7 +2,7 @@
 //! connections beyond `max_connections` get a clear RESOURCE_EXHAUSTED (gRPC) or 429
 //! (JSON) naming the cap, and room comes back when one closes.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, create};
 use octo::pb;

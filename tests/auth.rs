@@ -1,7 +1,7 @@
 //! Authentication on every protocol when a token is configured (loopback with a token
 //! requires it), health staying open, and the refusal to start unprotected.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, with_token};
 use octo::pb;

@@ -1,6 +1,6 @@
 //! A first turn end to end over gRPC with the mock model.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, collect_until, create, is_turn_finished, kinds, streamed_text, text};
 use octo::pb;

@@ -3,7 +3,7 @@
 //! subscriber sees. A running turn is held deterministically by a shell call waiting
 //! for confirmation (ASK) or by a command waiting for a file the test creates.
 
-mod common;
+use crate::common;
 
 use common::{
     ChatClient, TestServer, collect_until, create_in_mode, finished, finishes, history, is_kind,

@@ -2,7 +2,7 @@
 //! killed, a streaming answer stops, a queued turn never starts; the turn ends with
 //! exactly one terminal event; cancelling again returns the finished turn unchanged.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! messages survive, the running turn becomes INTERRUPTED (keeping its partial text),
 //! the queued turn runs, and event sequences keep increasing.
 
-mod common;
+use crate::common;
 
 use std::{path::Path, time::Duration};
 

@@ -2,7 +2,7 @@
 //! confirmations, attachments over the limit. Each is a precise status, with ErrorInfo
 //! and field violations, and nothing is stored.
 
-mod common;
+use crate::common;
 
 use common::{
     ChatClient, TestServer, create, history, reason, send_text, sent_turn, violated_fields,

@@ -2,7 +2,7 @@
 //! is encoded once and the bytes shared, so a mix-up would show here), and the Chat
 //! stream is exactly its turn's share of them.
 
-mod common;
+use crate::common;
 
 use common::{TestServer, collect_until, create, finishes, streamed_text, subscribe};
 use octo::pb;

@@ -2,7 +2,7 @@
 //! confirmations to late subscribers), ALLOW runs, DENY refuses to the model,
 //! ALLOW_ALWAYS stops asking for that tool; READ_ONLY refuses anything but reads.
 
-mod common;
+use crate::common;
 
 use common::{
     ChatClient, SseReader, TestServer, collect_until, create_in_mode, finished, finishes, is_kind,

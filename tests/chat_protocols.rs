@@ -2,7 +2,7 @@
 //! each protocol the server speaks: gRPC, gRPC-Web (hand-made frames over HTTP/1.1) and
 //! JSON with server-sent events.
 
-mod common;
+use crate::common;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use common::{

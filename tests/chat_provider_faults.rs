@@ -1,7 +1,7 @@
 //! Provider faults through the server, with the fake OpenAI server: what a turn ends
 //! with when the provider errs, rate-limits, sends garbage, cuts or hangs.
 
-mod common;
+use crate::common;
 
 use common::{
     TestServer, collect_until, create, finished, get_turn, history, is_kind, is_turn_finished,

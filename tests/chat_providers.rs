@@ -2,7 +2,7 @@
 //! which speak the real streaming wire formats: a tool call whose arguments arrive in
 //! fragments, the tool run, then the text answer; and what the provider received.
 
-mod common;
+use crate::common;
 
 use common::{
     TestServer, collect_until, create_in_mode, finished, is_turn_finished, kinds, streamed_text,

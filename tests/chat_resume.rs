@@ -3,7 +3,7 @@
 //! stream_reset when the resume point is older than the retained window (the last
 //! `event_log_capacity` events while subscribed, `event_log_bytes` of them while not).
 
-mod common;
+use crate::common;
 
 use common::{
     ChatClient, SseEvent, SseReader, TestServer, collect_until, create, finishes, history,

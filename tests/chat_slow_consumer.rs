@@ -1,7 +1,7 @@
 //! A subscriber that stops reading never blocks the agent or other subscribers, and
 //! once it reads again it catches up without a gap (or is told to reset).
 
-mod common;
+use crate::common;
 
 use common::{
     TIMEOUT, TestServer, collect_until, create, finishes, numbered_tokens, send_text, sent_turn,

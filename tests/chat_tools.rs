@@ -2,7 +2,7 @@
 //! model calling them): file tools round trip in the working dir, paths cannot escape
 //! it, failures and timeouts are reported to the model, and the step limit holds.
 
-mod common;
+use crate::common;
 
 use common::{
     ChatClient, TestServer, collect_until, create_in_mode, finished, is_turn_finished,

@@ -2,7 +2,7 @@
 //! refusal to listen publicly without a token), `init`/`config`, and the sessions
 //! subcommands against a live server.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! `octo chat`, `octo turns` and `octo cancel` as a user runs them: the real binary
 //! against an in-process server whose default model is the deterministic `mock`.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

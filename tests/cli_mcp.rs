@@ -1,7 +1,7 @@
 //! `octo mcp ...` as a user runs it: the real binary against a real server that runs the
 //! reference MCP server (installed by .ci/setup) over stdio.
 
-mod common;
+use crate::common;
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
 

@@ -1,6 +1,6 @@
 //! `octo models ...` as a user runs it: the real binary against a real server.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

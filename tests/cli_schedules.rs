@@ -1,7 +1,7 @@
 //! `octo schedules ...` as a user runs it: the real binary against a real server whose
 //! default model is the built-in mock.
 
-mod common;
+use crate::common;
 
 use std::{process::Stdio, time::Duration};
 

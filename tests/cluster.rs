@@ -4,7 +4,7 @@
 //! sockets), except where a server must die by kill -9: those are `octo serve`
 //! processes (tests/cluster_takeover.rs).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

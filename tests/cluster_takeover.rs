@@ -7,7 +7,7 @@
 //! once, with one `schedule_run.finished` webhook. (And, without a kill: a QUEUE run on
 //! one server waits for the schedule's earlier run on another.)
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! gRPC-Web over plain HTTP/1.1 with hand-made frames, as a browser would send them,
 //! including the CORS headers a cross-origin page (an allowed origin) depends on.
 
-mod common;
+use crate::common;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use common::TestServer;

@@ -1,7 +1,7 @@
 //! grpcurl, a real third-party client, with server reflection only (no proto files).
 //! `.ci/setup` installs the pinned grpcurl.
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 use tokio::process::Command;

@@ -7,7 +7,7 @@
 //! error, then a restart), and CancelTurn mid-call (notifications/cancelled reaches the
 //! server).
 
-mod common;
+use crate::common;
 
 use std::{path::PathBuf, time::Duration};
 

@@ -5,7 +5,7 @@
 //! and permission classes (and a session's READ_ONLY filter), delete, config seeding,
 //! and bad input with field violations.
 
-mod common;
+use crate::common;
 
 use std::{path::PathBuf, time::Duration};
 

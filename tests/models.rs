@@ -2,7 +2,7 @@
 //! fallback of sessions whose model was deleted, over gRPC and JSON; TestModel and
 //! BenchmarkModels against fake provider servers speaking the real wire format.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

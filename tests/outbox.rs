@@ -8,7 +8,7 @@
 //! Waits end on conditions (a request arriving, a listed state); the timeouts are only
 //! a safety net. Retry backoffs are milliseconds (`config.webhooks`).
 
-mod common;
+use crate::common;
 
 use std::{
     convert::Infallible,

@@ -2,7 +2,7 @@
 //! answers) and `GET /readyz` (the database answers and the server is not stopping),
 //! without auth, on SQLite and on a real Postgres that stops taking connections.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

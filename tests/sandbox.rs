@@ -4,7 +4,7 @@
 //! enforce (no Landlock, no writable cgroup) is skipped with the reason printed, never
 //! passed silently: the server's start log says the same.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

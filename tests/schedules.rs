@@ -3,7 +3,7 @@
 //! servers on one database, overlap SKIP vs QUEUE, misfires on restart, RunSchedule,
 //! run history paging, and a signed webhook per finished run.
 
-mod common;
+use crate::common;
 
 use std::{sync::Arc, time::Duration};
 

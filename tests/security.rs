@@ -4,7 +4,7 @@
 //! (never a silent plaintext fallback), and provider redirects not followed.
 //! The same attacks from a real browser are in clients/typescript/test/security.test.mjs.
 
-mod common;
+use crate::common;
 
 use std::{net::SocketAddr, path::Path};
 

@@ -3,7 +3,7 @@
 //! default model is the deterministic `mock`; `slow` streams 1000 tokens 20 ms apart
 //! (20 s), to outlive a short wait.
 
-mod common;
+use crate::common;
 
 use common::{TIMEOUT, TestServer, create, text};
 use octo::{config::ModelConfig, pb};

@@ -4,7 +4,7 @@
 //! semantics themselves are in the conformance suite (tests/store.rs); this shows the
 //! server is wired to the backend the URL names.
 
-mod common;
+use crate::common;
 
 use common::{
     TestServer, collect_until, create, finishes, history, message_text, send_text, sent_turn,

@@ -1,6 +1,6 @@
 //! SessionService over gRPC with the generated tonic client, against a real server.
 
-mod common;
+use crate::common;
 
 use common::{TIMEOUT, TestServer, create, reason, session, violated_fields};
 use futures::StreamExt;

@@ -1,7 +1,7 @@
 //! SessionService over the JSON/HTTP mapping (derived from google.api.http), with a
 //! real HTTP client: routes, errors as google.rpc.Status JSON, SSE, and auth.
 
-mod common;
+use crate::common;
 
 use common::{TIMEOUT, TestServer};
 use futures::StreamExt;

@@ -1,7 +1,7 @@
 //! Signals to a real `octo serve` process: SIGHUP is logged and ignored (the server
 //! keeps serving; nothing is reloaded live), SIGTERM stops it cleanly with status 0.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -9,7 +9,7 @@
 //! Adding a method to a store trait: add a case below (or in `store_cluster.rs`) and its
 //! name to `conformance!`.
 
-mod common;
+use crate::common;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 

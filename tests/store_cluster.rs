@@ -8,7 +8,7 @@
 //! lease is live while now < expire_time), and a long TTL one that stays live for the
 //! whole test.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@
 //!
 //! Claims never wait for time to pass: every call takes `now`, so the tests move it.
 
-mod common;
+use crate::common;
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 

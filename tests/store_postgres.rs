@@ -8,7 +8,7 @@
 //! binary's throwaway cluster (`common/postgres.rs`) and uses the store only through its
 //! public API; the schema table is read with a plain `tokio_postgres` connection.
 
-mod common;
+use crate::common;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 

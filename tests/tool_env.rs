@@ -3,7 +3,7 @@
 //! anything else the operator exported. A real `octo serve` process with those in its
 //! environment; the mock model runs `env` through the shell tool.
 
-mod common;
+use crate::common;
 
 use common::{collect_until, finishes, send_text, sent_turn, subscribe};
 use octo::pb;

@@ -4,7 +4,7 @@
 //! turning it off (the latter through the real binary, which also logs the UI's URL).
 //! The UI itself, in a browser, is tested by clients/web/test/*.test.mjs.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 
