@@ -688,6 +688,8 @@ async fn handle(app: Arc<App>, mut request: Request<Body>) -> Response<Body> {
             probe_response(http::StatusCode::OK, "ok")
         } else if request.uri().path() == "/readyz" && request.method() == http::Method::GET {
             readiness(&app).await
+        } else if request.uri().path() == "/openapi.json" && request.method() == http::Method::GET {
+            app.gateway.openapi_response()
         } else if let Some(page) = app
             .ui
             .then(|| crate::http::ui::response(&request))

@@ -38,6 +38,7 @@ mod grpcurl;
 mod mcp;
 mod mcp_servers;
 mod models;
+mod openapi;
 mod outbox;
 mod probes;
 mod sandbox;

@@ -10,9 +10,11 @@
 //! - `sse`: server-streaming responses as server-sent events.
 //! - [`error`]: the gRPC code → HTTP status mapping and `google.rpc.Status` JSON.
 //! - [`ui`]: the embedded web UI at `/` (its files only; other paths come here).
+//! - `openapi`: `GET /openapi.json`, the OpenAPI 3.1 document of these routes.
 
 pub mod error;
 mod grpc;
+mod openapi;
 mod route;
 mod sse;
 mod transcode;
@@ -73,6 +75,8 @@ struct Inner {
     routes: Vec<Route>,
     renderer: StatusRenderer,
     max_body_bytes: usize,
+    /// The OpenAPI document of `routes`, as served.
+    openapi: Bytes,
 }
 
 /// One HTTP binding of an RPC.
@@ -88,6 +92,7 @@ struct Route {
 
 /// What the gateway knows about one RPC.
 struct Rpc {
+    method: MethodDescriptor,
     /// `octo.v1.SessionService.GetSession`, for logs.
     full_name: String,
     /// `/octo.v1.SessionService/GetSession`.
@@ -130,11 +135,15 @@ impl JsonGateway {
         } else {
             tracing::debug!(routes = routes.len(), "JSON/HTTP gateway routes compiled");
         }
+        let openapi = serde_json::to_vec(&openapi::document(&pool, &routes))
+            .map_err(|err| format!("cannot encode the OpenAPI document: {err}"))?
+            .into();
         Ok(Self {
             inner: Arc::new(Inner {
                 routes,
                 renderer,
                 max_body_bytes,
+                openapi,
             }),
             grpc,
             keepalive: DEFAULT_SSE_KEEPALIVE,
@@ -154,6 +163,15 @@ impl JsonGateway {
             .routes
             .iter()
             .map(|r| (&r.method, r.template.to_string(), r.rpc.full_name.as_str()))
+    }
+
+    /// `GET /openapi.json`: the OpenAPI 3.1 document of the routes.
+    pub fn openapi_response(&self) -> http::Response<tonic::body::Body> {
+        let mut response = json_response(StatusCode::OK, self.inner.openapi.clone());
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        response
     }
 
     /// A status answered before any route is looked up (a refused Host or Origin), as
@@ -400,6 +418,7 @@ fn add_method_routes(
             )
     });
     let rpc = Arc::new(Rpc {
+        method: method.clone(),
         full_name: method.full_name().to_owned(),
         uri,
         events: method
