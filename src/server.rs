@@ -612,7 +612,6 @@ fn new_request_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
-/// Routes one request by what it is: gRPC, gRPC-Web, metrics, or JSON/HTTP.
 /// The first and the longest wait after a failed accept.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -659,6 +658,8 @@ fn warn_if_over_file_limit(max_connections: usize) {
     }
 }
 
+/// Routes one request by what it is: gRPC, gRPC-Web, metrics, probes, the OpenAPI
+/// document, the web UI, or JSON/HTTP.
 async fn handle(app: Arc<App>, mut request: Request<Body>) -> Response<Body> {
     // Keep a client's request id if it is sane, so logs correlate across systems.
     let request_id = request
