@@ -54,6 +54,7 @@ mod store;
 mod store_cluster;
 mod store_outbox;
 mod store_postgres;
+mod titles;
 mod tool_env;
 mod ui;
 mod webhooks;

@@ -26,7 +26,6 @@ use super::{
 use crate::pb::{self, session_event::Kind};
 
 /// Longest title a new session takes from its first message.
-const TITLE_CHARS: usize = 60;
 /// Longest tool arguments shown on a tool line.
 const TOOL_ARGS_CHARS: usize = 200;
 /// Longest tool result quoted after a failed or denied call.
@@ -93,7 +92,7 @@ pub async fn run(
     let session = match existing {
         Some(session) => session,
         None => {
-            let created = create_session(&client, &text, model.clone()).await?;
+            let created = create_session(&client, model.clone()).await?;
             writeln!(err, "Created session {}", session_id(&created.name))?;
             created.name
         }
@@ -145,26 +144,12 @@ pub(super) fn message_text(words: &[String]) -> anyhow::Result<String> {
     Ok(text)
 }
 
-/// A session title from a message: whitespace runs become one space, control characters
-/// go, and at most [`TITLE_CHARS`] characters stay.
-pub fn title_for(message: &str) -> String {
-    message
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(TITLE_CHARS)
-        .collect()
-}
-
 pub(super) async fn create_session(
     client: &Client,
-    message: &str,
     model: Option<String>,
 ) -> anyhow::Result<pb::Session> {
     let session = pb::Session {
-        display_name: title_for(message),
+        // Untitled: the server titles it from the first message.
         source: pb::SessionSource::Manual as i32,
         model: model.unwrap_or_default(),
         ..Default::default()
@@ -1039,14 +1024,6 @@ mod tests {
             .await
             .expect_err("bad id");
         assert!(err.to_string().contains("session id"), "{err}");
-    }
-
-    #[test]
-    fn titles_are_one_line_of_at_most_60_characters() {
-        assert_eq!(title_for("  hello\n\tworld  "), "hello world");
-        let long = "é".repeat(100);
-        assert_eq!(title_for(&long).chars().count(), 60);
-        assert_eq!(title_for("a\u{7}b"), "ab");
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub async fn run(
     let session = match existing {
         Some(session) => session,
         None => {
-            let created = create_session(&client, &text, model.clone()).await?;
+            let created = create_session(&client, model.clone()).await?;
             // On stderr, so stdout is the answer alone; a script can follow up with it.
             writeln!(
                 io::stderr(),

@@ -284,6 +284,37 @@ pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<()> {
     v.into_result()
 }
 
+/// How long a title the server gives an untitled session may be.
+pub const TITLE_CHARS: usize = 60;
+
+/// The title the server gives an untitled session from its first message: the text on
+/// one line, cut at a word boundary to at most [`TITLE_CHARS`] characters (with `…`
+/// when cut), without control characters. Empty when the text has no words.
+pub fn title(text: &str) -> String {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|w| w.chars().filter(|c| !c.is_control()).collect::<String>())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut out = String::new();
+    for word in &words {
+        let needed = out.chars().count() + usize::from(!out.is_empty()) + word.chars().count();
+        if needed > TITLE_CHARS {
+            if out.is_empty() {
+                // One long word: cut it.
+                out = word.chars().take(TITLE_CHARS - 1).collect();
+            }
+            out.push('…');
+            return out;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
 /// The preview of a text: its first characters on one line.
 pub fn preview(text: &str) -> String {
     let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -298,6 +329,20 @@ pub fn preview(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_title_is_the_first_words_on_one_line() {
+        use super::{TITLE_CHARS, title};
+        assert_eq!(title("  hello\n\tworld  "), "hello world");
+        assert_eq!(title("a\u{7}b"), "ab");
+        assert_eq!(title(" \n "), "");
+        let long = "word ".repeat(30);
+        let cut = title(&long);
+        assert!(cut.chars().count() <= TITLE_CHARS, "{cut}");
+        assert!(cut.ends_with("word…"), "{cut}");
+        let one = "x".repeat(100);
+        assert_eq!(title(&one).chars().count(), TITLE_CHARS);
+    }
+
     use super::*;
     use crate::domain::UpdatableField;
 

@@ -17,7 +17,11 @@ use super::{
 use crate::{
     domain::{
         Message, Part, Role, Session, Timestamp, ToolCallRecord, ToolCallStatus, Turn, TurnError,
-        TurnStatus, Usage, cluster::Fence, new_id, tool::ToolCallRequest,
+        TurnStatus, Usage,
+        cluster::Fence,
+        new_id,
+        session::{SessionField, SessionSettings},
+        tool::ToolCallRequest,
     },
     providers::{self, ChatRequest, ProviderError, StreamEvent},
     store::Store,
@@ -53,11 +57,14 @@ struct Prepared {
 /// it starts; from here on the turn keeps it, whatever the session does.
 async fn prepare(live: &LiveSession, turn: &mut Turn) -> Result<Prepared, Ending> {
     let deps = &live.deps;
-    let session = deps
+    let mut session = deps
         .sessions
         .get(&live.id)
         .await
         .map_err(|err| failed(&err.reason(), err.to_string()))?;
+    if session.display_name.trim().is_empty() {
+        session = give_title(live, session).await;
+    }
     let resolution = deps
         .models
         .resolve(turn.model.as_deref(), session.model.as_deref())
@@ -76,6 +83,40 @@ async fn prepare(live: &LiveSession, turn: &mut Turn) -> Result<Prepared, Ending
     let model = resolution.model;
     turn.model = Some(model.id.clone());
     Ok(Prepared { session, model })
+}
+
+/// Titles an untitled session from its latest message (this turn's, for its first turn)
+/// so that every client lists it by name, not only the CLI that created it; the
+/// SessionUpdated the turn start emits carries it. A failure only costs the title.
+async fn give_title(live: &LiveSession, session: Session) -> Session {
+    let title = crate::domain::session::title(&session.last_message_preview);
+    if title.is_empty() {
+        return session;
+    }
+    let settings = SessionSettings {
+        display_name: title,
+        ..SessionSettings::default()
+    };
+    // With the etag of the untitled session just read: a client that renamed it since
+    // keeps its name (the mismatch skips titling; the next turn tries again if empty).
+    match live
+        .deps
+        .sessions
+        .update(
+            &live.id,
+            settings,
+            &[SessionField::DisplayName],
+            &session.etag(),
+        )
+        .await
+    {
+        Ok(titled) => titled,
+        Err(crate::domain::Error::EtagMismatch { .. }) => session,
+        Err(err) => {
+            tracing::warn!(session = %live.id, error = %err, "cannot title the session");
+            session
+        }
+    }
 }
 
 pub(crate) async fn run(live: &Arc<LiveSession>, mut turn: Turn, cancel: CancellationToken) {
