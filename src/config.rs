@@ -128,6 +128,8 @@ pub struct Config {
     pub webhooks: WebhookConfig,
     /// The confinement of tool commands (`[sandbox]`).
     pub sandbox: SandboxConfig,
+    /// When and how a long conversation is summarised (`[compaction]`).
+    pub compaction: CompactionConfig,
     /// Open connections served at once; beyond, requests get RESOURCE_EXHAUSTED. Keep it
     /// under the process's open-file limit (`ulimit -n`).
     pub max_connections: usize,
@@ -218,6 +220,31 @@ impl Default for SandboxConfig {
             file_size_mb: 4096,
             address_space_mb: 0,
             processes: 1024,
+        }
+    }
+}
+
+/// Compaction (`[compaction]`): see `crate::runtime::compaction`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactionConfig {
+    /// Summarise the oldest messages when a request would fill more than this share of
+    /// the model's context window (the rest is room for the answer).
+    pub threshold: f64,
+    /// The share of the window the newest messages kept as they are may fill; the
+    /// summary replaces everything before them.
+    pub keep: f64,
+    /// The id of the model that writes summaries (a smaller, cheaper one); unset: the
+    /// turn's own.
+    pub model: Option<String>,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 0.75,
+            keep: 0.25,
+            model: None,
         }
     }
 }
@@ -431,6 +458,7 @@ impl Default for Config {
             webhook_secret: None,
             webhooks: WebhookConfig::default(),
             sandbox: SandboxConfig::default(),
+            compaction: CompactionConfig::default(),
             // 4096 connections of a few KiB each; streams are lighter (one task and a
             // subscription each), so twice as many.
             max_connections: 4096,
@@ -520,6 +548,15 @@ impl Config {
                     .map_err(|err| ConfigError::Rule(format!("webhook_secret: {err}")))?;
             }
             _ => {}
+        }
+        let CompactionConfig {
+            threshold, keep, ..
+        } = self.compaction;
+        if !(keep > 0.0 && keep < threshold && threshold <= 1.0) {
+            return Err(ConfigError::Rule(format!(
+                "compaction: need 0 < keep < threshold <= 1 (got keep = {keep}, threshold = \
+                 {threshold})"
+            )));
         }
         if self.max_message_bytes < 1024 {
             return Err(ConfigError::Rule(
@@ -831,6 +868,16 @@ cpu_seconds = 3600
 file_size_mb = 4096
 address_space_mb = 0
 processes = 1024
+
+# Long conversations: when a request would fill more than `threshold` of the model's
+# context window, the oldest messages are summarised by the model (or by `model`, the id
+# of a smaller one, e.g. "mini") into one summary that later requests use in their
+# place; the newest messages, up to `keep` of the window, stay as they are. History and
+# export keep every original message. `octo sessions compact <id>` does it on demand.
+[compaction]
+threshold = 0.75
+keep = 0.25
+# model = "mini"
 
 # Models, by id (`models/<id>` in the API). `provider` is `openai` (any OpenAI-compatible
 # chat completions API: OpenAI, DeepSeek, OpenRouter, Groq, Ollama, vLLM, LM Studio,

@@ -264,6 +264,9 @@ pub fn event_pb(event: &Event) -> pb::SessionEvent {
         EventKind::SessionDeleted => Kind::SessionDeleted(pb::SessionDeleted {
             session: format!("sessions/{session}"),
         }),
+        EventKind::ContextCompacted { summary } => {
+            Kind::ContextCompacted(convert::context_compacted_pb(summary))
+        }
         EventKind::Error { reason, message } => Kind::Error(pb::ErrorEvent {
             reason: reason.clone(),
             message: message.clone(),
@@ -522,6 +525,19 @@ impl ChatService for ChatApi {
         let cancelled = self.chat.clear_queue_from(session_id, self.caller).await?;
         Ok(Response::new(pb::ClearQueueResponse {
             cancelled_turns: cancelled.iter().map(convert::turn_pb).collect(),
+        }))
+    }
+
+    async fn compact_session(
+        &self,
+        request: Request<pb::CompactSessionRequest>,
+    ) -> Result<Response<pb::CompactSessionResponse>, Status> {
+        let req = request.into_inner();
+        let session_id = parse_name(&req.session, "sessions", "session")?;
+        let (compacted, summary) = self.chat.compact_session(session_id, self.caller).await?;
+        Ok(Response::new(pb::CompactSessionResponse {
+            compacted,
+            summary: summary.as_ref().map(convert::context_compacted_pb),
         }))
     }
 

@@ -560,6 +560,16 @@ fn tool_call_record(r: &pb::ToolCallRecord, field: &str) -> Result<ToolCallRecor
     })
 }
 
+pub fn context_compacted_pb(summary: &crate::domain::summary::Summary) -> pb::ContextCompacted {
+    pb::ContextCompacted {
+        replaced_messages: summary.replaced_messages as i32,
+        tokens_before: summary.tokens_before as i64,
+        tokens_after: summary.tokens_after as i64,
+        summary: summary.text.clone(),
+        model: format!("models/{}", summary.model),
+    }
+}
+
 pub fn turn_pb(t: &Turn) -> pb::Turn {
     pb::Turn {
         name: turn_name(&t.session_id, &t.id),

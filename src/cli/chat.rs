@@ -443,6 +443,10 @@ pub fn notice(event: &pb::SessionEvent) -> Option<String> {
             queued.position - 1
         )),
         Some(Kind::Error(error)) => Some(format!("warning: {}: {}", error.reason, error.message)),
+        Some(Kind::ContextCompacted(compacted)) => Some(format!(
+            "(context compacted: {} earlier messages summarised, ~{} -> ~{} tokens)",
+            compacted.replaced_messages, compacted.tokens_before, compacted.tokens_after
+        )),
         _ => None,
     }
 }

@@ -60,6 +60,12 @@ pub enum SessionsCommand {
         #[arg(long)]
         force_missing: bool,
     },
+    /// Summarise the oldest part of an idle session's conversation now (compaction);
+    /// history and export keep every message
+    Compact {
+        /// Session id or `sessions/{id}`
+        id: String,
+    },
     /// Write the whole session (settings, messages, turns) as JSON
     Export {
         /// Session id or `sessions/{id}`
@@ -180,6 +186,7 @@ impl SessionsCommand {
             | SessionsCommand::Pin { id }
             | SessionsCommand::Unpin { id }
             | SessionsCommand::Rm { id, .. }
+            | SessionsCommand::Compact { id }
             | SessionsCommand::Export { id, .. } => Some(id),
         }
     }
@@ -226,7 +233,42 @@ pub async fn execute(
         SessionsCommand::Export { id, output } => {
             export(client, &id, output.as_deref(), json, out).await
         }
+        SessionsCommand::Compact { id } => compact(client, &id, json, out).await,
     }
+}
+
+/// `sessions compact`: CompactSession, and what it did.
+async fn compact(
+    client: &Client,
+    id: &str,
+    json: bool,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
+    let session = session_name(id)?;
+    let answer = client
+        .chat()
+        .compact_session(pb::CompactSessionRequest { session })
+        .await?
+        .into_inner();
+    if json {
+        return output::write_json(out, &answer);
+    }
+    match (&answer.summary, answer.compacted) {
+        (Some(summary), true) => writeln!(
+            out,
+            "Compacted: {} earlier messages summarised by {}, ~{} -> ~{} tokens\n\n{}",
+            summary.replaced_messages,
+            summary.model,
+            summary.tokens_before,
+            summary.tokens_after,
+            summary.summary
+        )?,
+        _ => writeln!(
+            out,
+            "Nothing to compact: only the latest exchange is not summarised yet"
+        )?,
+    }
+    Ok(())
 }
 
 /// `sessions list`: one page, or every page with `--all`.

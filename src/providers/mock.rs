@@ -6,6 +6,9 @@
 //! - `/error <text>`: `stream()` fails with InvalidRequest;
 //! - `/fail-after <n> <text>`: n tokens `tok0 `, `tok1 `, ..., then an Unavailable error;
 //! - `/sleep <ms>`: waits before the first token, then replies as usual;
+//! - `/context`: `Context: <n> messages; system: <system prompt>` (what it was sent);
+//! - a compaction's summary request (`SUMMARY_INSTRUCTION`): `Summary of <n> messages:
+//!   <the first words of each user message, joined by " / ">`;
 //! - otherwise the option `reply`, else `Echo: <user text>`; with the option `tokens`
 //!   (N) the reply is `tok0 tok1 ... tok{N-1}` instead.
 //!
@@ -121,6 +124,14 @@ impl MockProvider {
                 ProviderErrorKind::Unavailable,
                 message.trim(),
             ));
+        } else if command == super::SUMMARY_INSTRUCTION {
+            stream.text = Some(Tokens::words(summary_reply(request)));
+        } else if command == "/context" {
+            stream.text = Some(Tokens::words(format!(
+                "Context: {} messages; system: {}",
+                request.messages.len(),
+                request.system
+            )));
         } else if let Some(rest) = command.strip_prefix("/sleep ") {
             let ms = rest.split_whitespace().next().unwrap_or_default();
             let ms = ms.parse::<u64>().map_err(|_| {
@@ -175,6 +186,28 @@ fn input_tokens(request: &ChatRequest) -> i64 {
         }
     }
     i64::try_from(chars.div_ceil(4)).unwrap_or(i64::MAX)
+}
+
+/// The mock's summary: which messages it was given, by the first words of each user
+/// message (so tests can tell what a compaction replaced).
+fn summary_reply(request: &ChatRequest) -> String {
+    let summarised = &request.messages[..request.messages.len().saturating_sub(1)];
+    let users: Vec<String> = summarised
+        .iter()
+        .filter(|m| m.role == Role::User)
+        .map(|m| {
+            m.text()
+                .split_whitespace()
+                .take(6)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    format!(
+        "Summary of {} messages: {}",
+        summarised.len(),
+        users.join(" / ")
+    )
 }
 
 /// `Tool <name> returned: <output>` for each result of the last message.

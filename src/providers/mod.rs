@@ -89,6 +89,10 @@ impl Default for ProviderPolicy {
     }
 }
 
+/// The last message of a compaction's request: what the model is asked to do with the
+/// messages before it (the system prompt says how). The mock model recognises it.
+pub const SUMMARY_INSTRUCTION: &str = "Summarise the conversation above as the system prompt describes. Answer with the summary only.";
+
 /// One model request, provider-neutral.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChatRequest {

@@ -25,6 +25,7 @@ use super::{
 use crate::domain::{
     Message, Result, Turn,
     cluster::{Fence, Lease},
+    summary::Summary,
 };
 use crate::store::Store;
 
@@ -196,6 +197,9 @@ pub trait Peers: Send + Sync {
     ) -> Result<RemoteEvents>;
     async fn cancel_turn(&self, owner: &Remote, session_id: &str, turn_id: &str) -> Result<Turn>;
     async fn clear_queue(&self, owner: &Remote, session_id: &str) -> Result<Vec<Turn>>;
+    /// CompactSession on the owner. A summary relayed back carries what the API shows of
+    /// it (not its `through_position`).
+    async fn compact(&self, owner: &Remote, session_id: &str) -> Result<(bool, Option<Summary>)>;
     async fn respond(
         &self,
         owner: &Remote,
@@ -222,6 +226,9 @@ impl Peers for NoPeers {
         Err(no_peers(owner))
     }
     async fn clear_queue(&self, owner: &Remote, _: &str) -> Result<Vec<Turn>> {
+        Err(no_peers(owner))
+    }
+    async fn compact(&self, owner: &Remote, _: &str) -> Result<(bool, Option<Summary>)> {
         Err(no_peers(owner))
     }
     async fn respond(&self, owner: &Remote, _: &str, _: &str, _: Decision) -> Result<Confirmation> {

@@ -6,7 +6,8 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use crate::domain::{
-    Message, Part, Role, Session, Timestamp, ToolCallRecord, Turn, tool::ToolCallRequest,
+    Message, Part, Role, Session, Timestamp, ToolCallRecord, Turn, summary::Summary,
+    tool::ToolCallRequest,
 };
 use crate::tools::OutputStream;
 
@@ -111,6 +112,10 @@ pub enum EventKind {
         session: Box<Session>,
     },
     SessionDeleted,
+    /// The oldest part of the conversation was summarised (compaction).
+    ContextCompacted {
+        summary: Box<Summary>,
+    },
     Error {
         reason: String,
         message: String,
@@ -222,6 +227,12 @@ impl Event {
                     + call_bytes(&confirmation.call)
             }
             EventKind::SessionUpdated { session } => session_bytes(session),
+            EventKind::ContextCompacted { summary } => {
+                size_of::<Summary>()
+                    + summary.session_id.len()
+                    + summary.text.len()
+                    + summary.model.len()
+            }
             EventKind::Snapshot(snapshot) => {
                 size_of::<Snapshot>()
                     + session_bytes(&snapshot.session)

@@ -65,6 +65,8 @@ pub(crate) struct LiveState {
     pub allow_always: HashSet<String>,
     /// Set once the driver has stopped: callers must find or start a fresh one.
     pub retired: bool,
+    /// What the provider counted of the last model request (compaction measures by it).
+    pub last_request: Option<super::context::RequestSize>,
     /// The turn id of the last event, shared by the next events of the same turn.
     last_turn_id: Option<Arc<str>>,
 }
@@ -219,6 +221,7 @@ impl LiveSession {
                 active: None,
                 allow_always,
                 retired: false,
+                last_request: None,
                 last_turn_id: None,
             }),
             wake: Notify::new(),

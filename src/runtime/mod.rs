@@ -4,6 +4,8 @@
 mod changes;
 pub mod chat;
 pub mod cluster;
+mod compact;
+mod context;
 pub mod events;
 mod feed;
 mod history;
@@ -51,6 +53,7 @@ pub struct Limits {
     pub tool_env: crate::tools::env::ToolEnv,
     /// The confinement of tool processes (probed once, at start).
     pub sandbox: crate::tools::sandbox::Sandbox,
+    pub compaction: crate::config::CompactionConfig,
 }
 
 impl Limits {
@@ -74,6 +77,7 @@ impl Limits {
                     .collect::<Vec<_>>(),
             ),
             sandbox: crate::tools::sandbox::Sandbox::new(config.sandbox_settings()),
+            compaction: config.compaction.clone(),
         }
     }
 }

@@ -9,6 +9,7 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::context::{self, fit_context, repair_history};
 use super::models::ResolvedModel;
 use super::{
     events::{Confirmation, ContentKind, Decision, EventKind},
@@ -238,6 +239,9 @@ async fn steps(
         position += 1;
     }
     let mut history = deps.store.history(&live.id).await?;
+    let mut summary = deps.store.get_summary(&live.id).await?;
+    // One failed compaction per turn: the rest of it goes out trimmed instead.
+    let mut may_compact = true;
 
     for _ in 0..deps.limits.max_steps {
         if cancel.is_cancelled() {
@@ -261,9 +265,35 @@ async fn steps(
             history.push(message);
         }
         turn.step_count += 1;
+        if may_compact && model.context_window > 0 {
+            let last = live.lock().last_request.clone();
+            let size = context::measure(&history, &system, summary.as_ref(), last.as_ref());
+            let threshold = f64::from(model.context_window) * deps.limits.compaction.threshold;
+            if size as f64 > threshold {
+                let work = context::Compaction {
+                    session_id: &live.id,
+                    history: &history,
+                    previous: summary.as_ref(),
+                    tools: &tools,
+                    context_window: model.context_window,
+                    keep: deps.limits.compaction.keep,
+                    tokens_before: size,
+                    system: &system,
+                };
+                match context::compact(live, Some(&turn.id), &model, work, cancel).await {
+                    Ok(Some(new)) => summary = Some(new),
+                    Ok(None) => {}
+                    Err(_) => may_compact = false,
+                }
+            }
+        }
+        let history_len = history.len();
         let request = ChatRequest {
-            system: system.clone(),
-            messages: fit_context(repair_history(&history), model.context_window),
+            system: context::system_with(&system, summary.as_ref()),
+            messages: fit_context(
+                repair_history(context::visible(&history, summary.as_ref())),
+                model.context_window,
+            ),
             tools: tools.clone(),
             reasoning_effort: session.reasoning_effort,
         };
@@ -287,6 +317,13 @@ async fn steps(
             ending,
         } = answer;
         turn.usage.add(&usage);
+        if usage.input_tokens > 0 {
+            live.lock().last_request = Some(context::RequestSize {
+                input_tokens: usage.input_tokens as u64,
+                history_len,
+                through_position: summary.as_ref().map(|s| s.through_position),
+            });
+        }
         if let Some(message) = message {
             history.push(message);
         }
@@ -859,179 +896,5 @@ async fn confirm(
     tokio::select! {
         decision = decision => decision.ok(),
         () = cancel.cancelled() => None,
-    }
-}
-
-/// Makes a history every provider accepts: a tool call without a result (a crash cut the
-/// turn) gets a synthetic one.
-fn repair_history(history: &[Message]) -> Vec<Message> {
-    let answered: std::collections::HashSet<&str> = history
-        .iter()
-        .flat_map(|m| m.parts.iter())
-        .filter_map(|p| match p {
-            Part::ToolResult { tool_call_id, .. } => Some(tool_call_id.as_str()),
-            _ => None,
-        })
-        .collect();
-    let mut repaired = Vec::with_capacity(history.len());
-    for message in history {
-        repaired.push(message.clone());
-        let missing: Vec<Part> = message
-            .parts
-            .iter()
-            .filter_map(|p| match p {
-                Part::ToolCall { id, .. } if !answered.contains(id.as_str()) => {
-                    Some(Part::ToolResult {
-                        tool_call_id: id.clone(),
-                        output: "the tool call was not run (the turn was interrupted)".into(),
-                        is_error: true,
-                    })
-                }
-                _ => None,
-            })
-            .collect();
-        if !missing.is_empty() {
-            repaired.push(Message {
-                id: new_id(),
-                session_id: message.session_id.clone(),
-                turn_id: message.turn_id.clone(),
-                role: Role::Tool,
-                parts: missing,
-                create_time: message.create_time,
-                incomplete: false,
-                model: None,
-                position: None,
-            });
-        }
-    }
-    repaired
-}
-
-/// A rough token count: four characters a token.
-fn estimate_tokens(message: &Message) -> usize {
-    let chars: usize = message
-        .parts
-        .iter()
-        .map(|p| match p {
-            Part::Text { text } | Part::Reasoning { text } => text.len(),
-            Part::ToolCall { arguments_json, .. } => arguments_json.len() + 16,
-            Part::ToolResult { output, .. } => output.len() + 16,
-            Part::Attachment { .. } => 1024 * 4,
-        })
-        .sum();
-    chars / 4 + 4
-}
-
-/// The context rule: when the history's estimate exceeds three quarters of the model's
-/// window (the rest is left for the answer), the oldest messages are dropped, then any
-/// leading messages up to the next user message (so a tool result never loses its
-/// call), always keeping the latest user message and what follows it.
-fn fit_context(history: Vec<Message>, context_window: u32) -> Vec<Message> {
-    if context_window == 0 {
-        return history;
-    }
-    let budget = context_window as usize * 3 / 4;
-    let mut total: usize = history.iter().map(estimate_tokens).sum();
-    if total <= budget {
-        return history;
-    }
-    let last_user = history
-        .iter()
-        .rposition(|m| m.role == Role::User)
-        .unwrap_or(0);
-    let mut start = 0;
-    while start < last_user && total > budget {
-        total -= estimate_tokens(&history[start]);
-        start += 1;
-    }
-    while start < last_user && history[start].role != Role::User {
-        start += 1;
-    }
-    tracing::debug!(dropped = start, "history trimmed to the context window");
-    history.into_iter().skip(start).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn message(role: Role, parts: Vec<Part>) -> Message {
-        Message {
-            id: new_id(),
-            session_id: "s".into(),
-            turn_id: None,
-            role,
-            parts,
-            create_time: Timestamp(0),
-            incomplete: false,
-            model: None,
-            position: None,
-        }
-    }
-
-    fn text(role: Role, text: &str) -> Message {
-        message(role, vec![Part::Text { text: text.into() }])
-    }
-
-    #[test]
-    fn context_drops_oldest_whole_exchanges_and_keeps_the_last_question() {
-        let history = vec![
-            text(Role::User, &"a".repeat(400)),
-            message(
-                Role::Assistant,
-                vec![Part::ToolCall {
-                    id: "c".into(),
-                    tool: "shell".into(),
-                    arguments_json: "{}".into(),
-                }],
-            ),
-            message(
-                Role::Tool,
-                vec![Part::ToolResult {
-                    tool_call_id: "c".into(),
-                    output: "x".repeat(400),
-                    is_error: false,
-                }],
-            ),
-            text(Role::User, "second question"),
-            text(Role::Assistant, "answer"),
-            text(Role::User, "latest"),
-        ];
-        let kept = fit_context(history.clone(), 100);
-        assert_eq!(
-            kept.first().map(|m| m.role),
-            Some(Role::User),
-            "starts at a user message"
-        );
-        assert!(kept.iter().any(|m| m.text() == "latest"));
-        assert!(
-            !kept.iter().any(|m| m.role == Role::Tool),
-            "the big exchange went whole"
-        );
-        assert_eq!(
-            fit_context(history.clone(), 0).len(),
-            history.len(),
-            "unknown window: all kept"
-        );
-    }
-
-    #[test]
-    fn unanswered_tool_calls_get_a_synthetic_result() {
-        let history = vec![
-            text(Role::User, "go"),
-            message(
-                Role::Assistant,
-                vec![Part::ToolCall {
-                    id: "c1".into(),
-                    tool: "shell".into(),
-                    arguments_json: "{}".into(),
-                }],
-            ),
-        ];
-        let repaired = repair_history(&history);
-        assert_eq!(repaired.len(), 3);
-        assert!(
-            matches!(&repaired[2].parts[0], Part::ToolResult { tool_call_id, is_error: true, .. } if tool_call_id == "c1")
-        );
     }
 }

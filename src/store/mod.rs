@@ -15,6 +15,7 @@ use crate::domain::{
     mcp::McpServer,
     outbox::{AttemptOutcome, DeliveryCounts, DeliveryState, OutboxDelivery},
     schedule::{Schedule, ScheduleRun},
+    summary::Summary,
 };
 
 /// The backends a database URL can name.
@@ -123,6 +124,7 @@ pub trait Store:
     + ScheduleStore
     + ClusterStore
     + OutboxStore
+    + SummaryStore
     + Send
     + Sync
     + 'static
@@ -228,6 +230,15 @@ pub trait MessageStore: Send + Sync {
         position: i64,
         fence: Fence,
     ) -> Result<()>;
+}
+
+/// A session's context summary (compaction). Deleted with its session.
+#[async_trait]
+pub trait SummaryStore: Send + Sync {
+    async fn get_summary(&self, session_id: &str) -> Result<Option<Summary>>;
+
+    /// Inserts or replaces the session's summary. Fenced.
+    async fn put_summary(&self, summary: &Summary, fence: Fence) -> Result<()>;
 }
 
 /// Turn records.

@@ -50,6 +50,7 @@ mod models;
 mod outbox;
 mod schedules;
 mod sessions;
+mod summaries;
 mod turns;
 
 use std::time::Duration;
@@ -75,6 +76,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0004_run_runners.sql"),
     include_str!("migrations/postgres/0005_mcp_servers.sql"),
     include_str!("migrations/postgres/0006_session_mcp_servers.sql"),
+    include_str!("migrations/postgres/0007_summaries.sql"),
 ];
 
 /// The advisory lock key migrations run under ("octo" and 1), per database.

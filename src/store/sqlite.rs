@@ -14,6 +14,7 @@ mod mcp_servers;
 mod models;
 mod outbox;
 mod schedules;
+mod summaries;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
@@ -44,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0008_run_runners.sql"),
     include_str!("migrations/sqlite/0009_mcp_servers.sql"),
     include_str!("migrations/sqlite/0010_session_mcp_servers.sql"),
+    include_str!("migrations/sqlite/0011_summaries.sql"),
 ];
 
 /// Readers kept open for reuse.

@@ -29,6 +29,7 @@ const (
 	ChatService_ListTurns_FullMethodName             = "/octo.v1.ChatService/ListTurns"
 	ChatService_CancelTurn_FullMethodName            = "/octo.v1.ChatService/CancelTurn"
 	ChatService_ClearQueue_FullMethodName            = "/octo.v1.ChatService/ClearQueue"
+	ChatService_CompactSession_FullMethodName        = "/octo.v1.ChatService/CompactSession"
 	ChatService_RespondToConfirmation_FullMethodName = "/octo.v1.ChatService/RespondToConfirmation"
 )
 
@@ -64,6 +65,12 @@ type ChatServiceClient interface {
 	CancelTurn(ctx context.Context, in *CancelTurnRequest, opts ...grpc.CallOption) (*Turn, error)
 	// Removes every queued turn of a session (the running one goes on).
 	ClearQueue(ctx context.Context, in *ClearQueueRequest, opts ...grpc.CallOption) (*ClearQueueResponse, error)
+	// Summarises the oldest part of an idle session's conversation now (compaction),
+	// instead of waiting for a request to fill the model's window: later requests use the
+	// summary in place of the messages it replaces; history and export keep them all.
+	// FAILED_PRECONDITION (SESSION_BUSY) while a turn runs or waits; UNAVAILABLE
+	// (COMPACTION_FAILED) when the model could not summarise.
+	CompactSession(ctx context.Context, in *CompactSessionRequest, opts ...grpc.CallOption) (*CompactSessionResponse, error)
 	// Answers a confirmation request.
 	RespondToConfirmation(ctx context.Context, in *RespondToConfirmationRequest, opts ...grpc.CallOption) (*RespondToConfirmationResponse, error)
 }
@@ -194,6 +201,16 @@ func (c *chatServiceClient) ClearQueue(ctx context.Context, in *ClearQueueReques
 	return out, nil
 }
 
+func (c *chatServiceClient) CompactSession(ctx context.Context, in *CompactSessionRequest, opts ...grpc.CallOption) (*CompactSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompactSessionResponse)
+	err := c.cc.Invoke(ctx, ChatService_CompactSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *chatServiceClient) RespondToConfirmation(ctx context.Context, in *RespondToConfirmationRequest, opts ...grpc.CallOption) (*RespondToConfirmationResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RespondToConfirmationResponse)
@@ -236,6 +253,12 @@ type ChatServiceServer interface {
 	CancelTurn(context.Context, *CancelTurnRequest) (*Turn, error)
 	// Removes every queued turn of a session (the running one goes on).
 	ClearQueue(context.Context, *ClearQueueRequest) (*ClearQueueResponse, error)
+	// Summarises the oldest part of an idle session's conversation now (compaction),
+	// instead of waiting for a request to fill the model's window: later requests use the
+	// summary in place of the messages it replaces; history and export keep them all.
+	// FAILED_PRECONDITION (SESSION_BUSY) while a turn runs or waits; UNAVAILABLE
+	// (COMPACTION_FAILED) when the model could not summarise.
+	CompactSession(context.Context, *CompactSessionRequest) (*CompactSessionResponse, error)
 	// Answers a confirmation request.
 	RespondToConfirmation(context.Context, *RespondToConfirmationRequest) (*RespondToConfirmationResponse, error)
 	mustEmbedUnimplementedChatServiceServer()
@@ -277,6 +300,9 @@ func (UnimplementedChatServiceServer) CancelTurn(context.Context, *CancelTurnReq
 }
 func (UnimplementedChatServiceServer) ClearQueue(context.Context, *ClearQueueRequest) (*ClearQueueResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ClearQueue not implemented")
+}
+func (UnimplementedChatServiceServer) CompactSession(context.Context, *CompactSessionRequest) (*CompactSessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompactSession not implemented")
 }
 func (UnimplementedChatServiceServer) RespondToConfirmation(context.Context, *RespondToConfirmationRequest) (*RespondToConfirmationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RespondToConfirmation not implemented")
@@ -468,6 +494,24 @@ func _ChatService_ClearQueue_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ChatService_CompactSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompactSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChatServiceServer).CompactSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ChatService_CompactSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChatServiceServer).CompactSession(ctx, req.(*CompactSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ChatService_RespondToConfirmation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RespondToConfirmationRequest)
 	if err := dec(in); err != nil {
@@ -524,6 +568,10 @@ var ChatService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ClearQueue",
 			Handler:    _ChatService_ClearQueue_Handler,
+		},
+		{
+			MethodName: "CompactSession",
+			Handler:    _ChatService_CompactSession_Handler,
 		},
 		{
 			MethodName: "RespondToConfirmation",

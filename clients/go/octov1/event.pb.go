@@ -163,6 +163,7 @@ type SessionEvent struct {
 	//	*SessionEvent_SessionDeleted
 	//	*SessionEvent_Error
 	//	*SessionEvent_StreamReset
+	//	*SessionEvent_ContextCompacted
 	Kind          isSessionEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -404,6 +405,15 @@ func (x *SessionEvent) GetStreamReset() *StreamReset {
 	return nil
 }
 
+func (x *SessionEvent) GetContextCompacted() *ContextCompacted {
+	if x != nil {
+		if x, ok := x.Kind.(*SessionEvent_ContextCompacted); ok {
+			return x.ContextCompacted
+		}
+	}
+	return nil
+}
+
 type isSessionEvent_Kind interface {
 	isSessionEvent_Kind()
 }
@@ -503,6 +513,13 @@ type SessionEvent_StreamReset struct {
 	StreamReset *StreamReset `protobuf:"bytes,28,opt,name=stream_reset,json=streamReset,proto3,oneof"`
 }
 
+type SessionEvent_ContextCompacted struct {
+	// The oldest part of the conversation was summarised (compaction): later requests
+	// to the model use the summary in place of the messages it replaced. History and
+	// export still hold every message.
+	ContextCompacted *ContextCompacted `protobuf:"bytes,32,opt,name=context_compacted,json=contextCompacted,proto3,oneof"`
+}
+
 func (*SessionEvent_Snapshot) isSessionEvent_Kind() {}
 
 func (*SessionEvent_TurnQueued) isSessionEvent_Kind() {}
@@ -540,6 +557,8 @@ func (*SessionEvent_SessionDeleted) isSessionEvent_Kind() {}
 func (*SessionEvent_Error) isSessionEvent_Kind() {}
 
 func (*SessionEvent_StreamReset) isSessionEvent_Kind() {}
+
+func (*SessionEvent_ContextCompacted) isSessionEvent_Kind() {}
 
 // The live state of a session.
 type SessionSnapshot struct {
@@ -1549,6 +1568,90 @@ func (x *ErrorEvent) GetRetryDelay() *durationpb.Duration {
 	return nil
 }
 
+// A compaction: how much of the conversation a summary replaced, and the request's size
+// before and after.
+type ContextCompacted struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Messages the session's summary replaces in all (this and earlier compactions).
+	ReplacedMessages int32 `protobuf:"varint,1,opt,name=replaced_messages,json=replacedMessages,proto3" json:"replaced_messages,omitempty"`
+	// The request's size before, in tokens: the provider's count of the last request
+	// plus an estimate of what came since (an estimate alone before the first answer).
+	TokensBefore int64 `protobuf:"varint,2,opt,name=tokens_before,json=tokensBefore,proto3" json:"tokens_before,omitempty"`
+	// The estimated size right after: the summary and the messages kept.
+	TokensAfter int64 `protobuf:"varint,3,opt,name=tokens_after,json=tokensAfter,proto3" json:"tokens_after,omitempty"`
+	// The summary the model wrote.
+	Summary string `protobuf:"bytes,4,opt,name=summary,proto3" json:"summary,omitempty"`
+	// The model that wrote it, `models/{model}`.
+	Model         string `protobuf:"bytes,5,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContextCompacted) Reset() {
+	*x = ContextCompacted{}
+	mi := &file_octo_v1_event_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContextCompacted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContextCompacted) ProtoMessage() {}
+
+func (x *ContextCompacted) ProtoReflect() protoreflect.Message {
+	mi := &file_octo_v1_event_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContextCompacted.ProtoReflect.Descriptor instead.
+func (*ContextCompacted) Descriptor() ([]byte, []int) {
+	return file_octo_v1_event_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ContextCompacted) GetReplacedMessages() int32 {
+	if x != nil {
+		return x.ReplacedMessages
+	}
+	return 0
+}
+
+func (x *ContextCompacted) GetTokensBefore() int64 {
+	if x != nil {
+		return x.TokensBefore
+	}
+	return 0
+}
+
+func (x *ContextCompacted) GetTokensAfter() int64 {
+	if x != nil {
+		return x.TokensAfter
+	}
+	return 0
+}
+
+func (x *ContextCompacted) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *ContextCompacted) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
 // The stream could not resume where asked.
 type StreamReset struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1562,7 +1665,7 @@ type StreamReset struct {
 
 func (x *StreamReset) Reset() {
 	*x = StreamReset{}
-	mi := &file_octo_v1_event_proto_msgTypes[19]
+	mi := &file_octo_v1_event_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1574,7 +1677,7 @@ func (x *StreamReset) String() string {
 func (*StreamReset) ProtoMessage() {}
 
 func (x *StreamReset) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_event_proto_msgTypes[19]
+	mi := &file_octo_v1_event_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1587,7 +1690,7 @@ func (x *StreamReset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamReset.ProtoReflect.Descriptor instead.
 func (*StreamReset) Descriptor() ([]byte, []int) {
-	return file_octo_v1_event_proto_rawDescGZIP(), []int{19}
+	return file_octo_v1_event_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StreamReset) GetReason() string {
@@ -1608,7 +1711,7 @@ var File_octo_v1_event_proto protoreflect.FileDescriptor
 
 const file_octo_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x13octo/v1/event.proto\x12\aocto.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15octo/v1/message.proto\x1a\x15octo/v1/session.proto\"\x82\v\n" +
+	"\x13octo/v1/event.proto\x12\aocto.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15octo/v1/message.proto\x1a\x15octo/v1/session.proto\"\xcc\v\n" +
 	"\fSessionEvent\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x18\n" +
 	"\asession\x18\x02 \x01(\tR\asession\x12\x12\n" +
@@ -1635,7 +1738,8 @@ const file_octo_v1_event_proto_rawDesc = "" +
 	"\x0fsession_updated\x18\x19 \x01(\v2\x17.octo.v1.SessionUpdatedH\x00R\x0esessionUpdated\x12B\n" +
 	"\x0fsession_deleted\x18\x1a \x01(\v2\x17.octo.v1.SessionDeletedH\x00R\x0esessionDeleted\x12+\n" +
 	"\x05error\x18\x1b \x01(\v2\x13.octo.v1.ErrorEventH\x00R\x05error\x129\n" +
-	"\fstream_reset\x18\x1c \x01(\v2\x14.octo.v1.StreamResetH\x00R\vstreamResetB\x06\n" +
+	"\fstream_reset\x18\x1c \x01(\v2\x14.octo.v1.StreamResetH\x00R\vstreamReset\x12H\n" +
+	"\x11context_compacted\x18  \x01(\v2\x19.octo.v1.ContextCompactedH\x00R\x10contextCompactedB\x06\n" +
 	"\x04kind\"\xcb\x02\n" +
 	"\x0fSessionSnapshot\x12*\n" +
 	"\asession\x18\x01 \x01(\v2\x10.octo.v1.SessionR\asession\x12.\n" +
@@ -1697,7 +1801,13 @@ const file_octo_v1_event_proto_rawDesc = "" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12:\n" +
 	"\vretry_delay\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"retryDelay\"_\n" +
+	"retryDelay\"\xb7\x01\n" +
+	"\x10ContextCompacted\x12+\n" +
+	"\x11replaced_messages\x18\x01 \x01(\x05R\x10replacedMessages\x12#\n" +
+	"\rtokens_before\x18\x02 \x01(\x03R\ftokensBefore\x12!\n" +
+	"\ftokens_after\x18\x03 \x01(\x03R\vtokensAfter\x12\x18\n" +
+	"\asummary\x18\x04 \x01(\tR\asummary\x12\x14\n" +
+	"\x05model\x18\x05 \x01(\tR\x05model\"_\n" +
 	"\vStreamReset\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x128\n" +
 	"\x18oldest_retained_sequence\x18\x02 \x01(\x03R\x16oldestRetainedSequence*^\n" +
@@ -1723,7 +1833,7 @@ func file_octo_v1_event_proto_rawDescGZIP() []byte {
 }
 
 var file_octo_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_octo_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_octo_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_octo_v1_event_proto_goTypes = []any{
 	(ContentKind)(0),              // 0: octo.v1.ContentKind
 	(OutputStream)(0),             // 1: octo.v1.OutputStream
@@ -1746,20 +1856,21 @@ var file_octo_v1_event_proto_goTypes = []any{
 	(*SessionUpdated)(nil),        // 18: octo.v1.SessionUpdated
 	(*SessionDeleted)(nil),        // 19: octo.v1.SessionDeleted
 	(*ErrorEvent)(nil),            // 20: octo.v1.ErrorEvent
-	(*StreamReset)(nil),           // 21: octo.v1.StreamReset
-	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
-	(*Session)(nil),               // 23: octo.v1.Session
-	(*Turn)(nil),                  // 24: octo.v1.Turn
-	(*Confirmation)(nil),          // 25: octo.v1.Confirmation
-	(*Message)(nil),               // 26: octo.v1.Message
-	(Role)(0),                     // 27: octo.v1.Role
-	(*ToolCall)(nil),              // 28: octo.v1.ToolCall
-	(*ToolCallRecord)(nil),        // 29: octo.v1.ToolCallRecord
-	(*durationpb.Duration)(nil),   // 30: google.protobuf.Duration
-	(ConfirmationDecision)(0),     // 31: octo.v1.ConfirmationDecision
+	(*ContextCompacted)(nil),      // 21: octo.v1.ContextCompacted
+	(*StreamReset)(nil),           // 22: octo.v1.StreamReset
+	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
+	(*Session)(nil),               // 24: octo.v1.Session
+	(*Turn)(nil),                  // 25: octo.v1.Turn
+	(*Confirmation)(nil),          // 26: octo.v1.Confirmation
+	(*Message)(nil),               // 27: octo.v1.Message
+	(Role)(0),                     // 28: octo.v1.Role
+	(*ToolCall)(nil),              // 29: octo.v1.ToolCall
+	(*ToolCallRecord)(nil),        // 30: octo.v1.ToolCallRecord
+	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
+	(ConfirmationDecision)(0),     // 32: octo.v1.ConfirmationDecision
 }
 var file_octo_v1_event_proto_depIdxs = []int32{
-	22, // 0: octo.v1.SessionEvent.time:type_name -> google.protobuf.Timestamp
+	23, // 0: octo.v1.SessionEvent.time:type_name -> google.protobuf.Timestamp
 	3,  // 1: octo.v1.SessionEvent.snapshot:type_name -> octo.v1.SessionSnapshot
 	4,  // 2: octo.v1.SessionEvent.turn_queued:type_name -> octo.v1.TurnQueued
 	5,  // 3: octo.v1.SessionEvent.turn_started:type_name -> octo.v1.TurnStarted
@@ -1778,31 +1889,32 @@ var file_octo_v1_event_proto_depIdxs = []int32{
 	18, // 16: octo.v1.SessionEvent.session_updated:type_name -> octo.v1.SessionUpdated
 	19, // 17: octo.v1.SessionEvent.session_deleted:type_name -> octo.v1.SessionDeleted
 	20, // 18: octo.v1.SessionEvent.error:type_name -> octo.v1.ErrorEvent
-	21, // 19: octo.v1.SessionEvent.stream_reset:type_name -> octo.v1.StreamReset
-	23, // 20: octo.v1.SessionSnapshot.session:type_name -> octo.v1.Session
-	24, // 21: octo.v1.SessionSnapshot.active_turn:type_name -> octo.v1.Turn
-	24, // 22: octo.v1.SessionSnapshot.queued_turns:type_name -> octo.v1.Turn
-	25, // 23: octo.v1.SessionSnapshot.pending_confirmations:type_name -> octo.v1.Confirmation
-	26, // 24: octo.v1.SessionSnapshot.partial_message:type_name -> octo.v1.Message
-	24, // 25: octo.v1.TurnQueued.turn:type_name -> octo.v1.Turn
-	24, // 26: octo.v1.TurnStarted.turn:type_name -> octo.v1.Turn
-	27, // 27: octo.v1.MessageStarted.role:type_name -> octo.v1.Role
-	0,  // 28: octo.v1.ContentStarted.kind:type_name -> octo.v1.ContentKind
-	28, // 29: octo.v1.ToolCallStarted.tool_call:type_name -> octo.v1.ToolCall
-	1,  // 30: octo.v1.ToolCallOutput.stream:type_name -> octo.v1.OutputStream
-	29, // 31: octo.v1.ToolCallFinished.record:type_name -> octo.v1.ToolCallRecord
-	30, // 32: octo.v1.ToolCallFinished.duration:type_name -> google.protobuf.Duration
-	25, // 33: octo.v1.ConfirmationRequested.confirmation:type_name -> octo.v1.Confirmation
-	31, // 34: octo.v1.ConfirmationResolved.decision:type_name -> octo.v1.ConfirmationDecision
-	26, // 35: octo.v1.MessageCompleted.message:type_name -> octo.v1.Message
-	24, // 36: octo.v1.TurnFinished.turn:type_name -> octo.v1.Turn
-	23, // 37: octo.v1.SessionUpdated.session:type_name -> octo.v1.Session
-	30, // 38: octo.v1.ErrorEvent.retry_delay:type_name -> google.protobuf.Duration
-	39, // [39:39] is the sub-list for method output_type
-	39, // [39:39] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	22, // 19: octo.v1.SessionEvent.stream_reset:type_name -> octo.v1.StreamReset
+	21, // 20: octo.v1.SessionEvent.context_compacted:type_name -> octo.v1.ContextCompacted
+	24, // 21: octo.v1.SessionSnapshot.session:type_name -> octo.v1.Session
+	25, // 22: octo.v1.SessionSnapshot.active_turn:type_name -> octo.v1.Turn
+	25, // 23: octo.v1.SessionSnapshot.queued_turns:type_name -> octo.v1.Turn
+	26, // 24: octo.v1.SessionSnapshot.pending_confirmations:type_name -> octo.v1.Confirmation
+	27, // 25: octo.v1.SessionSnapshot.partial_message:type_name -> octo.v1.Message
+	25, // 26: octo.v1.TurnQueued.turn:type_name -> octo.v1.Turn
+	25, // 27: octo.v1.TurnStarted.turn:type_name -> octo.v1.Turn
+	28, // 28: octo.v1.MessageStarted.role:type_name -> octo.v1.Role
+	0,  // 29: octo.v1.ContentStarted.kind:type_name -> octo.v1.ContentKind
+	29, // 30: octo.v1.ToolCallStarted.tool_call:type_name -> octo.v1.ToolCall
+	1,  // 31: octo.v1.ToolCallOutput.stream:type_name -> octo.v1.OutputStream
+	30, // 32: octo.v1.ToolCallFinished.record:type_name -> octo.v1.ToolCallRecord
+	31, // 33: octo.v1.ToolCallFinished.duration:type_name -> google.protobuf.Duration
+	26, // 34: octo.v1.ConfirmationRequested.confirmation:type_name -> octo.v1.Confirmation
+	32, // 35: octo.v1.ConfirmationResolved.decision:type_name -> octo.v1.ConfirmationDecision
+	27, // 36: octo.v1.MessageCompleted.message:type_name -> octo.v1.Message
+	25, // 37: octo.v1.TurnFinished.turn:type_name -> octo.v1.Turn
+	24, // 38: octo.v1.SessionUpdated.session:type_name -> octo.v1.Session
+	31, // 39: octo.v1.ErrorEvent.retry_delay:type_name -> google.protobuf.Duration
+	40, // [40:40] is the sub-list for method output_type
+	40, // [40:40] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_octo_v1_event_proto_init() }
@@ -1832,6 +1944,7 @@ func file_octo_v1_event_proto_init() {
 		(*SessionEvent_SessionDeleted)(nil),
 		(*SessionEvent_Error)(nil),
 		(*SessionEvent_StreamReset)(nil),
+		(*SessionEvent_ContextCompacted)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1839,7 +1952,7 @@ func file_octo_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_octo_v1_event_proto_rawDesc), len(file_octo_v1_event_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -32,7 +32,7 @@ use super::{
 };
 use crate::{
     auth::CLUSTER_TOKEN_HEADER,
-    domain::{Error, Message, Result, Timestamp, Turn, tool::ToolCallRequest},
+    domain::{Error, Message, Result, Timestamp, Turn, summary::Summary, tool::ToolCallRequest},
     pb::{self, chat_service_server::ChatService},
     runtime::{
         Caller, Chat, SendRequest,
@@ -55,6 +55,8 @@ use peer_pb::{peer_service_client::PeerServiceClient, peer_service_server::PeerS
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A unary forwarded command's whole budget (a send stores two rows on the owner).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// A forwarded CompactSession: one model answer, which may take minutes.
+const COMPACT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The peer service's methods `(path, server_streaming)`, for the metrics' bounded
 /// method labels.
@@ -63,6 +65,7 @@ pub const METHODS: &[(&str, bool)] = &[
     ("/octo.peer.v1.PeerService/StreamEvents", true),
     ("/octo.peer.v1.PeerService/CancelTurn", false),
     ("/octo.peer.v1.PeerService/ClearQueue", false),
+    ("/octo.peer.v1.PeerService/CompactSession", false),
     ("/octo.peer.v1.PeerService/RespondToConfirmation", false),
     ("/octo.peer.v1.PeerService/EndSession", false),
 ];
@@ -113,6 +116,13 @@ impl PeerService for PeerApi {
         request: Request<pb::ClearQueueRequest>,
     ) -> Result<Response<pb::ClearQueueResponse>, Status> {
         ChatService::clear_queue(&self.api, request).await
+    }
+
+    async fn compact_session(
+        &self,
+        request: Request<pb::CompactSessionRequest>,
+    ) -> Result<Response<pb::CompactSessionResponse>, Status> {
+        ChatService::compact_session(&self.api, request).await
     }
 
     async fn respond_to_confirmation(
@@ -307,6 +317,35 @@ impl Peers for PeerClients {
             .iter()
             .map(|t| turn_of(session_id, t))
             .collect()
+    }
+
+    async fn compact(&self, owner: &Remote, session_id: &str) -> Result<(bool, Option<Summary>)> {
+        let request = pb::CompactSessionRequest {
+            session: convert::session_name(session_id),
+        };
+        // A summary request takes as long as a model answer: the relay's own timeout.
+        let answer = self
+            .client(owner)?
+            .compact_session(self.request(request, Some(COMPACT_TIMEOUT)))
+            .await
+            .map_err(|status| Self::failed(owner, &status))?
+            .into_inner();
+        let summary = answer.summary.map(|s| Summary {
+            session_id: session_id.to_owned(),
+            // Not carried by the API; nothing downstream of a relayed answer reads it.
+            through_position: 0,
+            text: s.summary,
+            replaced_messages: s.replaced_messages.max(0) as u32,
+            tokens_before: s.tokens_before.max(0) as u64,
+            tokens_after: s.tokens_after.max(0) as u64,
+            model: s
+                .model
+                .strip_prefix("models/")
+                .unwrap_or(&s.model)
+                .to_owned(),
+            create_time: Timestamp::now(),
+        });
+        Ok((answer.compacted, summary))
     }
 
     async fn respond(

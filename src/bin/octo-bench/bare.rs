@@ -230,6 +230,13 @@ impl ChatService for Bare {
         Err(Status::unimplemented("bare"))
     }
 
+    async fn compact_session(
+        &self,
+        _: Request<pb::CompactSessionRequest>,
+    ) -> Result<Response<pb::CompactSessionResponse>, Status> {
+        Err(Status::unimplemented("bare"))
+    }
+
     async fn respond_to_confirmation(
         &self,
         _: Request<pb::RespondToConfirmationRequest>,

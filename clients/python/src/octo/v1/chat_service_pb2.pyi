@@ -160,6 +160,20 @@ class ClearQueueResponse(_message.Message):
     cancelled_turns: _containers.RepeatedCompositeFieldContainer[_message_pb2.Turn]
     def __init__(self, cancelled_turns: _Optional[_Iterable[_Union[_message_pb2.Turn, _Mapping]]] = ...) -> None: ...
 
+class CompactSessionRequest(_message.Message):
+    __slots__ = ("session",)
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    session: str
+    def __init__(self, session: _Optional[str] = ...) -> None: ...
+
+class CompactSessionResponse(_message.Message):
+    __slots__ = ("compacted", "summary")
+    COMPACTED_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    compacted: bool
+    summary: _event_pb2.ContextCompacted
+    def __init__(self, compacted: _Optional[bool] = ..., summary: _Optional[_Union[_event_pb2.ContextCompacted, _Mapping]] = ...) -> None: ...
+
 class RespondToConfirmationRequest(_message.Message):
     __slots__ = ("name", "decision")
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -87,6 +87,11 @@ class ChatServiceStub:
                 request_serializer=octo_dot_v1_dot_chat__service__pb2.ClearQueueRequest.SerializeToString,
                 response_deserializer=octo_dot_v1_dot_chat__service__pb2.ClearQueueResponse.FromString,
                 _registered_method=True)
+        self.CompactSession = channel.unary_unary(
+                '/octo.v1.ChatService/CompactSession',
+                request_serializer=octo_dot_v1_dot_chat__service__pb2.CompactSessionRequest.SerializeToString,
+                response_deserializer=octo_dot_v1_dot_chat__service__pb2.CompactSessionResponse.FromString,
+                _registered_method=True)
         self.RespondToConfirmation = channel.unary_unary(
                 '/octo.v1.ChatService/RespondToConfirmation',
                 request_serializer=octo_dot_v1_dot_chat__service__pb2.RespondToConfirmationRequest.SerializeToString,
@@ -174,6 +179,17 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CompactSession(self, request, context):
+        """Summarises the oldest part of an idle session's conversation now (compaction),
+        instead of waiting for a request to fill the model's window: later requests use the
+        summary in place of the messages it replaces; history and export keep them all.
+        FAILED_PRECONDITION (SESSION_BUSY) while a turn runs or waits; UNAVAILABLE
+        (COMPACTION_FAILED) when the model could not summarise.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RespondToConfirmation(self, request, context):
         """Answers a confirmation request.
         """
@@ -233,6 +249,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.ClearQueue,
                     request_deserializer=octo_dot_v1_dot_chat__service__pb2.ClearQueueRequest.FromString,
                     response_serializer=octo_dot_v1_dot_chat__service__pb2.ClearQueueResponse.SerializeToString,
+            ),
+            'CompactSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompactSession,
+                    request_deserializer=octo_dot_v1_dot_chat__service__pb2.CompactSessionRequest.FromString,
+                    response_serializer=octo_dot_v1_dot_chat__service__pb2.CompactSessionResponse.SerializeToString,
             ),
             'RespondToConfirmation': grpc.unary_unary_rpc_method_handler(
                     servicer.RespondToConfirmation,
@@ -511,6 +532,33 @@ class ChatService:
             '/octo.v1.ChatService/ClearQueue',
             octo_dot_v1_dot_chat__service__pb2.ClearQueueRequest.SerializeToString,
             octo_dot_v1_dot_chat__service__pb2.ClearQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompactSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octo.v1.ChatService/CompactSession',
+            octo_dot_v1_dot_chat__service__pb2.CompactSessionRequest.SerializeToString,
+            octo_dot_v1_dot_chat__service__pb2.CompactSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -32,7 +32,7 @@ OUTPUT_STREAM_STDOUT: OutputStream
 OUTPUT_STREAM_STDERR: OutputStream
 
 class SessionEvent(_message.Message):
-    __slots__ = ("sequence", "session", "turn", "time", "snapshot", "turn_queued", "turn_started", "message_started", "content_started", "text_delta", "reasoning_delta", "content_finished", "tool_call_started", "tool_call_output", "tool_call_finished", "confirmation_requested", "confirmation_resolved", "message_completed", "turn_finished", "session_updated", "session_deleted", "error", "stream_reset")
+    __slots__ = ("sequence", "session", "turn", "time", "snapshot", "turn_queued", "turn_started", "message_started", "content_started", "text_delta", "reasoning_delta", "content_finished", "tool_call_started", "tool_call_output", "tool_call_finished", "confirmation_requested", "confirmation_resolved", "message_completed", "turn_finished", "session_updated", "session_deleted", "error", "stream_reset", "context_compacted")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
     TURN_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,7 @@ class SessionEvent(_message.Message):
     SESSION_DELETED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     STREAM_RESET_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_COMPACTED_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     session: str
     turn: str
@@ -79,7 +80,8 @@ class SessionEvent(_message.Message):
     session_deleted: SessionDeleted
     error: ErrorEvent
     stream_reset: StreamReset
-    def __init__(self, sequence: _Optional[int] = ..., session: _Optional[str] = ..., turn: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., snapshot: _Optional[_Union[SessionSnapshot, _Mapping]] = ..., turn_queued: _Optional[_Union[TurnQueued, _Mapping]] = ..., turn_started: _Optional[_Union[TurnStarted, _Mapping]] = ..., message_started: _Optional[_Union[MessageStarted, _Mapping]] = ..., content_started: _Optional[_Union[ContentStarted, _Mapping]] = ..., text_delta: _Optional[_Union[TextDelta, _Mapping]] = ..., reasoning_delta: _Optional[_Union[ReasoningDelta, _Mapping]] = ..., content_finished: _Optional[_Union[ContentFinished, _Mapping]] = ..., tool_call_started: _Optional[_Union[ToolCallStarted, _Mapping]] = ..., tool_call_output: _Optional[_Union[ToolCallOutput, _Mapping]] = ..., tool_call_finished: _Optional[_Union[ToolCallFinished, _Mapping]] = ..., confirmation_requested: _Optional[_Union[ConfirmationRequested, _Mapping]] = ..., confirmation_resolved: _Optional[_Union[ConfirmationResolved, _Mapping]] = ..., message_completed: _Optional[_Union[MessageCompleted, _Mapping]] = ..., turn_finished: _Optional[_Union[TurnFinished, _Mapping]] = ..., session_updated: _Optional[_Union[SessionUpdated, _Mapping]] = ..., session_deleted: _Optional[_Union[SessionDeleted, _Mapping]] = ..., error: _Optional[_Union[ErrorEvent, _Mapping]] = ..., stream_reset: _Optional[_Union[StreamReset, _Mapping]] = ...) -> None: ...
+    context_compacted: ContextCompacted
+    def __init__(self, sequence: _Optional[int] = ..., session: _Optional[str] = ..., turn: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., snapshot: _Optional[_Union[SessionSnapshot, _Mapping]] = ..., turn_queued: _Optional[_Union[TurnQueued, _Mapping]] = ..., turn_started: _Optional[_Union[TurnStarted, _Mapping]] = ..., message_started: _Optional[_Union[MessageStarted, _Mapping]] = ..., content_started: _Optional[_Union[ContentStarted, _Mapping]] = ..., text_delta: _Optional[_Union[TextDelta, _Mapping]] = ..., reasoning_delta: _Optional[_Union[ReasoningDelta, _Mapping]] = ..., content_finished: _Optional[_Union[ContentFinished, _Mapping]] = ..., tool_call_started: _Optional[_Union[ToolCallStarted, _Mapping]] = ..., tool_call_output: _Optional[_Union[ToolCallOutput, _Mapping]] = ..., tool_call_finished: _Optional[_Union[ToolCallFinished, _Mapping]] = ..., confirmation_requested: _Optional[_Union[ConfirmationRequested, _Mapping]] = ..., confirmation_resolved: _Optional[_Union[ConfirmationResolved, _Mapping]] = ..., message_completed: _Optional[_Union[MessageCompleted, _Mapping]] = ..., turn_finished: _Optional[_Union[TurnFinished, _Mapping]] = ..., session_updated: _Optional[_Union[SessionUpdated, _Mapping]] = ..., session_deleted: _Optional[_Union[SessionDeleted, _Mapping]] = ..., error: _Optional[_Union[ErrorEvent, _Mapping]] = ..., stream_reset: _Optional[_Union[StreamReset, _Mapping]] = ..., context_compacted: _Optional[_Union[ContextCompacted, _Mapping]] = ...) -> None: ...
 
 class SessionSnapshot(_message.Message):
     __slots__ = ("session", "active_turn", "queued_turns", "pending_confirmations", "partial_message", "last_sequence")
@@ -228,6 +230,20 @@ class ErrorEvent(_message.Message):
     message: str
     retry_delay: _duration_pb2.Duration
     def __init__(self, reason: _Optional[str] = ..., message: _Optional[str] = ..., retry_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class ContextCompacted(_message.Message):
+    __slots__ = ("replaced_messages", "tokens_before", "tokens_after", "summary", "model")
+    REPLACED_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_AFTER_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    replaced_messages: int
+    tokens_before: int
+    tokens_after: int
+    summary: str
+    model: str
+    def __init__(self, replaced_messages: _Optional[int] = ..., tokens_before: _Optional[int] = ..., tokens_after: _Optional[int] = ..., summary: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
 
 class StreamReset(_message.Message):
     __slots__ = ("reason", "oldest_retained_sequence")

@@ -1,0 +1,7 @@
+-- A session's context summary (compaction, issue 14): at most one per session, the
+-- whole record as JSON; the replaced messages stay in `messages`.
+CREATE TABLE session_summaries (
+    session_id       TEXT PRIMARY KEY NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    through_position INTEGER NOT NULL,
+    summary          TEXT NOT NULL
+);
