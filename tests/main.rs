@@ -12,6 +12,7 @@
 mod common;
 
 mod admission;
+mod ask_user;
 mod auth;
 mod chat_basic;
 mod chat_busy;
