@@ -9,7 +9,7 @@ import type { Duration } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import type { SessionEventSchema } from "./event_pb.js";
 import { file_octo_v1_event } from "./event_pb.js";
-import type { Confirmation, ConfirmationDecision, Message as Message$1, MessageSchema, Part, Turn, TurnSchema } from "./message_pb.js";
+import type { Confirmation, ConfirmationDecision, InputRequest, Message as Message$1, MessageSchema, Part, Turn, TurnSchema } from "./message_pb.js";
 import { file_octo_v1_message } from "./message_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file octo/v1/chat_service.proto.
  */
 export const file_octo_v1_chat_service: GenFile = /*@__PURE__*/
-  fileDesc("ChpvY3RvL3YxL2NoYXRfc2VydmljZS5wcm90bxIHb2N0by52MSJ4ChJTZW5kTWVzc2FnZVJlcXVlc3QSDwoHc2Vzc2lvbhgBIAEoCRIcCgVwYXJ0cxgCIAMoCzINLm9jdG8udjEuUGFydBIkCgdvbl9idXN5GAMgASgOMhMub2N0by52MS5CdXN5UG9saWN5Eg0KBW1vZGVsGAQgASgJIlUKE1NlbmRNZXNzYWdlUmVzcG9uc2USIQoHbWVzc2FnZRgBIAEoCzIQLm9jdG8udjEuTWVzc2FnZRIbCgR0dXJuGAIgASgLMg0ub2N0by52MS5UdXJuIqsBChlTZW5kTWVzc2FnZUFuZFdhaXRSZXF1ZXN0Eg8KB3Nlc3Npb24YASABKAkSHAoFcGFydHMYAiADKAsyDS5vY3RvLnYxLlBhcnQSJAoHb25fYnVzeRgDIAEoDjITLm9jdG8udjEuQnVzeVBvbGljeRINCgVtb2RlbBgEIAEoCRIqCgd0aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIn8KGlNlbmRNZXNzYWdlQW5kV2FpdFJlc3BvbnNlEiEKB21lc3NhZ2UYASABKAsyEC5vY3RvLnYxLk1lc3NhZ2USGwoEdHVybhgCIAEoCzINLm9jdG8udjEuVHVybhIhCgdyZXBsaWVzGAMgAygLMhAub2N0by52MS5NZXNzYWdlInEKC0NoYXRSZXF1ZXN0Eg8KB3Nlc3Npb24YASABKAkSHAoFcGFydHMYAiADKAsyDS5vY3RvLnYxLlBhcnQSJAoHb25fYnVzeRgDIAEoDjITLm9jdG8udjEuQnVzeVBvbGljeRINCgVtb2RlbBgEIAEoCSI+ChNTdHJlYW1FdmVudHNSZXF1ZXN0Eg8KB3Nlc3Npb24YASABKAkSFgoOYWZ0ZXJfc2VxdWVuY2UYAiABKAMiawoTTGlzdE1lc3NhZ2VzUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkSDgoGYmVmb3JlGAIgASgJEg0KBWFmdGVyGAMgASgJIlMKFExpc3RNZXNzYWdlc1Jlc3BvbnNlEiIKCG1lc3NhZ2VzGAEgAygLMhAub2N0by52MS5NZXNzYWdlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIhChFHZXRNZXNzYWdlUmVxdWVzdBIMCgRuYW1lGAEgASgJIh4KDkdldFR1cm5SZXF1ZXN0EgwKBG5hbWUYASABKAkiSQoQTGlzdFR1cm5zUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiSgoRTGlzdFR1cm5zUmVzcG9uc2USHAoFdHVybnMYASADKAsyDS5vY3RvLnYxLlR1cm4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiEKEUNhbmNlbFR1cm5SZXF1ZXN0EgwKBG5hbWUYASABKAkiJAoRQ2xlYXJRdWV1ZVJlcXVlc3QSDwoHc2Vzc2lvbhgBIAEoCSI8ChJDbGVhclF1ZXVlUmVzcG9uc2USJgoPY2FuY2VsbGVkX3R1cm5zGAEgAygLMg0ub2N0by52MS5UdXJuIl0KHFJlc3BvbmRUb0NvbmZpcm1hdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIvCghkZWNpc2lvbhgCIAEoDjIdLm9jdG8udjEuQ29uZmlybWF0aW9uRGVjaXNpb24iTAodUmVzcG9uZFRvQ29uZmlybWF0aW9uUmVzcG9uc2USKwoMY29uZmlybWF0aW9uGAEgASgLMhUub2N0by52MS5Db25maXJtYXRpb24qjAEKCkJ1c3lQb2xpY3kSGwoXQlVTWV9QT0xJQ1lfVU5TUEVDSUZJRUQQABIXChNCVVNZX1BPTElDWV9FTlFVRVVFEAESFQoRQlVTWV9QT0xJQ1lfU1RFRVIQAhIZChVCVVNZX1BPTElDWV9JTlRFUlJVUFQQAxIWChJCVVNZX1BPTElDWV9SRUpFQ1QQBDKNCgoLQ2hhdFNlcnZpY2USdgoLU2VuZE1lc3NhZ2USGy5vY3RvLnYxLlNlbmRNZXNzYWdlUmVxdWVzdBocLm9jdG8udjEuU2VuZE1lc3NhZ2VSZXNwb25zZSIsgtPkkwImOgEqIiEvdjEve3Nlc3Npb249c2Vzc2lvbnMvKn0vbWVzc2FnZXMSjgEKElNlbmRNZXNzYWdlQW5kV2FpdBIiLm9jdG8udjEuU2VuZE1lc3NhZ2VBbmRXYWl0UmVxdWVzdBojLm9jdG8udjEuU2VuZE1lc3NhZ2VBbmRXYWl0UmVzcG9uc2UiL4LT5JMCKToBKiIkL3YxL3tzZXNzaW9uPXNlc3Npb25zLyp9OnNlbmRBbmRXYWl0El8KBENoYXQSFC5vY3RvLnYxLkNoYXRSZXF1ZXN0GhUub2N0by52MS5TZXNzaW9uRXZlbnQiKILT5JMCIjoBKiIdL3YxL3tzZXNzaW9uPXNlc3Npb25zLyp9OmNoYXQwARJuCgxTdHJlYW1FdmVudHMSHC5vY3RvLnYxLlN0cmVhbUV2ZW50c1JlcXVlc3QaFS5vY3RvLnYxLlNlc3Npb25FdmVudCIngtPkkwIhEh8vdjEve3Nlc3Npb249c2Vzc2lvbnMvKn0vZXZlbnRzMAESdQoMTGlzdE1lc3NhZ2VzEhwub2N0by52MS5MaXN0TWVzc2FnZXNSZXF1ZXN0Gh0ub2N0by52MS5MaXN0TWVzc2FnZXNSZXNwb25zZSIogtPkkwIiEiAvdjEve3BhcmVudD1zZXNzaW9ucy8qfS9tZXNzYWdlcxJkCgpHZXRNZXNzYWdlEhoub2N0by52MS5HZXRNZXNzYWdlUmVxdWVzdBoQLm9jdG8udjEuTWVzc2FnZSIogtPkkwIiEiAvdjEve25hbWU9c2Vzc2lvbnMvKi9tZXNzYWdlcy8qfRJYCgdHZXRUdXJuEhcub2N0by52MS5HZXRUdXJuUmVxdWVzdBoNLm9jdG8udjEuVHVybiIlgtPkkwIfEh0vdjEve25hbWU9c2Vzc2lvbnMvKi90dXJucy8qfRJpCglMaXN0VHVybnMSGS5vY3RvLnYxLkxpc3RUdXJuc1JlcXVlc3QaGi5vY3RvLnYxLkxpc3RUdXJuc1Jlc3BvbnNlIiWC0+STAh8SHS92MS97cGFyZW50PXNlc3Npb25zLyp9L3R1cm5zEmgKCkNhbmNlbFR1cm4SGi5vY3RvLnYxLkNhbmNlbFR1cm5SZXF1ZXN0Gg0ub2N0by52MS5UdXJuIi+C0+STAik6ASoiJC92MS97bmFtZT1zZXNzaW9ucy8qL3R1cm5zLyp9OmNhbmNlbBJ1CgpDbGVhclF1ZXVlEhoub2N0by52MS5DbGVhclF1ZXVlUmVxdWVzdBobLm9jdG8udjEuQ2xlYXJRdWV1ZVJlc3BvbnNlIi6C0+STAig6ASoiIy92MS97c2Vzc2lvbj1zZXNzaW9ucy8qfTpjbGVhclF1ZXVlEqABChVSZXNwb25kVG9Db25maXJtYXRpb24SJS5vY3RvLnYxLlJlc3BvbmRUb0NvbmZpcm1hdGlvblJlcXVlc3QaJi5vY3RvLnYxLlJlc3BvbmRUb0NvbmZpcm1hdGlvblJlc3BvbnNlIjiC0+STAjI6ASoiLS92MS97bmFtZT1zZXNzaW9ucy8qL2NvbmZpcm1hdGlvbnMvKn06cmVzcG9uZEI2WjRnaXRodWIuY29tL29jdG8tYWdlbnRzL29jdG8vY2xpZW50cy9nby9vY3RvdjE7b2N0b3YxYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_duration, file_octo_v1_event, file_octo_v1_message]);
+  fileDesc("ChpvY3RvL3YxL2NoYXRfc2VydmljZS5wcm90bxIHb2N0by52MSJ4ChJTZW5kTWVzc2FnZVJlcXVlc3QSDwoHc2Vzc2lvbhgBIAEoCRIcCgVwYXJ0cxgCIAMoCzINLm9jdG8udjEuUGFydBIkCgdvbl9idXN5GAMgASgOMhMub2N0by52MS5CdXN5UG9saWN5Eg0KBW1vZGVsGAQgASgJIlUKE1NlbmRNZXNzYWdlUmVzcG9uc2USIQoHbWVzc2FnZRgBIAEoCzIQLm9jdG8udjEuTWVzc2FnZRIbCgR0dXJuGAIgASgLMg0ub2N0by52MS5UdXJuIqsBChlTZW5kTWVzc2FnZUFuZFdhaXRSZXF1ZXN0Eg8KB3Nlc3Npb24YASABKAkSHAoFcGFydHMYAiADKAsyDS5vY3RvLnYxLlBhcnQSJAoHb25fYnVzeRgDIAEoDjITLm9jdG8udjEuQnVzeVBvbGljeRINCgVtb2RlbBgEIAEoCRIqCgd0aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIn8KGlNlbmRNZXNzYWdlQW5kV2FpdFJlc3BvbnNlEiEKB21lc3NhZ2UYASABKAsyEC5vY3RvLnYxLk1lc3NhZ2USGwoEdHVybhgCIAEoCzINLm9jdG8udjEuVHVybhIhCgdyZXBsaWVzGAMgAygLMhAub2N0by52MS5NZXNzYWdlInEKC0NoYXRSZXF1ZXN0Eg8KB3Nlc3Npb24YASABKAkSHAoFcGFydHMYAiADKAsyDS5vY3RvLnYxLlBhcnQSJAoHb25fYnVzeRgDIAEoDjITLm9jdG8udjEuQnVzeVBvbGljeRINCgVtb2RlbBgEIAEoCSI+ChNTdHJlYW1FdmVudHNSZXF1ZXN0Eg8KB3Nlc3Npb24YASABKAkSFgoOYWZ0ZXJfc2VxdWVuY2UYAiABKAMiawoTTGlzdE1lc3NhZ2VzUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkSDgoGYmVmb3JlGAIgASgJEg0KBWFmdGVyGAMgASgJIlMKFExpc3RNZXNzYWdlc1Jlc3BvbnNlEiIKCG1lc3NhZ2VzGAEgAygLMhAub2N0by52MS5NZXNzYWdlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIhChFHZXRNZXNzYWdlUmVxdWVzdBIMCgRuYW1lGAEgASgJIh4KDkdldFR1cm5SZXF1ZXN0EgwKBG5hbWUYASABKAkiSQoQTGlzdFR1cm5zUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiSgoRTGlzdFR1cm5zUmVzcG9uc2USHAoFdHVybnMYASADKAsyDS5vY3RvLnYxLlR1cm4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiEKEUNhbmNlbFR1cm5SZXF1ZXN0EgwKBG5hbWUYASABKAkiJAoRQ2xlYXJRdWV1ZVJlcXVlc3QSDwoHc2Vzc2lvbhgBIAEoCSI8ChJDbGVhclF1ZXVlUmVzcG9uc2USJgoPY2FuY2VsbGVkX3R1cm5zGAEgAygLMg0ub2N0by52MS5UdXJuIl0KHFJlc3BvbmRUb0NvbmZpcm1hdGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIvCghkZWNpc2lvbhgCIAEoDjIdLm9jdG8udjEuQ29uZmlybWF0aW9uRGVjaXNpb24iTAodUmVzcG9uZFRvQ29uZmlybWF0aW9uUmVzcG9uc2USKwoMY29uZmlybWF0aW9uGAEgASgLMhUub2N0by52MS5Db25maXJtYXRpb24iNQoVUmVzcG9uZFRvSW5wdXRSZXF1ZXN0EgwKBG5hbWUYASABKAkSDgoGYW5zd2VyGAIgASgJIkYKFlJlc3BvbmRUb0lucHV0UmVzcG9uc2USLAoNaW5wdXRfcmVxdWVzdBgBIAEoCzIVLm9jdG8udjEuSW5wdXRSZXF1ZXN0KowBCgpCdXN5UG9saWN5EhsKF0JVU1lfUE9MSUNZX1VOU1BFQ0lGSUVEEAASFwoTQlVTWV9QT0xJQ1lfRU5RVUVVRRABEhUKEUJVU1lfUE9MSUNZX1NURUVSEAISGQoVQlVTWV9QT0xJQ1lfSU5URVJSVVBUEAMSFgoSQlVTWV9QT0xJQ1lfUkVKRUNUEAQymwsKC0NoYXRTZXJ2aWNlEnYKC1NlbmRNZXNzYWdlEhsub2N0by52MS5TZW5kTWVzc2FnZVJlcXVlc3QaHC5vY3RvLnYxLlNlbmRNZXNzYWdlUmVzcG9uc2UiLILT5JMCJjoBKiIhL3YxL3tzZXNzaW9uPXNlc3Npb25zLyp9L21lc3NhZ2VzEo4BChJTZW5kTWVzc2FnZUFuZFdhaXQSIi5vY3RvLnYxLlNlbmRNZXNzYWdlQW5kV2FpdFJlcXVlc3QaIy5vY3RvLnYxLlNlbmRNZXNzYWdlQW5kV2FpdFJlc3BvbnNlIi+C0+STAik6ASoiJC92MS97c2Vzc2lvbj1zZXNzaW9ucy8qfTpzZW5kQW5kV2FpdBJfCgRDaGF0EhQub2N0by52MS5DaGF0UmVxdWVzdBoVLm9jdG8udjEuU2Vzc2lvbkV2ZW50IiiC0+STAiI6ASoiHS92MS97c2Vzc2lvbj1zZXNzaW9ucy8qfTpjaGF0MAESbgoMU3RyZWFtRXZlbnRzEhwub2N0by52MS5TdHJlYW1FdmVudHNSZXF1ZXN0GhUub2N0by52MS5TZXNzaW9uRXZlbnQiJ4LT5JMCIRIfL3YxL3tzZXNzaW9uPXNlc3Npb25zLyp9L2V2ZW50czABEnUKDExpc3RNZXNzYWdlcxIcLm9jdG8udjEuTGlzdE1lc3NhZ2VzUmVxdWVzdBodLm9jdG8udjEuTGlzdE1lc3NhZ2VzUmVzcG9uc2UiKILT5JMCIhIgL3YxL3twYXJlbnQ9c2Vzc2lvbnMvKn0vbWVzc2FnZXMSZAoKR2V0TWVzc2FnZRIaLm9jdG8udjEuR2V0TWVzc2FnZVJlcXVlc3QaEC5vY3RvLnYxLk1lc3NhZ2UiKILT5JMCIhIgL3YxL3tuYW1lPXNlc3Npb25zLyovbWVzc2FnZXMvKn0SWAoHR2V0VHVybhIXLm9jdG8udjEuR2V0VHVyblJlcXVlc3QaDS5vY3RvLnYxLlR1cm4iJYLT5JMCHxIdL3YxL3tuYW1lPXNlc3Npb25zLyovdHVybnMvKn0SaQoJTGlzdFR1cm5zEhkub2N0by52MS5MaXN0VHVybnNSZXF1ZXN0Ghoub2N0by52MS5MaXN0VHVybnNSZXNwb25zZSIlgtPkkwIfEh0vdjEve3BhcmVudD1zZXNzaW9ucy8qfS90dXJucxJoCgpDYW5jZWxUdXJuEhoub2N0by52MS5DYW5jZWxUdXJuUmVxdWVzdBoNLm9jdG8udjEuVHVybiIvgtPkkwIpOgEqIiQvdjEve25hbWU9c2Vzc2lvbnMvKi90dXJucy8qfTpjYW5jZWwSdQoKQ2xlYXJRdWV1ZRIaLm9jdG8udjEuQ2xlYXJRdWV1ZVJlcXVlc3QaGy5vY3RvLnYxLkNsZWFyUXVldWVSZXNwb25zZSIugtPkkwIoOgEqIiMvdjEve3Nlc3Npb249c2Vzc2lvbnMvKn06Y2xlYXJRdWV1ZRKgAQoVUmVzcG9uZFRvQ29uZmlybWF0aW9uEiUub2N0by52MS5SZXNwb25kVG9Db25maXJtYXRpb25SZXF1ZXN0GiYub2N0by52MS5SZXNwb25kVG9Db25maXJtYXRpb25SZXNwb25zZSI4gtPkkwIyOgEqIi0vdjEve25hbWU9c2Vzc2lvbnMvKi9jb25maXJtYXRpb25zLyp9OnJlc3BvbmQSiwEKDlJlc3BvbmRUb0lucHV0Eh4ub2N0by52MS5SZXNwb25kVG9JbnB1dFJlcXVlc3QaHy5vY3RvLnYxLlJlc3BvbmRUb0lucHV0UmVzcG9uc2UiOILT5JMCMjoBKiItL3YxL3tuYW1lPXNlc3Npb25zLyovaW5wdXRSZXF1ZXN0cy8qfTpyZXNwb25kQjZaNGdpdGh1Yi5jb20vb2N0by1hZ2VudHMvb2N0by9jbGllbnRzL2dvL29jdG92MTtvY3RvdjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_octo_v1_event, file_octo_v1_message]);
 
 /**
  * Request of SendMessage.
@@ -540,6 +540,57 @@ export const RespondToConfirmationResponseSchema: GenMessage<RespondToConfirmati
   messageDesc(file_octo_v1_chat_service, 16);
 
 /**
+ * Request of RespondToInput.
+ *
+ * @generated from message octo.v1.RespondToInputRequest
+ */
+export type RespondToInputRequest = Message<"octo.v1.RespondToInputRequest"> & {
+  /**
+   * `sessions/{session}/inputRequests/{input_request}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The answer: one of the request's choices (exactly, surrounding whitespace aside), or
+   * any text when the request allows free text. Not empty; at most the server's
+   * max_tool_output_bytes (64 KiB by default).
+   *
+   * @generated from field: string answer = 2;
+   */
+  answer: string;
+};
+
+/**
+ * Describes the message octo.v1.RespondToInputRequest.
+ * Use `create(RespondToInputRequestSchema)` to create a new message.
+ */
+export const RespondToInputRequestSchema: GenMessage<RespondToInputRequest> = /*@__PURE__*/
+  messageDesc(file_octo_v1_chat_service, 17);
+
+/**
+ * Response of RespondToInput.
+ *
+ * @generated from message octo.v1.RespondToInputResponse
+ */
+export type RespondToInputResponse = Message<"octo.v1.RespondToInputResponse"> & {
+  /**
+   * The question that was answered.
+   *
+   * @generated from field: octo.v1.InputRequest input_request = 1;
+   */
+  inputRequest?: InputRequest | undefined;
+};
+
+/**
+ * Describes the message octo.v1.RespondToInputResponse.
+ * Use `create(RespondToInputResponseSchema)` to create a new message.
+ */
+export const RespondToInputResponseSchema: GenMessage<RespondToInputResponse> = /*@__PURE__*/
+  messageDesc(file_octo_v1_chat_service, 18);
+
+/**
  * What to do with a message that arrives while a turn runs.
  *
  * @generated from enum octo.v1.BusyPolicy
@@ -608,7 +659,9 @@ export const ChatService: GenService<{
    * Like SendMessage, then answers once the triggered turn has ended: the turn and its
    * assistant messages, in one response (for scripts and integrations that do not
    * stream). A turn still running after `timeout` goes on; the call then fails with
-   * DEADLINE_EXCEEDED (reason TURN_STILL_RUNNING) naming the turn to follow.
+   * DEADLINE_EXCEEDED (reason TURN_STILL_RUNNING) naming the turn to follow. The caller
+   * waits for the end and cannot answer questions meanwhile, so the turn this starts
+   * is not offered the `ask_user` tool (the model decides without asking).
    *
    * @generated from rpc octo.v1.ChatService.SendMessageAndWait
    */
@@ -708,6 +761,21 @@ export const ChatService: GenService<{
     methodKind: "unary";
     input: typeof RespondToConfirmationRequestSchema;
     output: typeof RespondToConfirmationResponseSchema;
+  },
+  /**
+   * Answers a question the model asked with the `ask_user` tool (an `input_requested`
+   * event, or the snapshot's pending_input_requests): the answer goes back to the model
+   * as the tool call's result and the turn goes on. Errors: NOT_FOUND when the request
+   * is not waiting (answered, withdrawn by a cancel, or unknown); INVALID_ARGUMENT
+   * naming `answer` when it is empty, too long, or not one of the choices of a request
+   * that does not allow free text.
+   *
+   * @generated from rpc octo.v1.ChatService.RespondToInput
+   */
+  respondToInput: {
+    methodKind: "unary";
+    input: typeof RespondToInputRequestSchema;
+    output: typeof RespondToInputResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_octo_v1_chat_service, 0);
