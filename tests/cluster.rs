@@ -24,7 +24,7 @@ use prost::Message as _;
 pub const CLUSTER_TOKEN: &str = "test-cluster-token-0123456789abcdef0123456789";
 
 /// Three servers on one fresh database, with `models` (the mock by default).
-async fn cluster(tweak: impl Fn(&mut octo::config::Config)) -> Vec<TestServer> {
+pub(crate) async fn cluster(tweak: impl Fn(&mut octo::config::Config)) -> Vec<TestServer> {
     cluster_on_clock(tweak, None).await
 }
 

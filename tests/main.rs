@@ -13,6 +13,7 @@ mod common;
 
 mod admission;
 mod architecture;
+mod ask_user;
 mod auth;
 mod chat_basic;
 mod chat_busy;

@@ -149,7 +149,7 @@ async fn servers_are_managed_over_grpc_with_live_status_and_masked_secrets() {
     // Everything: the built-ins first, then the server's.
     let all = tools(&mut mcp, "", "").await;
     assert_eq!(
-        names(&all[..7]),
+        names(&all[..8]),
         [
             "read_file",
             "list_dir",
@@ -157,11 +157,13 @@ async fn servers_are_managed_over_grpc_with_live_status_and_masked_secrets() {
             "grep",
             "write_file",
             "edit_file",
-            "shell"
+            "shell",
+            "ask_user"
         ]
     );
-    assert!(all[..7].iter().all(|t| t.source == "builtin"));
+    assert!(all[..8].iter().all(|t| t.source == "builtin"));
     assert_eq!(all[6].permission(), pb::ToolPermission::Execute);
+    assert_eq!(all[7].permission(), pb::ToolPermission::Read);
     assert!(names(&all).contains(&"everything__echo"));
     // What a READ_ONLY session's turns are offered: reads only.
     let read_only = create_in_mode(

@@ -9,11 +9,11 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self, parse_child_name, parse_name};
 use crate::{
-    domain::{Error, Result},
+    domain::{Error, FieldViolation, Result},
     pb::{self, chat_service_server::ChatService},
     runtime::{
         BusyPolicy, Caller, Chat, EventFeed, SendRequest,
-        events::{ContentKind, Decision, Event, EventKind},
+        events::{ContentKind, Decision, Event, EventKind, InputRequest},
     },
     tools::OutputStream,
 };
@@ -60,7 +60,7 @@ fn busy_policy(value: i32) -> Result<BusyPolicy> {
     })
 }
 
-fn send_request(
+pub(super) fn send_request(
     session: &str,
     parts: &[pb::Part],
     on_busy: i32,
@@ -82,6 +82,7 @@ fn send_request(
         parts,
         on_busy: busy_policy(on_busy)?,
         model,
+        unattended: false,
     })
 }
 
@@ -96,6 +97,18 @@ fn confirmation_pb(c: &crate::runtime::events::Confirmation) -> pb::Confirmation
         }),
         reason: c.reason.clone(),
         create_time: convert::timestamp(c.create_time),
+    }
+}
+
+pub(super) fn input_request_pb(r: &InputRequest) -> pb::InputRequest {
+    pb::InputRequest {
+        name: format!("sessions/{}/inputRequests/{}", r.session_id, r.id),
+        turn: format!("sessions/{}/turns/{}", r.session_id, r.turn_id),
+        tool_call_id: r.tool_call_id.clone(),
+        question: r.question.question.clone(),
+        choices: r.question.choices.clone(),
+        allow_free_text: r.question.allow_free_text,
+        create_time: convert::timestamp(r.create_time),
     }
 }
 
@@ -163,6 +176,11 @@ pub fn event_pb(event: &Event) -> pb::SessionEvent {
                 .collect(),
             partial_message: s.partial_message.as_ref().map(convert::message_pb),
             last_sequence: s.last_sequence,
+            pending_input_requests: s
+                .pending_input_requests
+                .iter()
+                .map(input_request_pb)
+                .collect(),
         }),
         EventKind::TurnQueued { turn, position } => Kind::TurnQueued(pb::TurnQueued {
             turn: Some(convert::turn_pb(turn)),
@@ -251,6 +269,16 @@ pub fn event_pb(event: &Event) -> pb::SessionEvent {
         } => Kind::ConfirmationResolved(pb::ConfirmationResolved {
             confirmation: format!("sessions/{session}/confirmations/{confirmation_id}"),
             decision: decision_pb(*decision).into(),
+        }),
+        EventKind::InputRequested { request } => Kind::InputRequested(pb::InputRequested {
+            input_request: Some(input_request_pb(request)),
+        }),
+        EventKind::InputResolved {
+            input_request_id,
+            answer,
+        } => Kind::InputResolved(pb::InputResolved {
+            input_request: join(&["sessions/", session, "/inputRequests/", input_request_id]),
+            answer: answer.clone().unwrap_or_default(),
         }),
         EventKind::MessageCompleted { message } => Kind::MessageCompleted(pb::MessageCompleted {
             message: Some(convert::message_pb(message)),
@@ -553,6 +581,32 @@ impl ChatService for ChatApi {
             .await?;
         Ok(Response::new(pb::RespondToConfirmationResponse {
             confirmation: Some(confirmation_pb(&answered)),
+        }))
+    }
+
+    async fn respond_to_input(
+        &self,
+        request: Request<pb::RespondToInputRequest>,
+    ) -> Result<Response<pb::RespondToInputResponse>, Status> {
+        let req = request.into_inner();
+        let name = parse_child_name(&req.name, "inputRequests", "name");
+        let mut violations = match &name {
+            Err(Error::InvalidArgument(violations)) => violations.clone(),
+            _ => Vec::new(),
+        };
+        if req.answer.trim().is_empty() {
+            violations.push(FieldViolation::new("answer", "must not be empty"));
+        }
+        if !violations.is_empty() {
+            return Err(Error::InvalidArgument(violations).into());
+        }
+        let (session, input_request) = name?;
+        let answered = self
+            .chat
+            .respond_to_input_from(session, input_request, &req.answer, self.caller)
+            .await?;
+        Ok(Response::new(pb::RespondToInputResponse {
+            input_request: Some(input_request_pb(&answered)),
         }))
     }
 }

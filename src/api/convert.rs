@@ -192,6 +192,7 @@ fn session_status_pb(value: SessionStatus) -> pb::SessionStatus {
         SessionStatus::Idle => pb::SessionStatus::Idle,
         SessionStatus::Running => pb::SessionStatus::Running,
         SessionStatus::AwaitingConfirmation => pb::SessionStatus::AwaitingConfirmation,
+        SessionStatus::AwaitingInput => pb::SessionStatus::AwaitingInput,
     }
 }
 

@@ -2,10 +2,12 @@
 //!
 //! [`Renderer`] turns events into terminal text and is pure (events and a writer in,
 //! text out). [`run`] drives one Chat call: what the turn says goes to stdout; the new
-//! session's id, confirmation prompts, notices and the closing summary go to stderr.
-//! Confirmations are answered from stdin lines; Ctrl-C cancels the turn (a second one
-//! quits at once). Exit status: 0 when the turn succeeded, 1 when it did not, 130 after
-//! Ctrl-C.
+//! session's id, confirmation prompts, the model's questions (`ask_user`, see `input`),
+//! notices and the closing summary go to stderr. Confirmations and questions are
+//! answered from stdin lines, one at a time, oldest first; with stdin closed a
+//! confirmation is denied and a question cancels the turn (nobody can answer it).
+//! Ctrl-C cancels the turn (a second one quits at once). Exit status: 0 when the turn
+//! succeeded, 1 when it did not, 130 after Ctrl-C.
 
 use std::{
     collections::VecDeque,
@@ -19,6 +21,7 @@ use tokio::sync::mpsc;
 use super::{
     GlobalArgs,
     client::{Client, describe_error},
+    input::{input_prompt, parse_answer},
     names::{model_name, session_id, session_name},
     output::{self, enum_label, fit},
     turns::{error_text, model_label, status_label, usage_text},
@@ -587,6 +590,30 @@ enum Step {
     Interrupt,
 }
 
+/// What waits for the person at the terminal.
+#[derive(Clone, Debug)]
+enum Waiting {
+    Confirmation(pb::Confirmation),
+    /// A question of the model (`ask_user`).
+    Input(pb::InputRequest),
+}
+
+impl Waiting {
+    fn name(&self) -> &str {
+        match self {
+            Waiting::Confirmation(c) => &c.name,
+            Waiting::Input(i) => &i.name,
+        }
+    }
+
+    fn prompt(&self) -> String {
+        match self {
+            Waiting::Confirmation(c) => confirmation_prompt(c),
+            Waiting::Input(i) => input_prompt(i),
+        }
+    }
+}
+
 /// The state of one streamed turn.
 struct Turn<'a> {
     client: &'a Client,
@@ -598,8 +625,8 @@ struct Turn<'a> {
     interrupted: bool,
     /// CancelTurn was called.
     cancel_sent: bool,
-    /// Confirmations to answer, oldest first; the first is the one being asked.
-    confirmations: VecDeque<pb::Confirmation>,
+    /// Confirmations and questions to answer, oldest first; the first is being asked.
+    waiting: VecDeque<Waiting>,
     /// stderr ends in an unanswered prompt (no newline yet).
     prompt_open: bool,
 }
@@ -621,7 +648,7 @@ async fn stream_turn(
         name: None,
         interrupted: false,
         cancel_sent: false,
-        confirmations: VecDeque::new(),
+        waiting: VecDeque::new(),
         prompt_open: false,
     };
     let mut chat = client.chat();
@@ -643,7 +670,7 @@ async fn stream_turn(
 
     let mut renderer = Renderer::new(options.color);
     loop {
-        let asking = !turn.confirmations.is_empty();
+        let asking = !turn.waiting.is_empty();
         let step = tokio::select! {
             message = stream.message() => Step::Event(Box::new(message)),
             answer = answers.next(), if asking => Step::Answer(answer),
@@ -703,36 +730,34 @@ impl Turn<'_> {
         match &event.kind {
             Some(Kind::ConfirmationRequested(requested)) => {
                 if let Some(confirmation) = &requested.confirmation {
-                    self.confirmations.push_back(confirmation.clone());
-                    if self.confirmations.len() == 1 {
-                        self.ask()?;
-                    }
+                    self.wait_for(Waiting::Confirmation(confirmation.clone()))?;
+                }
+            }
+            Some(Kind::InputRequested(requested)) => {
+                if let Some(request) = &requested.input_request {
+                    self.wait_for(Waiting::Input(request.clone()))?;
                 }
             }
             Some(Kind::ConfirmationResolved(resolved)) => {
-                // Answered elsewhere or withdrawn; our own answers are off the list already.
-                let position = self
-                    .confirmations
-                    .iter()
-                    .position(|c| c.name == resolved.confirmation);
-                if let Some(position) = position {
-                    self.confirmations.remove(position);
-                    if position == 0 {
-                        let how = match resolved.decision() {
-                            pb::ConfirmationDecision::Unspecified => {
-                                "confirmation withdrawn".to_owned()
-                            }
-                            decision => format!(
-                                "confirmation answered elsewhere: {}",
-                                enum_label(decision.as_str_name(), "CONFIRMATION_DECISION_")
-                            ),
-                        };
-                        self.notice(&format!("({how})"))?;
-                        if !self.confirmations.is_empty() {
-                            self.ask()?;
-                        }
-                    }
-                }
+                let how = match resolved.decision() {
+                    pb::ConfirmationDecision::Unspecified => "confirmation withdrawn".to_owned(),
+                    decision => format!(
+                        "confirmation answered elsewhere: {}",
+                        enum_label(decision.as_str_name(), "CONFIRMATION_DECISION_")
+                    ),
+                };
+                self.resolved(&resolved.confirmation, &how)?;
+            }
+            Some(Kind::InputResolved(resolved)) => {
+                let how = if resolved.answer.is_empty() {
+                    "question withdrawn".to_owned()
+                } else {
+                    format!(
+                        "question answered elsewhere: {}",
+                        fit(&resolved.answer, Some(80))
+                    )
+                };
+                self.resolved(&resolved.input_request, &how)?;
             }
             Some(Kind::TurnFinished(finished)) => {
                 let turn = finished.turn.clone().unwrap_or_default();
@@ -746,11 +771,57 @@ impl Turn<'_> {
         Ok(None)
     }
 
-    /// Handles a line typed for the first waiting confirmation (`None`: stdin closed).
-    async fn on_answer(&mut self, answer: Option<String>) -> anyhow::Result<()> {
-        let Some(confirmation) = self.confirmations.front().cloned() else {
+    /// Queues what waits for an answer; asks at once when nothing else is being asked.
+    fn wait_for(&mut self, waiting: Waiting) -> anyhow::Result<()> {
+        self.waiting.push_back(waiting);
+        if self.waiting.len() == 1 {
+            self.ask()?;
+        }
+        Ok(())
+    }
+
+    /// A confirmation or question answered elsewhere or withdrawn (`how` says which);
+    /// our own answers are off the list already.
+    fn resolved(&mut self, name: &str, how: &str) -> anyhow::Result<()> {
+        let Some(position) = self.waiting.iter().position(|w| w.name() == name) else {
             return Ok(());
         };
+        self.waiting.remove(position);
+        if position == 0 {
+            self.notice(&format!("({how})"))?;
+            if !self.waiting.is_empty() {
+                self.ask()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles a line typed for the first waiting confirmation or question (`None`:
+    /// stdin closed).
+    async fn on_answer(&mut self, answer: Option<String>) -> anyhow::Result<()> {
+        let Some(waiting) = self.waiting.front().cloned() else {
+            return Ok(());
+        };
+        if let (Some(line), false) = (&answer, self.options.stdin_terminal) {
+            // Show what was piped in, as if typed.
+            writeln!(self.err, "{}", fit(line, Some(80)))?;
+        }
+        if answer.is_some() {
+            self.prompt_open = false;
+        }
+        match waiting {
+            Waiting::Confirmation(confirmation) => {
+                self.on_confirmation_answer(confirmation, answer).await
+            }
+            Waiting::Input(request) => self.on_input_answer(request, answer).await,
+        }
+    }
+
+    async fn on_confirmation_answer(
+        &mut self,
+        confirmation: pb::Confirmation,
+        answer: Option<String>,
+    ) -> anyhow::Result<()> {
         let tool = confirmation
             .tool_call
             .as_ref()
@@ -761,29 +832,22 @@ impl Turn<'_> {
                 self.notice(&format!("no answer (stdin is closed): denying {tool}"))?;
                 pb::ConfirmationDecision::Deny
             }
-            Some(line) => {
-                if !self.options.stdin_terminal {
-                    // Show what was piped in, as if typed.
-                    writeln!(self.err, "{}", fit(&line, Some(80)))?;
+            Some(line) => match parse_decision(&line) {
+                Some(decision) => decision,
+                None if self.options.stdin_terminal => {
+                    write!(self.err, "Please answer y, n or a. ")?;
+                    return self.ask();
                 }
-                self.prompt_open = false;
-                match parse_decision(&line) {
-                    Some(decision) => decision,
-                    None if self.options.stdin_terminal => {
-                        write!(self.err, "Please answer y, n or a. ")?;
-                        return self.ask();
-                    }
-                    None => {
-                        self.notice(&format!(
-                            "unrecognised answer {:?}: denying {tool}",
-                            fit(&line, Some(40))
-                        ))?;
-                        pb::ConfirmationDecision::Deny
-                    }
+                None => {
+                    self.notice(&format!(
+                        "unrecognised answer {:?}: denying {tool}",
+                        fit(&line, Some(40))
+                    ))?;
+                    pb::ConfirmationDecision::Deny
                 }
-            }
+            },
         };
-        self.confirmations.pop_front();
+        self.waiting.pop_front();
         let answered = self
             .client
             .chat()
@@ -799,16 +863,49 @@ impl Turn<'_> {
                 text.trim_end()
             ))?;
         }
-        if !self.confirmations.is_empty() {
-            self.ask()?;
-        }
-        Ok(())
+        self.ask()
     }
 
-    /// Prints the prompt for the first waiting confirmation.
+    /// A question's answer goes to the model; with stdin closed nobody can answer, so
+    /// the turn is cancelled (it would wait for ever).
+    async fn on_input_answer(
+        &mut self,
+        request: pb::InputRequest,
+        answer: Option<String>,
+    ) -> anyhow::Result<()> {
+        let Some(line) = answer else {
+            self.notice("no answer (stdin is closed): cancelling the turn")?;
+            self.waiting.pop_front();
+            return self.cancel().await;
+        };
+        let answer = match parse_answer(&request, &line) {
+            Ok(answer) => answer,
+            Err(hint) => {
+                // The prompt is several lines: asked again below the hint.
+                writeln!(self.err, "{hint}")?;
+                return self.ask();
+            }
+        };
+        self.waiting.pop_front();
+        let answered = self
+            .client
+            .chat()
+            .respond_to_input(pb::RespondToInputRequest {
+                name: request.name.clone(),
+                answer,
+            })
+            .await;
+        if let Err(status) = answered {
+            let text = describe_error(&anyhow::Error::new(status));
+            self.notice(&format!("cannot answer the question: {}", text.trim_end()))?;
+        }
+        self.ask()
+    }
+
+    /// Prints the prompt for the first waiting confirmation or question, if any.
     fn ask(&mut self) -> anyhow::Result<()> {
-        if let Some(confirmation) = self.confirmations.front() {
-            write!(self.err, "{}", confirmation_prompt(confirmation))?;
+        if let Some(waiting) = self.waiting.front() {
+            write!(self.err, "{}", waiting.prompt())?;
             self.err.flush()?;
             self.prompt_open = true;
         }

@@ -4,8 +4,9 @@
 //! - `sessions list|create|show|rename|pin|unpin|rm|export` (`sessions.rs`);
 //! - `chat [--session ID | --new] [--model M] [--on-busy POLICY] MESSAGE` (`chat.rs`):
 //!   sends a message and renders the turn's events as they stream (text inline, tool
-//!   calls with their output, confirmation prompts answered from stdin, Ctrl-C cancels
-//!   the turn); exits 0 when the turn succeeded, 1 when not, 130 after Ctrl-C;
+//!   calls with their output, confirmation prompts and the model's questions answered
+//!   from stdin (`input.rs`), Ctrl-C cancels the turn); exits 0 when the turn
+//!   succeeded, 1 when not, 130 after Ctrl-C;
 //! - `turns list SESSION`, `turns show TURN` and `cancel TURN` (`turns.rs`), where TURN
 //!   is `sessions/{s}/turns/{t}` or a turn id with `--session`;
 //! - `models list|show|add|update|rm|default|test|bench|providers` (`models.rs`): model
@@ -32,6 +33,7 @@ pub mod chat;
 pub mod client;
 pub mod completions;
 pub mod config_cmd;
+pub mod input;
 pub mod mcp;
 pub mod models;
 pub mod names;

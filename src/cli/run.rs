@@ -7,6 +7,11 @@
 //! | 0 | the turn succeeded |
 //! | 1 | it failed, was cancelled or interrupted, or the request failed (stderr says why) |
 //! | 124 | it did not end within `--timeout` (it goes on; stderr names it), as `timeout(1)` |
+//!
+//! Nobody answers questions here, and the server knows it: a turn started by
+//! SendMessageAndWait is not offered `ask_user`, so the model decides without asking.
+//! (Confirmations are another matter: in an ASK session a shell or write call waits for
+//! someone to answer it elsewhere, `octo chat` or the web UI, or for `--timeout`.)
 
 use std::io::{self, Read, Write};
 

@@ -381,6 +381,7 @@ const TITLE_WIDTH: usize = 40;
 fn short_status(status: i32) -> String {
     match pb::SessionStatus::try_from(status) {
         Ok(pb::SessionStatus::AwaitingConfirmation) => "waiting".to_owned(),
+        Ok(pb::SessionStatus::AwaitingInput) => "asking".to_owned(),
         _ => status_label(status),
     }
 }

@@ -43,12 +43,26 @@ pub enum SessionSource {
     Webhook,
 }
 
+impl SessionSource {
+    /// Whether someone may be there to answer the model's questions (`ask_user`): a
+    /// person (MANUAL) or the program driving the session (API). Schedule runs and
+    /// webhooks run unattended: the model is not offered the question tool there.
+    pub fn is_attended(self) -> bool {
+        match self {
+            SessionSource::Manual | SessionSource::Api => true,
+            SessionSource::Schedule | SessionSource::Webhook => false,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum SessionStatus {
     #[default]
     Idle,
     Running,
     AwaitingConfirmation,
+    /// The model asked the user a question (`ask_user`).
+    AwaitingInput,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

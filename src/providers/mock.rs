@@ -3,6 +3,10 @@
 //! What it does depends on the last message of the request:
 //! - a tool result: `Tool <name> returned: <first 200 chars of the output>`;
 //! - `/tool <name> <json args>`: one tool call `call_<history length>`;
+//! - `/ask <question> [| <choice> | <choice> ...]`: an `ask_user` call (`call_<history
+//!   length>`) with that question and choices (the answer comes back as a tool result,
+//!   quoted as above);
+//! - `/tools`: `Tools: <name>, <name>, ...`, the tools the request offers, in order;
 //! - `/error <text>`: `stream()` fails with InvalidRequest;
 //! - `/fail-after <n> <text>`: n tokens `tok0 `, `tok1 `, ..., then an Unavailable error;
 //! - `/sleep <ms>`: waits before the first token, then replies as usual;
@@ -88,7 +92,25 @@ impl MockProvider {
         }
         let text = last.text();
         let command = text.trim_start();
-        if let Some(rest) = command.strip_prefix("/tool ") {
+        if command.trim_end() == "/tools" {
+            let names: Vec<&str> = request.tools.iter().map(|t| t.name.as_str()).collect();
+            stream.text = Some(Tokens::words(format!("Tools: {}", names.join(", "))));
+        } else if let Some(rest) = command.strip_prefix("/ask ") {
+            let mut pieces = rest.split('|').map(str::trim);
+            let question = pieces.next().unwrap_or_default();
+            let choices: Vec<&str> = pieces.filter(|c| !c.is_empty()).collect();
+            let mut arguments = serde_json::json!({ "question": question });
+            if !choices.is_empty() {
+                arguments["choices"] = serde_json::json!(choices);
+            }
+            stream.tool_call = Some(ToolCallRequest {
+                id: format!("call_{}", request.messages.len()),
+                // The built-in question tool (`tools::ask_user`).
+                tool: "ask_user".to_owned(),
+                arguments_json: arguments.to_string(),
+            });
+            stream.stop = StopReason::ToolUse;
+        } else if let Some(rest) = command.strip_prefix("/tool ") {
             let rest = rest.trim_start();
             let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             let args = args.trim();
@@ -597,6 +619,39 @@ mod tests {
             &events[0],
             StreamEvent::ToolCall(call) if call.id == "call_1" && call.tool == "list_files" && call.arguments_json == "{}"
         ));
+    }
+
+    #[tokio::test]
+    async fn asks_the_user_and_lists_the_offered_tools() {
+        let req = request(vec![user("/ask Which one? | Rust | Go ")]);
+        let (events, error) = collect(mock(json!({})).as_ref(), &req).await;
+        assert_eq!(error, None);
+        let StreamEvent::ToolCall(call) = &events[0] else {
+            panic!("a tool call first: {events:?}");
+        };
+        assert_eq!(call.tool, "ask_user");
+        assert_eq!(
+            serde_json::from_str::<Value>(&call.arguments_json).expect("json"),
+            json!({"question": "Which one?", "choices": ["Rust", "Go"]})
+        );
+        let req = request(vec![user("/ask Your name?")]);
+        let (events, _) = collect(mock(json!({})).as_ref(), &req).await;
+        assert!(matches!(
+            &events[0],
+            StreamEvent::ToolCall(call) if call.arguments_json == r#"{"question":"Your name?"}"#
+        ));
+
+        let mut req = request(vec![user("/tools")]);
+        req.tools = ["read_file", "ask_user"]
+            .into_iter()
+            .map(|name| crate::domain::tool::ToolSpec {
+                name: name.into(),
+                description: String::new(),
+                parameters: json!({}),
+            })
+            .collect();
+        let (events, _) = collect(mock(json!({})).as_ref(), &req).await;
+        assert_eq!(text_of(&events), "Tools: read_file, ask_user");
     }
 
     #[tokio::test]

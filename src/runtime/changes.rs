@@ -58,6 +58,7 @@ fn status_name(status: SessionStatus) -> &'static str {
         SessionStatus::Idle => "idle",
         SessionStatus::Running => "running",
         SessionStatus::AwaitingConfirmation => "awaiting_confirmation",
+        SessionStatus::AwaitingInput => "awaiting_input",
     }
 }
 
@@ -65,6 +66,7 @@ fn status_of(name: &str) -> SessionStatus {
     match name {
         "running" => SessionStatus::Running,
         "awaiting_confirmation" => SessionStatus::AwaitingConfirmation,
+        "awaiting_input" => SessionStatus::AwaitingInput,
         _ => SessionStatus::Idle,
     }
 }

@@ -47,6 +47,10 @@ pub struct SendRequest {
     pub on_busy: BusyPolicy,
     /// A model for this turn only.
     pub model: Option<String>,
+    /// Nobody can answer questions during the turn this starts (SendMessageAndWait, a
+    /// schedule run): the model is not offered `ask_user`. (A steered message joins a
+    /// running turn as that turn is.)
+    pub unattended: bool,
 }
 
 /// Who made a command: a client (forwarded to the owner when that is another server)
@@ -64,7 +68,7 @@ pub(crate) enum Route {
 }
 
 /// Where a session is live, without making it live.
-enum Located {
+pub(super) enum Located {
     Here(Arc<LiveSession>),
     Elsewhere(Remote),
     Idle,
@@ -168,7 +172,7 @@ impl Chat {
 
     /// Where the session is live, without taking its lease: commands that only act on
     /// live state (cancel, clear, respond) need not make an idle session live.
-    async fn locate(&self, id: &str, caller: Caller) -> Result<Located> {
+    pub(super) async fn locate(&self, id: &str, caller: Caller) -> Result<Located> {
         if let Some(live) = self.map().get(id) {
             return Ok(Located::Here(live.clone()));
         }
@@ -192,13 +196,9 @@ impl Chat {
                 if state.active.is_none() {
                     state.queue.pop_front().map(|turn| {
                         let cancel = CancellationToken::new();
-                        state.active = Some(ActiveTurn {
-                            turn: turn.clone(),
-                            cancel: cancel.clone(),
-                            steering: Vec::new(),
-                            partial: None,
-                            confirmations: Vec::new(),
-                        });
+                        let unattended = state.unattended.remove(&turn.id);
+                        state.active =
+                            Some(ActiveTurn::new(turn.clone(), cancel.clone(), unattended));
                         live.publish_summary(&state);
                         (turn, cancel)
                     })
@@ -447,6 +447,7 @@ impl Chat {
                 let queued = state.queue.iter().position(|t| t.id == turn_id);
                 // Out of the queue first, so the driver cannot start it.
                 if let Some(mut turn) = queued.and_then(|p| state.queue.remove(p)) {
+                    state.unattended.remove(&turn.id);
                     finish_unstarted(&mut turn, TurnStatus::Cancelled, None);
                     live.publish_summary(&state);
                     Found::Queued(turn)
@@ -501,6 +502,7 @@ impl Chat {
         let cancelled: Vec<Turn> = {
             let mut state = live.lock();
             let mut turns: Vec<Turn> = state.queue.drain(..).collect();
+            state.unattended.clear();
             for turn in &mut turns {
                 finish_unstarted(turn, TurnStatus::Cancelled, None);
             }

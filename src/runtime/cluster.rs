@@ -20,7 +20,7 @@ use futures::Stream;
 
 use super::{
     chat::SendRequest,
-    events::{Confirmation, Decision, Event},
+    events::{Confirmation, Decision, Event, InputRequest},
 };
 use crate::domain::{
     Message, Result, Turn,
@@ -207,6 +207,13 @@ pub trait Peers: Send + Sync {
         confirmation_id: &str,
         decision: Decision,
     ) -> Result<Confirmation>;
+    async fn respond_to_input(
+        &self,
+        owner: &Remote,
+        session_id: &str,
+        request_id: &str,
+        answer: &str,
+    ) -> Result<InputRequest>;
     /// Ends the owner's live state of a session being deleted.
     async fn end_session(&self, owner: &Remote, session_id: &str) -> Result<()>;
 }
@@ -232,6 +239,15 @@ impl Peers for NoPeers {
         Err(no_peers(owner))
     }
     async fn respond(&self, owner: &Remote, _: &str, _: &str, _: Decision) -> Result<Confirmation> {
+        Err(no_peers(owner))
+    }
+    async fn respond_to_input(
+        &self,
+        owner: &Remote,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<InputRequest> {
         Err(no_peers(owner))
     }
     async fn end_session(&self, owner: &Remote, _: &str) -> Result<()> {

@@ -66,7 +66,8 @@ impl Chat {
             let tools = deps
                 .toolbox
                 .with(deps.mcp.tools(session.mcp_servers.as_deref()).await)
-                .specs(session.permission_mode);
+                // Every tool the history may have called, for the summary request.
+                .specs(session.permission_mode, true);
             let history = deps.store.history(session_id).await?;
             let previous = deps.store.get_summary(session_id).await?;
             let last = live.lock().last_request.clone();

@@ -9,7 +9,7 @@ use crate::domain::{
     Message, Part, Role, Session, Timestamp, ToolCallRecord, Turn, summary::Summary,
     tool::ToolCallRequest,
 };
-use crate::tools::OutputStream;
+use crate::tools::{OutputStream, ask_user::Question};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContentKind {
@@ -35,6 +35,18 @@ pub struct Confirmation {
     pub create_time: Timestamp,
 }
 
+/// A question of the model (the `ask_user` tool) waiting for the user's answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputRequest {
+    pub id: String,
+    pub session_id: String,
+    pub turn_id: String,
+    /// The `ask_user` call it answers.
+    pub tool_call_id: String,
+    pub question: Question,
+    pub create_time: Timestamp,
+}
+
 /// The live state of a session, sent first on every event stream.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot {
@@ -42,6 +54,7 @@ pub struct Snapshot {
     pub active_turn: Option<Turn>,
     pub queued_turns: Vec<Turn>,
     pub pending_confirmations: Vec<Confirmation>,
+    pub pending_input_requests: Vec<InputRequest>,
     /// The assistant message being streamed, with what has arrived so far.
     pub partial_message: Option<Message>,
     pub last_sequence: i64,
@@ -101,6 +114,14 @@ pub enum EventKind {
     ConfirmationResolved {
         confirmation_id: String,
         decision: Option<Decision>,
+    },
+    InputRequested {
+        request: Box<InputRequest>,
+    },
+    /// The answer the model got; `None` when a cancel withdrew the question.
+    InputResolved {
+        input_request_id: String,
+        answer: Option<String>,
     },
     MessageCompleted {
         message: Box<Message>,
@@ -205,6 +226,13 @@ impl Event {
             EventKind::ConfirmationResolved {
                 confirmation_id, ..
             } => confirmation_id.capacity(),
+            EventKind::InputResolved {
+                input_request_id,
+                answer,
+            } => input_request_id.capacity() + answer.as_ref().map_or(0, String::capacity),
+            EventKind::InputRequested { request } => {
+                size_of::<InputRequest>() + input_request_bytes(request)
+            }
             EventKind::MessageStarted { .. }
             | EventKind::ContentStarted { .. }
             | EventKind::ContentFinished { .. }
@@ -239,10 +267,29 @@ impl Event {
                     + snapshot.active_turn.as_ref().map_or(0, turn_bytes)
                     + snapshot.queued_turns.iter().map(turn_bytes).sum::<usize>()
                     + snapshot.partial_message.as_ref().map_or(0, message_bytes)
+                    + snapshot
+                        .pending_input_requests
+                        .iter()
+                        .map(|r| size_of::<InputRequest>() + input_request_bytes(r))
+                        .sum::<usize>()
             }
         };
         size_of::<Event>() + 2 * size_of::<usize>() + payload + self.wire.retained_len()
     }
+}
+
+fn input_request_bytes(request: &InputRequest) -> usize {
+    request.id.len()
+        + request.session_id.len()
+        + request.turn_id.len()
+        + request.tool_call_id.len()
+        + request.question.question.len()
+        + request
+            .question
+            .choices
+            .iter()
+            .map(|c| c.len() + std::mem::size_of::<String>())
+            .sum::<usize>()
 }
 
 fn call_bytes(call: &ToolCallRequest) -> usize {

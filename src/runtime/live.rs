@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Deps,
-    events::{Confirmation, Decision, Event, EventKind, Snapshot, WireCache},
+    events::{Confirmation, Decision, Event, EventKind, InputRequest, Snapshot, WireCache},
 };
 use crate::domain::{Message, Result, Session, SessionStatus, Timestamp, Turn, cluster::Fence};
 
@@ -40,11 +40,37 @@ pub(crate) struct ActiveTurn {
     /// The assistant message being streamed.
     pub partial: Option<Message>,
     pub confirmations: Vec<PendingConfirmation>,
+    /// Questions of the model (`ask_user`) waiting for RespondToInput.
+    pub inputs: Vec<PendingInput>,
+    /// Nobody can answer questions in this turn (SendMessageAndWait, a schedule run):
+    /// the model is not offered `ask_user`.
+    pub unattended: bool,
+}
+
+impl ActiveTurn {
+    /// The turn as it starts running, with nothing pending yet.
+    pub fn new(turn: Turn, cancel: CancellationToken, unattended: bool) -> Self {
+        ActiveTurn {
+            turn,
+            cancel,
+            steering: Vec::new(),
+            partial: None,
+            confirmations: Vec::new(),
+            inputs: Vec::new(),
+            unattended,
+        }
+    }
 }
 
 pub(crate) struct PendingConfirmation {
     pub confirmation: Confirmation,
     pub answer: Option<oneshot::Sender<Decision>>,
+}
+
+pub(crate) struct PendingInput {
+    pub request: InputRequest,
+    /// Takes the accepted answer to the waiting turn.
+    pub answer: Option<oneshot::Sender<String>>,
 }
 
 pub(crate) struct LiveState {
@@ -60,6 +86,9 @@ pub(crate) struct LiveState {
     /// The live feed; only while someone subscribes.
     events: Option<broadcast::Sender<Arc<Event>>>,
     pub queue: VecDeque<Turn>,
+    /// The queued turns sent unattended (see `ActiveTurn::unattended`). Kept in memory
+    /// only: a turn recovered after a restart or a takeover runs attended.
+    pub unattended: HashSet<String>,
     pub active: Option<ActiveTurn>,
     /// Tools the user allowed for the rest of the session.
     pub allow_always: HashSet<String>,
@@ -76,6 +105,7 @@ impl LiveState {
         match &self.active {
             None => SessionStatus::Idle,
             Some(active) if !active.confirmations.is_empty() => SessionStatus::AwaitingConfirmation,
+            Some(active) if !active.inputs.is_empty() => SessionStatus::AwaitingInput,
             Some(_) => SessionStatus::Running,
         }
     }
@@ -218,6 +248,7 @@ impl LiveSession {
                 watchers: 0,
                 events: None,
                 queue: VecDeque::new(),
+                unattended: HashSet::new(),
                 active: None,
                 allow_always,
                 retired: false,
@@ -360,6 +391,11 @@ impl LiveSession {
                 .iter()
                 .flat_map(|a| a.confirmations.iter().map(|c| c.confirmation.clone()))
                 .collect(),
+            pending_input_requests: state
+                .active
+                .iter()
+                .flat_map(|a| a.inputs.iter().map(|i| i.request.clone()))
+                .collect(),
             partial_message: state.active.as_ref().and_then(|a| a.partial.clone()),
             last_sequence: last,
         };
@@ -452,6 +488,7 @@ impl LiveSession {
     /// cancelled, and the driver stops.
     pub fn retire(&self, state: &mut LiveState) {
         state.queue.clear();
+        state.unattended.clear();
         if let Some(active) = &state.active {
             active.cancel.cancel();
         }

@@ -18,7 +18,7 @@ use crate::{
     domain::{mcp::TOOL_SEPARATOR, tool::ToolSpec},
     runtime::Sessions,
     store::Store,
-    tools::{Access, Gate, Tool, Toolbox, gate, mcp::McpConnections},
+    tools::{Access, Tool, Toolbox, mcp::McpConnections, offered},
 };
 
 /// A server's config (secrets masked) and its live status.
@@ -189,12 +189,16 @@ impl McpServers {
         server: Option<&str>,
         session: Option<&str>,
     ) -> Result<Vec<ToolListing>> {
-        let (mode, only) = match session {
+        let (mode, only, attended) = match session {
             Some(id) => {
                 let session = self.sessions.get(id).await?;
-                (Some(session.permission_mode), session.mcp_servers)
+                (
+                    Some(session.permission_mode),
+                    session.mcp_servers,
+                    session.source.is_attended(),
+                )
             }
-            None => (None, None),
+            None => (None, None, true),
         };
         let mut listed: Vec<ToolListing> = match server {
             Some(id) => {
@@ -238,7 +242,7 @@ impl McpServers {
             }
         };
         if let Some(mode) = mode {
-            listed.retain(|tool| gate(tool.access, mode) != Gate::Deny);
+            listed.retain(|tool| offered(&tool.spec.name, tool.access, mode, attended));
         }
         Ok(listed)
     }

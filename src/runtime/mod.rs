@@ -1,6 +1,7 @@
 //! The runtime: session logic and live state. It works on domain types, keeps the store,
 //! providers and tools behind their traits, and knows nothing of proto or HTTP.
 
+mod calls;
 mod changes;
 pub mod chat;
 pub mod cluster;
@@ -9,6 +10,7 @@ mod context;
 pub mod events;
 mod feed;
 mod history;
+mod input;
 pub(crate) mod live;
 pub mod mcp;
 mod memory;

@@ -111,13 +111,7 @@ impl Chat {
                     }
                     // The turn ended while the message was being stored: it starts its own.
                     return self
-                        .enqueue(
-                            &live,
-                            message,
-                            request.model.clone(),
-                            BusyPolicy::Enqueue,
-                            true,
-                        )
+                        .enqueue(&live, message, &request, BusyPolicy::Enqueue, true)
                         .await;
                 }
                 (policy, _) => {
@@ -131,9 +125,7 @@ impl Chat {
                             retry_after: None,
                         });
                     }
-                    return self
-                        .enqueue(&live, message, request.model.clone(), policy, false)
-                        .await;
+                    return self.enqueue(&live, message, &request, policy, false).await;
                 }
             }
         }
@@ -146,10 +138,11 @@ impl Chat {
         &self,
         live: &LiveSession,
         mut message: Message,
-        model: Option<String>,
+        request: &SendRequest,
         policy: BusyPolicy,
         stored: bool,
     ) -> Result<(Message, Turn)> {
+        let model = request.model.clone();
         let turn = Turn {
             id: new_id(),
             session_id: message.session_id.clone(),
@@ -179,6 +172,9 @@ impl Chat {
                 .await?;
         }
         let mut state = live.lock();
+        if request.unattended {
+            state.unattended.insert(turn.id.clone());
+        }
         let position = if policy == BusyPolicy::Interrupt {
             state.queue.push_front(turn.clone());
             if let Some(active) = &state.active {
@@ -274,10 +270,11 @@ impl Chat {
     /// Sends like [`Chat::send`], then waits (at most `timeout`, default
     /// [`DEFAULT_WAIT`], at most [`MAX_WAIT`]) for the turn to end, on whichever server
     /// runs it. A turn still running at the deadline goes on: the error
-    /// (DEADLINE_EXCEEDED, `TURN_STILL_RUNNING`) names it and how to follow it.
+    /// (DEADLINE_EXCEEDED, `TURN_STILL_RUNNING`) names it and how to follow it. The
+    /// caller cannot answer questions while it waits, so the turn runs unattended.
     pub async fn send_and_wait(
         self: &Arc<Self>,
-        request: SendRequest,
+        mut request: SendRequest,
         caller: Caller,
         timeout: Option<std::time::Duration>,
     ) -> Result<Answered> {
@@ -289,6 +286,7 @@ impl Chat {
             ));
         }
         let session_id = request.session_id.clone();
+        request.unattended = true;
         let (message, turn) = self.send_from(request, caller).await?;
         let ended =
             match tokio::time::timeout(timeout, self.wait_for_turn(&session_id, &turn.id)).await {

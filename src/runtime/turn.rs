@@ -1,24 +1,24 @@
 //! One agent turn: build the request from history, stream the model's answer as events,
-//! gate and run the tools it calls, feed the results back, and repeat until the model
-//! stops, the step limit is hit, or the turn is cancelled. Emits exactly one
-//! TurnFinished, at the end, whatever happened.
+//! gate and run the tools it calls (`calls`), feed the results back, and repeat until
+//! the model stops, the step limit is hit, or the turn is cancelled. Emits exactly one
+//! TurnFinished, at the end, whatever happened (withdrawing confirmations and questions
+//! still waiting).
 
 use std::{sync::Arc, time::Instant};
 
 use futures::StreamExt;
-use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::context::{self, fit_context, repair_history};
 use super::models::ResolvedModel;
 use super::{
-    events::{Confirmation, ContentKind, Decision, EventKind},
-    live::{LiveSession, PendingConfirmation},
+    calls,
+    events::{ContentKind, EventKind},
+    live::LiveSession,
 };
 use crate::{
     domain::{
-        Message, Part, Role, Session, Timestamp, ToolCallRecord, ToolCallStatus, Turn, TurnError,
-        TurnStatus, Usage,
+        Message, Part, Role, Session, Timestamp, Turn, TurnError, TurnStatus, Usage,
         cluster::Fence,
         new_id,
         session::{SessionField, SessionSettings},
@@ -26,7 +26,6 @@ use crate::{
     },
     providers::{self, ChatRequest, ProviderError, StreamEvent},
     store::Store,
-    tools::{Gate, ToolContext, ToolOutput, Toolbox, gate},
 };
 
 /// How often the text of a streaming message is stored, so a crash keeps most of it.
@@ -182,14 +181,26 @@ pub(crate) async fn run(live: &Arc<LiveSession>, mut turn: Turn, cancel: Cancell
     {
         let mut state = live.lock();
         if let Some(active) = state.active.as_mut() {
-            // Withdraw confirmations nobody answered.
-            for pending in active.confirmations.drain(..).collect::<Vec<_>>() {
+            // Withdraw confirmations and questions nobody answered.
+            let confirmations: Vec<_> = active.confirmations.drain(..).collect();
+            let inputs: Vec<_> = active.inputs.drain(..).collect();
+            for pending in confirmations {
                 live.emit_locked(
                     &mut state,
                     Some(&turn.id),
                     EventKind::ConfirmationResolved {
                         confirmation_id: pending.confirmation.id,
                         decision: None,
+                    },
+                );
+            }
+            for pending in inputs {
+                live.emit_locked(
+                    &mut state,
+                    Some(&turn.id),
+                    EventKind::InputResolved {
+                        input_request_id: pending.request.id,
+                        answer: None,
                     },
                 );
             }
@@ -228,7 +239,10 @@ async fn steps(
     let toolbox = deps
         .toolbox
         .with(deps.mcp.tools(session.mcp_servers.as_deref()).await);
-    let tools = toolbox.specs(session.permission_mode);
+    // Questions (`ask_user`) only where someone may answer them.
+    let unattended = live.lock().active.as_ref().is_some_and(|a| a.unattended);
+    let attended = session.source.is_attended() && !unattended;
+    let tools = toolbox.specs(session.permission_mode, attended);
     // The turn's message joins the conversation now, after everything that came before
     // it (not when it was queued).
     let mut position = deps.store.next_position(&live.id).await?;
@@ -333,14 +347,17 @@ async fn steps(
         if calls.is_empty() {
             return Ok(Ending::Succeeded);
         }
-        let results = run_tools(
+        let results = calls::run_tools(
             live,
             turn,
-            &toolbox,
             &calls,
-            session.permission_mode,
-            &session.working_dir,
-            cancel,
+            calls::CallContext {
+                toolbox: &toolbox,
+                mode: session.permission_mode,
+                working_dir: &session.working_dir,
+                attended,
+                cancel,
+            },
         )
         .await;
         let tool_message = Message {
@@ -729,172 +746,5 @@ fn close_block(
                 index,
             },
         );
-    }
-}
-
-/// Gates and runs each call in order; returns the tool results for the model.
-async fn run_tools(
-    live: &Arc<LiveSession>,
-    turn: &mut Turn,
-    toolbox: &Toolbox,
-    calls: &[ToolCallRequest],
-    mode: crate::domain::PermissionMode,
-    working_dir: &str,
-    cancel: &CancellationToken,
-) -> Vec<Part> {
-    let deps = &live.deps;
-    let mut results = Vec::with_capacity(calls.len());
-    for call in calls {
-        live.emit(
-            Some(&turn.id),
-            EventKind::ToolCallStarted {
-                call: Box::new(call.clone()),
-            },
-        );
-        // Set when the tool starts running: neither the wait for a person's approval
-        // (seconds in ASK mode) nor a refusal counts as running time.
-        let mut ran: Option<Instant> = None;
-        let mut record = ToolCallRecord {
-            id: call.id.clone(),
-            tool: call.tool.clone(),
-            arguments_json: call.arguments_json.clone(),
-            status: ToolCallStatus::Running,
-            output: String::new(),
-            is_error: false,
-            exit_code: None,
-            start_time: Some(Timestamp::now()),
-            end_time: None,
-        };
-        let tool = toolbox.get(&call.tool).cloned();
-        let verdict = match &tool {
-            None => Err(format!("there is no tool named {:?}", call.tool)),
-            Some(tool) => match gate(tool.access(), mode) {
-                Gate::Deny => Err(format!("{} is not allowed in READ_ONLY mode", call.tool)),
-                Gate::Run => Ok(()),
-                Gate::Confirm if live.lock().allow_always.contains(&call.tool) => Ok(()),
-                Gate::Confirm => match confirm(live, turn, call, cancel).await {
-                    Some(Decision::Allow | Decision::AllowAlways) => Ok(()),
-                    Some(Decision::Deny) => Err("the user denied this tool call".to_owned()),
-                    // Withdrawn by a cancel: recorded as cancelled below.
-                    None => Ok(()),
-                },
-            },
-        };
-        match (verdict, tool) {
-            (Ok(()), Some(tool)) if !cancel.is_cancelled() => {
-                let arguments =
-                    serde_json::from_str(&call.arguments_json).unwrap_or(serde_json::Value::Null);
-                let arguments = if arguments.is_object() {
-                    arguments
-                } else {
-                    serde_json::Value::Object(Default::default())
-                };
-                let (output_tx, mut output_rx) = mpsc::channel::<ToolOutput>(256);
-                let context = ToolContext {
-                    working_dir: working_dir.into(),
-                    cancel: cancel.child_token(),
-                    output: output_tx,
-                    timeout: deps.limits.tool_timeout,
-                    max_output_bytes: deps.limits.max_tool_output_bytes,
-                    env: deps.limits.tool_env.clone(),
-                    sandbox: deps.limits.sandbox.clone(),
-                };
-                ran = Some(Instant::now());
-                record.start_time = Some(Timestamp::now());
-                let run = tool.run(arguments, context);
-                tokio::pin!(run);
-                let outcome = loop {
-                    tokio::select! {
-                        Some(chunk) = output_rx.recv() => {
-                            live.emit(Some(&turn.id), EventKind::ToolCallOutput { tool_call_id: call.id.clone(), stream: chunk.stream, text: chunk.text });
-                        }
-                        outcome = &mut run => break outcome,
-                    }
-                };
-                while let Ok(chunk) = output_rx.try_recv() {
-                    live.emit(
-                        Some(&turn.id),
-                        EventKind::ToolCallOutput {
-                            tool_call_id: call.id.clone(),
-                            stream: chunk.stream,
-                            text: chunk.text,
-                        },
-                    );
-                }
-                record.status = if outcome.cancelled {
-                    ToolCallStatus::Cancelled
-                } else if outcome.is_error {
-                    ToolCallStatus::Failed
-                } else {
-                    ToolCallStatus::Succeeded
-                };
-                record.output = outcome.output;
-                record.is_error = outcome.is_error;
-                record.exit_code = outcome.exit_code;
-            }
-            (Ok(()), _) => {
-                record.status = ToolCallStatus::Cancelled;
-                record.output = "cancelled".into();
-                record.is_error = true;
-            }
-            (Err(why), _) => {
-                record.status = ToolCallStatus::Denied;
-                record.output = why;
-                record.is_error = true;
-            }
-        }
-        record.end_time = Some(Timestamp::now());
-        results.push(Part::ToolResult {
-            tool_call_id: call.id.clone(),
-            output: record.output.clone(),
-            is_error: record.is_error,
-        });
-        turn.tool_calls.push(record.clone());
-        live.emit(
-            Some(&turn.id),
-            EventKind::ToolCallFinished {
-                record: Box::new(record),
-                duration_micros: ran.map_or(0, |ran| ran.elapsed().as_micros() as i64),
-            },
-        );
-    }
-    results
-}
-
-/// Asks the user; `None` when the turn was cancelled first.
-async fn confirm(
-    live: &Arc<LiveSession>,
-    turn: &Turn,
-    call: &ToolCallRequest,
-    cancel: &CancellationToken,
-) -> Option<Decision> {
-    let (answer, decision) = oneshot::channel();
-    let confirmation = Confirmation {
-        id: new_id(),
-        session_id: live.id.to_string(),
-        turn_id: turn.id.clone(),
-        call: call.clone(),
-        reason: format!("{} needs confirmation in ASK mode", call.tool),
-        create_time: Timestamp::now(),
-    };
-    {
-        let mut state = live.lock();
-        let active = state.active.as_mut()?;
-        active.confirmations.push(PendingConfirmation {
-            confirmation: confirmation.clone(),
-            answer: Some(answer),
-        });
-        live.emit_locked(
-            &mut state,
-            Some(&turn.id),
-            EventKind::ConfirmationRequested {
-                confirmation: Box::new(confirmation),
-            },
-        );
-        live.publish_summary(&state);
-    }
-    tokio::select! {
-        decision = decision => decision.ok(),
-        () = cancel.cancelled() => None,
     }
 }

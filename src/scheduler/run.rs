@@ -207,6 +207,8 @@ impl Scheduler {
                     }],
                     on_busy: BusyPolicy::Enqueue,
                     model: None,
+                    // Nobody is there to answer the model's questions.
+                    unattended: true,
                 })
                 .await;
             let turn = match sent {

@@ -1,5 +1,5 @@
-//! Built-in tools (shell, files) and the permission gate that decides which calls run,
-//! which wait for a person, and which are refused.
+//! Built-in tools (shell, files, the `ask_user` question) and the permission gate that
+//! decides which calls run, which wait for a person, and which are refused.
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::{PermissionMode, tool::ToolSpec};
 
 mod args;
+pub mod ask_user;
 mod confine;
 mod edit_file;
 pub mod env;
@@ -27,6 +28,7 @@ mod text;
 mod walk;
 mod write_file;
 
+pub use ask_user::AskUser;
 pub use edit_file::EditFile;
 pub use glob::Glob;
 pub use grep::Grep;
@@ -143,6 +145,12 @@ pub fn gate(access: Access, mode: PermissionMode) -> Gate {
     }
 }
 
+/// Whether the tool `name` is offered to the model: the permission gate does not refuse
+/// it under `mode`, and `ask_user` only where someone may answer (`attended`).
+pub fn offered(name: &str, access: Access, mode: PermissionMode, attended: bool) -> bool {
+    gate(access, mode) != Gate::Deny && (attended || name != ask_user::NAME)
+}
+
 /// The tools a session can use.
 #[derive(Clone, Default)]
 pub struct Toolbox {
@@ -154,8 +162,8 @@ impl Toolbox {
         Self { tools }
     }
 
-    /// The seven built-in tools: read_file, list_dir, glob, grep (Read), write_file,
-    /// edit_file (Write) and shell (Execute).
+    /// The eight built-in tools: read_file, list_dir, glob, grep (Read), write_file,
+    /// edit_file (Write), shell (Execute) and ask_user (Read; answered by the turn).
     pub fn builtin() -> Self {
         Self::new(vec![
             Arc::new(ReadFile),
@@ -165,6 +173,7 @@ impl Toolbox {
             Arc::new(WriteFile),
             Arc::new(EditFile),
             Arc::new(Shell),
+            Arc::new(AskUser),
         ])
     }
 
@@ -184,12 +193,15 @@ impl Toolbox {
         self.tools.iter().find(|t| t.spec().name == name)
     }
 
-    /// The specs offered to the model under `mode` (READ_ONLY offers only read tools).
-    pub fn specs(&self, mode: PermissionMode) -> Vec<ToolSpec> {
+    /// The specs offered to the model under `mode` (READ_ONLY offers only read tools),
+    /// `attended` or not (see [`offered`]).
+    pub fn specs(&self, mode: PermissionMode, attended: bool) -> Vec<ToolSpec> {
         self.tools
             .iter()
-            .filter(|t| gate(t.access(), mode) != Gate::Deny)
             .map(|t| t.spec())
+            .zip(self.tools.iter().map(|t| t.access()))
+            .filter(|(spec, access)| offered(&spec.name, *access, mode, attended))
+            .map(|(spec, _)| spec)
             .collect()
     }
 }
@@ -199,10 +211,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builtin_has_the_seven_tools_with_closed_schemas() {
+    fn builtin_has_the_eight_tools_with_closed_schemas() {
         let toolbox = Toolbox::builtin();
         let names: Vec<String> = toolbox
-            .specs(PermissionMode::AutoApprove)
+            .specs(PermissionMode::AutoApprove, true)
             .into_iter()
             .map(|spec| spec.name)
             .collect();
@@ -215,10 +227,11 @@ mod tests {
                 "grep",
                 "write_file",
                 "edit_file",
-                "shell"
+                "shell",
+                "ask_user"
             ]
         );
-        for spec in toolbox.specs(PermissionMode::AutoApprove) {
+        for spec in toolbox.specs(PermissionMode::AutoApprove, true) {
             let schema = &spec.parameters;
             assert!(spec.description.len() > 40, "{}", spec.name);
             assert_eq!(schema["type"], "object", "{}", spec.name);
@@ -237,12 +250,24 @@ mod tests {
                 assert!(property["description"].is_string(), "{}.{name}", spec.name);
             }
         }
-        let read_only: Vec<String> = toolbox
-            .specs(PermissionMode::ReadOnly)
-            .into_iter()
-            .map(|spec| spec.name)
-            .collect();
-        assert_eq!(read_only, ["read_file", "list_dir", "glob", "grep"]);
+        let names = |mode, attended| -> Vec<String> {
+            toolbox
+                .specs(mode, attended)
+                .into_iter()
+                .map(|spec| spec.name)
+                .collect()
+        };
+        assert_eq!(
+            names(PermissionMode::ReadOnly, true),
+            ["read_file", "list_dir", "glob", "grep", "ask_user"]
+        );
+        assert_eq!(
+            names(PermissionMode::ReadOnly, false),
+            ["read_file", "list_dir", "glob", "grep"],
+            "nobody to ask: no ask_user"
+        );
+        assert!(!names(PermissionMode::Ask, false).contains(&"ask_user".to_owned()));
+        assert_eq!(gate(Access::Read, PermissionMode::Ask), Gate::Run);
         let access = |name: &str| toolbox.get(name).map(|tool| tool.access());
         assert_eq!(access("write_file"), Some(Access::Write));
         assert_eq!(access("edit_file"), Some(Access::Write));

@@ -296,6 +296,8 @@ pub fn kinds(events: &[pb::SessionEvent]) -> Vec<&'static str> {
             Some(Kind::SessionDeleted(_)) => "session_deleted",
             Some(Kind::Error(_)) => "error",
             Some(Kind::StreamReset(_)) => "stream_reset",
+            Some(Kind::InputRequested(_)) => "input_requested",
+            Some(Kind::InputResolved(_)) => "input_resolved",
             Some(Kind::ContextCompacted(_)) => "context_compacted",
             None => "none",
         })

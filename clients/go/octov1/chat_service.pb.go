@@ -1177,6 +1177,109 @@ func (x *RespondToConfirmationResponse) GetConfirmation() *Confirmation {
 	return nil
 }
 
+// Request of RespondToInput.
+type RespondToInputRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `sessions/{session}/inputRequests/{input_request}`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The answer: one of the request's choices (exactly, surrounding whitespace aside), or
+	// any text when the request allows free text. Not empty; at most the server's
+	// max_tool_output_bytes (64 KiB by default).
+	Answer        string `protobuf:"bytes,2,opt,name=answer,proto3" json:"answer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RespondToInputRequest) Reset() {
+	*x = RespondToInputRequest{}
+	mi := &file_octo_v1_chat_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RespondToInputRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RespondToInputRequest) ProtoMessage() {}
+
+func (x *RespondToInputRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_octo_v1_chat_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RespondToInputRequest.ProtoReflect.Descriptor instead.
+func (*RespondToInputRequest) Descriptor() ([]byte, []int) {
+	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RespondToInputRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RespondToInputRequest) GetAnswer() string {
+	if x != nil {
+		return x.Answer
+	}
+	return ""
+}
+
+// Response of RespondToInput.
+type RespondToInputResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The question that was answered.
+	InputRequest  *InputRequest `protobuf:"bytes,1,opt,name=input_request,json=inputRequest,proto3" json:"input_request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RespondToInputResponse) Reset() {
+	*x = RespondToInputResponse{}
+	mi := &file_octo_v1_chat_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RespondToInputResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RespondToInputResponse) ProtoMessage() {}
+
+func (x *RespondToInputResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_octo_v1_chat_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RespondToInputResponse.ProtoReflect.Descriptor instead.
+func (*RespondToInputResponse) Descriptor() ([]byte, []int) {
+	return file_octo_v1_chat_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RespondToInputResponse) GetInputRequest() *InputRequest {
+	if x != nil {
+		return x.InputRequest
+	}
+	return nil
+}
+
 var File_octo_v1_chat_service_proto protoreflect.FileDescriptor
 
 const file_octo_v1_chat_service_proto_rawDesc = "" +
@@ -1245,14 +1348,19 @@ const file_octo_v1_chat_service_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x129\n" +
 	"\bdecision\x18\x02 \x01(\x0e2\x1d.octo.v1.ConfirmationDecisionR\bdecision\"Z\n" +
 	"\x1dRespondToConfirmationResponse\x129\n" +
-	"\fconfirmation\x18\x01 \x01(\v2\x15.octo.v1.ConfirmationR\fconfirmation*\x8c\x01\n" +
+	"\fconfirmation\x18\x01 \x01(\v2\x15.octo.v1.ConfirmationR\fconfirmation\"C\n" +
+	"\x15RespondToInputRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06answer\x18\x02 \x01(\tR\x06answer\"T\n" +
+	"\x16RespondToInputResponse\x12:\n" +
+	"\rinput_request\x18\x01 \x01(\v2\x15.octo.v1.InputRequestR\finputRequest*\x8c\x01\n" +
 	"\n" +
 	"BusyPolicy\x12\x1b\n" +
 	"\x17BUSY_POLICY_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13BUSY_POLICY_ENQUEUE\x10\x01\x12\x15\n" +
 	"\x11BUSY_POLICY_STEER\x10\x02\x12\x19\n" +
 	"\x15BUSY_POLICY_INTERRUPT\x10\x03\x12\x16\n" +
-	"\x12BUSY_POLICY_REJECT\x10\x042\x8d\v\n" +
+	"\x12BUSY_POLICY_REJECT\x10\x042\x9b\f\n" +
 	"\vChatService\x12v\n" +
 	"\vSendMessage\x12\x1b.octo.v1.SendMessageRequest\x1a\x1c.octo.v1.SendMessageResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{session=sessions/*}/messages\x12\x8e\x01\n" +
 	"\x12SendMessageAndWait\x12\".octo.v1.SendMessageAndWaitRequest\x1a#.octo.v1.SendMessageAndWaitResponse\"/\x82\xd3\xe4\x93\x02):\x01*\"$/v1/{session=sessions/*}:sendAndWait\x12_\n" +
@@ -1268,7 +1376,8 @@ const file_octo_v1_chat_service_proto_rawDesc = "" +
 	"\n" +
 	"ClearQueue\x12\x1a.octo.v1.ClearQueueRequest\x1a\x1b.octo.v1.ClearQueueResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/v1/{session=sessions/*}:clearQueue\x12~\n" +
 	"\x0eCompactSession\x12\x1e.octo.v1.CompactSessionRequest\x1a\x1f.octo.v1.CompactSessionResponse\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/{session=sessions/*}:compact\x12\xa0\x01\n" +
-	"\x15RespondToConfirmation\x12%.octo.v1.RespondToConfirmationRequest\x1a&.octo.v1.RespondToConfirmationResponse\"8\x82\xd3\xe4\x93\x022:\x01*\"-/v1/{name=sessions/*/confirmations/*}:respondB6Z4github.com/octo-agents/octo/clients/go/octov1;octov1b\x06proto3"
+	"\x15RespondToConfirmation\x12%.octo.v1.RespondToConfirmationRequest\x1a&.octo.v1.RespondToConfirmationResponse\"8\x82\xd3\xe4\x93\x022:\x01*\"-/v1/{name=sessions/*/confirmations/*}:respond\x12\x8b\x01\n" +
+	"\x0eRespondToInput\x12\x1e.octo.v1.RespondToInputRequest\x1a\x1f.octo.v1.RespondToInputResponse\"8\x82\xd3\xe4\x93\x022:\x01*\"-/v1/{name=sessions/*/inputRequests/*}:respondB6Z4github.com/octo-agents/octo/clients/go/octov1;octov1b\x06proto3"
 
 var (
 	file_octo_v1_chat_service_proto_rawDescOnce sync.Once
@@ -1283,7 +1392,7 @@ func file_octo_v1_chat_service_proto_rawDescGZIP() []byte {
 }
 
 var file_octo_v1_chat_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_octo_v1_chat_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_octo_v1_chat_service_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_octo_v1_chat_service_proto_goTypes = []any{
 	(BusyPolicy)(0),                       // 0: octo.v1.BusyPolicy
 	(*SendMessageRequest)(nil),            // 1: octo.v1.SendMessageRequest
@@ -1305,63 +1414,69 @@ var file_octo_v1_chat_service_proto_goTypes = []any{
 	(*CompactSessionResponse)(nil),        // 17: octo.v1.CompactSessionResponse
 	(*RespondToConfirmationRequest)(nil),  // 18: octo.v1.RespondToConfirmationRequest
 	(*RespondToConfirmationResponse)(nil), // 19: octo.v1.RespondToConfirmationResponse
-	(*Part)(nil),                          // 20: octo.v1.Part
-	(*Message)(nil),                       // 21: octo.v1.Message
-	(*Turn)(nil),                          // 22: octo.v1.Turn
-	(*durationpb.Duration)(nil),           // 23: google.protobuf.Duration
-	(*ContextCompacted)(nil),              // 24: octo.v1.ContextCompacted
-	(ConfirmationDecision)(0),             // 25: octo.v1.ConfirmationDecision
-	(*Confirmation)(nil),                  // 26: octo.v1.Confirmation
-	(*SessionEvent)(nil),                  // 27: octo.v1.SessionEvent
+	(*RespondToInputRequest)(nil),         // 20: octo.v1.RespondToInputRequest
+	(*RespondToInputResponse)(nil),        // 21: octo.v1.RespondToInputResponse
+	(*Part)(nil),                          // 22: octo.v1.Part
+	(*Message)(nil),                       // 23: octo.v1.Message
+	(*Turn)(nil),                          // 24: octo.v1.Turn
+	(*durationpb.Duration)(nil),           // 25: google.protobuf.Duration
+	(*ContextCompacted)(nil),              // 26: octo.v1.ContextCompacted
+	(ConfirmationDecision)(0),             // 27: octo.v1.ConfirmationDecision
+	(*Confirmation)(nil),                  // 28: octo.v1.Confirmation
+	(*InputRequest)(nil),                  // 29: octo.v1.InputRequest
+	(*SessionEvent)(nil),                  // 30: octo.v1.SessionEvent
 }
 var file_octo_v1_chat_service_proto_depIdxs = []int32{
-	20, // 0: octo.v1.SendMessageRequest.parts:type_name -> octo.v1.Part
+	22, // 0: octo.v1.SendMessageRequest.parts:type_name -> octo.v1.Part
 	0,  // 1: octo.v1.SendMessageRequest.on_busy:type_name -> octo.v1.BusyPolicy
-	21, // 2: octo.v1.SendMessageResponse.message:type_name -> octo.v1.Message
-	22, // 3: octo.v1.SendMessageResponse.turn:type_name -> octo.v1.Turn
-	20, // 4: octo.v1.SendMessageAndWaitRequest.parts:type_name -> octo.v1.Part
+	23, // 2: octo.v1.SendMessageResponse.message:type_name -> octo.v1.Message
+	24, // 3: octo.v1.SendMessageResponse.turn:type_name -> octo.v1.Turn
+	22, // 4: octo.v1.SendMessageAndWaitRequest.parts:type_name -> octo.v1.Part
 	0,  // 5: octo.v1.SendMessageAndWaitRequest.on_busy:type_name -> octo.v1.BusyPolicy
-	23, // 6: octo.v1.SendMessageAndWaitRequest.timeout:type_name -> google.protobuf.Duration
-	21, // 7: octo.v1.SendMessageAndWaitResponse.message:type_name -> octo.v1.Message
-	22, // 8: octo.v1.SendMessageAndWaitResponse.turn:type_name -> octo.v1.Turn
-	21, // 9: octo.v1.SendMessageAndWaitResponse.replies:type_name -> octo.v1.Message
-	20, // 10: octo.v1.ChatRequest.parts:type_name -> octo.v1.Part
+	25, // 6: octo.v1.SendMessageAndWaitRequest.timeout:type_name -> google.protobuf.Duration
+	23, // 7: octo.v1.SendMessageAndWaitResponse.message:type_name -> octo.v1.Message
+	24, // 8: octo.v1.SendMessageAndWaitResponse.turn:type_name -> octo.v1.Turn
+	23, // 9: octo.v1.SendMessageAndWaitResponse.replies:type_name -> octo.v1.Message
+	22, // 10: octo.v1.ChatRequest.parts:type_name -> octo.v1.Part
 	0,  // 11: octo.v1.ChatRequest.on_busy:type_name -> octo.v1.BusyPolicy
-	21, // 12: octo.v1.ListMessagesResponse.messages:type_name -> octo.v1.Message
-	22, // 13: octo.v1.ListTurnsResponse.turns:type_name -> octo.v1.Turn
-	22, // 14: octo.v1.ClearQueueResponse.cancelled_turns:type_name -> octo.v1.Turn
-	24, // 15: octo.v1.CompactSessionResponse.summary:type_name -> octo.v1.ContextCompacted
-	25, // 16: octo.v1.RespondToConfirmationRequest.decision:type_name -> octo.v1.ConfirmationDecision
-	26, // 17: octo.v1.RespondToConfirmationResponse.confirmation:type_name -> octo.v1.Confirmation
-	1,  // 18: octo.v1.ChatService.SendMessage:input_type -> octo.v1.SendMessageRequest
-	3,  // 19: octo.v1.ChatService.SendMessageAndWait:input_type -> octo.v1.SendMessageAndWaitRequest
-	5,  // 20: octo.v1.ChatService.Chat:input_type -> octo.v1.ChatRequest
-	6,  // 21: octo.v1.ChatService.StreamEvents:input_type -> octo.v1.StreamEventsRequest
-	7,  // 22: octo.v1.ChatService.ListMessages:input_type -> octo.v1.ListMessagesRequest
-	9,  // 23: octo.v1.ChatService.GetMessage:input_type -> octo.v1.GetMessageRequest
-	10, // 24: octo.v1.ChatService.GetTurn:input_type -> octo.v1.GetTurnRequest
-	11, // 25: octo.v1.ChatService.ListTurns:input_type -> octo.v1.ListTurnsRequest
-	13, // 26: octo.v1.ChatService.CancelTurn:input_type -> octo.v1.CancelTurnRequest
-	14, // 27: octo.v1.ChatService.ClearQueue:input_type -> octo.v1.ClearQueueRequest
-	16, // 28: octo.v1.ChatService.CompactSession:input_type -> octo.v1.CompactSessionRequest
-	18, // 29: octo.v1.ChatService.RespondToConfirmation:input_type -> octo.v1.RespondToConfirmationRequest
-	2,  // 30: octo.v1.ChatService.SendMessage:output_type -> octo.v1.SendMessageResponse
-	4,  // 31: octo.v1.ChatService.SendMessageAndWait:output_type -> octo.v1.SendMessageAndWaitResponse
-	27, // 32: octo.v1.ChatService.Chat:output_type -> octo.v1.SessionEvent
-	27, // 33: octo.v1.ChatService.StreamEvents:output_type -> octo.v1.SessionEvent
-	8,  // 34: octo.v1.ChatService.ListMessages:output_type -> octo.v1.ListMessagesResponse
-	21, // 35: octo.v1.ChatService.GetMessage:output_type -> octo.v1.Message
-	22, // 36: octo.v1.ChatService.GetTurn:output_type -> octo.v1.Turn
-	12, // 37: octo.v1.ChatService.ListTurns:output_type -> octo.v1.ListTurnsResponse
-	22, // 38: octo.v1.ChatService.CancelTurn:output_type -> octo.v1.Turn
-	15, // 39: octo.v1.ChatService.ClearQueue:output_type -> octo.v1.ClearQueueResponse
-	17, // 40: octo.v1.ChatService.CompactSession:output_type -> octo.v1.CompactSessionResponse
-	19, // 41: octo.v1.ChatService.RespondToConfirmation:output_type -> octo.v1.RespondToConfirmationResponse
-	30, // [30:42] is the sub-list for method output_type
-	18, // [18:30] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	23, // 12: octo.v1.ListMessagesResponse.messages:type_name -> octo.v1.Message
+	24, // 13: octo.v1.ListTurnsResponse.turns:type_name -> octo.v1.Turn
+	24, // 14: octo.v1.ClearQueueResponse.cancelled_turns:type_name -> octo.v1.Turn
+	26, // 15: octo.v1.CompactSessionResponse.summary:type_name -> octo.v1.ContextCompacted
+	27, // 16: octo.v1.RespondToConfirmationRequest.decision:type_name -> octo.v1.ConfirmationDecision
+	28, // 17: octo.v1.RespondToConfirmationResponse.confirmation:type_name -> octo.v1.Confirmation
+	29, // 18: octo.v1.RespondToInputResponse.input_request:type_name -> octo.v1.InputRequest
+	1,  // 19: octo.v1.ChatService.SendMessage:input_type -> octo.v1.SendMessageRequest
+	3,  // 20: octo.v1.ChatService.SendMessageAndWait:input_type -> octo.v1.SendMessageAndWaitRequest
+	5,  // 21: octo.v1.ChatService.Chat:input_type -> octo.v1.ChatRequest
+	6,  // 22: octo.v1.ChatService.StreamEvents:input_type -> octo.v1.StreamEventsRequest
+	7,  // 23: octo.v1.ChatService.ListMessages:input_type -> octo.v1.ListMessagesRequest
+	9,  // 24: octo.v1.ChatService.GetMessage:input_type -> octo.v1.GetMessageRequest
+	10, // 25: octo.v1.ChatService.GetTurn:input_type -> octo.v1.GetTurnRequest
+	11, // 26: octo.v1.ChatService.ListTurns:input_type -> octo.v1.ListTurnsRequest
+	13, // 27: octo.v1.ChatService.CancelTurn:input_type -> octo.v1.CancelTurnRequest
+	14, // 28: octo.v1.ChatService.ClearQueue:input_type -> octo.v1.ClearQueueRequest
+	16, // 29: octo.v1.ChatService.CompactSession:input_type -> octo.v1.CompactSessionRequest
+	18, // 30: octo.v1.ChatService.RespondToConfirmation:input_type -> octo.v1.RespondToConfirmationRequest
+	20, // 31: octo.v1.ChatService.RespondToInput:input_type -> octo.v1.RespondToInputRequest
+	2,  // 32: octo.v1.ChatService.SendMessage:output_type -> octo.v1.SendMessageResponse
+	4,  // 33: octo.v1.ChatService.SendMessageAndWait:output_type -> octo.v1.SendMessageAndWaitResponse
+	30, // 34: octo.v1.ChatService.Chat:output_type -> octo.v1.SessionEvent
+	30, // 35: octo.v1.ChatService.StreamEvents:output_type -> octo.v1.SessionEvent
+	8,  // 36: octo.v1.ChatService.ListMessages:output_type -> octo.v1.ListMessagesResponse
+	23, // 37: octo.v1.ChatService.GetMessage:output_type -> octo.v1.Message
+	24, // 38: octo.v1.ChatService.GetTurn:output_type -> octo.v1.Turn
+	12, // 39: octo.v1.ChatService.ListTurns:output_type -> octo.v1.ListTurnsResponse
+	24, // 40: octo.v1.ChatService.CancelTurn:output_type -> octo.v1.Turn
+	15, // 41: octo.v1.ChatService.ClearQueue:output_type -> octo.v1.ClearQueueResponse
+	17, // 42: octo.v1.ChatService.CompactSession:output_type -> octo.v1.CompactSessionResponse
+	19, // 43: octo.v1.ChatService.RespondToConfirmation:output_type -> octo.v1.RespondToConfirmationResponse
+	21, // 44: octo.v1.ChatService.RespondToInput:output_type -> octo.v1.RespondToInputResponse
+	32, // [32:45] is the sub-list for method output_type
+	19, // [19:32] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_octo_v1_chat_service_proto_init() }
@@ -1377,7 +1492,7 @@ func file_octo_v1_chat_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_octo_v1_chat_service_proto_rawDesc), len(file_octo_v1_chat_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,7 @@ const (
 	ChatService_ClearQueue_FullMethodName            = "/octo.v1.ChatService/ClearQueue"
 	ChatService_CompactSession_FullMethodName        = "/octo.v1.ChatService/CompactSession"
 	ChatService_RespondToConfirmation_FullMethodName = "/octo.v1.ChatService/RespondToConfirmation"
+	ChatService_RespondToInput_FullMethodName        = "/octo.v1.ChatService/RespondToInput"
 )
 
 // ChatServiceClient is the client API for ChatService service.
@@ -45,7 +46,9 @@ type ChatServiceClient interface {
 	// Like SendMessage, then answers once the triggered turn has ended: the turn and its
 	// assistant messages, in one response (for scripts and integrations that do not
 	// stream). A turn still running after `timeout` goes on; the call then fails with
-	// DEADLINE_EXCEEDED (reason TURN_STILL_RUNNING) naming the turn to follow.
+	// DEADLINE_EXCEEDED (reason TURN_STILL_RUNNING) naming the turn to follow. The caller
+	// waits for the end and cannot answer questions meanwhile, so the turn this starts
+	// is not offered the `ask_user` tool (the model decides without asking).
 	SendMessageAndWait(ctx context.Context, in *SendMessageAndWaitRequest, opts ...grpc.CallOption) (*SendMessageAndWaitResponse, error)
 	// Like SendMessage, then streams the triggered turn's events until its terminal event.
 	Chat(ctx context.Context, in *ChatRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SessionEvent], error)
@@ -73,6 +76,13 @@ type ChatServiceClient interface {
 	CompactSession(ctx context.Context, in *CompactSessionRequest, opts ...grpc.CallOption) (*CompactSessionResponse, error)
 	// Answers a confirmation request.
 	RespondToConfirmation(ctx context.Context, in *RespondToConfirmationRequest, opts ...grpc.CallOption) (*RespondToConfirmationResponse, error)
+	// Answers a question the model asked with the `ask_user` tool (an `input_requested`
+	// event, or the snapshot's pending_input_requests): the answer goes back to the model
+	// as the tool call's result and the turn goes on. Errors: NOT_FOUND when the request
+	// is not waiting (answered, withdrawn by a cancel, or unknown); INVALID_ARGUMENT
+	// naming `answer` when it is empty, too long, or not one of the choices of a request
+	// that does not allow free text.
+	RespondToInput(ctx context.Context, in *RespondToInputRequest, opts ...grpc.CallOption) (*RespondToInputResponse, error)
 }
 
 type chatServiceClient struct {
@@ -221,6 +231,16 @@ func (c *chatServiceClient) RespondToConfirmation(ctx context.Context, in *Respo
 	return out, nil
 }
 
+func (c *chatServiceClient) RespondToInput(ctx context.Context, in *RespondToInputRequest, opts ...grpc.CallOption) (*RespondToInputResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RespondToInputResponse)
+	err := c.cc.Invoke(ctx, ChatService_RespondToInput_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ChatServiceServer is the server API for ChatService service.
 // All implementations must embed UnimplementedChatServiceServer
 // for forward compatibility.
@@ -233,7 +253,9 @@ type ChatServiceServer interface {
 	// Like SendMessage, then answers once the triggered turn has ended: the turn and its
 	// assistant messages, in one response (for scripts and integrations that do not
 	// stream). A turn still running after `timeout` goes on; the call then fails with
-	// DEADLINE_EXCEEDED (reason TURN_STILL_RUNNING) naming the turn to follow.
+	// DEADLINE_EXCEEDED (reason TURN_STILL_RUNNING) naming the turn to follow. The caller
+	// waits for the end and cannot answer questions meanwhile, so the turn this starts
+	// is not offered the `ask_user` tool (the model decides without asking).
 	SendMessageAndWait(context.Context, *SendMessageAndWaitRequest) (*SendMessageAndWaitResponse, error)
 	// Like SendMessage, then streams the triggered turn's events until its terminal event.
 	Chat(*ChatRequest, grpc.ServerStreamingServer[SessionEvent]) error
@@ -261,6 +283,13 @@ type ChatServiceServer interface {
 	CompactSession(context.Context, *CompactSessionRequest) (*CompactSessionResponse, error)
 	// Answers a confirmation request.
 	RespondToConfirmation(context.Context, *RespondToConfirmationRequest) (*RespondToConfirmationResponse, error)
+	// Answers a question the model asked with the `ask_user` tool (an `input_requested`
+	// event, or the snapshot's pending_input_requests): the answer goes back to the model
+	// as the tool call's result and the turn goes on. Errors: NOT_FOUND when the request
+	// is not waiting (answered, withdrawn by a cancel, or unknown); INVALID_ARGUMENT
+	// naming `answer` when it is empty, too long, or not one of the choices of a request
+	// that does not allow free text.
+	RespondToInput(context.Context, *RespondToInputRequest) (*RespondToInputResponse, error)
 	mustEmbedUnimplementedChatServiceServer()
 }
 
@@ -306,6 +335,9 @@ func (UnimplementedChatServiceServer) CompactSession(context.Context, *CompactSe
 }
 func (UnimplementedChatServiceServer) RespondToConfirmation(context.Context, *RespondToConfirmationRequest) (*RespondToConfirmationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RespondToConfirmation not implemented")
+}
+func (UnimplementedChatServiceServer) RespondToInput(context.Context, *RespondToInputRequest) (*RespondToInputResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RespondToInput not implemented")
 }
 func (UnimplementedChatServiceServer) mustEmbedUnimplementedChatServiceServer() {}
 func (UnimplementedChatServiceServer) testEmbeddedByValue()                     {}
@@ -530,6 +562,24 @@ func _ChatService_RespondToConfirmation_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ChatService_RespondToInput_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RespondToInputRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChatServiceServer).RespondToInput(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ChatService_RespondToInput_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChatServiceServer).RespondToInput(ctx, req.(*RespondToInputRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ChatService_ServiceDesc is the grpc.ServiceDesc for ChatService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -576,6 +626,10 @@ var ChatService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RespondToConfirmation",
 			Handler:    _ChatService_RespondToConfirmation_Handler,
+		},
+		{
+			MethodName: "RespondToInput",
+			Handler:    _ChatService_RespondToInput_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -163,6 +163,8 @@ type SessionEvent struct {
 	//	*SessionEvent_SessionDeleted
 	//	*SessionEvent_Error
 	//	*SessionEvent_StreamReset
+	//	*SessionEvent_InputRequested
+	//	*SessionEvent_InputResolved
 	//	*SessionEvent_ContextCompacted
 	Kind          isSessionEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
@@ -405,6 +407,24 @@ func (x *SessionEvent) GetStreamReset() *StreamReset {
 	return nil
 }
 
+func (x *SessionEvent) GetInputRequested() *InputRequested {
+	if x != nil {
+		if x, ok := x.Kind.(*SessionEvent_InputRequested); ok {
+			return x.InputRequested
+		}
+	}
+	return nil
+}
+
+func (x *SessionEvent) GetInputResolved() *InputResolved {
+	if x != nil {
+		if x, ok := x.Kind.(*SessionEvent_InputResolved); ok {
+			return x.InputResolved
+		}
+	}
+	return nil
+}
+
 func (x *SessionEvent) GetContextCompacted() *ContextCompacted {
 	if x != nil {
 		if x, ok := x.Kind.(*SessionEvent_ContextCompacted); ok {
@@ -513,6 +533,17 @@ type SessionEvent_StreamReset struct {
 	StreamReset *StreamReset `protobuf:"bytes,28,opt,name=stream_reset,json=streamReset,proto3,oneof"`
 }
 
+type SessionEvent_InputRequested struct {
+	// The model asked the user a question (`ask_user`); the turn waits for
+	// RespondToInput. Also in the snapshot's pending_input_requests while unanswered.
+	InputRequested *InputRequested `protobuf:"bytes,29,opt,name=input_requested,json=inputRequested,proto3,oneof"`
+}
+
+type SessionEvent_InputResolved struct {
+	// A question was answered (or withdrawn by a cancel).
+	InputResolved *InputResolved `protobuf:"bytes,30,opt,name=input_resolved,json=inputResolved,proto3,oneof"`
+}
+
 type SessionEvent_ContextCompacted struct {
 	// The oldest part of the conversation was summarised (compaction): later requests
 	// to the model use the summary in place of the messages it replaced. History and
@@ -558,6 +589,10 @@ func (*SessionEvent_Error) isSessionEvent_Kind() {}
 
 func (*SessionEvent_StreamReset) isSessionEvent_Kind() {}
 
+func (*SessionEvent_InputRequested) isSessionEvent_Kind() {}
+
+func (*SessionEvent_InputResolved) isSessionEvent_Kind() {}
+
 func (*SessionEvent_ContextCompacted) isSessionEvent_Kind() {}
 
 // The live state of a session.
@@ -574,9 +609,11 @@ type SessionSnapshot struct {
 	// The message being streamed, with the text received so far.
 	PartialMessage *Message `protobuf:"bytes,5,opt,name=partial_message,json=partialMessage,proto3" json:"partial_message,omitempty"`
 	// The sequence of the last event before this snapshot.
-	LastSequence  int64 `protobuf:"varint,6,opt,name=last_sequence,json=lastSequence,proto3" json:"last_sequence,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastSequence int64 `protobuf:"varint,6,opt,name=last_sequence,json=lastSequence,proto3" json:"last_sequence,omitempty"`
+	// Questions of the model (`ask_user`) waiting for an answer.
+	PendingInputRequests []*InputRequest `protobuf:"bytes,7,rep,name=pending_input_requests,json=pendingInputRequests,proto3" json:"pending_input_requests,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *SessionSnapshot) Reset() {
@@ -649,6 +686,13 @@ func (x *SessionSnapshot) GetLastSequence() int64 {
 		return x.LastSequence
 	}
 	return 0
+}
+
+func (x *SessionSnapshot) GetPendingInputRequests() []*InputRequest {
+	if x != nil {
+		return x.PendingInputRequests
+	}
+	return nil
 }
 
 // A turn was queued.
@@ -1320,6 +1364,108 @@ func (x *ConfirmationResolved) GetDecision() ConfirmationDecision {
 	return ConfirmationDecision_CONFIRMATION_DECISION_UNSPECIFIED
 }
 
+// The model asked the user a question.
+type InputRequested struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The question.
+	InputRequest  *InputRequest `protobuf:"bytes,1,opt,name=input_request,json=inputRequest,proto3" json:"input_request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InputRequested) Reset() {
+	*x = InputRequested{}
+	mi := &file_octo_v1_event_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InputRequested) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InputRequested) ProtoMessage() {}
+
+func (x *InputRequested) ProtoReflect() protoreflect.Message {
+	mi := &file_octo_v1_event_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InputRequested.ProtoReflect.Descriptor instead.
+func (*InputRequested) Descriptor() ([]byte, []int) {
+	return file_octo_v1_event_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *InputRequested) GetInputRequest() *InputRequest {
+	if x != nil {
+		return x.InputRequest
+	}
+	return nil
+}
+
+// A question was answered.
+type InputResolved struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `sessions/{session}/inputRequests/{input_request}`.
+	InputRequest string `protobuf:"bytes,1,opt,name=input_request,json=inputRequest,proto3" json:"input_request,omitempty"`
+	// The answer the model gets; empty when a cancel withdrew the question (answers are
+	// never empty).
+	Answer        string `protobuf:"bytes,2,opt,name=answer,proto3" json:"answer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InputResolved) Reset() {
+	*x = InputResolved{}
+	mi := &file_octo_v1_event_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InputResolved) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InputResolved) ProtoMessage() {}
+
+func (x *InputResolved) ProtoReflect() protoreflect.Message {
+	mi := &file_octo_v1_event_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InputResolved.ProtoReflect.Descriptor instead.
+func (*InputResolved) Descriptor() ([]byte, []int) {
+	return file_octo_v1_event_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *InputResolved) GetInputRequest() string {
+	if x != nil {
+		return x.InputRequest
+	}
+	return ""
+}
+
+func (x *InputResolved) GetAnswer() string {
+	if x != nil {
+		return x.Answer
+	}
+	return ""
+}
+
 // A message is complete.
 type MessageCompleted struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1331,7 +1477,7 @@ type MessageCompleted struct {
 
 func (x *MessageCompleted) Reset() {
 	*x = MessageCompleted{}
-	mi := &file_octo_v1_event_proto_msgTypes[14]
+	mi := &file_octo_v1_event_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1343,7 +1489,7 @@ func (x *MessageCompleted) String() string {
 func (*MessageCompleted) ProtoMessage() {}
 
 func (x *MessageCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_event_proto_msgTypes[14]
+	mi := &file_octo_v1_event_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1356,7 +1502,7 @@ func (x *MessageCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageCompleted.ProtoReflect.Descriptor instead.
 func (*MessageCompleted) Descriptor() ([]byte, []int) {
-	return file_octo_v1_event_proto_rawDescGZIP(), []int{14}
+	return file_octo_v1_event_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *MessageCompleted) GetMessage() *Message {
@@ -1377,7 +1523,7 @@ type TurnFinished struct {
 
 func (x *TurnFinished) Reset() {
 	*x = TurnFinished{}
-	mi := &file_octo_v1_event_proto_msgTypes[15]
+	mi := &file_octo_v1_event_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1389,7 +1535,7 @@ func (x *TurnFinished) String() string {
 func (*TurnFinished) ProtoMessage() {}
 
 func (x *TurnFinished) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_event_proto_msgTypes[15]
+	mi := &file_octo_v1_event_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1402,7 +1548,7 @@ func (x *TurnFinished) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TurnFinished.ProtoReflect.Descriptor instead.
 func (*TurnFinished) Descriptor() ([]byte, []int) {
-	return file_octo_v1_event_proto_rawDescGZIP(), []int{15}
+	return file_octo_v1_event_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TurnFinished) GetTurn() *Turn {
@@ -1423,7 +1569,7 @@ type SessionUpdated struct {
 
 func (x *SessionUpdated) Reset() {
 	*x = SessionUpdated{}
-	mi := &file_octo_v1_event_proto_msgTypes[16]
+	mi := &file_octo_v1_event_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +1581,7 @@ func (x *SessionUpdated) String() string {
 func (*SessionUpdated) ProtoMessage() {}
 
 func (x *SessionUpdated) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_event_proto_msgTypes[16]
+	mi := &file_octo_v1_event_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +1594,7 @@ func (x *SessionUpdated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionUpdated.ProtoReflect.Descriptor instead.
 func (*SessionUpdated) Descriptor() ([]byte, []int) {
-	return file_octo_v1_event_proto_rawDescGZIP(), []int{16}
+	return file_octo_v1_event_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SessionUpdated) GetSession() *Session {
@@ -1469,7 +1615,7 @@ type SessionDeleted struct {
 
 func (x *SessionDeleted) Reset() {
 	*x = SessionDeleted{}
-	mi := &file_octo_v1_event_proto_msgTypes[17]
+	mi := &file_octo_v1_event_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1481,7 +1627,7 @@ func (x *SessionDeleted) String() string {
 func (*SessionDeleted) ProtoMessage() {}
 
 func (x *SessionDeleted) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_event_proto_msgTypes[17]
+	mi := &file_octo_v1_event_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1494,7 +1640,7 @@ func (x *SessionDeleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionDeleted.ProtoReflect.Descriptor instead.
 func (*SessionDeleted) Descriptor() ([]byte, []int) {
-	return file_octo_v1_event_proto_rawDescGZIP(), []int{17}
+	return file_octo_v1_event_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SessionDeleted) GetSession() string {
@@ -1519,7 +1665,7 @@ type ErrorEvent struct {
 
 func (x *ErrorEvent) Reset() {
 	*x = ErrorEvent{}
-	mi := &file_octo_v1_event_proto_msgTypes[18]
+	mi := &file_octo_v1_event_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1531,7 +1677,7 @@ func (x *ErrorEvent) String() string {
 func (*ErrorEvent) ProtoMessage() {}
 
 func (x *ErrorEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_event_proto_msgTypes[18]
+	mi := &file_octo_v1_event_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1544,7 +1690,7 @@ func (x *ErrorEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorEvent.ProtoReflect.Descriptor instead.
 func (*ErrorEvent) Descriptor() ([]byte, []int) {
-	return file_octo_v1_event_proto_rawDescGZIP(), []int{18}
+	return file_octo_v1_event_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ErrorEvent) GetReason() string {
@@ -1589,7 +1735,7 @@ type ContextCompacted struct {
 
 func (x *ContextCompacted) Reset() {
 	*x = ContextCompacted{}
-	mi := &file_octo_v1_event_proto_msgTypes[19]
+	mi := &file_octo_v1_event_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1601,7 +1747,7 @@ func (x *ContextCompacted) String() string {
 func (*ContextCompacted) ProtoMessage() {}
 
 func (x *ContextCompacted) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_event_proto_msgTypes[19]
+	mi := &file_octo_v1_event_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1614,7 +1760,7 @@ func (x *ContextCompacted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContextCompacted.ProtoReflect.Descriptor instead.
 func (*ContextCompacted) Descriptor() ([]byte, []int) {
-	return file_octo_v1_event_proto_rawDescGZIP(), []int{19}
+	return file_octo_v1_event_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ContextCompacted) GetReplacedMessages() int32 {
@@ -1665,7 +1811,7 @@ type StreamReset struct {
 
 func (x *StreamReset) Reset() {
 	*x = StreamReset{}
-	mi := &file_octo_v1_event_proto_msgTypes[20]
+	mi := &file_octo_v1_event_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1677,7 +1823,7 @@ func (x *StreamReset) String() string {
 func (*StreamReset) ProtoMessage() {}
 
 func (x *StreamReset) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_event_proto_msgTypes[20]
+	mi := &file_octo_v1_event_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1690,7 +1836,7 @@ func (x *StreamReset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamReset.ProtoReflect.Descriptor instead.
 func (*StreamReset) Descriptor() ([]byte, []int) {
-	return file_octo_v1_event_proto_rawDescGZIP(), []int{20}
+	return file_octo_v1_event_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StreamReset) GetReason() string {
@@ -1711,7 +1857,7 @@ var File_octo_v1_event_proto protoreflect.FileDescriptor
 
 const file_octo_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x13octo/v1/event.proto\x12\aocto.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15octo/v1/message.proto\x1a\x15octo/v1/session.proto\"\xcc\v\n" +
+	"\x13octo/v1/event.proto\x12\aocto.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15octo/v1/message.proto\x1a\x15octo/v1/session.proto\"\xd1\f\n" +
 	"\fSessionEvent\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x18\n" +
 	"\asession\x18\x02 \x01(\tR\asession\x12\x12\n" +
@@ -1738,9 +1884,11 @@ const file_octo_v1_event_proto_rawDesc = "" +
 	"\x0fsession_updated\x18\x19 \x01(\v2\x17.octo.v1.SessionUpdatedH\x00R\x0esessionUpdated\x12B\n" +
 	"\x0fsession_deleted\x18\x1a \x01(\v2\x17.octo.v1.SessionDeletedH\x00R\x0esessionDeleted\x12+\n" +
 	"\x05error\x18\x1b \x01(\v2\x13.octo.v1.ErrorEventH\x00R\x05error\x129\n" +
-	"\fstream_reset\x18\x1c \x01(\v2\x14.octo.v1.StreamResetH\x00R\vstreamReset\x12H\n" +
+	"\fstream_reset\x18\x1c \x01(\v2\x14.octo.v1.StreamResetH\x00R\vstreamReset\x12B\n" +
+	"\x0finput_requested\x18\x1d \x01(\v2\x17.octo.v1.InputRequestedH\x00R\x0einputRequested\x12?\n" +
+	"\x0einput_resolved\x18\x1e \x01(\v2\x16.octo.v1.InputResolvedH\x00R\rinputResolved\x12H\n" +
 	"\x11context_compacted\x18  \x01(\v2\x19.octo.v1.ContextCompactedH\x00R\x10contextCompactedB\x06\n" +
-	"\x04kind\"\xcb\x02\n" +
+	"\x04kind\"\x98\x03\n" +
 	"\x0fSessionSnapshot\x12*\n" +
 	"\asession\x18\x01 \x01(\v2\x10.octo.v1.SessionR\asession\x12.\n" +
 	"\vactive_turn\x18\x02 \x01(\v2\r.octo.v1.TurnR\n" +
@@ -1748,7 +1896,8 @@ const file_octo_v1_event_proto_rawDesc = "" +
 	"\fqueued_turns\x18\x03 \x03(\v2\r.octo.v1.TurnR\vqueuedTurns\x12J\n" +
 	"\x15pending_confirmations\x18\x04 \x03(\v2\x15.octo.v1.ConfirmationR\x14pendingConfirmations\x129\n" +
 	"\x0fpartial_message\x18\x05 \x01(\v2\x10.octo.v1.MessageR\x0epartialMessage\x12#\n" +
-	"\rlast_sequence\x18\x06 \x01(\x03R\flastSequence\"K\n" +
+	"\rlast_sequence\x18\x06 \x01(\x03R\flastSequence\x12K\n" +
+	"\x16pending_input_requests\x18\a \x03(\v2\x15.octo.v1.InputRequestR\x14pendingInputRequests\"K\n" +
 	"\n" +
 	"TurnQueued\x12!\n" +
 	"\x04turn\x18\x01 \x01(\v2\r.octo.v1.TurnR\x04turn\x12\x1a\n" +
@@ -1787,7 +1936,12 @@ const file_octo_v1_event_proto_rawDesc = "" +
 	"\fconfirmation\x18\x01 \x01(\v2\x15.octo.v1.ConfirmationR\fconfirmation\"u\n" +
 	"\x14ConfirmationResolved\x12\"\n" +
 	"\fconfirmation\x18\x01 \x01(\tR\fconfirmation\x129\n" +
-	"\bdecision\x18\x02 \x01(\x0e2\x1d.octo.v1.ConfirmationDecisionR\bdecision\">\n" +
+	"\bdecision\x18\x02 \x01(\x0e2\x1d.octo.v1.ConfirmationDecisionR\bdecision\"L\n" +
+	"\x0eInputRequested\x12:\n" +
+	"\rinput_request\x18\x01 \x01(\v2\x15.octo.v1.InputRequestR\finputRequest\"L\n" +
+	"\rInputResolved\x12#\n" +
+	"\rinput_request\x18\x01 \x01(\tR\finputRequest\x12\x16\n" +
+	"\x06answer\x18\x02 \x01(\tR\x06answer\">\n" +
 	"\x10MessageCompleted\x12*\n" +
 	"\amessage\x18\x01 \x01(\v2\x10.octo.v1.MessageR\amessage\"1\n" +
 	"\fTurnFinished\x12!\n" +
@@ -1833,7 +1987,7 @@ func file_octo_v1_event_proto_rawDescGZIP() []byte {
 }
 
 var file_octo_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_octo_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_octo_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_octo_v1_event_proto_goTypes = []any{
 	(ContentKind)(0),              // 0: octo.v1.ContentKind
 	(OutputStream)(0),             // 1: octo.v1.OutputStream
@@ -1851,26 +2005,29 @@ var file_octo_v1_event_proto_goTypes = []any{
 	(*ToolCallFinished)(nil),      // 13: octo.v1.ToolCallFinished
 	(*ConfirmationRequested)(nil), // 14: octo.v1.ConfirmationRequested
 	(*ConfirmationResolved)(nil),  // 15: octo.v1.ConfirmationResolved
-	(*MessageCompleted)(nil),      // 16: octo.v1.MessageCompleted
-	(*TurnFinished)(nil),          // 17: octo.v1.TurnFinished
-	(*SessionUpdated)(nil),        // 18: octo.v1.SessionUpdated
-	(*SessionDeleted)(nil),        // 19: octo.v1.SessionDeleted
-	(*ErrorEvent)(nil),            // 20: octo.v1.ErrorEvent
-	(*ContextCompacted)(nil),      // 21: octo.v1.ContextCompacted
-	(*StreamReset)(nil),           // 22: octo.v1.StreamReset
-	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
-	(*Session)(nil),               // 24: octo.v1.Session
-	(*Turn)(nil),                  // 25: octo.v1.Turn
-	(*Confirmation)(nil),          // 26: octo.v1.Confirmation
-	(*Message)(nil),               // 27: octo.v1.Message
-	(Role)(0),                     // 28: octo.v1.Role
-	(*ToolCall)(nil),              // 29: octo.v1.ToolCall
-	(*ToolCallRecord)(nil),        // 30: octo.v1.ToolCallRecord
-	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
-	(ConfirmationDecision)(0),     // 32: octo.v1.ConfirmationDecision
+	(*InputRequested)(nil),        // 16: octo.v1.InputRequested
+	(*InputResolved)(nil),         // 17: octo.v1.InputResolved
+	(*MessageCompleted)(nil),      // 18: octo.v1.MessageCompleted
+	(*TurnFinished)(nil),          // 19: octo.v1.TurnFinished
+	(*SessionUpdated)(nil),        // 20: octo.v1.SessionUpdated
+	(*SessionDeleted)(nil),        // 21: octo.v1.SessionDeleted
+	(*ErrorEvent)(nil),            // 22: octo.v1.ErrorEvent
+	(*ContextCompacted)(nil),      // 23: octo.v1.ContextCompacted
+	(*StreamReset)(nil),           // 24: octo.v1.StreamReset
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(*Session)(nil),               // 26: octo.v1.Session
+	(*Turn)(nil),                  // 27: octo.v1.Turn
+	(*Confirmation)(nil),          // 28: octo.v1.Confirmation
+	(*Message)(nil),               // 29: octo.v1.Message
+	(*InputRequest)(nil),          // 30: octo.v1.InputRequest
+	(Role)(0),                     // 31: octo.v1.Role
+	(*ToolCall)(nil),              // 32: octo.v1.ToolCall
+	(*ToolCallRecord)(nil),        // 33: octo.v1.ToolCallRecord
+	(*durationpb.Duration)(nil),   // 34: google.protobuf.Duration
+	(ConfirmationDecision)(0),     // 35: octo.v1.ConfirmationDecision
 }
 var file_octo_v1_event_proto_depIdxs = []int32{
-	23, // 0: octo.v1.SessionEvent.time:type_name -> google.protobuf.Timestamp
+	25, // 0: octo.v1.SessionEvent.time:type_name -> google.protobuf.Timestamp
 	3,  // 1: octo.v1.SessionEvent.snapshot:type_name -> octo.v1.SessionSnapshot
 	4,  // 2: octo.v1.SessionEvent.turn_queued:type_name -> octo.v1.TurnQueued
 	5,  // 3: octo.v1.SessionEvent.turn_started:type_name -> octo.v1.TurnStarted
@@ -1884,37 +2041,41 @@ var file_octo_v1_event_proto_depIdxs = []int32{
 	13, // 11: octo.v1.SessionEvent.tool_call_finished:type_name -> octo.v1.ToolCallFinished
 	14, // 12: octo.v1.SessionEvent.confirmation_requested:type_name -> octo.v1.ConfirmationRequested
 	15, // 13: octo.v1.SessionEvent.confirmation_resolved:type_name -> octo.v1.ConfirmationResolved
-	16, // 14: octo.v1.SessionEvent.message_completed:type_name -> octo.v1.MessageCompleted
-	17, // 15: octo.v1.SessionEvent.turn_finished:type_name -> octo.v1.TurnFinished
-	18, // 16: octo.v1.SessionEvent.session_updated:type_name -> octo.v1.SessionUpdated
-	19, // 17: octo.v1.SessionEvent.session_deleted:type_name -> octo.v1.SessionDeleted
-	20, // 18: octo.v1.SessionEvent.error:type_name -> octo.v1.ErrorEvent
-	22, // 19: octo.v1.SessionEvent.stream_reset:type_name -> octo.v1.StreamReset
-	21, // 20: octo.v1.SessionEvent.context_compacted:type_name -> octo.v1.ContextCompacted
-	24, // 21: octo.v1.SessionSnapshot.session:type_name -> octo.v1.Session
-	25, // 22: octo.v1.SessionSnapshot.active_turn:type_name -> octo.v1.Turn
-	25, // 23: octo.v1.SessionSnapshot.queued_turns:type_name -> octo.v1.Turn
-	26, // 24: octo.v1.SessionSnapshot.pending_confirmations:type_name -> octo.v1.Confirmation
-	27, // 25: octo.v1.SessionSnapshot.partial_message:type_name -> octo.v1.Message
-	25, // 26: octo.v1.TurnQueued.turn:type_name -> octo.v1.Turn
-	25, // 27: octo.v1.TurnStarted.turn:type_name -> octo.v1.Turn
-	28, // 28: octo.v1.MessageStarted.role:type_name -> octo.v1.Role
-	0,  // 29: octo.v1.ContentStarted.kind:type_name -> octo.v1.ContentKind
-	29, // 30: octo.v1.ToolCallStarted.tool_call:type_name -> octo.v1.ToolCall
-	1,  // 31: octo.v1.ToolCallOutput.stream:type_name -> octo.v1.OutputStream
-	30, // 32: octo.v1.ToolCallFinished.record:type_name -> octo.v1.ToolCallRecord
-	31, // 33: octo.v1.ToolCallFinished.duration:type_name -> google.protobuf.Duration
-	26, // 34: octo.v1.ConfirmationRequested.confirmation:type_name -> octo.v1.Confirmation
-	32, // 35: octo.v1.ConfirmationResolved.decision:type_name -> octo.v1.ConfirmationDecision
-	27, // 36: octo.v1.MessageCompleted.message:type_name -> octo.v1.Message
-	25, // 37: octo.v1.TurnFinished.turn:type_name -> octo.v1.Turn
-	24, // 38: octo.v1.SessionUpdated.session:type_name -> octo.v1.Session
-	31, // 39: octo.v1.ErrorEvent.retry_delay:type_name -> google.protobuf.Duration
-	40, // [40:40] is the sub-list for method output_type
-	40, // [40:40] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	18, // 14: octo.v1.SessionEvent.message_completed:type_name -> octo.v1.MessageCompleted
+	19, // 15: octo.v1.SessionEvent.turn_finished:type_name -> octo.v1.TurnFinished
+	20, // 16: octo.v1.SessionEvent.session_updated:type_name -> octo.v1.SessionUpdated
+	21, // 17: octo.v1.SessionEvent.session_deleted:type_name -> octo.v1.SessionDeleted
+	22, // 18: octo.v1.SessionEvent.error:type_name -> octo.v1.ErrorEvent
+	24, // 19: octo.v1.SessionEvent.stream_reset:type_name -> octo.v1.StreamReset
+	16, // 20: octo.v1.SessionEvent.input_requested:type_name -> octo.v1.InputRequested
+	17, // 21: octo.v1.SessionEvent.input_resolved:type_name -> octo.v1.InputResolved
+	23, // 22: octo.v1.SessionEvent.context_compacted:type_name -> octo.v1.ContextCompacted
+	26, // 23: octo.v1.SessionSnapshot.session:type_name -> octo.v1.Session
+	27, // 24: octo.v1.SessionSnapshot.active_turn:type_name -> octo.v1.Turn
+	27, // 25: octo.v1.SessionSnapshot.queued_turns:type_name -> octo.v1.Turn
+	28, // 26: octo.v1.SessionSnapshot.pending_confirmations:type_name -> octo.v1.Confirmation
+	29, // 27: octo.v1.SessionSnapshot.partial_message:type_name -> octo.v1.Message
+	30, // 28: octo.v1.SessionSnapshot.pending_input_requests:type_name -> octo.v1.InputRequest
+	27, // 29: octo.v1.TurnQueued.turn:type_name -> octo.v1.Turn
+	27, // 30: octo.v1.TurnStarted.turn:type_name -> octo.v1.Turn
+	31, // 31: octo.v1.MessageStarted.role:type_name -> octo.v1.Role
+	0,  // 32: octo.v1.ContentStarted.kind:type_name -> octo.v1.ContentKind
+	32, // 33: octo.v1.ToolCallStarted.tool_call:type_name -> octo.v1.ToolCall
+	1,  // 34: octo.v1.ToolCallOutput.stream:type_name -> octo.v1.OutputStream
+	33, // 35: octo.v1.ToolCallFinished.record:type_name -> octo.v1.ToolCallRecord
+	34, // 36: octo.v1.ToolCallFinished.duration:type_name -> google.protobuf.Duration
+	28, // 37: octo.v1.ConfirmationRequested.confirmation:type_name -> octo.v1.Confirmation
+	35, // 38: octo.v1.ConfirmationResolved.decision:type_name -> octo.v1.ConfirmationDecision
+	30, // 39: octo.v1.InputRequested.input_request:type_name -> octo.v1.InputRequest
+	29, // 40: octo.v1.MessageCompleted.message:type_name -> octo.v1.Message
+	27, // 41: octo.v1.TurnFinished.turn:type_name -> octo.v1.Turn
+	26, // 42: octo.v1.SessionUpdated.session:type_name -> octo.v1.Session
+	34, // 43: octo.v1.ErrorEvent.retry_delay:type_name -> google.protobuf.Duration
+	44, // [44:44] is the sub-list for method output_type
+	44, // [44:44] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_octo_v1_event_proto_init() }
@@ -1944,6 +2105,8 @@ func file_octo_v1_event_proto_init() {
 		(*SessionEvent_SessionDeleted)(nil),
 		(*SessionEvent_Error)(nil),
 		(*SessionEvent_StreamReset)(nil),
+		(*SessionEvent_InputRequested)(nil),
+		(*SessionEvent_InputResolved)(nil),
 		(*SessionEvent_ContextCompacted)(nil),
 	}
 	type x struct{}
@@ -1952,7 +2115,7 @@ func file_octo_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_octo_v1_event_proto_rawDesc), len(file_octo_v1_event_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

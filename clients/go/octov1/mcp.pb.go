@@ -871,8 +871,8 @@ type ListToolsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only this server's tools, `mcpServers/{mcp_server}`.
 	McpServer string `protobuf:"bytes,1,opt,name=mcp_server,json=mcpServer,proto3" json:"mcp_server,omitempty"`
-	// Only what this session's turns are offered (its permission mode's filter),
-	// `sessions/{session}`.
+	// Only what this session's turns are offered (its permission mode's filter; no
+	// `ask_user` in a session created by a schedule or a webhook), `sessions/{session}`.
 	Session       string `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -1134,6 +1134,110 @@ func (x *Confirmation) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// A question the model asked the person using the session (the built-in `ask_user`
+// tool), waiting for RespondToInput. The answer goes back to the model as the tool
+// call's result. Asked only where someone may answer: never in sessions created by a
+// schedule or a webhook, nor in turns started by SendMessageAndWait or a schedule run.
+type InputRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `sessions/{session}/inputRequests/{input_request}`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The turn that waits, `sessions/{session}/turns/{turn}`.
+	Turn string `protobuf:"bytes,2,opt,name=turn,proto3" json:"turn,omitempty"`
+	// The `ask_user` call's ToolCall.id.
+	ToolCallId string `protobuf:"bytes,3,opt,name=tool_call_id,json=toolCallId,proto3" json:"tool_call_id,omitempty"`
+	// The question, as the model wrote it.
+	Question string `protobuf:"bytes,4,opt,name=question,proto3" json:"question,omitempty"`
+	// Suggested answers, in the model's order; empty for an open question.
+	Choices []string `protobuf:"bytes,5,rep,name=choices,proto3" json:"choices,omitempty"`
+	// Whether an answer that is not one of `choices` is accepted (always true when there
+	// are no choices).
+	AllowFreeText bool `protobuf:"varint,6,opt,name=allow_free_text,json=allowFreeText,proto3" json:"allow_free_text,omitempty"`
+	// When it was asked.
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InputRequest) Reset() {
+	*x = InputRequest{}
+	mi := &file_octo_v1_message_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InputRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InputRequest) ProtoMessage() {}
+
+func (x *InputRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_octo_v1_message_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InputRequest.ProtoReflect.Descriptor instead.
+func (*InputRequest) Descriptor() ([]byte, []int) {
+	return file_octo_v1_message_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *InputRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *InputRequest) GetTurn() string {
+	if x != nil {
+		return x.Turn
+	}
+	return ""
+}
+
+func (x *InputRequest) GetToolCallId() string {
+	if x != nil {
+		return x.ToolCallId
+	}
+	return ""
+}
+
+func (x *InputRequest) GetQuestion() string {
+	if x != nil {
+		return x.Question
+	}
+	return ""
+}
+
+func (x *InputRequest) GetChoices() []string {
+	if x != nil {
+		return x.Choices
+	}
+	return nil
+}
+
+func (x *InputRequest) GetAllowFreeText() bool {
+	if x != nil {
+		return x.AllowFreeText
+	}
+	return false
+}
+
+func (x *InputRequest) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
 var File_octo_v1_message_proto protoreflect.FileDescriptor
 
 const file_octo_v1_message_proto_rawDesc = "" +
@@ -1215,6 +1319,16 @@ const file_octo_v1_message_proto_rawDesc = "" +
 	"\ttool_call\x18\x03 \x01(\v2\x11.octo.v1.ToolCallR\btoolCall\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12;\n" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"\xf3\x01\n" +
+	"\fInputRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04turn\x18\x02 \x01(\tR\x04turn\x12 \n" +
+	"\ftool_call_id\x18\x03 \x01(\tR\n" +
+	"toolCallId\x12\x1a\n" +
+	"\bquestion\x18\x04 \x01(\tR\bquestion\x12\x18\n" +
+	"\achoices\x18\x05 \x03(\tR\achoices\x12&\n" +
+	"\x0fallow_free_text\x18\x06 \x01(\bR\rallowFreeText\x12;\n" +
+	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime*_\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n" +
@@ -1258,7 +1372,7 @@ func file_octo_v1_message_proto_rawDescGZIP() []byte {
 }
 
 var file_octo_v1_message_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_octo_v1_message_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_octo_v1_message_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_octo_v1_message_proto_goTypes = []any{
 	(Role)(0),                     // 0: octo.v1.Role
 	(TurnStatus)(0),               // 1: octo.v1.TurnStatus
@@ -1273,38 +1387,40 @@ var file_octo_v1_message_proto_goTypes = []any{
 	(*TurnError)(nil),             // 10: octo.v1.TurnError
 	(*ToolCallRecord)(nil),        // 11: octo.v1.ToolCallRecord
 	(*Confirmation)(nil),          // 12: octo.v1.Confirmation
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*Usage)(nil),                 // 14: octo.v1.Usage
-	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
+	(*InputRequest)(nil),          // 13: octo.v1.InputRequest
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*Usage)(nil),                 // 15: octo.v1.Usage
+	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
 }
 var file_octo_v1_message_proto_depIdxs = []int32{
 	0,  // 0: octo.v1.Message.role:type_name -> octo.v1.Role
 	5,  // 1: octo.v1.Message.parts:type_name -> octo.v1.Part
-	13, // 2: octo.v1.Message.create_time:type_name -> google.protobuf.Timestamp
+	14, // 2: octo.v1.Message.create_time:type_name -> google.protobuf.Timestamp
 	6,  // 3: octo.v1.Part.attachment:type_name -> octo.v1.Attachment
 	7,  // 4: octo.v1.Part.tool_call:type_name -> octo.v1.ToolCall
 	8,  // 5: octo.v1.Part.tool_result:type_name -> octo.v1.ToolResult
 	1,  // 6: octo.v1.Turn.status:type_name -> octo.v1.TurnStatus
-	14, // 7: octo.v1.Turn.usage:type_name -> octo.v1.Usage
-	15, // 8: octo.v1.Turn.latency:type_name -> google.protobuf.Duration
-	15, // 9: octo.v1.Turn.time_to_first_token:type_name -> google.protobuf.Duration
+	15, // 7: octo.v1.Turn.usage:type_name -> octo.v1.Usage
+	16, // 8: octo.v1.Turn.latency:type_name -> google.protobuf.Duration
+	16, // 9: octo.v1.Turn.time_to_first_token:type_name -> google.protobuf.Duration
 	10, // 10: octo.v1.Turn.error:type_name -> octo.v1.TurnError
-	13, // 11: octo.v1.Turn.create_time:type_name -> google.protobuf.Timestamp
-	13, // 12: octo.v1.Turn.start_time:type_name -> google.protobuf.Timestamp
-	13, // 13: octo.v1.Turn.end_time:type_name -> google.protobuf.Timestamp
+	14, // 11: octo.v1.Turn.create_time:type_name -> google.protobuf.Timestamp
+	14, // 12: octo.v1.Turn.start_time:type_name -> google.protobuf.Timestamp
+	14, // 13: octo.v1.Turn.end_time:type_name -> google.protobuf.Timestamp
 	11, // 14: octo.v1.Turn.tool_calls:type_name -> octo.v1.ToolCallRecord
 	7,  // 15: octo.v1.ToolCallRecord.call:type_name -> octo.v1.ToolCall
 	2,  // 16: octo.v1.ToolCallRecord.status:type_name -> octo.v1.ToolCallStatus
 	8,  // 17: octo.v1.ToolCallRecord.result:type_name -> octo.v1.ToolResult
-	13, // 18: octo.v1.ToolCallRecord.start_time:type_name -> google.protobuf.Timestamp
-	13, // 19: octo.v1.ToolCallRecord.end_time:type_name -> google.protobuf.Timestamp
+	14, // 18: octo.v1.ToolCallRecord.start_time:type_name -> google.protobuf.Timestamp
+	14, // 19: octo.v1.ToolCallRecord.end_time:type_name -> google.protobuf.Timestamp
 	7,  // 20: octo.v1.Confirmation.tool_call:type_name -> octo.v1.ToolCall
-	13, // 21: octo.v1.Confirmation.create_time:type_name -> google.protobuf.Timestamp
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	14, // 21: octo.v1.Confirmation.create_time:type_name -> google.protobuf.Timestamp
+	14, // 22: octo.v1.InputRequest.create_time:type_name -> google.protobuf.Timestamp
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_octo_v1_message_proto_init() }
@@ -1331,7 +1447,7 @@ func file_octo_v1_message_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_octo_v1_message_proto_rawDesc), len(file_octo_v1_message_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

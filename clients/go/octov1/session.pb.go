@@ -213,6 +213,8 @@ const (
 	SessionStatus_SESSION_STATUS_RUNNING SessionStatus = 2
 	// A turn waits for RespondToConfirmation.
 	SessionStatus_SESSION_STATUS_AWAITING_CONFIRMATION SessionStatus = 3
+	// A turn waits for RespondToInput: the model asked the user a question.
+	SessionStatus_SESSION_STATUS_AWAITING_INPUT SessionStatus = 4
 )
 
 // Enum value maps for SessionStatus.
@@ -222,12 +224,14 @@ var (
 		1: "SESSION_STATUS_IDLE",
 		2: "SESSION_STATUS_RUNNING",
 		3: "SESSION_STATUS_AWAITING_CONFIRMATION",
+		4: "SESSION_STATUS_AWAITING_INPUT",
 	}
 	SessionStatus_value = map[string]int32{
 		"SESSION_STATUS_UNSPECIFIED":           0,
 		"SESSION_STATUS_IDLE":                  1,
 		"SESSION_STATUS_RUNNING":               2,
 		"SESSION_STATUS_AWAITING_CONFIRMATION": 3,
+		"SESSION_STATUS_AWAITING_INPUT":        4,
 	}
 )
 
@@ -676,12 +680,13 @@ const file_octo_v1_session_proto_rawDesc = "" +
 	"\x15SESSION_SOURCE_MANUAL\x10\x01\x12\x1b\n" +
 	"\x17SESSION_SOURCE_SCHEDULE\x10\x02\x12\x16\n" +
 	"\x12SESSION_SOURCE_API\x10\x03\x12\x1a\n" +
-	"\x16SESSION_SOURCE_WEBHOOK\x10\x04*\x8e\x01\n" +
+	"\x16SESSION_SOURCE_WEBHOOK\x10\x04*\xb1\x01\n" +
 	"\rSessionStatus\x12\x1e\n" +
 	"\x1aSESSION_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13SESSION_STATUS_IDLE\x10\x01\x12\x1a\n" +
 	"\x16SESSION_STATUS_RUNNING\x10\x02\x12(\n" +
-	"$SESSION_STATUS_AWAITING_CONFIRMATION\x10\x03B6Z4github.com/octo-agents/octo/clients/go/octov1;octov1b\x06proto3"
+	"$SESSION_STATUS_AWAITING_CONFIRMATION\x10\x03\x12!\n" +
+	"\x1dSESSION_STATUS_AWAITING_INPUT\x10\x04B6Z4github.com/octo-agents/octo/clients/go/octov1;octov1b\x06proto3"
 
 var (
 	file_octo_v1_session_proto_rawDescOnce sync.Once

@@ -1,5 +1,6 @@
 // The chat view of one session: its header (rename, pin, delete), the history with
-// paging upward, the live turn (text, reasoning, tool cards with confirmations) and the
+// paging upward, the live turn (text, reasoning, tool cards with confirmations and the
+// model's questions) and the
 // composer (Enter sends; while a turn runs: queue, steer or interrupt; stop).
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 
@@ -13,7 +14,7 @@ import {
 } from "./api.js";
 import { onMarkdownClick, renderMarkdown } from "./markdown.js";
 import type { SessionList } from "./sessions.js";
-import type { Attachment, Part } from "./api.js";
+import type { Attachment, InputRequest, Part } from "./api.js";
 import type { ToolState, ViewMessage } from "./session.js";
 import { SessionModel } from "./session.js";
 import { StatusBadge, useModels } from "./sidebar.js";
@@ -365,6 +366,7 @@ function ToolCard({ tool }: { tool: ToolState }) {
           </button>
         </div>
       )}
+      {tool.input && <Question request={tool.input} />}
       {tool.output && <pre class={`tool-output ${tool.isError ? "is-error" : ""}`}>{tool.output}</pre>}
       {error && (
         <p class="error" role="alert">
@@ -372,6 +374,58 @@ function ToolCard({ tool }: { tool: ToolState }) {
         </p>
       )}
     </section>
+  );
+}
+
+/** The model's question (`ask_user`): a button per choice, a text field where free text is allowed. */
+function Question({ request }: { request: InputRequest }) {
+  const [text, setText] = useState("");
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
+  async function answer(value: string) {
+    if (!value.trim() || busy) return;
+    setBusy(true);
+    try {
+      await connection.client.chat.respondToInput({ name: request.name, answer: value });
+      setError("");
+    } catch (err) {
+      setError(connection.failed(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+  return (
+    <div class="confirm ask" role="group" aria-label="Answer the question">
+      <p class="question">{request.question}</p>
+      {request.choices.map((choice) => (
+        <button type="button" key={choice} disabled={busy} onClick={() => void answer(choice)}>
+          {choice}
+        </button>
+      ))}
+      {request.allowFreeText && (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            void answer(text);
+          }}
+        >
+          <input
+            aria-label="Your answer"
+            value={text}
+            disabled={busy}
+            onInput={(e) => setText((e.target as HTMLInputElement).value)}
+          />
+          <button type="submit" class="primary" disabled={busy || !text.trim()}>
+            Answer
+          </button>
+        </form>
+      )}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+    </div>
   );
 }
 

@@ -11,6 +11,7 @@
 // - Older history: ListMessages pages (newest first) as the view asks for them.
 import type {
   Confirmation,
+  InputRequest,
   Message,
   OctoClient,
   Part,
@@ -33,6 +34,8 @@ export interface ToolState {
   /** `sessions/{s}/confirmations/{c}` while the call waits for an answer. */
   confirmation?: string;
   reason?: string;
+  /** The model's question (an `ask_user` call) while it waits for the user's answer. */
+  input?: InputRequest;
 }
 
 export interface ViewMessage {
@@ -269,6 +272,12 @@ export class SessionModel {
       if (!tool.output) tool.output = record.result.output;
     }
     if (tool.status !== ToolCallStatus.AWAITING_CONFIRMATION) tool.confirmation = undefined;
+    if (tool.status !== ToolCallStatus.RUNNING) tool.input = undefined;
+  }
+
+  private input(r: InputRequest) {
+    const tool = this.tool(r.toolCallId, "ask_user", "");
+    tool.input = r;
   }
 
   private confirmation(c: Confirmation) {
@@ -293,8 +302,12 @@ export class SessionModel {
         this.session = s.session;
         this.activeTurn = s.activeTurn;
         this.queued = [...s.queuedTurns];
-        for (const tool of this.tools.values()) tool.confirmation = undefined;
+        for (const tool of this.tools.values()) {
+          tool.confirmation = undefined;
+          tool.input = undefined;
+        }
         for (const c of s.pendingConfirmations) this.confirmation(c);
+        for (const r of s.pendingInputRequests) this.input(r);
         if (!resuming) {
           this.lastSequence = s.lastSequence;
           if (s.partialMessage?.name) this.put(s.partialMessage, true);
@@ -367,6 +380,14 @@ export class SessionModel {
               tool.status = k.value.decision === 2 ? ToolCallStatus.DENIED : ToolCallStatus.RUNNING;
             }
           }
+        }
+        break;
+      case "inputRequested":
+        if (k.value.inputRequest) this.input(k.value.inputRequest);
+        break;
+      case "inputResolved":
+        for (const tool of this.tools.values()) {
+          if (tool.input?.name === k.value.inputRequest) tool.input = undefined;
         }
         break;
       case "messageCompleted":

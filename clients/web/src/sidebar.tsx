@@ -89,6 +89,7 @@ export function StatusBadge({ session: s }: { session: Session }) {
     <>
       {s.status === SessionStatus.RUNNING && <span class="badge running">running</span>}
       {s.status === SessionStatus.AWAITING_CONFIRMATION && <span class="badge waiting">needs approval</span>}
+      {s.status === SessionStatus.AWAITING_INPUT && <span class="badge waiting">asks you</span>}
       {s.queueDepth > 0 && <span class="badge">{s.queueDepth} queued</span>}
     </>
   );

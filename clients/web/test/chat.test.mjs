@@ -1,6 +1,7 @@
 // The web UI in headless Chromium against a live `octo serve --demo`, served by Octo
 // itself (same origin, the real CSP): create a session and stream a reply, tool calls
-// under ASK with Allow / Deny in two tabs, a dropped connection mid-turn, untrusted
+// under ASK with Allow / Deny in two tabs, the model's questions answered with a choice
+// and with text, a dropped connection mid-turn, untrusted
 // markdown, rename / pin / delete, and the models page.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -167,6 +168,39 @@ test("tool calls in ASK mode: the card asks, a second tab sees it, Allow streams
   await send(page, `/tool shell ${JSON.stringify({ command: "echo always-2" })}`);
   await page.locator(".message.assistant .text", { hasText: "Tool shell returned: always-2" }).waitFor();
   assert.equal(await page.locator(".tool-card .confirm").count(), 0, "not asked again");
+  await other.close();
+  await page.close();
+});
+
+test("the model asks: choices as buttons, a second tab sees the question, the answer reaches the model", async () => {
+  const page = await browser.page();
+  await page.goto(octo.baseUrl);
+  const session = await newSession(page, { title: "questions", mode: "1" });
+  await send(page, "/ask Which language? | Rust | Go");
+  const ask = page.locator(".tool-card").last().getByRole("group", { name: "Answer the question" });
+  await ask.getByRole("button", { name: "Go", exact: true }).waitFor();
+  assert.equal(await ask.locator(".question").textContent(), "Which language?");
+  assert.equal(await ask.getByLabel("Your answer").count(), 0, "choices only: no free text");
+  assert.equal(await page.locator(".tool-card").last().getByRole("button", { name: "Allow" }).count(), 0);
+
+  // A second tab opened now gets the question from the snapshot.
+  const other = await browser.page();
+  await other.goto(`${octo.baseUrl}/${sessionHash(session)}`);
+  await other.locator(".tool-card").getByRole("button", { name: "Rust", exact: true }).waitFor();
+  await other.locator(".session-item a .badge", { hasText: "asks you" }).waitFor();
+
+  await ask.getByRole("button", { name: "Go", exact: true }).click();
+  await page.locator(".message.assistant .text", { hasText: "Tool ask_user returned: Go" }).waitFor();
+  await other.locator(".message.assistant .text", { hasText: "Tool ask_user returned: Go" }).waitFor();
+  assert.equal(await other.locator(".tool-card .ask").count(), 0, "answered: gone in the other tab too");
+
+  // An open question takes typed text.
+  await send(page, "/ask Your name?");
+  const open = page.locator(".tool-card").last().getByRole("group", { name: "Answer the question" });
+  await open.getByLabel("Your answer").fill("Ada Lovelace");
+  await open.getByRole("button", { name: "Answer", exact: true }).click();
+  await page.locator(".message.assistant .text", { hasText: "Tool ask_user returned: Ada Lovelace" }).waitFor();
+  assert.equal(await octoApi.lastReply(session), "Tool ask_user returned: Ada Lovelace");
   await other.close();
   await page.close();
 });

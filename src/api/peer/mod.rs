@@ -26,7 +26,7 @@ use tonic::{
 };
 
 use super::{
-    chat::{ChatApi, WireStream, decision_pb},
+    chat::{ChatApi, WireStream, decision_pb, send_request},
     convert::{self, parse_name},
     error::from_peer_status,
 };
@@ -37,8 +37,9 @@ use crate::{
     runtime::{
         Caller, Chat, SendRequest,
         cluster::{Peers, Remote, RemoteEvents},
-        events::{Confirmation, Decision, Event, EventKind, RelayedKind, WireCache},
+        events::{Confirmation, Decision, Event, EventKind, InputRequest, RelayedKind, WireCache},
     },
+    tools::ask_user::Question,
 };
 
 /// The generated service and client.
@@ -67,6 +68,7 @@ pub const METHODS: &[(&str, bool)] = &[
     ("/octo.peer.v1.PeerService/ClearQueue", false),
     ("/octo.peer.v1.PeerService/CompactSession", false),
     ("/octo.peer.v1.PeerService/RespondToConfirmation", false),
+    ("/octo.peer.v1.PeerService/RespondToInput", false),
     ("/octo.peer.v1.PeerService/EndSession", false),
 ];
 
@@ -90,9 +92,16 @@ impl PeerApi {
 impl PeerService for PeerApi {
     async fn send_message(
         &self,
-        request: Request<pb::SendMessageRequest>,
+        request: Request<peer_pb::SendMessageRequest>,
     ) -> Result<Response<pb::SendMessageResponse>, Status> {
-        ChatService::send_message(&self.api, request).await
+        let req = request.into_inner();
+        let mut send = send_request(&req.session, &req.parts, req.on_busy, &req.model)?;
+        send.unattended = req.unattended;
+        let (message, turn) = self.chat.send_from(send, Caller::Peer).await?;
+        Ok(Response::new(pb::SendMessageResponse {
+            message: Some(convert::message_pb(&message)),
+            turn: Some(convert::turn_pb(&turn)),
+        }))
     }
 
     type StreamEventsStream = WireStream<pb::SessionEvent>;
@@ -130,6 +139,13 @@ impl PeerService for PeerApi {
         request: Request<pb::RespondToConfirmationRequest>,
     ) -> Result<Response<pb::RespondToConfirmationResponse>, Status> {
         ChatService::respond_to_confirmation(&self.api, request).await
+    }
+
+    async fn respond_to_input(
+        &self,
+        request: Request<pb::RespondToInputRequest>,
+    ) -> Result<Response<pb::RespondToInputResponse>, Status> {
+        ChatService::respond_to_input(&self.api, request).await
     }
 
     async fn end_session(
@@ -235,7 +251,7 @@ use tonic_types::StatusExt as _;
 #[async_trait::async_trait]
 impl Peers for PeerClients {
     async fn send(&self, owner: &Remote, send: &SendRequest) -> Result<(Message, Turn)> {
-        let request = pb::SendMessageRequest {
+        let request = peer_pb::SendMessageRequest {
             session: convert::session_name(&send.session_id),
             parts: send.parts.iter().map(convert::part_pb).collect(),
             on_busy: busy_policy_pb(send.on_busy) as i32,
@@ -244,6 +260,7 @@ impl Peers for PeerClients {
                 .as_deref()
                 .map(convert::model_name)
                 .unwrap_or_default(),
+            unattended: send.unattended,
         };
         let answer = self
             .client(owner)?
@@ -371,6 +388,29 @@ impl Peers for PeerClients {
         Ok(confirmation_from_pb(session_id, confirmation))
     }
 
+    async fn respond_to_input(
+        &self,
+        owner: &Remote,
+        session_id: &str,
+        request_id: &str,
+        answer: &str,
+    ) -> Result<InputRequest> {
+        let request = pb::RespondToInputRequest {
+            name: format!("sessions/{session_id}/inputRequests/{request_id}"),
+            answer: answer.to_owned(),
+        };
+        let answered = self
+            .client(owner)?
+            .respond_to_input(self.request(request, Some(CALL_TIMEOUT)))
+            .await
+            .map_err(|status| Self::failed(owner, &status))?
+            .into_inner();
+        let request = answered
+            .input_request
+            .ok_or_else(|| Error::internal("peer answered without the input request"))?;
+        Ok(input_request_from_pb(session_id, request))
+    }
+
     async fn end_session(&self, owner: &Remote, session_id: &str) -> Result<()> {
         let request = pb::DeleteSessionRequest {
             name: convert::session_name(session_id),
@@ -442,6 +482,25 @@ fn confirmation_from_pb(session_id: &str, c: pb::Confirmation) -> Confirmation {
         },
         reason: c.reason,
         create_time: c
+            .create_time
+            .as_ref()
+            .and_then(|t| convert::from_timestamp(t, "create_time").ok())
+            .unwrap_or_else(Timestamp::now),
+    }
+}
+
+fn input_request_from_pb(session_id: &str, r: pb::InputRequest) -> InputRequest {
+    InputRequest {
+        id: r.name.rsplit('/').next().unwrap_or_default().to_owned(),
+        session_id: session_id.to_owned(),
+        turn_id: r.turn.rsplit('/').next().unwrap_or_default().to_owned(),
+        tool_call_id: r.tool_call_id,
+        question: Question {
+            question: r.question,
+            choices: r.choices,
+            allow_free_text: r.allow_free_text,
+        },
+        create_time: r
             .create_time
             .as_ref()
             .and_then(|t| convert::from_timestamp(t, "create_time").ok())

@@ -243,6 +243,13 @@ impl ChatService for Bare {
     ) -> Result<Response<pb::RespondToConfirmationResponse>, Status> {
         Err(Status::unimplemented("bare"))
     }
+
+    async fn respond_to_input(
+        &self,
+        _: Request<pb::RespondToInputRequest>,
+    ) -> Result<Response<pb::RespondToInputResponse>, Status> {
+        Err(Status::unimplemented("bare"))
+    }
 }
 
 /// `octo-bench --serve-bare`: serves until killed.

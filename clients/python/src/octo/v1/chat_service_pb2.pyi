@@ -187,3 +187,17 @@ class RespondToConfirmationResponse(_message.Message):
     CONFIRMATION_FIELD_NUMBER: _ClassVar[int]
     confirmation: _message_pb2.Confirmation
     def __init__(self, confirmation: _Optional[_Union[_message_pb2.Confirmation, _Mapping]] = ...) -> None: ...
+
+class RespondToInputRequest(_message.Message):
+    __slots__ = ("name", "answer")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    answer: str
+    def __init__(self, name: _Optional[str] = ..., answer: _Optional[str] = ...) -> None: ...
+
+class RespondToInputResponse(_message.Message):
+    __slots__ = ("input_request",)
+    INPUT_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    input_request: _message_pb2.InputRequest
+    def __init__(self, input_request: _Optional[_Union[_message_pb2.InputRequest, _Mapping]] = ...) -> None: ...

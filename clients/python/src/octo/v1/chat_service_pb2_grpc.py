@@ -97,6 +97,11 @@ class ChatServiceStub:
                 request_serializer=octo_dot_v1_dot_chat__service__pb2.RespondToConfirmationRequest.SerializeToString,
                 response_deserializer=octo_dot_v1_dot_chat__service__pb2.RespondToConfirmationResponse.FromString,
                 _registered_method=True)
+        self.RespondToInput = channel.unary_unary(
+                '/octo.v1.ChatService/RespondToInput',
+                request_serializer=octo_dot_v1_dot_chat__service__pb2.RespondToInputRequest.SerializeToString,
+                response_deserializer=octo_dot_v1_dot_chat__service__pb2.RespondToInputResponse.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -115,7 +120,9 @@ class ChatServiceServicer:
         """Like SendMessage, then answers once the triggered turn has ended: the turn and its
         assistant messages, in one response (for scripts and integrations that do not
         stream). A turn still running after `timeout` goes on; the call then fails with
-        DEADLINE_EXCEEDED (reason TURN_STILL_RUNNING) naming the turn to follow.
+        DEADLINE_EXCEEDED (reason TURN_STILL_RUNNING) naming the turn to follow. The caller
+        waits for the end and cannot answer questions meanwhile, so the turn this starts
+        is not offered the `ask_user` tool (the model decides without asking).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -197,6 +204,18 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RespondToInput(self, request, context):
+        """Answers a question the model asked with the `ask_user` tool (an `input_requested`
+        event, or the snapshot's pending_input_requests): the answer goes back to the model
+        as the tool call's result and the turn goes on. Errors: NOT_FOUND when the request
+        is not waiting (answered, withdrawn by a cancel, or unknown); INVALID_ARGUMENT
+        naming `answer` when it is empty, too long, or not one of the choices of a request
+        that does not allow free text.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -259,6 +278,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.RespondToConfirmation,
                     request_deserializer=octo_dot_v1_dot_chat__service__pb2.RespondToConfirmationRequest.FromString,
                     response_serializer=octo_dot_v1_dot_chat__service__pb2.RespondToConfirmationResponse.SerializeToString,
+            ),
+            'RespondToInput': grpc.unary_unary_rpc_method_handler(
+                    servicer.RespondToInput,
+                    request_deserializer=octo_dot_v1_dot_chat__service__pb2.RespondToInputRequest.FromString,
+                    response_serializer=octo_dot_v1_dot_chat__service__pb2.RespondToInputResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -586,6 +610,33 @@ class ChatService:
             '/octo.v1.ChatService/RespondToConfirmation',
             octo_dot_v1_dot_chat__service__pb2.RespondToConfirmationRequest.SerializeToString,
             octo_dot_v1_dot_chat__service__pb2.RespondToConfirmationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RespondToInput(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octo.v1.ChatService/RespondToInput',
+            octo_dot_v1_dot_chat__service__pb2.RespondToInputRequest.SerializeToString,
+            octo_dot_v1_dot_chat__service__pb2.RespondToInputResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -32,7 +32,7 @@ OUTPUT_STREAM_STDOUT: OutputStream
 OUTPUT_STREAM_STDERR: OutputStream
 
 class SessionEvent(_message.Message):
-    __slots__ = ("sequence", "session", "turn", "time", "snapshot", "turn_queued", "turn_started", "message_started", "content_started", "text_delta", "reasoning_delta", "content_finished", "tool_call_started", "tool_call_output", "tool_call_finished", "confirmation_requested", "confirmation_resolved", "message_completed", "turn_finished", "session_updated", "session_deleted", "error", "stream_reset", "context_compacted")
+    __slots__ = ("sequence", "session", "turn", "time", "snapshot", "turn_queued", "turn_started", "message_started", "content_started", "text_delta", "reasoning_delta", "content_finished", "tool_call_started", "tool_call_output", "tool_call_finished", "confirmation_requested", "confirmation_resolved", "message_completed", "turn_finished", "session_updated", "session_deleted", "error", "stream_reset", "input_requested", "input_resolved", "context_compacted")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
     TURN_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,8 @@ class SessionEvent(_message.Message):
     SESSION_DELETED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     STREAM_RESET_FIELD_NUMBER: _ClassVar[int]
+    INPUT_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    INPUT_RESOLVED_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_COMPACTED_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     session: str
@@ -80,24 +82,28 @@ class SessionEvent(_message.Message):
     session_deleted: SessionDeleted
     error: ErrorEvent
     stream_reset: StreamReset
+    input_requested: InputRequested
+    input_resolved: InputResolved
     context_compacted: ContextCompacted
-    def __init__(self, sequence: _Optional[int] = ..., session: _Optional[str] = ..., turn: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., snapshot: _Optional[_Union[SessionSnapshot, _Mapping]] = ..., turn_queued: _Optional[_Union[TurnQueued, _Mapping]] = ..., turn_started: _Optional[_Union[TurnStarted, _Mapping]] = ..., message_started: _Optional[_Union[MessageStarted, _Mapping]] = ..., content_started: _Optional[_Union[ContentStarted, _Mapping]] = ..., text_delta: _Optional[_Union[TextDelta, _Mapping]] = ..., reasoning_delta: _Optional[_Union[ReasoningDelta, _Mapping]] = ..., content_finished: _Optional[_Union[ContentFinished, _Mapping]] = ..., tool_call_started: _Optional[_Union[ToolCallStarted, _Mapping]] = ..., tool_call_output: _Optional[_Union[ToolCallOutput, _Mapping]] = ..., tool_call_finished: _Optional[_Union[ToolCallFinished, _Mapping]] = ..., confirmation_requested: _Optional[_Union[ConfirmationRequested, _Mapping]] = ..., confirmation_resolved: _Optional[_Union[ConfirmationResolved, _Mapping]] = ..., message_completed: _Optional[_Union[MessageCompleted, _Mapping]] = ..., turn_finished: _Optional[_Union[TurnFinished, _Mapping]] = ..., session_updated: _Optional[_Union[SessionUpdated, _Mapping]] = ..., session_deleted: _Optional[_Union[SessionDeleted, _Mapping]] = ..., error: _Optional[_Union[ErrorEvent, _Mapping]] = ..., stream_reset: _Optional[_Union[StreamReset, _Mapping]] = ..., context_compacted: _Optional[_Union[ContextCompacted, _Mapping]] = ...) -> None: ...
+    def __init__(self, sequence: _Optional[int] = ..., session: _Optional[str] = ..., turn: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., snapshot: _Optional[_Union[SessionSnapshot, _Mapping]] = ..., turn_queued: _Optional[_Union[TurnQueued, _Mapping]] = ..., turn_started: _Optional[_Union[TurnStarted, _Mapping]] = ..., message_started: _Optional[_Union[MessageStarted, _Mapping]] = ..., content_started: _Optional[_Union[ContentStarted, _Mapping]] = ..., text_delta: _Optional[_Union[TextDelta, _Mapping]] = ..., reasoning_delta: _Optional[_Union[ReasoningDelta, _Mapping]] = ..., content_finished: _Optional[_Union[ContentFinished, _Mapping]] = ..., tool_call_started: _Optional[_Union[ToolCallStarted, _Mapping]] = ..., tool_call_output: _Optional[_Union[ToolCallOutput, _Mapping]] = ..., tool_call_finished: _Optional[_Union[ToolCallFinished, _Mapping]] = ..., confirmation_requested: _Optional[_Union[ConfirmationRequested, _Mapping]] = ..., confirmation_resolved: _Optional[_Union[ConfirmationResolved, _Mapping]] = ..., message_completed: _Optional[_Union[MessageCompleted, _Mapping]] = ..., turn_finished: _Optional[_Union[TurnFinished, _Mapping]] = ..., session_updated: _Optional[_Union[SessionUpdated, _Mapping]] = ..., session_deleted: _Optional[_Union[SessionDeleted, _Mapping]] = ..., error: _Optional[_Union[ErrorEvent, _Mapping]] = ..., stream_reset: _Optional[_Union[StreamReset, _Mapping]] = ..., input_requested: _Optional[_Union[InputRequested, _Mapping]] = ..., input_resolved: _Optional[_Union[InputResolved, _Mapping]] = ..., context_compacted: _Optional[_Union[ContextCompacted, _Mapping]] = ...) -> None: ...
 
 class SessionSnapshot(_message.Message):
-    __slots__ = ("session", "active_turn", "queued_turns", "pending_confirmations", "partial_message", "last_sequence")
+    __slots__ = ("session", "active_turn", "queued_turns", "pending_confirmations", "partial_message", "last_sequence", "pending_input_requests")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_TURN_FIELD_NUMBER: _ClassVar[int]
     QUEUED_TURNS_FIELD_NUMBER: _ClassVar[int]
     PENDING_CONFIRMATIONS_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_INPUT_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     session: _session_pb2.Session
     active_turn: _message_pb2.Turn
     queued_turns: _containers.RepeatedCompositeFieldContainer[_message_pb2.Turn]
     pending_confirmations: _containers.RepeatedCompositeFieldContainer[_message_pb2.Confirmation]
     partial_message: _message_pb2.Message
     last_sequence: int
-    def __init__(self, session: _Optional[_Union[_session_pb2.Session, _Mapping]] = ..., active_turn: _Optional[_Union[_message_pb2.Turn, _Mapping]] = ..., queued_turns: _Optional[_Iterable[_Union[_message_pb2.Turn, _Mapping]]] = ..., pending_confirmations: _Optional[_Iterable[_Union[_message_pb2.Confirmation, _Mapping]]] = ..., partial_message: _Optional[_Union[_message_pb2.Message, _Mapping]] = ..., last_sequence: _Optional[int] = ...) -> None: ...
+    pending_input_requests: _containers.RepeatedCompositeFieldContainer[_message_pb2.InputRequest]
+    def __init__(self, session: _Optional[_Union[_session_pb2.Session, _Mapping]] = ..., active_turn: _Optional[_Union[_message_pb2.Turn, _Mapping]] = ..., queued_turns: _Optional[_Iterable[_Union[_message_pb2.Turn, _Mapping]]] = ..., pending_confirmations: _Optional[_Iterable[_Union[_message_pb2.Confirmation, _Mapping]]] = ..., partial_message: _Optional[_Union[_message_pb2.Message, _Mapping]] = ..., last_sequence: _Optional[int] = ..., pending_input_requests: _Optional[_Iterable[_Union[_message_pb2.InputRequest, _Mapping]]] = ...) -> None: ...
 
 class TurnQueued(_message.Message):
     __slots__ = ("turn", "position")
@@ -196,6 +202,20 @@ class ConfirmationResolved(_message.Message):
     confirmation: str
     decision: _message_pb2.ConfirmationDecision
     def __init__(self, confirmation: _Optional[str] = ..., decision: _Optional[_Union[_message_pb2.ConfirmationDecision, str]] = ...) -> None: ...
+
+class InputRequested(_message.Message):
+    __slots__ = ("input_request",)
+    INPUT_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    input_request: _message_pb2.InputRequest
+    def __init__(self, input_request: _Optional[_Union[_message_pb2.InputRequest, _Mapping]] = ...) -> None: ...
+
+class InputResolved(_message.Message):
+    __slots__ = ("input_request", "answer")
+    INPUT_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    input_request: str
+    answer: str
+    def __init__(self, input_request: _Optional[str] = ..., answer: _Optional[str] = ...) -> None: ...
 
 class MessageCompleted(_message.Message):
     __slots__ = ("message",)

@@ -201,3 +201,21 @@ class Confirmation(_message.Message):
     reason: str
     create_time: _timestamp_pb2.Timestamp
     def __init__(self, name: _Optional[str] = ..., turn: _Optional[str] = ..., tool_call: _Optional[_Union[ToolCall, _Mapping]] = ..., reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class InputRequest(_message.Message):
+    __slots__ = ("name", "turn", "tool_call_id", "question", "choices", "allow_free_text", "create_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TURN_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    CHOICES_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_FREE_TEXT_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    turn: str
+    tool_call_id: str
+    question: str
+    choices: _containers.RepeatedScalarFieldContainer[str]
+    allow_free_text: bool
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., turn: _Optional[str] = ..., tool_call_id: _Optional[str] = ..., question: _Optional[str] = ..., choices: _Optional[_Iterable[str]] = ..., allow_free_text: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -39,6 +39,7 @@ class SessionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SESSION_STATUS_IDLE: _ClassVar[SessionStatus]
     SESSION_STATUS_RUNNING: _ClassVar[SessionStatus]
     SESSION_STATUS_AWAITING_CONFIRMATION: _ClassVar[SessionStatus]
+    SESSION_STATUS_AWAITING_INPUT: _ClassVar[SessionStatus]
 REASONING_EFFORT_UNSPECIFIED: ReasoningEffort
 REASONING_EFFORT_OFF: ReasoningEffort
 REASONING_EFFORT_LOW: ReasoningEffort
@@ -57,6 +58,7 @@ SESSION_STATUS_UNSPECIFIED: SessionStatus
 SESSION_STATUS_IDLE: SessionStatus
 SESSION_STATUS_RUNNING: SessionStatus
 SESSION_STATUS_AWAITING_CONFIRMATION: SessionStatus
+SESSION_STATUS_AWAITING_INPUT: SessionStatus
 
 class Session(_message.Message):
     __slots__ = ("name", "display_name", "model", "reasoning_effort", "working_dir", "permission_mode", "system_prompt", "labels", "pinned", "source", "status", "queue_depth", "message_count", "last_message_preview", "usage", "create_time", "update_time", "last_active_time", "etag", "forked_from", "active_turn", "mcp_servers")

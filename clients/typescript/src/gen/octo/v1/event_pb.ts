@@ -6,7 +6,7 @@ import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2"
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Confirmation, ConfirmationDecision, Message as Message$1, Role, ToolCall, ToolCallRecord, Turn } from "./message_pb.js";
+import type { Confirmation, ConfirmationDecision, InputRequest, Message as Message$1, Role, ToolCall, ToolCallRecord, Turn } from "./message_pb.js";
 import { file_octo_v1_message } from "./message_pb.js";
 import type { Session } from "./session_pb.js";
 import { file_octo_v1_session } from "./session_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file octo/v1/event.proto.
  */
 export const file_octo_v1_event: GenFile = /*@__PURE__*/
-  fileDesc("ChNvY3RvL3YxL2V2ZW50LnByb3RvEgdvY3RvLnYxIvgICgxTZXNzaW9uRXZlbnQSEAoIc2VxdWVuY2UYASABKAMSDwoHc2Vzc2lvbhgCIAEoCRIMCgR0dXJuGAMgASgJEigKBHRpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCHNuYXBzaG90GAogASgLMhgub2N0by52MS5TZXNzaW9uU25hcHNob3RIABIqCgt0dXJuX3F1ZXVlZBgLIAEoCzITLm9jdG8udjEuVHVyblF1ZXVlZEgAEiwKDHR1cm5fc3RhcnRlZBgMIAEoCzIULm9jdG8udjEuVHVyblN0YXJ0ZWRIABIyCg9tZXNzYWdlX3N0YXJ0ZWQYDSABKAsyFy5vY3RvLnYxLk1lc3NhZ2VTdGFydGVkSAASMgoPY29udGVudF9zdGFydGVkGA4gASgLMhcub2N0by52MS5Db250ZW50U3RhcnRlZEgAEigKCnRleHRfZGVsdGEYDyABKAsyEi5vY3RvLnYxLlRleHREZWx0YUgAEjIKD3JlYXNvbmluZ19kZWx0YRgQIAEoCzIXLm9jdG8udjEuUmVhc29uaW5nRGVsdGFIABI0ChBjb250ZW50X2ZpbmlzaGVkGBEgASgLMhgub2N0by52MS5Db250ZW50RmluaXNoZWRIABI1ChF0b29sX2NhbGxfc3RhcnRlZBgSIAEoCzIYLm9jdG8udjEuVG9vbENhbGxTdGFydGVkSAASMwoQdG9vbF9jYWxsX291dHB1dBgTIAEoCzIXLm9jdG8udjEuVG9vbENhbGxPdXRwdXRIABI3ChJ0b29sX2NhbGxfZmluaXNoZWQYFCABKAsyGS5vY3RvLnYxLlRvb2xDYWxsRmluaXNoZWRIABJAChZjb25maXJtYXRpb25fcmVxdWVzdGVkGBUgASgLMh4ub2N0by52MS5Db25maXJtYXRpb25SZXF1ZXN0ZWRIABI+ChVjb25maXJtYXRpb25fcmVzb2x2ZWQYFiABKAsyHS5vY3RvLnYxLkNvbmZpcm1hdGlvblJlc29sdmVkSAASNgoRbWVzc2FnZV9jb21wbGV0ZWQYFyABKAsyGS5vY3RvLnYxLk1lc3NhZ2VDb21wbGV0ZWRIABIuCg10dXJuX2ZpbmlzaGVkGBggASgLMhUub2N0by52MS5UdXJuRmluaXNoZWRIABIyCg9zZXNzaW9uX3VwZGF0ZWQYGSABKAsyFy5vY3RvLnYxLlNlc3Npb25VcGRhdGVkSAASMgoPc2Vzc2lvbl9kZWxldGVkGBogASgLMhcub2N0by52MS5TZXNzaW9uRGVsZXRlZEgAEiQKBWVycm9yGBsgASgLMhMub2N0by52MS5FcnJvckV2ZW50SAASLAoMc3RyZWFtX3Jlc2V0GBwgASgLMhQub2N0by52MS5TdHJlYW1SZXNldEgAEjYKEWNvbnRleHRfY29tcGFjdGVkGCAgASgLMhkub2N0by52MS5Db250ZXh0Q29tcGFjdGVkSABCBgoEa2luZCL1AQoPU2Vzc2lvblNuYXBzaG90EiEKB3Nlc3Npb24YASABKAsyEC5vY3RvLnYxLlNlc3Npb24SIgoLYWN0aXZlX3R1cm4YAiABKAsyDS5vY3RvLnYxLlR1cm4SIwoMcXVldWVkX3R1cm5zGAMgAygLMg0ub2N0by52MS5UdXJuEjQKFXBlbmRpbmdfY29uZmlybWF0aW9ucxgEIAMoCzIVLm9jdG8udjEuQ29uZmlybWF0aW9uEikKD3BhcnRpYWxfbWVzc2FnZRgFIAEoCzIQLm9jdG8udjEuTWVzc2FnZRIVCg1sYXN0X3NlcXVlbmNlGAYgASgDIjsKClR1cm5RdWV1ZWQSGwoEdHVybhgBIAEoCzINLm9jdG8udjEuVHVybhIQCghwb3NpdGlvbhgCIAEoBSIqCgtUdXJuU3RhcnRlZBIbCgR0dXJuGAEgASgLMg0ub2N0by52MS5UdXJuIj4KDk1lc3NhZ2VTdGFydGVkEg8KB21lc3NhZ2UYASABKAkSGwoEcm9sZRgCIAEoDjINLm9jdG8udjEuUm9sZSJUCg5Db250ZW50U3RhcnRlZBIPCgdtZXNzYWdlGAEgASgJEg0KBWluZGV4GAIgASgFEiIKBGtpbmQYAyABKA4yFC5vY3RvLnYxLkNvbnRlbnRLaW5kIjkKCVRleHREZWx0YRIPCgdtZXNzYWdlGAEgASgJEg0KBWluZGV4GAIgASgFEgwKBHRleHQYAyABKAkiPgoOUmVhc29uaW5nRGVsdGESDwoHbWVzc2FnZRgBIAEoCRINCgVpbmRleBgCIAEoBRIMCgR0ZXh0GAMgASgJIjEKD0NvbnRlbnRGaW5pc2hlZBIPCgdtZXNzYWdlGAEgASgJEg0KBWluZGV4GAIgASgFIjcKD1Rvb2xDYWxsU3RhcnRlZBIkCgl0b29sX2NhbGwYASABKAsyES5vY3RvLnYxLlRvb2xDYWxsIlsKDlRvb2xDYWxsT3V0cHV0EhQKDHRvb2xfY2FsbF9pZBgBIAEoCRIlCgZzdHJlYW0YAiABKA4yFS5vY3RvLnYxLk91dHB1dFN0cmVhbRIMCgR0ZXh0GAMgASgJImgKEFRvb2xDYWxsRmluaXNoZWQSJwoGcmVjb3JkGAEgASgLMhcub2N0by52MS5Ub29sQ2FsbFJlY29yZBIrCghkdXJhdGlvbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJEChVDb25maXJtYXRpb25SZXF1ZXN0ZWQSKwoMY29uZmlybWF0aW9uGAEgASgLMhUub2N0by52MS5Db25maXJtYXRpb24iXQoUQ29uZmlybWF0aW9uUmVzb2x2ZWQSFAoMY29uZmlybWF0aW9uGAEgASgJEi8KCGRlY2lzaW9uGAIgASgOMh0ub2N0by52MS5Db25maXJtYXRpb25EZWNpc2lvbiI1ChBNZXNzYWdlQ29tcGxldGVkEiEKB21lc3NhZ2UYASABKAsyEC5vY3RvLnYxLk1lc3NhZ2UiKwoMVHVybkZpbmlzaGVkEhsKBHR1cm4YASABKAsyDS5vY3RvLnYxLlR1cm4iMwoOU2Vzc2lvblVwZGF0ZWQSIQoHc2Vzc2lvbhgBIAEoCzIQLm9jdG8udjEuU2Vzc2lvbiIhCg5TZXNzaW9uRGVsZXRlZBIPCgdzZXNzaW9uGAEgASgJIl0KCkVycm9yRXZlbnQSDgoGcmVhc29uGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSLgoLcmV0cnlfZGVsYXkYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iegoQQ29udGV4dENvbXBhY3RlZBIZChFyZXBsYWNlZF9tZXNzYWdlcxgBIAEoBRIVCg10b2tlbnNfYmVmb3JlGAIgASgDEhQKDHRva2Vuc19hZnRlchgDIAEoAxIPCgdzdW1tYXJ5GAQgASgJEg0KBW1vZGVsGAUgASgJIj8KC1N0cmVhbVJlc2V0Eg4KBnJlYXNvbhgBIAEoCRIgChhvbGRlc3RfcmV0YWluZWRfc2VxdWVuY2UYAiABKAMqXgoLQ29udGVudEtpbmQSHAoYQ09OVEVOVF9LSU5EX1VOU1BFQ0lGSUVEEAASFQoRQ09OVEVOVF9LSU5EX1RFWFQQARIaChZDT05URU5UX0tJTkRfUkVBU09OSU5HEAIqYQoMT3V0cHV0U3RyZWFtEh0KGU9VVFBVVF9TVFJFQU1fVU5TUEVDSUZJRUQQABIYChRPVVRQVVRfU1RSRUFNX1NURE9VVBABEhgKFE9VVFBVVF9TVFJFQU1fU1RERVJSEAJCNlo0Z2l0aHViLmNvbS9vY3RvLWFnZW50cy9vY3RvL2NsaWVudHMvZ28vb2N0b3YxO29jdG92MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_octo_v1_message, file_octo_v1_session]);
+  fileDesc("ChNvY3RvL3YxL2V2ZW50LnByb3RvEgdvY3RvLnYxIt4JCgxTZXNzaW9uRXZlbnQSEAoIc2VxdWVuY2UYASABKAMSDwoHc2Vzc2lvbhgCIAEoCRIMCgR0dXJuGAMgASgJEigKBHRpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCHNuYXBzaG90GAogASgLMhgub2N0by52MS5TZXNzaW9uU25hcHNob3RIABIqCgt0dXJuX3F1ZXVlZBgLIAEoCzITLm9jdG8udjEuVHVyblF1ZXVlZEgAEiwKDHR1cm5fc3RhcnRlZBgMIAEoCzIULm9jdG8udjEuVHVyblN0YXJ0ZWRIABIyCg9tZXNzYWdlX3N0YXJ0ZWQYDSABKAsyFy5vY3RvLnYxLk1lc3NhZ2VTdGFydGVkSAASMgoPY29udGVudF9zdGFydGVkGA4gASgLMhcub2N0by52MS5Db250ZW50U3RhcnRlZEgAEigKCnRleHRfZGVsdGEYDyABKAsyEi5vY3RvLnYxLlRleHREZWx0YUgAEjIKD3JlYXNvbmluZ19kZWx0YRgQIAEoCzIXLm9jdG8udjEuUmVhc29uaW5nRGVsdGFIABI0ChBjb250ZW50X2ZpbmlzaGVkGBEgASgLMhgub2N0by52MS5Db250ZW50RmluaXNoZWRIABI1ChF0b29sX2NhbGxfc3RhcnRlZBgSIAEoCzIYLm9jdG8udjEuVG9vbENhbGxTdGFydGVkSAASMwoQdG9vbF9jYWxsX291dHB1dBgTIAEoCzIXLm9jdG8udjEuVG9vbENhbGxPdXRwdXRIABI3ChJ0b29sX2NhbGxfZmluaXNoZWQYFCABKAsyGS5vY3RvLnYxLlRvb2xDYWxsRmluaXNoZWRIABJAChZjb25maXJtYXRpb25fcmVxdWVzdGVkGBUgASgLMh4ub2N0by52MS5Db25maXJtYXRpb25SZXF1ZXN0ZWRIABI+ChVjb25maXJtYXRpb25fcmVzb2x2ZWQYFiABKAsyHS5vY3RvLnYxLkNvbmZpcm1hdGlvblJlc29sdmVkSAASNgoRbWVzc2FnZV9jb21wbGV0ZWQYFyABKAsyGS5vY3RvLnYxLk1lc3NhZ2VDb21wbGV0ZWRIABIuCg10dXJuX2ZpbmlzaGVkGBggASgLMhUub2N0by52MS5UdXJuRmluaXNoZWRIABIyCg9zZXNzaW9uX3VwZGF0ZWQYGSABKAsyFy5vY3RvLnYxLlNlc3Npb25VcGRhdGVkSAASMgoPc2Vzc2lvbl9kZWxldGVkGBogASgLMhcub2N0by52MS5TZXNzaW9uRGVsZXRlZEgAEiQKBWVycm9yGBsgASgLMhMub2N0by52MS5FcnJvckV2ZW50SAASLAoMc3RyZWFtX3Jlc2V0GBwgASgLMhQub2N0by52MS5TdHJlYW1SZXNldEgAEjIKD2lucHV0X3JlcXVlc3RlZBgdIAEoCzIXLm9jdG8udjEuSW5wdXRSZXF1ZXN0ZWRIABIwCg5pbnB1dF9yZXNvbHZlZBgeIAEoCzIWLm9jdG8udjEuSW5wdXRSZXNvbHZlZEgAEjYKEWNvbnRleHRfY29tcGFjdGVkGCAgASgLMhkub2N0by52MS5Db250ZXh0Q29tcGFjdGVkSABCBgoEa2luZCKsAgoPU2Vzc2lvblNuYXBzaG90EiEKB3Nlc3Npb24YASABKAsyEC5vY3RvLnYxLlNlc3Npb24SIgoLYWN0aXZlX3R1cm4YAiABKAsyDS5vY3RvLnYxLlR1cm4SIwoMcXVldWVkX3R1cm5zGAMgAygLMg0ub2N0by52MS5UdXJuEjQKFXBlbmRpbmdfY29uZmlybWF0aW9ucxgEIAMoCzIVLm9jdG8udjEuQ29uZmlybWF0aW9uEikKD3BhcnRpYWxfbWVzc2FnZRgFIAEoCzIQLm9jdG8udjEuTWVzc2FnZRIVCg1sYXN0X3NlcXVlbmNlGAYgASgDEjUKFnBlbmRpbmdfaW5wdXRfcmVxdWVzdHMYByADKAsyFS5vY3RvLnYxLklucHV0UmVxdWVzdCI7CgpUdXJuUXVldWVkEhsKBHR1cm4YASABKAsyDS5vY3RvLnYxLlR1cm4SEAoIcG9zaXRpb24YAiABKAUiKgoLVHVyblN0YXJ0ZWQSGwoEdHVybhgBIAEoCzINLm9jdG8udjEuVHVybiI+Cg5NZXNzYWdlU3RhcnRlZBIPCgdtZXNzYWdlGAEgASgJEhsKBHJvbGUYAiABKA4yDS5vY3RvLnYxLlJvbGUiVAoOQ29udGVudFN0YXJ0ZWQSDwoHbWVzc2FnZRgBIAEoCRINCgVpbmRleBgCIAEoBRIiCgRraW5kGAMgASgOMhQub2N0by52MS5Db250ZW50S2luZCI5CglUZXh0RGVsdGESDwoHbWVzc2FnZRgBIAEoCRINCgVpbmRleBgCIAEoBRIMCgR0ZXh0GAMgASgJIj4KDlJlYXNvbmluZ0RlbHRhEg8KB21lc3NhZ2UYASABKAkSDQoFaW5kZXgYAiABKAUSDAoEdGV4dBgDIAEoCSIxCg9Db250ZW50RmluaXNoZWQSDwoHbWVzc2FnZRgBIAEoCRINCgVpbmRleBgCIAEoBSI3Cg9Ub29sQ2FsbFN0YXJ0ZWQSJAoJdG9vbF9jYWxsGAEgASgLMhEub2N0by52MS5Ub29sQ2FsbCJbCg5Ub29sQ2FsbE91dHB1dBIUCgx0b29sX2NhbGxfaWQYASABKAkSJQoGc3RyZWFtGAIgASgOMhUub2N0by52MS5PdXRwdXRTdHJlYW0SDAoEdGV4dBgDIAEoCSJoChBUb29sQ2FsbEZpbmlzaGVkEicKBnJlY29yZBgBIAEoCzIXLm9jdG8udjEuVG9vbENhbGxSZWNvcmQSKwoIZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRAoVQ29uZmlybWF0aW9uUmVxdWVzdGVkEisKDGNvbmZpcm1hdGlvbhgBIAEoCzIVLm9jdG8udjEuQ29uZmlybWF0aW9uIl0KFENvbmZpcm1hdGlvblJlc29sdmVkEhQKDGNvbmZpcm1hdGlvbhgBIAEoCRIvCghkZWNpc2lvbhgCIAEoDjIdLm9jdG8udjEuQ29uZmlybWF0aW9uRGVjaXNpb24iPgoOSW5wdXRSZXF1ZXN0ZWQSLAoNaW5wdXRfcmVxdWVzdBgBIAEoCzIVLm9jdG8udjEuSW5wdXRSZXF1ZXN0IjYKDUlucHV0UmVzb2x2ZWQSFQoNaW5wdXRfcmVxdWVzdBgBIAEoCRIOCgZhbnN3ZXIYAiABKAkiNQoQTWVzc2FnZUNvbXBsZXRlZBIhCgdtZXNzYWdlGAEgASgLMhAub2N0by52MS5NZXNzYWdlIisKDFR1cm5GaW5pc2hlZBIbCgR0dXJuGAEgASgLMg0ub2N0by52MS5UdXJuIjMKDlNlc3Npb25VcGRhdGVkEiEKB3Nlc3Npb24YASABKAsyEC5vY3RvLnYxLlNlc3Npb24iIQoOU2Vzc2lvbkRlbGV0ZWQSDwoHc2Vzc2lvbhgBIAEoCSJdCgpFcnJvckV2ZW50Eg4KBnJlYXNvbhgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEi4KC3JldHJ5X2RlbGF5GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInoKEENvbnRleHRDb21wYWN0ZWQSGQoRcmVwbGFjZWRfbWVzc2FnZXMYASABKAUSFQoNdG9rZW5zX2JlZm9yZRgCIAEoAxIUCgx0b2tlbnNfYWZ0ZXIYAyABKAMSDwoHc3VtbWFyeRgEIAEoCRINCgVtb2RlbBgFIAEoCSI/CgtTdHJlYW1SZXNldBIOCgZyZWFzb24YASABKAkSIAoYb2xkZXN0X3JldGFpbmVkX3NlcXVlbmNlGAIgASgDKl4KC0NvbnRlbnRLaW5kEhwKGENPTlRFTlRfS0lORF9VTlNQRUNJRklFRBAAEhUKEUNPTlRFTlRfS0lORF9URVhUEAESGgoWQ09OVEVOVF9LSU5EX1JFQVNPTklORxACKmEKDE91dHB1dFN0cmVhbRIdChlPVVRQVVRfU1RSRUFNX1VOU1BFQ0lGSUVEEAASGAoUT1VUUFVUX1NUUkVBTV9TVERPVVQQARIYChRPVVRQVVRfU1RSRUFNX1NUREVSUhACQjZaNGdpdGh1Yi5jb20vb2N0by1hZ2VudHMvb2N0by9jbGllbnRzL2dvL29jdG92MTtvY3RvdjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_octo_v1_message, file_octo_v1_session]);
 
 /**
  * One event of a session's live stream.
@@ -211,6 +211,23 @@ export type SessionEvent = Message<"octo.v1.SessionEvent"> & {
     case: "streamReset";
   } | {
     /**
+     * The model asked the user a question (`ask_user`); the turn waits for
+     * RespondToInput. Also in the snapshot's pending_input_requests while unanswered.
+     *
+     * @generated from field: octo.v1.InputRequested input_requested = 29;
+     */
+    value: InputRequested;
+    case: "inputRequested";
+  } | {
+    /**
+     * A question was answered (or withdrawn by a cancel).
+     *
+     * @generated from field: octo.v1.InputResolved input_resolved = 30;
+     */
+    value: InputResolved;
+    case: "inputResolved";
+  } | {
+    /**
      * The oldest part of the conversation was summarised (compaction): later requests
      * to the model use the summary in place of the messages it replaced. History and
      * export still hold every message.
@@ -276,6 +293,13 @@ export type SessionSnapshot = Message<"octo.v1.SessionSnapshot"> & {
    * @generated from field: int64 last_sequence = 6;
    */
   lastSequence: bigint;
+
+  /**
+   * Questions of the model (`ask_user`) waiting for an answer.
+   *
+   * @generated from field: repeated octo.v1.InputRequest pending_input_requests = 7;
+   */
+  pendingInputRequests: InputRequest[];
 };
 
 /**
@@ -629,6 +653,56 @@ export const ConfirmationResolvedSchema: GenMessage<ConfirmationResolved> = /*@_
   messageDesc(file_octo_v1_event, 13);
 
 /**
+ * The model asked the user a question.
+ *
+ * @generated from message octo.v1.InputRequested
+ */
+export type InputRequested = Message<"octo.v1.InputRequested"> & {
+  /**
+   * The question.
+   *
+   * @generated from field: octo.v1.InputRequest input_request = 1;
+   */
+  inputRequest?: InputRequest | undefined;
+};
+
+/**
+ * Describes the message octo.v1.InputRequested.
+ * Use `create(InputRequestedSchema)` to create a new message.
+ */
+export const InputRequestedSchema: GenMessage<InputRequested> = /*@__PURE__*/
+  messageDesc(file_octo_v1_event, 14);
+
+/**
+ * A question was answered.
+ *
+ * @generated from message octo.v1.InputResolved
+ */
+export type InputResolved = Message<"octo.v1.InputResolved"> & {
+  /**
+   * `sessions/{session}/inputRequests/{input_request}`.
+   *
+   * @generated from field: string input_request = 1;
+   */
+  inputRequest: string;
+
+  /**
+   * The answer the model gets; empty when a cancel withdrew the question (answers are
+   * never empty).
+   *
+   * @generated from field: string answer = 2;
+   */
+  answer: string;
+};
+
+/**
+ * Describes the message octo.v1.InputResolved.
+ * Use `create(InputResolvedSchema)` to create a new message.
+ */
+export const InputResolvedSchema: GenMessage<InputResolved> = /*@__PURE__*/
+  messageDesc(file_octo_v1_event, 15);
+
+/**
  * A message is complete.
  *
  * @generated from message octo.v1.MessageCompleted
@@ -647,7 +721,7 @@ export type MessageCompleted = Message<"octo.v1.MessageCompleted"> & {
  * Use `create(MessageCompletedSchema)` to create a new message.
  */
 export const MessageCompletedSchema: GenMessage<MessageCompleted> = /*@__PURE__*/
-  messageDesc(file_octo_v1_event, 14);
+  messageDesc(file_octo_v1_event, 16);
 
 /**
  * A turn ended.
@@ -668,7 +742,7 @@ export type TurnFinished = Message<"octo.v1.TurnFinished"> & {
  * Use `create(TurnFinishedSchema)` to create a new message.
  */
 export const TurnFinishedSchema: GenMessage<TurnFinished> = /*@__PURE__*/
-  messageDesc(file_octo_v1_event, 15);
+  messageDesc(file_octo_v1_event, 17);
 
 /**
  * A session changed.
@@ -689,7 +763,7 @@ export type SessionUpdated = Message<"octo.v1.SessionUpdated"> & {
  * Use `create(SessionUpdatedSchema)` to create a new message.
  */
 export const SessionUpdatedSchema: GenMessage<SessionUpdated> = /*@__PURE__*/
-  messageDesc(file_octo_v1_event, 16);
+  messageDesc(file_octo_v1_event, 18);
 
 /**
  * A session was deleted.
@@ -710,7 +784,7 @@ export type SessionDeleted = Message<"octo.v1.SessionDeleted"> & {
  * Use `create(SessionDeletedSchema)` to create a new message.
  */
 export const SessionDeletedSchema: GenMessage<SessionDeleted> = /*@__PURE__*/
-  messageDesc(file_octo_v1_event, 17);
+  messageDesc(file_octo_v1_event, 19);
 
 /**
  * A non-terminal error.
@@ -745,7 +819,7 @@ export type ErrorEvent = Message<"octo.v1.ErrorEvent"> & {
  * Use `create(ErrorEventSchema)` to create a new message.
  */
 export const ErrorEventSchema: GenMessage<ErrorEvent> = /*@__PURE__*/
-  messageDesc(file_octo_v1_event, 18);
+  messageDesc(file_octo_v1_event, 20);
 
 /**
  * A compaction: how much of the conversation a summary replaced, and the request's size
@@ -796,7 +870,7 @@ export type ContextCompacted = Message<"octo.v1.ContextCompacted"> & {
  * Use `create(ContextCompactedSchema)` to create a new message.
  */
 export const ContextCompactedSchema: GenMessage<ContextCompacted> = /*@__PURE__*/
-  messageDesc(file_octo_v1_event, 19);
+  messageDesc(file_octo_v1_event, 21);
 
 /**
  * The stream could not resume where asked.
@@ -824,7 +898,7 @@ export type StreamReset = Message<"octo.v1.StreamReset"> & {
  * Use `create(StreamResetSchema)` to create a new message.
  */
 export const StreamResetSchema: GenMessage<StreamReset> = /*@__PURE__*/
-  messageDesc(file_octo_v1_event, 20);
+  messageDesc(file_octo_v1_event, 22);
 
 /**
  * The kind of a streamed content block.

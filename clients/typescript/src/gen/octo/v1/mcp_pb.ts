@@ -415,8 +415,8 @@ export type ListToolsRequest = Message<"octo.v1.ListToolsRequest"> & {
   mcpServer: string;
 
   /**
-   * Only what this session's turns are offered (its permission mode's filter),
-   * `sessions/{session}`.
+   * Only what this session's turns are offered (its permission mode's filter; no
+   * `ask_user` in a session created by a schedule or a webhook), `sessions/{session}`.
    *
    * @generated from field: string session = 2;
    */
