@@ -63,8 +63,25 @@ impl Chat {
         turns: Vec<Turn>,
         reason: &str,
     ) -> Result<()> {
+        // A session moved to the trash while its server stopped (before the delete
+        // could cancel its turns): nothing of it runs again.
+        let deleted = match self.deps.sessions.get(&live.id).await {
+            Ok(session) => session.is_deleted(),
+            Err(crate::domain::Error::NotFound { .. }) => true,
+            Err(err) => return Err(err),
+        };
         let mut queued = Vec::new();
         for mut turn in turns {
+            if turn.status == TurnStatus::Queued && deleted {
+                turn.status = TurnStatus::Cancelled;
+                turn.error = Some(TurnError {
+                    reason: crate::domain::session::SESSION_DELETED.into(),
+                    message: "the session was moved to the trash".into(),
+                });
+                turn.end_time = Some(Timestamp::now());
+                super::outbox::store_finished_turn(&self.deps, &turn, live.fence).await?;
+                continue;
+            }
             if turn.status == TurnStatus::Queued {
                 queued.push(turn);
                 continue;

@@ -246,7 +246,12 @@ impl Scheduler {
         run: &ScheduleRun,
     ) -> Result<(String, Option<String>)> {
         if let Some(target) = &schedule.target_session {
-            return Ok((self.sessions.get(target).await?.id, None));
+            // A target in the trash is read-only: the run fails saying so (SESSION_DELETED)
+            // rather than quietly writing to it; restoring the session makes runs work
+            // again.
+            let session = self.sessions.get(target).await?;
+            session.check_not_deleted()?;
+            return Ok((session.id, None));
         }
         let mut note = None;
         let model = match &schedule.model {

@@ -75,6 +75,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0004_run_runners.sql"),
     include_str!("migrations/postgres/0005_mcp_servers.sql"),
     include_str!("migrations/postgres/0006_session_mcp_servers.sql"),
+    include_str!("migrations/postgres/0007_trash.sql"),
 ];
 
 /// The advisory lock key migrations run under ("octo" and 1), per database.
