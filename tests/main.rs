@@ -52,6 +52,7 @@ mod store;
 mod store_cluster;
 mod store_outbox;
 mod store_postgres;
+mod store_trash;
 mod tool_env;
 mod ui;
 mod webhooks;

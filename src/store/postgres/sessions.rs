@@ -300,9 +300,14 @@ impl SessionStore for PostgresStore {
             &[&candidates],
         )
         .await?;
-        let purged = rows.iter().map(|row| get(row, 0)).collect::<Result<_>>()?;
+        let purged: std::collections::HashSet<String> =
+            rows.iter().map(|row| get(row, 0)).collect::<Result<_>>()?;
         tx.commit().await.map_err(pg_error)?;
-        Ok(purged)
+        // In the candidates' order (RETURNING's is the table's).
+        Ok(candidates
+            .into_iter()
+            .filter(|id| purged.contains(id))
+            .collect())
     }
 
     async fn insert_session_content(&self, content: &SessionContent) -> Result<()> {
