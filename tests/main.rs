@@ -54,5 +54,6 @@ mod store_outbox;
 mod store_postgres;
 mod store_trash;
 mod tool_env;
+mod trash;
 mod ui;
 mod webhooks;
