@@ -289,7 +289,11 @@ async fn a_session_trashed_through_another_server_is_released_by_its_owner_and_p
     assert_eq!(trashed.expire_time, trashed.delete_time, "due at once");
     let events = collect_until(&mut on_c, is_kind("session_deleted")).await;
     assert!(
-        events.iter().filter(|e| finishes(&sent_turn(&sent).name)(e)).count() <= 1,
+        events
+            .iter()
+            .filter(|e| finishes(&sent_turn(&sent).name)(e))
+            .count()
+            <= 1,
         "{:?}",
         common::kinds(&events)
     );

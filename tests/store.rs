@@ -159,7 +159,9 @@ async fn sessions_list_in_order_and_page_by_keyset(f: Fixture) {
         if page.is_empty() {
             break;
         }
-        after = page.last().map(|s| SessionCursor::of(s, &SessionOrder::default()));
+        after = page
+            .last()
+            .map(|s| SessionCursor::of(s, &SessionOrder::default()));
         paged.extend(page);
     }
     assert_eq!(titles(&paged), titles(&all));

@@ -50,10 +50,7 @@ fn ids(sessions: &[Session]) -> Vec<String> {
 }
 
 async fn listed(store: &dyn Store, filter: &SessionFilter) -> Vec<String> {
-    ids(&store
-        .list_sessions(filter, None, 100)
-        .await
-        .expect("list"))
+    ids(&store.list_sessions(filter, None, 100).await.expect("list"))
 }
 
 async fn trash_fields_round_trip_and_hide_the_session_from_the_list(f: Fixture) {
@@ -61,12 +58,19 @@ async fn trash_fields_round_trip_and_hide_the_session_from_the_list(f: Fixture) 
     let kept = created(store, "kept").await;
     let mut gone = created(store, "gone").await;
     trash(store, &mut gone, 1_000, 2_000).await;
-    let stored = store.get_session(&gone.id).await.expect("get").expect("still there");
+    let stored = store
+        .get_session(&gone.id)
+        .await
+        .expect("get")
+        .expect("still there");
     assert_eq!(stored.delete_time, Some(Timestamp(1_000)));
     assert_eq!(stored.expire_time, Some(Timestamp(2_000)));
     assert_eq!(stored, gone, "every field round-trips");
 
-    assert_eq!(listed(store, &SessionFilter::default()).await, [kept.id.clone()]);
+    assert_eq!(
+        listed(store, &SessionFilter::default()).await,
+        [kept.id.as_str()]
+    );
     let all = SessionFilter {
         show_deleted: true,
         ..SessionFilter::default()
@@ -81,11 +85,25 @@ async fn trash_fields_round_trip_and_hide_the_session_from_the_list(f: Fixture) 
     gone.delete_time = None;
     gone.expire_time = None;
     gone.revision += 1;
-    assert!(store.update_session(&gone, gone.revision - 1).await.expect("restore"));
+    assert!(
+        store
+            .update_session(&gone, gone.revision - 1)
+            .await
+            .expect("restore")
+    );
     let again = f.open_again().await;
-    let stored = again.get_session(&gone.id).await.expect("get").expect("there");
+    let stored = again
+        .get_session(&gone.id)
+        .await
+        .expect("get")
+        .expect("there");
     assert_eq!((stored.delete_time, stored.expire_time), (None, None));
-    assert_eq!(listed(again.as_ref(), &SessionFilter::default()).await.len(), 2);
+    assert_eq!(
+        listed(again.as_ref(), &SessionFilter::default())
+            .await
+            .len(),
+        2
+    );
 }
 
 async fn a_session_in_the_trash_takes_no_message(f: Fixture) {
@@ -99,7 +117,13 @@ async fn a_session_in_the_trash_takes_no_message(f: Fixture) {
         other => panic!("expected SESSION_DELETED, got {other:?}"),
     }
     // Nothing of it was written.
-    assert!(store.get_message(&s.id, &m.id).await.expect("get").is_none());
+    assert!(
+        store
+            .get_message(&s.id, &m.id)
+            .await
+            .expect("get")
+            .is_none()
+    );
     assert!(store.get_turn(&s.id, &t.id).await.expect("get").is_none());
     let stored = store.get_session(&s.id).await.expect("get").expect("there");
     assert_eq!(stored.message_count, 0);
@@ -130,9 +154,21 @@ async fn purge_session_purges_only_the_trash_with_everything_of_it(f: Fixture) {
     trash(store, &mut s, 1, 2).await;
     assert!(store.purge_session(&s.id).await.expect("purge"));
     assert!(store.get_session(&s.id).await.expect("get").is_none());
-    assert!(store.get_message(&s.id, &m.id).await.expect("get").is_none());
+    assert!(
+        store
+            .get_message(&s.id, &m.id)
+            .await
+            .expect("get")
+            .is_none()
+    );
     assert!(store.get_turn(&s.id, &t.id).await.expect("get").is_none());
-    assert!(store.session_content(&s.id).await.expect("content").is_none());
+    assert!(
+        store
+            .session_content(&s.id)
+            .await
+            .expect("content")
+            .is_none()
+    );
     assert!(!store.purge_session(&s.id).await.expect("again"), "gone");
 }
 
@@ -152,7 +188,13 @@ async fn purge_sessions_takes_what_the_rule_names_and_nothing_live(f: Fixture) {
     let mut busy = make("busy", now).await;
     let mut leased = make("leased", now).await;
     let mut released = make("released", now).await;
-    for s in [&mut expired, &mut kept, &mut busy, &mut leased, &mut released] {
+    for s in [
+        &mut expired,
+        &mut kept,
+        &mut busy,
+        &mut leased,
+        &mut released,
+    ] {
         trash(store, s, now - 10, now - 5).await;
     }
     trash(store, &mut not_yet, now - 10, now + 1_000_000_000).await;
@@ -170,7 +212,10 @@ async fn purge_sessions_takes_what_the_rule_names_and_nothing_live(f: Fixture) {
         .await
         .expect("a turn left queued");
     // A live lease: another server has the session live.
-    store.register_server("other", "addr").await.expect("register");
+    store
+        .register_server("other", "addr")
+        .await
+        .expect("register");
     store
         .acquire_lease(&leased.id, "other", LIVE)
         .await
@@ -180,10 +225,12 @@ async fn purge_sessions_takes_what_the_rule_names_and_nothing_live(f: Fixture) {
         .acquire_lease(&released.id, "other", LIVE)
         .await
         .expect("lease");
-    assert!(store
-        .release_lease(&released.id, "other", lease.epoch)
-        .await
-        .expect("release"));
+    assert!(
+        store
+            .release_lease(&released.id, "other", lease.epoch)
+            .await
+            .expect("release")
+    );
 
     let rule = PurgeRule {
         expired_at: Timestamp(now),
@@ -214,7 +261,10 @@ async fn purge_sessions_takes_what_the_rule_names_and_nothing_live(f: Fixture) {
         inactive_before: Some(Timestamp(now - 1_000)),
         ..rule
     };
-    assert_eq!(store.purge_sessions(&rule).await.expect("purge"), [idle.id.clone()]);
+    assert_eq!(
+        store.purge_sessions(&rule).await.expect("purge"),
+        [idle.id.as_str()]
+    );
     assert!(store.get_session(&recent.id).await.expect("get").is_some());
 }
 
@@ -241,7 +291,10 @@ async fn purge_sessions_honours_its_limit_oldest_first(f: Fixture) {
         store.purge_sessions(&rule).await.expect("second"),
         [trashed[2].id.clone(), trashed[1].id.clone()]
     );
-    assert_eq!(store.purge_sessions(&rule).await.expect("third"), [trashed[0].id.clone()]);
+    assert_eq!(
+        store.purge_sessions(&rule).await.expect("third"),
+        [trashed[0].id.clone()]
+    );
     assert!(store.purge_sessions(&rule).await.expect("done").is_empty());
 }
 
@@ -278,7 +331,10 @@ async fn two_handles_purging_at_once_take_disjoint_sessions(f: Fixture) {
     let mut union: Vec<String> = a.iter().chain(&b).cloned().collect();
     union.sort();
     all.sort();
-    assert_eq!(union, all, "each session purged exactly once: {a:?} / {b:?}");
+    assert_eq!(
+        union, all,
+        "each session purged exactly once: {a:?} / {b:?}"
+    );
 }
 
 async fn sessions_filter_by_labels(f: Fixture) {
@@ -314,7 +370,10 @@ async fn sessions_filter_by_labels(f: Fixture) {
             .map(|s| s.display_name)
             .collect::<Vec<_>>()
     };
-    assert_eq!(titles(r#"labels.team = "core""#).await, ["core-dev", "core-prod"]);
+    assert_eq!(
+        titles(r#"labels.team = "core""#).await,
+        ["core-dev", "core-prod"]
+    );
     assert_eq!(
         titles(r#"labels.team != "core""#).await,
         ["none", "web"],
@@ -334,7 +393,10 @@ async fn sessions_filter_by_labels(f: Fixture) {
         titles(r#"labels.team = "core" AND labels.env != "prod" AND labels.team:*"#).await,
         ["core-dev"]
     );
-    assert!(titles(r#"labels.team = "CORE""#).await.is_empty(), "values are exact");
+    assert!(
+        titles(r#"labels.team = "CORE""#).await.is_empty(),
+        "values are exact"
+    );
     assert!(titles("labels.nothing:*").await.is_empty());
 }
 
@@ -352,7 +414,11 @@ async fn sessions_page_exactly_in_every_order(f: Fixture) {
     let mut trashed = all.pop().expect("one");
     trash(store, &mut trashed, 1, 2).await;
     for pinned_first in [false, true] {
-        for key in [SortKey::LastActiveTime, SortKey::CreateTime, SortKey::DisplayName] {
+        for key in [
+            SortKey::LastActiveTime,
+            SortKey::CreateTime,
+            SortKey::DisplayName,
+        ] {
             for descending in [false, true] {
                 let order = SessionOrder {
                     pinned_first,

@@ -93,10 +93,16 @@ async fn delete_moves_a_session_to_the_trash_read_only_until_restored() {
         30 * 24 * 3600 * 1_000_000,
         "expire_time is delete_time + the default 30 days"
     );
-    assert_ne!(trashed.etag, session.etag, "a move to the trash is a change");
+    assert_ne!(
+        trashed.etag, session.etag,
+        "a move to the trash is a change"
+    );
 
     // Hidden from the list, shown with show_deleted; Get and the history still work.
-    assert_eq!(list(&mut client, Default::default()).await, [other.name.clone()]);
+    assert_eq!(
+        list(&mut client, Default::default()).await,
+        [other.name.as_str()]
+    );
     let all = list(
         &mut client,
         pb::ListSessionsRequest {
@@ -105,8 +111,13 @@ async fn delete_moves_a_session_to_the_trash_read_only_until_restored() {
         },
     )
     .await;
-    assert!(all.contains(&session.name) && all.contains(&other.name), "{all:?}");
-    let got = get(&mut client, &session.name).await.expect("still readable");
+    assert!(
+        all.contains(&session.name) && all.contains(&other.name),
+        "{all:?}"
+    );
+    let got = get(&mut client, &session.name)
+        .await
+        .expect("still readable");
     assert_eq!(got.delete_time, trashed.delete_time);
     assert_eq!(got.expire_time, trashed.expire_time);
     assert_eq!(history(&mut chat, &session.name).await.len(), 2);
@@ -151,7 +162,10 @@ async fn delete_moves_a_session_to_the_trash_read_only_until_restored() {
     // AIP-164: deleting again is NOT_FOUND unless allow_missing; restoring a session
     // that is not in the trash is ALREADY_EXISTS; purging one is FAILED_PRECONDITION.
     assert_eq!(
-        delete(&mut client, &session.name).await.expect_err("again").code(),
+        delete(&mut client, &session.name)
+            .await
+            .expect_err("again")
+            .code(),
         Code::NotFound
     );
     let again = client
@@ -206,9 +220,14 @@ async fn delete_moves_a_session_to_the_trash_read_only_until_restored() {
     );
     assert_eq!(list(&mut client, Default::default()).await.len(), 2);
     let turn = sent_turn(
-        &send_text(&mut chat, &session.name, "back again", pb::BusyPolicy::Enqueue)
-            .await
-            .expect("send after restore"),
+        &send_text(
+            &mut chat,
+            &session.name,
+            "back again",
+            pb::BusyPolicy::Enqueue,
+        )
+        .await
+        .expect("send after restore"),
     );
     eventually("the turn after the restore ends", async || {
         let t = get_turn(&mut chat, &turn.name).await;
@@ -226,7 +245,10 @@ async fn delete_moves_a_session_to_the_trash_read_only_until_restored() {
         .await
         .expect("purge");
     assert_eq!(
-        get(&mut client, &session.name).await.expect_err("gone").code(),
+        get(&mut client, &session.name)
+            .await
+            .expect_err("gone")
+            .code(),
         Code::NotFound
     );
     let err = chat
@@ -274,7 +296,11 @@ async fn deleting_a_busy_session_cancels_its_running_and_queued_turns() {
     collect_until(&mut events, is_kind("text_delta")).await;
 
     let trashed = delete(&mut client, &session.name).await.expect("delete");
-    assert_eq!(trashed.status, pb::SessionStatus::Idle as i32, "{trashed:?}");
+    assert_eq!(
+        trashed.status,
+        pb::SessionStatus::Idle as i32,
+        "{trashed:?}"
+    );
     assert_eq!(trashed.queue_depth, 0);
     let seen = collect_until(&mut events, is_kind("session_deleted")).await;
     assert!(
@@ -347,12 +373,19 @@ async fn the_trash_over_json() {
 
     let (status, trashed) = call(http.delete(format!("{base}/{name}"))).await;
     assert_eq!(status, 200, "{trashed}");
-    assert!(trashed["deleteTime"].is_string() && trashed["expireTime"].is_string(), "{trashed}");
+    assert!(
+        trashed["deleteTime"].is_string() && trashed["expireTime"].is_string(),
+        "{trashed}"
+    );
 
     let names = |page: &serde_json::Value| -> Vec<String> {
         page["sessions"]
             .as_array()
-            .map(|a| a.iter().map(|s| s["name"].as_str().unwrap_or("").to_owned()).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|s| s["name"].as_str().unwrap_or("").to_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let (status, page) = call(http.get(format!("{base}/sessions"))).await;
@@ -361,21 +394,40 @@ async fn the_trash_over_json() {
     for query in ["showDeleted=true", "show_deleted=true"] {
         let (status, page) = call(http.get(format!("{base}/sessions?{query}"))).await;
         assert_eq!(status, 200, "{page}");
-        assert_eq!(names(&page), [name.clone()], "{query}");
+        assert_eq!(names(&page), [name.as_str()], "{query}");
     }
 
-    let (status, restored) = call(http.post(format!("{base}/{name}:undelete")).json(&serde_json::json!({}))).await;
+    let (status, restored) = call(
+        http.post(format!("{base}/{name}:undelete"))
+            .json(&serde_json::json!({})),
+    )
+    .await;
     assert_eq!(status, 200, "{restored}");
     assert!(restored.get("deleteTime").is_none(), "{restored}");
-    let (status, error) = call(http.post(format!("{base}/{name}:undelete")).json(&serde_json::json!({}))).await;
+    let (status, error) = call(
+        http.post(format!("{base}/{name}:undelete"))
+            .json(&serde_json::json!({})),
+    )
+    .await;
     assert_eq!(status, 409, "not in the trash: {error}");
-    let (status, error) = call(http.post(format!("{base}/{name}:purge")).json(&serde_json::json!({}))).await;
+    let (status, error) = call(
+        http.post(format!("{base}/{name}:purge"))
+            .json(&serde_json::json!({})),
+    )
+    .await;
     assert_eq!(status, 400, "FAILED_PRECONDITION: {error}");
-    assert_eq!(error["details"][0]["reason"], "SESSION_NOT_DELETED", "{error}");
+    assert_eq!(
+        error["details"][0]["reason"], "SESSION_NOT_DELETED",
+        "{error}"
+    );
 
     let (status, _) = call(http.delete(format!("{base}/{name}"))).await;
     assert_eq!(status, 200);
-    let (status, purged) = call(http.post(format!("{base}/{name}:purge")).json(&serde_json::json!({}))).await;
+    let (status, purged) = call(
+        http.post(format!("{base}/{name}:purge"))
+            .json(&serde_json::json!({})),
+    )
+    .await;
     assert_eq!(status, 200, "{purged}");
     let (status, _) = call(http.get(format!("{base}/{name}"))).await;
     assert_eq!(status, 404);
@@ -392,15 +444,23 @@ async fn retention_purges_a_session_whose_time_in_the_trash_is_up() {
     let mut chat = server.chat().await;
     let doomed = create(&mut client, "expires at once").await;
     let kept = create(&mut client, "not in the trash").await;
-    send_text(&mut chat, &doomed.name, "some history", pb::BusyPolicy::Enqueue)
-        .await
-        .expect("send");
+    send_text(
+        &mut chat,
+        &doomed.name,
+        "some history",
+        pb::BusyPolicy::Enqueue,
+    )
+    .await
+    .expect("send");
     eventually("the history is stored", async || {
         (history(&mut chat, &doomed.name).await.len() == 2).then_some(())
     })
     .await;
     let trashed = delete(&mut client, &doomed.name).await.expect("delete");
-    assert_eq!(trashed.expire_time, trashed.delete_time, "retention 0: due at once");
+    assert_eq!(
+        trashed.expire_time, trashed.delete_time,
+        "retention 0: due at once"
+    );
     eventually("the retention pass purges it", async || {
         match get(&mut client, &doomed.name).await {
             Err(status) if status.code() == Code::NotFound => Some(()),
@@ -581,7 +641,14 @@ async fn label_filters_and_orders_page_exactly_and_bad_ones_name_their_field() {
         ["echo", "charlie"]
     );
     assert_eq!(
-        titles(&all_pages(&mut client, "labels.team:* AND labels.team != web", "display_name").await),
+        titles(
+            &all_pages(
+                &mut client,
+                "labels.team:* AND labels.team != web",
+                "display_name"
+            )
+            .await
+        ),
         ["alpha", "bravo", "delta"]
     );
     assert_eq!(
@@ -622,8 +689,16 @@ async fn label_filters_and_orders_page_exactly_and_bad_ones_name_their_field() {
         .expect_err("bad filter and order_by");
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&err), ["filter", "order_by"]);
-    assert!(err.message().contains("`title` cannot be filtered on"), "{}", err.message());
-    assert!(err.message().contains("cannot sort by `size`"), "{}", err.message());
+    assert!(
+        err.message().contains("`title` cannot be filtered on"),
+        "{}",
+        err.message()
+    );
+    assert!(
+        err.message().contains("cannot sort by `size`"),
+        "{}",
+        err.message()
+    );
 
     // The same over JSON: query parameters by proto or JSON name.
     let http = reqwest::Client::new();
@@ -684,8 +759,16 @@ async fn cli_moves_to_the_trash_lists_it_restores_and_purges() {
 
     let (code, out, err) = run(&["sessions", "rm", &id]).await;
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains(&format!("Moved session {id} (cli trash) to the trash until")), "{out}");
-    assert!(out.contains(&format!("octo sessions restore {id}")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "Moved session {id} (cli trash) to the trash until"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("octo sessions restore {id}")),
+        "{out}"
+    );
 
     let (code, out, err) = run(&["sessions", "list"]).await;
     assert_eq!(code, Some(0), "{err}");
@@ -703,7 +786,10 @@ async fn cli_moves_to_the_trash_lists_it_restores_and_purges() {
 
     let (code, out, err) = run(&["sessions", "restore", &id]).await;
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains(&format!("Restored session {id} (cli trash)")), "{out}");
+    assert!(
+        out.contains(&format!("Restored session {id} (cli trash)")),
+        "{out}"
+    );
     let (code, out, _) = run(&["sessions", "list", "--filter", "labels.none:*"]).await;
     assert_eq!(code, Some(0));
     assert!(out.contains("No sessions."), "{out}");

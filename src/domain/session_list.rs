@@ -164,9 +164,7 @@ pub fn parse_filter(text: &str) -> Result<Vec<LabelCondition>> {
             match &tokens[at] {
                 Token::Word(w) if w == "AND" => at += 1,
                 Token::Word(w) if w == "OR" || w == "NOT" => {
-                    return Err(invalid(format!(
-                        "{w} is not supported; {FILTER_FORMS}"
-                    )));
+                    return Err(invalid(format!("{w} is not supported; {FILTER_FORMS}")));
                 }
                 other => {
                     return Err(invalid(format!(
@@ -347,9 +345,7 @@ impl SessionOrder {
             )));
         };
         let Some(key) = SortKey::ALL.into_iter().find(|k| k.api_name() == field) else {
-            return Err(invalid(format!(
-                "cannot sort by `{field}`; {ORDER_FORMS}"
-            )));
+            return Err(invalid(format!("cannot sort by `{field}`; {ORDER_FORMS}")));
         };
         Ok(SessionOrder {
             pinned_first,
@@ -362,7 +358,11 @@ impl SessionOrder {
     pub fn canonical(&self) -> String {
         format!(
             "{}{} {}",
-            if self.pinned_first { "pinned desc, " } else { "" },
+            if self.pinned_first {
+                "pinned desc, "
+            } else {
+                ""
+            },
             self.key.api_name(),
             if self.descending { "desc" } else { "asc" }
         )
@@ -384,8 +384,10 @@ mod tests {
     fn filters_parse_equality_inequality_and_presence() {
         assert_eq!(parse_filter("  ").expect("blank"), vec![]);
         assert_eq!(
-            parse_filter(r#"labels.team = "core" AND labels.env!=prod AND labels.x:* AND labels:y-z"#)
-                .expect("parses"),
+            parse_filter(
+                r#"labels.team = "core" AND labels.env!=prod AND labels.x:* AND labels:y-z"#
+            )
+            .expect("parses"),
             vec![
                 LabelCondition::Equals {
                     key: "team".into(),
@@ -412,7 +414,10 @@ mod tests {
     fn bad_filters_name_the_field_and_say_why() {
         for (filter, says) in [
             (r#"display_name = "x""#, "cannot be filtered on"),
-            (r#"labels.team = "a" OR labels.team = "b""#, "OR is not supported"),
+            (
+                r#"labels.team = "a" OR labels.team = "b""#,
+                "OR is not supported",
+            ),
             (r#"labels.Team = "a""#, "is not a label key"),
             (r#"labels.team = "a" labels.b = "c""#, "expected AND"),
             (r#"labels.team = "open"#, "not closed"),
@@ -430,7 +435,10 @@ mod tests {
 
     #[test]
     fn orders_parse_with_directions_and_an_optional_pinned_first() {
-        assert_eq!(SessionOrder::parse("").expect("empty"), SessionOrder::default());
+        assert_eq!(
+            SessionOrder::parse("").expect("empty"),
+            SessionOrder::default()
+        );
         let order = SessionOrder::parse("create_time desc").expect("parses");
         assert_eq!(
             order,

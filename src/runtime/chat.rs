@@ -26,8 +26,7 @@ use super::{
     turn,
 };
 use crate::domain::{
-    Error, Part, Resource, Result, Session, SessionStatus, Timestamp, Turn, TurnError,
-    TurnStatus,
+    Error, Part, Resource, Result, Session, SessionStatus, Timestamp, Turn, TurnError, TurnStatus,
 };
 
 /// How often a command follows a moving lease before it gives up with UNAVAILABLE
@@ -726,8 +725,7 @@ impl Chat {
             turns
         };
         for turn in &cancelled {
-            if let Err(err) =
-                super::outbox::store_finished_turn(&self.deps, turn, live.fence).await
+            if let Err(err) = super::outbox::store_finished_turn(&self.deps, turn, live.fence).await
             {
                 tracing::warn!(session = %session_id, turn = %turn.id, error = %err, "cannot store the cancelled turn of a deleted session");
             }

@@ -77,7 +77,9 @@ impl Chat {
             let purged = self.deps.store.purge_sessions(&rule).await?;
             for id in &purged {
                 tracing::debug!(session = %id, "session purged by retention");
-                self.deps.sessions.publish(SessionChange::Deleted(id.clone()));
+                self.deps
+                    .sessions
+                    .publish(SessionChange::Deleted(id.clone()));
             }
             purged_total += purged.len();
             if purged.len() < PURGE_BATCH {

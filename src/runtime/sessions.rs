@@ -296,9 +296,7 @@ impl Sessions {
                         }
                         SessionField::Labels => next.labels = settings.labels.clone(),
                         SessionField::Pinned => next.pinned = settings.pinned,
-                        SessionField::McpServers => {
-                            next.mcp_servers = settings.mcp_servers.clone()
-                        }
+                        SessionField::McpServers => next.mcp_servers = settings.mcp_servers.clone(),
                     }
                 }
                 // Nothing changes: no new revision, no event.
@@ -321,7 +319,10 @@ impl Sessions {
             .change(id, etag, |current| {
                 if current.is_deleted() {
                     // Moved there meanwhile by another request: AIP-164 NOT_FOUND.
-                    return Err(Error::not_found(Resource::Session, format!("sessions/{id}")));
+                    return Err(Error::not_found(
+                        Resource::Session,
+                        format!("sessions/{id}"),
+                    ));
                 }
                 let mut next = current.clone();
                 next.delete_time = Some(now);
@@ -734,8 +735,14 @@ mod tests {
             Err(Error::FailedPrecondition { reason, .. }) if reason == "SESSION_NOT_DELETED"
         ));
         let trashed = sessions.trash(&s.id, &s.etag()).await.expect("trash");
-        let (deleted, expires) = (trashed.delete_time.expect("delete_time"), trashed.expire_time.expect("expire_time"));
-        assert_eq!(expires.0 - deleted.0, DEFAULT_TRASH_RETENTION.as_micros() as i64);
+        let (deleted, expires) = (
+            trashed.delete_time.expect("delete_time"),
+            trashed.expire_time.expect("expire_time"),
+        );
+        assert_eq!(
+            expires.0 - deleted.0,
+            DEFAULT_TRASH_RETENTION.as_micros() as i64
+        );
         assert_ne!(trashed.etag(), s.etag());
         assert!(matches!(
             sessions.trash(&s.id, "").await,
@@ -754,7 +761,10 @@ mod tests {
             Err(Error::FailedPrecondition { reason, .. }) if reason == "SESSION_DELETED"
         ));
         // Hidden from the list unless asked for.
-        let (listed, _) = sessions.list(&SessionFilter::default(), "", 10).await.expect("list");
+        let (listed, _) = sessions
+            .list(&SessionFilter::default(), "", 10)
+            .await
+            .expect("list");
         assert!(listed.is_empty());
         let all = SessionFilter {
             show_deleted: true,
@@ -771,8 +781,14 @@ mod tests {
         ));
         sessions.trash(&s.id, "").await.expect("trash again");
         sessions.purge(&s.id).await.expect("purge");
-        assert!(matches!(sessions.get(&s.id).await, Err(Error::NotFound { .. })));
-        assert!(matches!(sessions.purge(&s.id).await, Err(Error::NotFound { .. })));
+        assert!(matches!(
+            sessions.get(&s.id).await,
+            Err(Error::NotFound { .. })
+        ));
+        assert!(matches!(
+            sessions.purge(&s.id).await,
+            Err(Error::NotFound { .. })
+        ));
 
         let mut seen = Vec::new();
         while let Ok(change) = watch.try_recv() {
@@ -782,6 +798,9 @@ mod tests {
                 SessionChange::Deleted(_) => "deleted",
             });
         }
-        assert_eq!(seen, ["created", "deleted", "created", "deleted", "deleted"]);
+        assert_eq!(
+            seen,
+            ["created", "deleted", "created", "deleted", "deleted"]
+        );
     }
 }

@@ -298,9 +298,12 @@ pub(crate) fn session_list_sql(
             let id = bind(Bound::Text(cursor.id.clone()));
             format!("(pinned, {key}, id) < ({pinned}, {value}, {id})")
         } else {
-            let pinned = order
-                .pinned_first
-                .then(|| (bind(Bound::Flag(cursor.pinned)), bind(Bound::Flag(cursor.pinned))));
+            let pinned = order.pinned_first.then(|| {
+                (
+                    bind(Bound::Flag(cursor.pinned)),
+                    bind(Bound::Flag(cursor.pinned)),
+                )
+            });
             let value = bind(value());
             let id = bind(Bound::Text(cursor.id.clone()));
             let rest = format!("({key}, id) {beyond} ({value}, {id})");

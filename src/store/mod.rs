@@ -12,10 +12,10 @@ use async_trait::async_trait;
 use crate::domain::{
     Message, Model, Result, Session, SessionSource, Timestamp, Turn,
     cluster::{Fence, Lease, ServerInfo},
-    session_list::{LabelCondition, SessionOrder, SortKey},
     mcp::McpServer,
     outbox::{AttemptOutcome, DeliveryCounts, DeliveryState, OutboxDelivery},
     schedule::{Schedule, ScheduleRun},
+    session_list::{LabelCondition, SessionOrder, SortKey},
 };
 
 /// The backends a database URL can name.

@@ -205,8 +205,14 @@ pub fn session_fields(session: &pb::Session, now: i64) -> Vec<(&'static str, Str
             long_time(session.last_active_time.as_ref(), now),
         ),
         ("Last message", fit(&session.last_message_preview, Some(80))),
-        ("In the trash since", long_time(session.delete_time.as_ref(), now)),
-        ("Purged for good at", long_time(session.expire_time.as_ref(), now)),
+        (
+            "In the trash since",
+            long_time(session.delete_time.as_ref(), now),
+        ),
+        (
+            "Purged for good at",
+            long_time(session.expire_time.as_ref(), now),
+        ),
         ("System prompt", fit(&session.system_prompt, Some(80))),
     ]
 }

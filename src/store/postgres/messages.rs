@@ -149,9 +149,7 @@ impl MessageStore for PostgresStore {
         if let Some(row) = session
             && get::<Option<i64>>(&row, 0)?.is_some()
         {
-            return Err(crate::domain::session::session_deleted(
-                &message.session_id,
-            ));
+            return Err(crate::domain::session::session_deleted(&message.session_id));
         }
         if let Some(turn) = turn {
             turns::insert_turn(&tx, turn).await?;

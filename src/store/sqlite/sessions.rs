@@ -127,7 +127,6 @@ fn insert_session(conn: &Connection, s: &Session) -> Result<()> {
     Ok(())
 }
 
-
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn create_session(&self, session: &Session) -> Result<()> {
@@ -160,20 +159,14 @@ impl SessionStore for SqliteStore {
         let after = after.cloned();
         self.read(move |conn| {
             let mut values: Vec<rusqlite::types::Value> = Vec::new();
-            let sql = codec::session_list_sql(
-                &filter,
-                after.as_ref(),
-                limit,
-                &DIALECT,
-                |value| {
-                    values.push(match value {
-                        codec::Bound::Text(text) => text.into(),
-                        codec::Bound::Int(n) => n.into(),
-                        codec::Bound::Flag(flag) => i64::from(flag).into(),
-                    });
-                    format!("?{}", values.len())
-                },
-            );
+            let sql = codec::session_list_sql(&filter, after.as_ref(), limit, &DIALECT, |value| {
+                values.push(match value {
+                    codec::Bound::Text(text) => text.into(),
+                    codec::Bound::Int(n) => n.into(),
+                    codec::Bound::Flag(flag) => i64::from(flag).into(),
+                });
+                format!("?{}", values.len())
+            });
             let mut stmt = conn.prepare_cached(&sql).map_err(storage_error)?;
             let rows = stmt
                 .query_map(rusqlite::params_from_iter(values), session_from_row)
@@ -259,9 +252,7 @@ impl SessionStore for SqliteStore {
             let tx = immediate(conn)?;
             let keep = to_json(&rule.keep)?;
             let ids = {
-                let mut stmt = tx
-                    .prepare_cached(PURGE_SELECT)
-                    .map_err(storage_error)?;
+                let mut stmt = tx.prepare_cached(PURGE_SELECT).map_err(storage_error)?;
                 stmt.query_map(
                     params![
                         rule.expired_at.0,
@@ -437,4 +428,3 @@ impl SessionStore for SqliteStore {
         .await
     }
 }
-

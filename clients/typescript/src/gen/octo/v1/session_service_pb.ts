@@ -231,7 +231,8 @@ export type DeleteSessionRequest = Message<"octo.v1.DeleteSessionRequest"> & {
   etag: string;
 
   /**
-   * Succeed when the session does not exist.
+   * Succeed when the session does not exist (returning an empty Session) or is in the
+   * trash already (returning it as it is).
    *
    * @generated from field: bool allow_missing = 3;
    */
