@@ -3,7 +3,8 @@
 //!
 //! - At start, one server recovers every session with unfinished turns: turns left
 //!   RUNNING end INTERRUPTED (their partial text stays stored, marked incomplete),
-//!   QUEUED turns run in their order.
+//!   QUEUED turns run in their order — unless the session is in the trash (a delete
+//!   that its server stopped before finishing): then they end CANCELLED too.
 //! - In a cluster a server only recovers sessions whose lease it takes: at start and
 //!   every heartbeat it takes the *orphaned* ones (unfinished turns, no live lease:
 //!   their owner died or left), and `Chat::route` recovers a session whenever it takes

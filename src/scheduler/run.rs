@@ -12,6 +12,10 @@
 //! - **Concurrency**: runs execute on tracked tasks that stop with the scheduler's token;
 //!   per schedule a tokio mutex serialises this server's runs (QUEUE), and a QUEUE run
 //!   polls the store every [`QUEUE_POLL`] while an earlier run is unfinished elsewhere.
+//! - **A target in the trash**: a run of a schedule whose target session is in the trash
+//!   fails with the reason (SESSION_DELETED: restore the session, or retarget the
+//!   schedule); it never writes to the trashed session. Creating or updating a schedule
+//!   to target one is INVALID_ARGUMENT on `target_session`.
 
 use std::{sync::Arc, time::Duration};
 
