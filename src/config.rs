@@ -117,6 +117,14 @@ pub struct Config {
     pub event_log_bytes: usize,
     /// An idle session's live state is dropped after this many seconds.
     pub session_idle_seconds: u64,
+    /// Days a session stays in the trash (DeleteSession) before it is purged for good;
+    /// fractions allowed, 0 purges at the next retention pass.
+    pub trash_retention_days: f64,
+    /// Purge sessions, in the trash or not, with no activity for this many days. Unset
+    /// (the default): sessions are kept until deleted.
+    pub session_retention_days: Option<f64>,
+    /// Seconds between retention passes; each purges at most 100 sessions.
+    pub retention_interval_seconds: u64,
     /// Timeouts and retries of LLM provider requests.
     pub provider: ProviderConfig,
     /// Receives every turn.finished and schedule_run.finished notification (Standard
@@ -453,6 +461,9 @@ impl Default for Config {
             event_log_capacity: 4096,
             event_log_bytes: 64 * 1024,
             session_idle_seconds: 60,
+            trash_retention_days: 30.0,
+            session_retention_days: None,
+            retention_interval_seconds: 300,
             provider: ProviderConfig::default(),
             webhook_url: None,
             webhook_secret: None,
@@ -584,6 +595,7 @@ impl Config {
                     .into(),
             ));
         }
+        self.check_retention()?;
         if matches!(&self.token, Some(token) if token.trim().is_empty()) {
             return Err(ConfigError::Rule("token must not be empty when set".into()));
         }
@@ -604,6 +616,40 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    fn check_retention(&self) -> Result<(), ConfigError> {
+        let days = |d: f64| d.is_finite() && (0.0..=36_500.0).contains(&d);
+        if !days(self.trash_retention_days) {
+            return Err(ConfigError::Rule(
+                "trash_retention_days must be between 0 and 36500".into(),
+            ));
+        }
+        if let Some(d) = self.session_retention_days
+            && !(days(d) && d > 0.0)
+        {
+            return Err(ConfigError::Rule(
+                "session_retention_days must be above 0 and at most 36500 (leave it unset \
+                 to keep sessions until deleted)"
+                    .into(),
+            ));
+        }
+        if self.retention_interval_seconds == 0 {
+            return Err(ConfigError::Rule(
+                "retention_interval_seconds must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// How long a session stays in the trash.
+    pub fn trash_retention(&self) -> std::time::Duration {
+        days(self.trash_retention_days)
+    }
+
+    /// How long a session may stay inactive before it is purged, if ever.
+    pub fn session_retention(&self) -> Option<std::time::Duration> {
+        self.session_retention_days.map(days)
     }
 
     fn check_cluster(&self) -> Result<(), ConfigError> {
@@ -727,6 +773,11 @@ impl Config {
     }
 }
 
+/// A (validated) number of days as a duration.
+fn days(days: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(days.clamp(0.0, 36_500.0) * 86_400.0)
+}
+
 /// Whether `key` (an `OCTO_*` variable without its prefix, any case) names a top-level
 /// setting. Other `OCTO_*` variables (`OCTO_SERVER` of the client commands, a test
 /// harness' `OCTO_BIN`) are not configuration and are left alone.
@@ -819,6 +870,16 @@ max_attachment_bytes = 10485760
 event_log_capacity = 4096
 event_log_bytes = 65536
 session_idle_seconds = 60
+
+# The trash: DeleteSession (`octo sessions rm`) moves a session there, read-only and
+# restorable (`octo sessions restore`); it is purged for good this many days later
+# (fractions allowed), or at once with `octo sessions purge`.
+trash_retention_days = 30.0
+# Also purge sessions with no activity for this many days, in the trash or not.
+# Off by default: sessions stay until deleted.
+# session_retention_days = 365
+# Seconds between retention passes (each purges at most 100 sessions).
+retention_interval_seconds = 300
 
 # Schedules: a fire time missed while the server was down runs once on start if it is at
 # most this late (seconds); otherwise it is recorded as a skipped run.

@@ -37,7 +37,7 @@ use crate::{
     },
     runtime::{
         Chat, ClusterSettings, Deliveries, Deps, Limits, LiveIndex, McpServers, Models, Outbox,
-        Ownership, Sessions, Workspace,
+        Ownership, RetentionPolicy, Sessions, Workspace,
     },
     scheduler::{Clock, Scheduler, SchedulerDeps, SystemClock},
     store::Store,
@@ -195,12 +195,10 @@ impl Server {
             .context("loading models")?,
         );
 
-        let sessions = Arc::new(Sessions::new(
-            store.clone(),
-            workspace,
-            live.clone(),
-            models.clone(),
-        ));
+        let sessions = Arc::new(
+            Sessions::new(store.clone(), workspace, live.clone(), models.clone())
+                .with_trash_retention(config.trash_retention()),
+        );
         let webhooks_shutdown = CancellationToken::new();
         let webhook_policy = config.webhooks.policy();
         let webhooks = Webhooks::start(
@@ -465,6 +463,11 @@ impl Server {
         scheduler.start().await.context("starting the scheduler")?;
         // Before serving: listening for other servers' changes is part of being ready.
         chat.start_cluster().await;
+        // Purges what the trash (and session_retention_days) let go, now and periodically.
+        chat.start_retention(RetentionPolicy {
+            interval: Duration::from_secs(config.retention_interval_seconds),
+            inactive: config.session_retention(),
+        });
         health
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;

@@ -317,8 +317,9 @@ async fn cancel_racing_completion_ends_each_turn_exactly_once() {
     }
 }
 
-/// DeleteSession cancels the running turn (killing its processes), tells subscribers,
-/// ends their streams, and the history is gone.
+/// DeleteSession (to the trash) cancels the running turn (killing its processes), tells
+/// subscribers, ends their streams; the turn stays, CANCELLED, and the session cannot be
+/// streamed until restored.
 #[tokio::test]
 async fn deleting_a_session_stops_its_turn_and_ends_its_streams() {
     let server = TestServer::start().await;
@@ -369,19 +370,19 @@ async fn deleting_a_session_stops_its_turn_and_ends_its_streams() {
         sleeps.iter().all(|pid| !is_our_sleep(*pid, &workdir))
     })
     .await;
-    let status = chat
-        .get_turn(pb::GetTurnRequest {
-            name: turn.name.clone(),
-        })
-        .await
-        .expect_err("gone with the session");
-    assert_eq!(status.code(), tonic::Code::NotFound);
+    let ended = common::eventually("the cancelled turn is stored", async || {
+        let turn = get_turn(&mut chat, &turn.name).await;
+        (turn.status == pb::TurnStatus::Cancelled as i32).then_some(turn)
+    })
+    .await;
+    assert!(ended.end_time.is_some(), "{ended:?}");
     let status = chat
         .stream_events(pb::StreamEventsRequest {
             session: session.name.clone(),
             after_sequence: 0,
         })
         .await
-        .expect_err("no stream for a deleted session");
-    assert_eq!(status.code(), tonic::Code::NotFound);
+        .expect_err("no stream for a session in the trash");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(common::reason(&status), "SESSION_DELETED");
 }

@@ -164,8 +164,11 @@ async fn sessions_commands_manage_sessions() {
     assert_eq!(archive["session"]["displayName"], "renamed by cli");
     assert_eq!(archive["session"]["pinned"], true);
 
+    // rm moves it to the trash (see tests/trash.rs); purge deletes it for good.
     let removed = client(&server, &["sessions", "rm", &id]).await;
     assert_eq!(removed.code, Some(0), "{}", removed.stderr);
+    let purged = client(&server, &["sessions", "purge", &id]).await;
+    assert_eq!(purged.code, Some(0), "{}", purged.stderr);
     let shown = client(&server, &["sessions", "show", &id]).await;
     assert_eq!(shown.code, Some(1));
     assert!(

@@ -250,6 +250,69 @@ async fn a_deleted_session_ends_its_streams_on_every_server() {
     assert!(on_c.message().await.expect("clean end").is_none());
 }
 
+/// A session moved to the trash through a non-owner while its turn runs on the owner:
+/// the owner stops the turn and gives the lease back, so a retention pass (on any
+/// server) can purge it; while the owner held it live, none did.
+#[tokio::test]
+async fn a_session_trashed_through_another_server_is_released_by_its_owner_and_purged() {
+    let servers = cluster(|config| {
+        config.models.insert("mock".into(), slow_mock(1_000_000, 1));
+        config.trash_retention_days = 0.0;
+        config.retention_interval_seconds = 1;
+    })
+    .await;
+    let (a, b, c) = (&servers[0], &servers[1], &servers[2]);
+    let session = create(&mut a.sessions().await, "trashed elsewhere").await;
+    // B owns it: the first to make it live.
+    let mut on_b = subscribe(&mut b.chat().await, &session.name, 0).await;
+    let sent = common::send_text(
+        &mut b.chat().await,
+        &session.name,
+        "stream until cancelled",
+        pb::BusyPolicy::Enqueue,
+    )
+    .await
+    .expect("send on B");
+    collect_until(&mut on_b, is_kind("text_delta")).await;
+    let mut on_c = subscribe(&mut c.chat().await, &session.name, 0).await;
+
+    let trashed = a
+        .sessions()
+        .await
+        .delete_session(pb::DeleteSessionRequest {
+            name: session.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("delete on a non-owner")
+        .into_inner();
+    assert_eq!(trashed.expire_time, trashed.delete_time, "due at once");
+    let events = collect_until(&mut on_c, is_kind("session_deleted")).await;
+    assert!(
+        events
+            .iter()
+            .filter(|e| finishes(&sent_turn(&sent).name)(e))
+            .count()
+            <= 1,
+        "{:?}",
+        common::kinds(&events)
+    );
+    common::eventually("a retention pass purges it", async || {
+        match c
+            .sessions()
+            .await
+            .get_session(pb::GetSessionRequest {
+                name: session.name.clone(),
+            })
+            .await
+        {
+            Err(status) if status.code() == tonic::Code::NotFound => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn every_turn_runs_once_when_sends_are_spread_over_the_servers() {
     const SESSIONS: usize = 100;

@@ -85,22 +85,25 @@ async fn create_get_update_delete_round_trip() {
     assert_eq!(err.code(), Code::Aborted);
     assert_eq!(reason(&err), "ETAG_MISMATCH");
 
-    client
+    // AIP-164: Delete moves it to the trash and returns it so; Get still finds it.
+    let trashed = client
         .delete_session(pb::DeleteSessionRequest {
             name: created.name.clone(),
             ..Default::default()
         })
         .await
-        .expect("delete");
-    let err = client
+        .expect("delete")
+        .into_inner();
+    assert!(trashed.delete_time.is_some() && trashed.expire_time.is_some());
+    let got = client
         .get_session(pb::GetSessionRequest {
             name: created.name.clone(),
         })
         .await
-        .expect_err("gone");
-    assert_eq!(err.code(), Code::NotFound);
-    assert_eq!(reason(&err), "SESSION_NOT_FOUND");
-    // AIP-135: deleting again is NOT_FOUND unless allow_missing.
+        .expect("a session in the trash is still there")
+        .into_inner();
+    assert_eq!(got.delete_time, trashed.delete_time);
+    // AIP-164: deleting again is NOT_FOUND unless allow_missing.
     let err = client
         .delete_session(pb::DeleteSessionRequest {
             name: created.name.clone(),

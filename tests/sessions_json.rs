@@ -107,7 +107,15 @@ async fn crud_over_json() {
     assert_eq!(status, 200, "{imported}");
     assert_eq!(imported["displayName"], "patched");
 
-    let (status, empty) = send(http.delete(format!("{base}/v1/{name}"))).await;
+    // DELETE moves it to the trash (tests/trash.rs); :purge deletes it for good.
+    let (status, trashed) = send(http.delete(format!("{base}/v1/{name}"))).await;
+    assert_eq!(status, 200);
+    assert!(trashed["deleteTime"].is_string(), "{trashed}");
+    let (status, empty) = send(
+        http.post(format!("{base}/v1/{name}:purge"))
+            .json(&json!({})),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(empty, json!({}));
     let (status, error) = send(http.get(format!("{base}/v1/{name}"))).await;

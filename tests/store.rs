@@ -23,6 +23,7 @@ use octo::{
         model::{ModelCapabilities, ProviderKind},
         new_id,
         schedule::{RunStatus, RunTrigger, ScheduleRun},
+        session_list::SessionOrder,
     },
     store::{SessionContent, SessionCursor, SessionFilter, Store},
 };
@@ -127,7 +128,7 @@ async fn sessions_list_in_order_and_page_by_keyset(f: Fixture) {
     let filter = SessionFilter::default();
     let first = store.list_sessions(&filter, None, 2).await.expect("page 1");
     assert_eq!(titles(&first), ["b", "c"]);
-    let cursor = SessionCursor::of(&first[1]);
+    let cursor = SessionCursor::of(&first[1], &SessionOrder::default());
     // A session inserted at the front after page 1 must not shift page 2.
     store
         .create_session(&session("new", false, 999))
@@ -158,7 +159,9 @@ async fn sessions_list_in_order_and_page_by_keyset(f: Fixture) {
         if page.is_empty() {
             break;
         }
-        after = page.last().map(SessionCursor::of);
+        after = page
+            .last()
+            .map(|s| SessionCursor::of(s, &SessionOrder::default()));
         paged.extend(page);
     }
     assert_eq!(titles(&paged), titles(&all));

@@ -65,6 +65,8 @@ fn session() -> Session {
         revision: 1,
         forked_from: None,
         mcp_servers: None,
+        delete_time: None,
+        expire_time: None,
         status: SessionStatus::Idle,
         queue_depth: 0,
         active_turn: None,

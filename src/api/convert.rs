@@ -319,6 +319,8 @@ pub fn session_pb(s: &Session) -> pb::Session {
         mcp_servers: s.mcp_servers.as_ref().map(|ids| pb::McpServerSelection {
             names: ids.iter().map(|id| format!("mcpServers/{id}")).collect(),
         }),
+        delete_time: s.delete_time.and_then(timestamp),
+        expire_time: s.expire_time.and_then(timestamp),
     }
 }
 

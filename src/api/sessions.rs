@@ -11,7 +11,9 @@ use super::convert::{self, parse_child_name, parse_name, session_pb};
 use crate::{
     domain::{
         Error, Result, SessionSource, Timestamp,
+        error::Violations,
         session::{SessionField, SessionSettings},
+        session_list::{self, SessionOrder},
     },
     pb::{self, session_service_server::SessionService},
     runtime::{Chat, SessionChange, Sessions, sessions::ARCHIVE_FORMAT_VERSION},
@@ -62,21 +64,34 @@ fn update_fields(
     Ok(populated.collect())
 }
 
+/// The list's filters and order; every bad field is reported at once.
 fn filter(req: &pb::ListSessionsRequest) -> Result<SessionFilter> {
-    Ok(SessionFilter {
-        query: Some(req.query.trim().to_owned()).filter(|q| !q.is_empty()),
-        source: convert::session_source(req.source, "source")?,
-        pinned: req.pinned,
-        created_after: req
-            .created_after
+    let mut v = Violations::new();
+    let source = v.take(convert::session_source(req.source, "source"));
+    let created_after = v.take(
+        req.created_after
             .as_ref()
             .map(|t| convert::from_timestamp(t, "created_after"))
-            .transpose()?,
-        created_before: req
-            .created_before
+            .transpose(),
+    );
+    let created_before = v.take(
+        req.created_before
             .as_ref()
             .map(|t| convert::from_timestamp(t, "created_before"))
-            .transpose()?,
+            .transpose(),
+    );
+    let labels = v.take(session_list::parse_filter(&req.filter));
+    let order = v.take(SessionOrder::parse(&req.order_by));
+    v.into_result()?;
+    Ok(SessionFilter {
+        query: Some(req.query.trim().to_owned()).filter(|q| !q.is_empty()),
+        source: source.flatten(),
+        pinned: req.pinned,
+        created_after: created_after.flatten(),
+        created_before: created_before.flatten(),
+        show_deleted: req.show_deleted,
+        labels: labels.unwrap_or_default(),
+        order: order.unwrap_or_default(),
     })
 }
 
@@ -138,6 +153,8 @@ fn archive(archive: &pb::SessionArchive) -> Result<SessionContent> {
         revision: 1,
         forked_from: None,
         mcp_servers: settings.mcp_servers,
+        delete_time: None,
+        expire_time: None,
         status: Default::default(),
         queue_depth: 0,
         active_turn: None,
@@ -247,12 +264,36 @@ impl SessionService for SessionApi {
     async fn delete_session(
         &self,
         request: Request<pb::DeleteSessionRequest>,
+    ) -> Result<Response<pb::Session>, Status> {
+        let req = request.into_inner();
+        let id = parse_name(&req.name, "sessions", "name")?;
+        let trashed = self
+            .chat
+            .delete_session(id, &req.etag, req.allow_missing)
+            .await?;
+        // allow_missing and nothing there: an empty Session.
+        Ok(Response::new(
+            trashed.as_ref().map(session_pb).unwrap_or_default(),
+        ))
+    }
+
+    async fn undelete_session(
+        &self,
+        request: Request<pb::UndeleteSessionRequest>,
+    ) -> Result<Response<pb::Session>, Status> {
+        let req = request.into_inner();
+        let id = parse_name(&req.name, "sessions", "name")?;
+        let restored = self.chat.undelete_session(id).await?;
+        Ok(Response::new(session_pb(&restored)))
+    }
+
+    async fn purge_session(
+        &self,
+        request: Request<pb::PurgeSessionRequest>,
     ) -> Result<Response<()>, Status> {
         let req = request.into_inner();
         let id = parse_name(&req.name, "sessions", "name")?;
-        self.chat
-            .delete_session(id, &req.etag, req.allow_missing)
-            .await?;
+        self.chat.purge_session(id, &req.etag).await?;
         Ok(Response::new(()))
     }
 

@@ -1,7 +1,8 @@
 //! The `octo` command line: `serve`, `init`, `config`, and client subcommands that talk
 //! to a running server through the generated tonic clients:
 //!
-//! - `sessions list|create|show|rename|pin|unpin|rm|export` (`sessions.rs`);
+//! - `sessions list|create|show|rename|pin|unpin|rm|restore|purge|export` (`sessions.rs`;
+//!   `rm` moves a session to the trash, `restore` brings it back, `purge` deletes it for good);
 //! - `chat [--session ID | --new] [--model M] [--on-busy POLICY] MESSAGE` (`chat.rs`):
 //!   sends a message and renders the turn's events as they stream (text inline, tool
 //!   calls with their output, confirmation prompts and the model's questions answered

@@ -1,5 +1,10 @@
-//! `octo sessions ...`: list, create, show, rename, pin, unpin, rm and export sessions
-//! through the generated SessionService client.
+//! `octo sessions ...`: list, create, show, rename, pin, unpin, rm (to the trash),
+//! restore, purge and export sessions through the generated SessionService client.
+//! The trash commands are in `sessions/trash.rs`, the table and key/value block a
+//! session prints as in `sessions/view.rs`.
+
+mod trash;
+mod view;
 
 use std::{collections::HashMap, io::Write, path::PathBuf};
 
@@ -11,9 +16,11 @@ use super::{
     GlobalArgs,
     client::Client,
     names::{model_name, session_id, session_name},
-    output::{self, Column, Table, enum_label, fit, long_time, now_unix, write_fields},
+    output::{self, now_unix},
 };
 use crate::pb;
+pub use view::{print_session, session_fields, session_table};
+use view::{terminal_width, title_or_untitled};
 
 #[derive(Args, Debug, PartialEq)]
 pub struct SessionsArgs {
@@ -23,7 +30,7 @@ pub struct SessionsArgs {
 
 #[derive(Subcommand, Debug, PartialEq)]
 pub enum SessionsCommand {
-    /// List sessions: pinned first, then most recently active
+    /// List sessions: pinned first, then most recently active (not those in the trash)
     #[command(visible_alias = "ls")]
     List(ListArgs),
     /// Create a session
@@ -51,14 +58,26 @@ pub enum SessionsCommand {
         /// Session id or `sessions/{id}`
         id: String,
     },
-    /// Delete a session and its history, cancelling any running turn
+    /// Move a session to the trash, cancelling any running turn; it is deleted for good
+    /// after the server's trash retention (30 days by default)
     #[command(visible_alias = "delete")]
     Rm {
         /// Session id or `sessions/{id}`
         id: String,
-        /// Succeed when the session does not exist
+        /// Succeed when the session does not exist (or is in the trash already)
         #[arg(long)]
         force_missing: bool,
+    },
+    /// Restore a session from the trash
+    #[command(visible_alias = "undelete")]
+    Restore {
+        /// Session id or `sessions/{id}`
+        id: String,
+    },
+    /// Delete a session in the trash for good, now, with its history
+    Purge {
+        /// Session id or `sessions/{id}`
+        id: String,
     },
     /// Summarise the oldest part of an idle session's conversation now (compaction);
     /// history and export keep every message
@@ -90,6 +109,16 @@ pub struct ListArgs {
     /// Follow next_page_token and list every matching session
     #[arg(long)]
     pub all: bool,
+    /// List sessions in the trash too (their status shows `trash`)
+    #[arg(long, visible_alias = "show-deleted")]
+    pub deleted: bool,
+    /// Label conditions joined with AND, e.g. 'labels.team = "core" AND labels.env:*'
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Option<String>,
+    /// The order: last_active_time, create_time or display_name, then asc or desc,
+    /// optionally after `pinned desc,` (default "pinned desc, last_active_time desc")
+    #[arg(long, value_name = "ORDER")]
+    pub order_by: Option<String>,
 }
 
 #[derive(Args, Debug, Default, PartialEq)]
@@ -186,6 +215,8 @@ impl SessionsCommand {
             | SessionsCommand::Pin { id }
             | SessionsCommand::Unpin { id }
             | SessionsCommand::Rm { id, .. }
+            | SessionsCommand::Restore { id }
+            | SessionsCommand::Purge { id }
             | SessionsCommand::Compact { id }
             | SessionsCommand::Export { id, .. } => Some(id),
         }
@@ -228,8 +259,10 @@ pub async fn execute(
             report_update(out, json, &updated, "Unpinned")
         }
         SessionsCommand::Rm { id, force_missing } => {
-            remove(client, &id, force_missing, json, out).await
+            trash::remove(client, &id, force_missing, json, out).await
         }
+        SessionsCommand::Restore { id } => trash::restore(client, &id, json, out).await,
+        SessionsCommand::Purge { id } => trash::purge(client, &id, json, out).await,
         SessionsCommand::Export { id, output } => {
             export(client, &id, output.as_deref(), json, out).await
         }
@@ -283,6 +316,9 @@ pub async fn list(
         page_size: args.limit.unwrap_or(0),
         query: args.query.clone().unwrap_or_default(),
         pinned: args.pinned.then_some(true),
+        show_deleted: args.deleted,
+        filter: args.filter.clone().unwrap_or_default(),
+        order_by: args.order_by.clone().unwrap_or_default(),
         ..Default::default()
     };
     let (sessions, next_page_token) = super::client::collect_pages(args.all, |page_token| {
@@ -314,104 +350,6 @@ pub async fn list(
         writeln!(out, "(more sessions: use --all or a larger --limit)")?;
     }
     Ok(())
-}
-
-/// The `sessions list` table, `width` columns wide at most where it can be (a
-/// terminal's width; None: no limit, e.g. piped). Pinned sessions' titles start with
-/// `*`; the title column gives way first (down to 12 characters), so on an 80-column
-/// terminal a line fits: 36 (id) + 2 + 15 + 2 + 7 + 2 + 4 + 2 + 10 (active).
-pub fn session_table(sessions: &[pb::Session], now: i64, width: Option<usize>) -> Table {
-    let rows: Vec<[String; 5]> = sessions
-        .iter()
-        .map(|session| {
-            let title = if session.display_name.is_empty() {
-                "(untitled)".to_owned()
-            } else {
-                session.display_name.clone()
-            };
-            [
-                session_id(&session.name).to_owned(),
-                if session.pinned {
-                    format!("* {title}")
-                } else {
-                    title
-                },
-                short_status(session.status),
-                session.message_count.to_string(),
-                active_time(
-                    session
-                        .last_active_time
-                        .as_ref()
-                        .or(session.update_time.as_ref()),
-                    now,
-                ),
-            ]
-        })
-        .collect();
-    let headers = ["ID", "TITLE", "STATUS", "MSGS", "ACTIVE"];
-    let widest = |i: usize| {
-        rows.iter()
-            .map(|r| r[i].chars().count())
-            .chain([headers[i].len()])
-            .max()
-            .unwrap_or(0)
-    };
-    // What the other columns and the 2-space gaps take; the title gets the rest.
-    let others: usize = [0, 2, 3, 4].iter().map(|&i| widest(i)).sum::<usize>() + 2 * 4;
-    let title_width = width
-        .map(|w| w.saturating_sub(others).clamp(12, TITLE_WIDTH))
-        .unwrap_or(TITLE_WIDTH);
-    let mut table = Table::new([
-        Column::left(headers[0]),
-        Column::left(headers[1]).max_width(title_width),
-        Column::left(headers[2]),
-        Column::right(headers[3]),
-        Column::left(headers[4]),
-    ]);
-    for row in rows {
-        table.push_row(row);
-    }
-    table
-}
-
-/// The widest a title is shown in the list.
-const TITLE_WIDTH: usize = 40;
-
-/// A session status in at most 7 characters.
-fn short_status(status: i32) -> String {
-    match pb::SessionStatus::try_from(status) {
-        Ok(pb::SessionStatus::AwaitingConfirmation) => "waiting".to_owned(),
-        Ok(pb::SessionStatus::AwaitingInput) => "asking".to_owned(),
-        _ => status_label(status),
-    }
-}
-
-/// Relative while recent ("2m ago"), else the date (10 characters, not 25).
-fn active_time(time: Option<&prost_types::Timestamp>, now: i64) -> String {
-    match time {
-        None => "-".to_owned(),
-        Some(time) => output::relative(time, now)
-            .unwrap_or_else(|| output::rfc3339(time).chars().take(10).collect()),
-    }
-}
-
-/// The terminal's width when stdout is one (`COLUMNS` wins when set).
-fn terminal_width() -> Option<usize> {
-    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        return None;
-    }
-    if let Some(columns) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
-        return Some(columns);
-    }
-    let mut size = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes the winsize struct we pass, nothing else.
-    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
-    (ok && size.ws_col > 0).then_some(usize::from(size.ws_col))
 }
 
 /// `sessions create`: a MANUAL session with the given settings.
@@ -510,32 +448,6 @@ fn report_update(
     Ok(())
 }
 
-/// `sessions rm`.
-pub async fn remove(
-    client: &Client,
-    id: &str,
-    allow_missing: bool,
-    json: bool,
-    out: &mut (dyn Write + Send),
-) -> anyhow::Result<()> {
-    let name = session_name(id)?;
-    client
-        .sessions()
-        .delete_session(pb::DeleteSessionRequest {
-            name: name.clone(),
-            allow_missing,
-            ..Default::default()
-        })
-        .await?;
-    if json {
-        // DeleteSession returns google.protobuf.Empty, whose canonical JSON is `{}`.
-        writeln!(out, "{{}}")?;
-        return Ok(());
-    }
-    writeln!(out, "Deleted session {}", session_id(&name))?;
-    Ok(())
-}
-
 /// `sessions export`: the archive as pretty canonical JSON, to `file` or to `out`.
 pub async fn export(
     client: &Client,
@@ -568,120 +480,6 @@ pub async fn export(
     Ok(())
 }
 
-/// A session as canonical JSON, or as a key/value block.
-pub fn print_session(
-    out: &mut (dyn Write + Send),
-    json: bool,
-    session: &pb::Session,
-) -> anyhow::Result<()> {
-    if json {
-        return output::write_json(out, session);
-    }
-    write_fields(out, &session_fields(session, now_unix()))?;
-    Ok(())
-}
-
-/// The rows of a session's key/value block; empty values are left out when printed.
-pub fn session_fields(session: &pb::Session, now: i64) -> Vec<(&'static str, String)> {
-    let or_default = |value: &str| {
-        if value.is_empty() {
-            "(server default)".to_owned()
-        } else {
-            value.to_owned()
-        }
-    };
-    let mut labels: Vec<_> = session
-        .labels
-        .iter()
-        .map(|(key, value)| format!("{key}={value}"))
-        .collect();
-    labels.sort();
-    let usage = session
-        .usage
-        .as_ref()
-        .filter(|u| u.input_tokens != 0 || u.output_tokens != 0)
-        .map(|u| {
-            format!(
-                "{} in / {} out tokens ({} reasoning, {} cached)",
-                u.input_tokens, u.output_tokens, u.reasoning_tokens, u.cached_input_tokens
-            )
-        })
-        .unwrap_or_default();
-    vec![
-        ("ID", session_id(&session.name).to_owned()),
-        ("Name", session.name.clone()),
-        ("Title", title_or_untitled(session)),
-        ("Status", status_label(session.status)),
-        ("Model", or_default(&session.model)),
-        (
-            "Reasoning",
-            match pb::ReasoningEffort::try_from(session.reasoning_effort) {
-                Ok(pb::ReasoningEffort::Unspecified) => "(model default)".to_owned(),
-                Ok(effort) => enum_label(effort.as_str_name(), "REASONING_EFFORT_"),
-                Err(_) => format!("unknown ({})", session.reasoning_effort),
-            },
-        ),
-        (
-            "Permission mode",
-            match pb::PermissionMode::try_from(session.permission_mode) {
-                Ok(pb::PermissionMode::Unspecified) => "(server default)".to_owned(),
-                Ok(mode) => enum_label(mode.as_str_name(), "PERMISSION_MODE_"),
-                Err(_) => format!("unknown ({})", session.permission_mode),
-            },
-        ),
-        ("Working dir", session.working_dir.clone()),
-        (
-            "Source",
-            match pb::SessionSource::try_from(session.source) {
-                Ok(pb::SessionSource::Unspecified) => String::new(),
-                Ok(source) => enum_label(source.as_str_name(), "SESSION_SOURCE_"),
-                Err(_) => format!("unknown ({})", session.source),
-            },
-        ),
-        (
-            "Pinned",
-            if session.pinned { "yes" } else { "no" }.to_owned(),
-        ),
-        ("Labels", labels.join(", ")),
-        ("Messages", session.message_count.to_string()),
-        (
-            "Queued turns",
-            if session.queue_depth > 0 {
-                session.queue_depth.to_string()
-            } else {
-                String::new()
-            },
-        ),
-        ("Active turn", session.active_turn.clone()),
-        ("Forked from", session.forked_from.clone()),
-        ("Usage", usage),
-        ("Created", long_time(session.create_time.as_ref(), now)),
-        ("Updated", long_time(session.update_time.as_ref(), now)),
-        (
-            "Last active",
-            long_time(session.last_active_time.as_ref(), now),
-        ),
-        ("Last message", fit(&session.last_message_preview, Some(80))),
-        ("System prompt", fit(&session.system_prompt, Some(80))),
-    ]
-}
-
-fn title_or_untitled(session: &pb::Session) -> String {
-    if session.display_name.is_empty() {
-        "(untitled)".to_owned()
-    } else {
-        session.display_name.clone()
-    }
-}
-
-fn status_label(status: i32) -> String {
-    match pb::SessionStatus::try_from(status) {
-        Ok(pb::SessionStatus::Unspecified) => "-".to_owned(),
-        Ok(status) => enum_label(status.as_str_name(), "SESSION_STATUS_"),
-        Err(_) => format!("unknown({status})"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -708,6 +506,25 @@ mod tests {
                 pinned: true,
                 limit: Some(5),
                 all: true,
+                ..ListArgs::default()
+            })
+        );
+        assert_eq!(
+            parse(&[
+                "octo",
+                "sessions",
+                "list",
+                "--show-deleted",
+                "--filter",
+                "labels.team = core",
+                "--order-by",
+                "create_time desc",
+            ]),
+            SessionsCommand::List(ListArgs {
+                deleted: true,
+                filter: Some("labels.team = core".into()),
+                order_by: Some("create_time desc".into()),
+                ..ListArgs::default()
             })
         );
         assert_eq!(
@@ -779,6 +596,14 @@ mod tests {
             }
         );
         assert_eq!(
+            parse(&["octo", "sessions", "undelete", "abc"]),
+            SessionsCommand::Restore { id: "abc".into() }
+        );
+        assert_eq!(
+            parse(&["octo", "sessions", "purge", "abc"]),
+            SessionsCommand::Purge { id: "abc".into() }
+        );
+        assert_eq!(
             parse(&["octo", "sessions", "export", "abc", "-o", "out.json"]),
             SessionsCommand::Export {
                 id: "abc".into(),
@@ -803,102 +628,5 @@ mod tests {
             .await
             .expect_err("bad id");
         assert!(err.to_string().contains("session id"), "{err}");
-    }
-
-    #[test]
-    fn table_shows_ids_titles_and_statuses() {
-        let now = 1_700_000_000;
-        let sessions = vec![
-            pb::Session {
-                name: "sessions/0001".into(),
-                display_name: "A very long title that goes on and on and on forever".into(),
-                status: pb::SessionStatus::AwaitingConfirmation as i32,
-                message_count: 12,
-                pinned: true,
-                last_active_time: Some(prost_types::Timestamp {
-                    seconds: now - 120,
-                    nanos: 0,
-                }),
-                ..Default::default()
-            },
-            pb::Session {
-                name: "sessions/0002".into(),
-                status: pb::SessionStatus::Idle as i32,
-                ..Default::default()
-            },
-        ];
-        let render = |width| {
-            let mut buf = Vec::new();
-            session_table(&sessions, now, width)
-                .render(&mut buf)
-                .expect("render");
-            String::from_utf8(buf).expect("utf8")
-        };
-        let text = render(None);
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3, "{text}");
-        assert!(lines[0].starts_with("ID    TITLE"), "{text}");
-        assert!(
-            lines[1].starts_with(
-                "0001  * A very long title that goes on and on…  waiting    12  2m ago"
-            ),
-            "{text}"
-        );
-        assert!(lines[2].starts_with("0002  (untitled)"), "{text}");
-        assert!(lines[2].ends_with("-"), "{text}");
-        // Every column starts at the same offset on every line.
-        let status_at = lines[0].find("STATUS").expect("STATUS");
-        assert_eq!(&lines[2][status_at..status_at + 4], "idle");
-
-        // Real ids are 36 characters: on an 80-column terminal every line fits.
-        let sessions: Vec<pb::Session> = sessions
-            .into_iter()
-            .map(|s| pb::Session {
-                name: format!(
-                    "sessions/01a2375c-11e6-707f-b288-96f9736ef24{}",
-                    &s.name[12..]
-                ),
-                last_active_time: Some(prost_types::Timestamp {
-                    seconds: 1_600_000_000,
-                    nanos: 0,
-                }),
-                ..s
-            })
-            .collect();
-        let mut buf = Vec::new();
-        session_table(&sessions, now, Some(80))
-            .render(&mut buf)
-            .expect("render");
-        let text = String::from_utf8(buf).expect("utf8");
-        for line in text.lines() {
-            assert!(
-                line.chars().count() <= 80,
-                "{} > 80: {line}",
-                line.chars().count()
-            );
-        }
-        assert!(text.contains("2020-09-13"), "old times are dates: {text}");
-    }
-
-    #[test]
-    fn key_value_block_shows_settings() {
-        let session = pb::Session {
-            name: "sessions/abc".into(),
-            display_name: "T".into(),
-            permission_mode: pb::PermissionMode::ReadOnly as i32,
-            labels: [("b".into(), "2".into()), ("a".into(), "1".into())].into(),
-            ..Default::default()
-        };
-        let fields = session_fields(&session, 0);
-        let get = |key| {
-            fields
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| v.as_str())
-        };
-        assert_eq!(get("ID"), Some("abc"));
-        assert_eq!(get("Permission mode"), Some("read-only"));
-        assert_eq!(get("Labels"), Some("a=1, b=2"));
-        assert_eq!(get("Model"), Some("(server default)"));
     }
 }

@@ -231,6 +231,17 @@ impl Violations {
         }
     }
 
+    /// The value of a nested check that gives one; its violations are kept (`None`).
+    pub fn take<T>(&mut self, result: Result<T>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(err) => {
+                self.check(Err(err));
+                None
+            }
+        }
+    }
+
     pub fn into_result(self) -> Result<()> {
         if self.0.is_empty() {
             Ok(())

@@ -11,6 +11,7 @@ pub mod page;
 pub mod schedule;
 pub mod secret;
 pub mod session;
+pub mod session_list;
 pub mod summary;
 pub mod time;
 pub mod tool;

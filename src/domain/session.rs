@@ -107,6 +107,10 @@ pub struct Session {
     pub forked_from: Option<String>,
     /// The MCP servers (ids) whose tools its turns are offered; `None`: every enabled one.
     pub mcp_servers: Option<Vec<String>>,
+    /// When it was moved to the trash (AIP-164 soft delete); `None` while it is not.
+    pub delete_time: Option<Timestamp>,
+    /// When a trashed session is purged for good; set with `delete_time`.
+    pub expire_time: Option<Timestamp>,
     /// Live state, owned by the runtime, not stored.
     pub status: SessionStatus,
     pub queue_depth: i32,
@@ -116,6 +120,21 @@ pub struct Session {
 impl Session {
     pub fn etag(&self) -> String {
         format!("\"{}\"", self.revision)
+    }
+
+    /// Whether it is in the trash.
+    pub fn is_deleted(&self) -> bool {
+        self.delete_time.is_some()
+    }
+
+    /// Refuses a change to a session in the trash (AIP-164: soft-deleted resources are
+    /// read-only until restored).
+    pub fn check_not_deleted(&self) -> Result<()> {
+        if self.is_deleted() {
+            Err(session_deleted(&self.id))
+        } else {
+            Ok(())
+        }
     }
 
     /// Checks a client-sent etag; an empty etag means "don't check".
@@ -128,6 +147,31 @@ impl Session {
                 name: format!("sessions/{}", self.id),
             })
         }
+    }
+}
+
+/// The reason of the error a change to a session in the trash gets.
+pub const SESSION_DELETED: &str = "SESSION_DELETED";
+/// The reason of the error purging a session that is not in the trash gets.
+pub const SESSION_NOT_DELETED: &str = "SESSION_NOT_DELETED";
+
+/// FAILED_PRECONDITION: the session is in the trash, so it cannot change.
+pub fn session_deleted(id: &str) -> Error {
+    Error::FailedPrecondition {
+        reason: SESSION_DELETED,
+        message: format!(
+            "sessions/{id} is in the trash and cannot change; restore it first (UndeleteSession, `octo sessions restore`)"
+        ),
+    }
+}
+
+/// FAILED_PRECONDITION: only a session in the trash can be purged.
+pub fn session_not_deleted(id: &str) -> Error {
+    Error::FailedPrecondition {
+        reason: SESSION_NOT_DELETED,
+        message: format!(
+            "sessions/{id} is not in the trash; delete it first (DeleteSession moves it to the trash), then purge it"
+        ),
     }
 }
 
@@ -265,6 +309,17 @@ impl SessionSettings {
     }
 }
 
+/// Whether `key` is a well-formed label key: 1-63 characters of a-z, 0-9, `_` or `-`,
+/// starting with a letter.
+pub fn is_label_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.chars().count() <= MAX_LABEL_KEY_CHARS
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        && key.starts_with(|c: char| c.is_ascii_lowercase())
+}
+
 pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<()> {
     let mut v = Violations::new();
     if labels.len() > MAX_LABELS {
@@ -274,13 +329,7 @@ pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<()> {
         );
     }
     for (key, value) in labels {
-        let key_ok = !key.is_empty()
-            && key.chars().count() <= MAX_LABEL_KEY_CHARS
-            && key
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-            && key.starts_with(|c: char| c.is_ascii_lowercase());
-        if !key_ok {
+        if !is_label_key(key) {
             v.add(
                 format!("labels[{key:?}]"),
                 format!(

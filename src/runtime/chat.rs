@@ -25,7 +25,9 @@ use super::{
     memory::Quiet,
     turn,
 };
-use crate::domain::{Error, Part, Resource, Result, Timestamp, Turn, TurnError, TurnStatus};
+use crate::domain::{
+    Error, Part, Resource, Result, Session, SessionStatus, Timestamp, Turn, TurnError, TurnStatus,
+};
 
 /// How often a command follows a moving lease before it gives up with UNAVAILABLE
 /// (each hop is one lease read and one call; leases move only on takeover or idling).
@@ -187,8 +189,12 @@ impl Chat {
     async fn drive(self: Arc<Self>, live: Arc<LiveSession>) {
         tracing::debug!(session = %live.id, "session live");
         loop {
-            // Shut down, deleted, or moved to another server.
-            if self.deps.shutdown.is_cancelled() || live.lock().retired {
+            if self.deps.shutdown.is_cancelled() {
+                return;
+            }
+            // Deleted, or moved to another server.
+            if live.lock().retired {
+                self.retired(&live).await;
                 return;
             }
             let next = {
@@ -213,14 +219,18 @@ impl Chat {
                     if self.quiet.turn_ended() {
                         self.trim_when_quiet();
                     }
-                    {
+                    let retired = {
                         let mut state = live.lock();
                         state.active = None;
-                        if state.retired {
-                            // Deleted or moved while the turn ran: nothing to publish.
-                            return;
+                        if !state.retired {
+                            live.publish_summary(&state);
                         }
-                        live.publish_summary(&state);
+                        state.retired
+                    };
+                    if retired {
+                        // Deleted or moved while the turn ran: nothing to publish.
+                        self.retired(&live).await;
+                        return;
                     }
                     self.publish_session(&live).await;
                 }
@@ -245,6 +255,22 @@ impl Chat {
                     }
                 }
             }
+        }
+    }
+
+    /// A driver whose live state was retired by a deletion gives the session's lease
+    /// back (as an idle one does), so the session is live nowhere: a session in the
+    /// trash must not stay leased, or retention would never purge it. One that moved
+    /// to another server (`moved`) or was retired idle has nothing to give back.
+    async fn retired(&self, live: &LiveSession) {
+        if live.moved.is_cancelled() || self.deps.shutdown.is_cancelled() {
+            return;
+        }
+        if let Err(err) = live.store_exact_sequence().await {
+            tracing::debug!(session = %live.id, error = %err, "cannot store the event sequence of a deleted session");
+        }
+        if let Err(err) = self.ownership.release(&live.id, live.fence).await {
+            tracing::warn!(session = %live.id, error = %err, "cannot release the deleted session's lease");
         }
     }
 
@@ -340,6 +366,9 @@ impl Chat {
         caller: Caller,
     ) -> Result<Opened> {
         let session = self.deps.sessions.get(session_id).await?;
+        // A session in the trash has nothing live to follow, and following it would
+        // make it live (a lease): read its history with ListMessages, or restore it.
+        session.check_not_deleted()?;
         let mut hops = 0;
         loop {
             let live = match self.route_for(session_id, caller).await? {
@@ -602,32 +631,70 @@ impl Chat {
         Ok(confirmation)
     }
 
-    /// Deletes a session (AIP-135 semantics: `etag` must match when given; a missing
-    /// session is an error unless `allow_missing`): first its live state, wherever it
-    /// is owned, stops (turns cancelled, subscribers told), then its history goes.
+    /// Moves a session to the trash (AIP-164; `etag` must match when given): first the
+    /// store marks it (from then on no message joins it), then its live state, wherever
+    /// it is owned, ends: queued turns are cancelled, the running turn is cancelled
+    /// (killing its processes), subscribers are told (`session_deleted`). Returns the
+    /// session as trashed; `None` when it does not exist and `allow_missing`.
+    ///
+    /// A session already in the trash is NOT_FOUND unless `allow_missing` (then it is
+    /// returned as it is); its live state is ended again first, so a delete whose first
+    /// attempt could not reach the owner is finished by a retry.
     pub async fn delete_session(
         &self,
         session_id: &str,
         etag: &str,
         allow_missing: bool,
-    ) -> Result<()> {
-        if let Ok(session) = self.deps.sessions.get(session_id).await {
-            session.check_etag(etag)?;
+    ) -> Result<Option<Session>> {
+        let session = match self.deps.sessions.get(session_id).await {
+            Ok(session) => session,
+            Err(Error::NotFound { .. }) if allow_missing => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        if session.is_deleted() {
             self.end_session(session_id, Caller::Client).await?;
+            return if allow_missing {
+                Ok(Some(session))
+            } else {
+                Err(Error::not_found(
+                    Resource::Session,
+                    format!("sessions/{session_id}"),
+                ))
+            };
         }
-        self.deps
-            .sessions
-            .delete(session_id, etag, allow_missing)
-            .await
+        let mut trashed = self.deps.sessions.trash(session_id, etag).await?;
+        self.end_session(session_id, Caller::Client).await?;
+        trashed.status = SessionStatus::Idle;
+        trashed.queue_depth = 0;
+        trashed.active_turn = None;
+        Ok(Some(trashed))
     }
 
-    /// Ends the session's live state wherever it is owned (before it is deleted).
+    /// Restores a session from the trash (AIP-164 Undelete).
+    pub async fn undelete_session(&self, session_id: &str) -> Result<Session> {
+        self.deps.sessions.restore(session_id).await
+    }
+
+    /// Purges a session in the trash for good (`etag` must match when given): its live
+    /// state ends wherever it is (nothing should be live), then it goes with its
+    /// history. FAILED_PRECONDITION (`SESSION_NOT_DELETED`) if it is not in the trash.
+    pub async fn purge_session(&self, session_id: &str, etag: &str) -> Result<()> {
+        let session = self.deps.sessions.get(session_id).await?;
+        if !session.is_deleted() {
+            return Err(crate::domain::session::session_not_deleted(session_id));
+        }
+        session.check_etag(etag)?;
+        self.end_session(session_id, Caller::Client).await?;
+        self.deps.sessions.purge(session_id).await
+    }
+
+    /// Ends the session's live state wherever it is owned (it is being deleted).
     pub async fn end_session(&self, session_id: &str, caller: Caller) -> Result<()> {
         let mut hops = 0;
         loop {
             match self.locate(session_id, caller).await? {
                 Located::Here(_) | Located::Idle => {
-                    self.session_deleted(session_id);
+                    self.session_deleted(session_id).await;
                     return Ok(());
                 }
                 Located::Elsewhere(remote) => {
@@ -640,15 +707,41 @@ impl Chat {
         }
     }
 
-    /// Ends live state of a deleted session: cancels its turns, tells subscribers.
-    fn session_deleted(&self, session_id: &str) {
+    /// Ends live state of a deleted session here: queued turns end CANCELLED (stored,
+    /// so no restart runs them), the running turn is cancelled (it stores its own end),
+    /// the driver stops and gives the lease back, subscribers get `session_deleted`.
+    /// Waits for a send in progress first, so a message stored just before the session
+    /// moved to the trash has its turn queued, and cancelled, here too.
+    pub(crate) async fn session_deleted(&self, session_id: &str) {
         let Some(live) = self.map().remove(session_id) else {
             return;
         };
-        let mut state = live.lock();
-        live.retire(&mut state);
-        live.emit_locked(&mut state, None, EventKind::SessionDeleted);
+        let _sending = live.send_lock.lock().await;
+        let cancelled: Vec<Turn> = {
+            let mut state = live.lock();
+            let mut turns: Vec<Turn> = state.queue.drain(..).collect();
+            for turn in &mut turns {
+                finish_unstarted(turn, TurnStatus::Cancelled, Some(deleted_error()));
+            }
+            live.retire(&mut state);
+            turns
+        };
+        for turn in &cancelled {
+            if let Err(err) = super::outbox::store_finished_turn(&self.deps, turn, live.fence).await
+            {
+                tracing::warn!(session = %session_id, turn = %turn.id, error = %err, "cannot store the cancelled turn of a deleted session");
+            }
+            live.emit(
+                Some(&turn.id),
+                EventKind::TurnFinished {
+                    turn: Box::new(turn.clone()),
+                },
+            );
+        }
+        live.emit(None, EventKind::SessionDeleted);
         live.clear_summary();
+        // An idle driver sees `retired` now rather than after its idle time.
+        live.wake.notify_one();
     }
 
     /// Stops every session's turn (call after cancelling `Deps::shutdown`): running
@@ -666,6 +759,14 @@ impl Chat {
         if let Err(err) = self.ownership.leave().await {
             tracing::warn!(error = %err, "cannot leave the cluster cleanly; its leases expire instead");
         }
+    }
+}
+
+/// Why a turn of a session moved to the trash ended.
+fn deleted_error() -> TurnError {
+    TurnError {
+        reason: crate::domain::session::SESSION_DELETED.into(),
+        message: "the session was moved to the trash".into(),
     }
 }
 

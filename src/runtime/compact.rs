@@ -24,6 +24,12 @@ impl Chat {
         session_id: &str,
         caller: Caller,
     ) -> Result<(bool, Option<Summary>)> {
+        // A session in the trash is read-only (and must not become live).
+        self.deps
+            .sessions
+            .get(session_id)
+            .await?
+            .check_not_deleted()?;
         let mut hops = 0;
         loop {
             let live = match self.route_for(session_id, caller).await? {

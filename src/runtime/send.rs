@@ -30,6 +30,8 @@ impl Chat {
     ) -> Result<(Message, Turn)> {
         validate_parts(&request.parts, self.deps.limits.max_attachment_bytes)?;
         let session = self.deps.sessions.get(&request.session_id).await?;
+        // In the trash: read-only (the store checks again as it stores the message).
+        session.check_not_deleted()?;
         // Fail fast when no model would run it; the turn resolves its model when it starts.
         self.deps
             .models

@@ -1,5 +1,11 @@
-//! Sessions: creation, listing, changes with optimistic concurrency, deletion, fork,
-//! export and import, and the live feed of changes behind WatchSessions.
+//! Sessions: creation, listing, changes with optimistic concurrency, the trash (AIP-164
+//! soft delete: move, restore, purge), fork, export and import, and the live feed of
+//! changes behind WatchSessions.
+//!
+//! A session in the trash (`delete_time` set) is read-only: every change here refuses
+//! it with FAILED_PRECONDITION (`SESSION_DELETED`), and the store refuses new messages
+//! for it in the message's own transaction. Watchers see a move to the trash as
+//! `Deleted` and a restore as `Created`, so a list that hides the trash stays right.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -39,7 +45,13 @@ pub struct Sessions {
     /// Live status of sessions with work in progress.
     live: Arc<LiveIndex>,
     models: Arc<Models>,
+    /// How long a session stays in the trash before it is purged (its `expire_time`).
+    trash_retention: std::time::Duration,
 }
+
+/// The trash retention when the configuration says nothing (`trash_retention_days`).
+pub const DEFAULT_TRASH_RETENTION: std::time::Duration =
+    std::time::Duration::from_secs(30 * 24 * 3600);
 
 impl Sessions {
     pub fn new(
@@ -56,7 +68,14 @@ impl Sessions {
             relay: std::sync::OnceLock::new(),
             live,
             models,
+            trash_retention: DEFAULT_TRASH_RETENTION,
         }
+    }
+
+    /// Sets how long sessions stay in the trash (config `trash_retention_days`).
+    pub fn with_trash_retention(mut self, retention: std::time::Duration) -> Self {
+        self.trash_retention = retention;
+        self
     }
 
     /// Tells watchers a session changed (e.g. its live status).
@@ -85,7 +104,7 @@ impl Sessions {
         self.changes.subscribe()
     }
 
-    fn publish(&self, change: SessionChange) {
+    pub(crate) fn publish(&self, change: SessionChange) {
         if let Some(relay) = self.relay.get() {
             let _ = relay.send(change.clone());
         }
@@ -134,6 +153,8 @@ impl Sessions {
             revision: 1,
             forked_from: None,
             mcp_servers: settings.mcp_servers,
+            delete_time: None,
+            expire_time: None,
             status: SessionStatus::Idle,
             queue_depth: 0,
             active_turn: None,
@@ -155,6 +176,8 @@ impl Sessions {
     }
 
     /// One page of sessions and the token of the next page (empty on the last page).
+    /// The token is bound to the filters and the order: another request's token is
+    /// INVALID_ARGUMENT.
     pub async fn list(
         &self,
         filter: &SessionFilter,
@@ -164,6 +187,12 @@ impl Sessions {
         let limit = page::page_size(page_size)?;
         let filters = filter_fingerprint(filter);
         let after: Option<SessionCursor> = page::decode_token(page_token, filters)?;
+        if after.as_ref().is_some_and(|c| !c.fits(&filter.order)) {
+            return Err(Error::invalid(
+                "page_token",
+                "is not a token this server issued for this order_by",
+            ));
+        }
         // One extra row tells whether another page exists without a second query.
         let mut sessions = self
             .store
@@ -176,12 +205,48 @@ impl Sessions {
             sessions.truncate(limit);
             sessions
                 .last()
-                .map(|last| page::encode_token(&SessionCursor::of(last), filters))
+                .map(|last| page::encode_token(&SessionCursor::of(last, &filter.order), filters))
                 .unwrap_or_default()
         } else {
             String::new()
         };
         Ok((sessions, next))
+    }
+
+    /// Applies `change` to the session's latest state with optimistic concurrency and
+    /// publishes the result. With an etag it fails on a concurrent change (ABORTED);
+    /// without one it retries on top of the latest state. `change` gives the next state
+    /// (its revision and update time are set here), or `None` when nothing changes (no
+    /// new revision, no event). Returns the session as stored and whether it changed.
+    async fn change(
+        &self,
+        id: &str,
+        etag: &str,
+        mut change: impl FnMut(&Session) -> Result<Option<Session>>,
+    ) -> Result<(Session, bool)> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = self.get(id).await?;
+            current.check_etag(etag)?;
+            let Some(mut next) = change(&current)? else {
+                return Ok((current, false));
+            };
+            next.revision = current.revision + 1;
+            next.update_time = Timestamp::now();
+            if self.store.update_session(&next, current.revision).await? {
+                return Ok((next, true));
+            }
+            if !etag.is_empty() {
+                return Err(Error::EtagMismatch {
+                    resource: Resource::Session,
+                    name: format!("sessions/{id}"),
+                });
+            }
+        }
+        Err(Error::Unavailable {
+            reason: "CONTENDED",
+            message: format!("sessions/{id} is changing too fast; retry"),
+            retry_after: Some(std::time::Duration::from_millis(100)),
+        })
     }
 
     /// Changes `fields` to their values in `settings`. With an etag the update fails on a
@@ -205,73 +270,105 @@ impl Sessions {
         } else {
             None
         };
-        for _ in 0..UPDATE_ATTEMPTS {
-            let current = self.get(id).await?;
-            current.check_etag(etag)?;
-            let mut next = current.clone();
-            for field in fields {
-                match field {
-                    SessionField::DisplayName => next.display_name = settings.display_name.clone(),
-                    SessionField::Model => next.model = settings.model.clone(),
-                    SessionField::ReasoningEffort => {
-                        next.reasoning_effort = settings.reasoning_effort
-                    }
-                    SessionField::WorkingDir => {
-                        if let Some(dir) = &working_dir {
-                            next.working_dir = dir.to_string_lossy().into_owned();
+        let (session, changed) = self
+            .change(id, etag, |current| {
+                current.check_not_deleted()?;
+                let mut next = current.clone();
+                for field in fields {
+                    match field {
+                        SessionField::DisplayName => {
+                            next.display_name = settings.display_name.clone()
                         }
+                        SessionField::Model => next.model = settings.model.clone(),
+                        SessionField::ReasoningEffort => {
+                            next.reasoning_effort = settings.reasoning_effort
+                        }
+                        SessionField::WorkingDir => {
+                            if let Some(dir) = &working_dir {
+                                next.working_dir = dir.to_string_lossy().into_owned();
+                            }
+                        }
+                        SessionField::PermissionMode => {
+                            next.permission_mode = settings.permission_mode
+                        }
+                        SessionField::SystemPrompt => {
+                            next.system_prompt = settings.system_prompt.clone()
+                        }
+                        SessionField::Labels => next.labels = settings.labels.clone(),
+                        SessionField::Pinned => next.pinned = settings.pinned,
+                        SessionField::McpServers => next.mcp_servers = settings.mcp_servers.clone(),
                     }
-                    SessionField::PermissionMode => next.permission_mode = settings.permission_mode,
-                    SessionField::SystemPrompt => {
-                        next.system_prompt = settings.system_prompt.clone()
-                    }
-                    SessionField::Labels => next.labels = settings.labels.clone(),
-                    SessionField::Pinned => next.pinned = settings.pinned,
-                    SessionField::McpServers => next.mcp_servers = settings.mcp_servers.clone(),
                 }
-            }
-            if next == current {
                 // Nothing changes: no new revision, no event.
-                return Ok(current);
-            }
-            next.revision = current.revision + 1;
-            next.update_time = Timestamp::now();
-            if self.store.update_session(&next, current.revision).await? {
-                self.publish(SessionChange::Updated(next.clone()));
-                return Ok(next);
-            }
-            if !etag.is_empty() {
-                return Err(Error::EtagMismatch {
-                    resource: Resource::Session,
-                    name: format!("sessions/{id}"),
-                });
-            }
+                Ok((next != *current).then_some(next))
+            })
+            .await?;
+        if changed {
+            self.publish(SessionChange::Updated(session.clone()));
         }
-        Err(Error::Unavailable {
-            reason: "CONTENDED",
-            message: format!("sessions/{id} is changing too fast; retry"),
-            retry_after: Some(std::time::Duration::from_millis(100)),
-        })
+        Ok(session)
     }
 
-    /// Deletes a session and its history (AIP-135: NOT_FOUND unless `allow_missing`).
-    pub async fn delete(&self, id: &str, etag: &str, allow_missing: bool) -> Result<()> {
-        let Some(current) = self.store.get_session(id).await? else {
-            return if allow_missing {
-                Ok(())
-            } else {
-                Err(Error::not_found(
-                    Resource::Session,
-                    format!("sessions/{id}"),
-                ))
-            };
-        };
-        current.check_etag(etag)?;
-        if self.store.delete_session(id).await? {
-            tracing::info!(session = %id, "session deleted");
+    /// Moves a session to the trash (AIP-164): sets `delete_time` and `expire_time`
+    /// (now + the trash retention), a new revision. NOT_FOUND if it is gone or already
+    /// in the trash. The caller ends its live state (see `Chat::delete_session`).
+    pub async fn trash(&self, id: &str, etag: &str) -> Result<Session> {
+        let now = Timestamp::now();
+        let retention = self.trash_retention;
+        let (session, _) = self
+            .change(id, etag, |current| {
+                if current.is_deleted() {
+                    // Moved there meanwhile by another request: AIP-164 NOT_FOUND.
+                    return Err(Error::not_found(
+                        Resource::Session,
+                        format!("sessions/{id}"),
+                    ));
+                }
+                let mut next = current.clone();
+                next.delete_time = Some(now);
+                next.expire_time = Some(now.plus(retention));
+                Ok(Some(next))
+            })
+            .await?;
+        tracing::info!(session = %id, expire_time = %session.expire_time.unwrap_or_default().to_rfc3339(), "session moved to the trash");
+        self.publish(SessionChange::Deleted(id.to_owned()));
+        Ok(session)
+    }
+
+    /// Restores a session from the trash (AIP-164 Undelete): clears `delete_time` and
+    /// `expire_time`. ALREADY_EXISTS if it is not in the trash.
+    pub async fn restore(&self, id: &str) -> Result<Session> {
+        let (session, _) = self
+            .change(id, "", |current| {
+                if !current.is_deleted() {
+                    return Err(Error::AlreadyExists {
+                        resource: Resource::Session,
+                        name: format!("sessions/{id}"),
+                    });
+                }
+                let mut next = current.clone();
+                next.delete_time = None;
+                next.expire_time = None;
+                Ok(Some(next))
+            })
+            .await?;
+        tracing::info!(session = %id, "session restored from the trash");
+        self.publish(SessionChange::Created(session.clone()));
+        Ok(session)
+    }
+
+    /// Purges a session in the trash for good: it, its messages and turns. NOT_FOUND if
+    /// it is gone; FAILED_PRECONDITION (`SESSION_NOT_DELETED`) if it is not in the trash
+    /// (restored meanwhile included). The caller ends its live state first.
+    pub async fn purge(&self, id: &str) -> Result<()> {
+        if self.store.purge_session(id).await? {
+            tracing::info!(session = %id, "session purged from the trash");
             self.publish(SessionChange::Deleted(id.to_owned()));
+            return Ok(());
         }
-        Ok(())
+        // Gone, or restored between the caller's check and here.
+        let session = self.get(id).await?;
+        Err(crate::domain::session::session_not_deleted(&session.id))
     }
 
     /// The whole session, for ExportSession.
@@ -291,6 +388,8 @@ impl Sessions {
         display_name: Option<String>,
     ) -> Result<Session> {
         let mut content = self.export(id).await?;
+        // A session in the trash is read-only, forking included (restore it first).
+        content.session.check_not_deleted()?;
         if let Some(message_id) = up_to_message {
             let Some(position) = content.messages.iter().position(|m| m.id == message_id) else {
                 return Err(Error::not_found(
@@ -402,6 +501,9 @@ impl Sessions {
             .last()
             .map_or(now, |m| m.create_time.max(session.last_active_time));
         session.revision = 1;
+        // A copy is never in the trash (an archive of a trashed session imports live).
+        session.delete_time = None;
+        session.expire_time = None;
         session.status = SessionStatus::Idle;
         session.queue_depth = 0;
         session.active_turn = None;
@@ -416,14 +518,27 @@ impl Sessions {
     }
 }
 
+/// What a page token is bound to. The parts added with the trash, label filters and
+/// orders count only when they differ from their defaults, so tokens of requests that
+/// use none of them (all tokens issued before) stay valid across the upgrade.
 fn filter_fingerprint(filter: &SessionFilter) -> u64 {
-    fingerprint(&[
-        filter.query.as_deref().unwrap_or(""),
-        &format!("{:?}", filter.source),
-        &format!("{:?}", filter.pinned),
-        &format!("{:?}", filter.created_after),
-        &format!("{:?}", filter.created_before),
-    ])
+    let mut parts = vec![
+        filter.query.clone().unwrap_or_default(),
+        format!("{:?}", filter.source),
+        format!("{:?}", filter.pinned),
+        format!("{:?}", filter.created_after),
+        format!("{:?}", filter.created_before),
+    ];
+    if filter.show_deleted {
+        parts.push("show_deleted".to_owned());
+    }
+    if !filter.labels.is_empty() {
+        parts.push(format!("{:?}", filter.labels));
+    }
+    if filter.order != crate::domain::session_list::SessionOrder::default() {
+        parts.push(filter.order.canonical());
+    }
+    fingerprint(&parts.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 #[cfg(test)]
@@ -604,27 +719,88 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn delete_is_not_found_unless_allow_missing() {
+    async fn the_trash_is_read_only_restorable_and_purged_only_from_there() {
         let (_dir, sessions) = sessions().await;
+        let mut watch = sessions.watch();
         let s = sessions
             .create(titled("x"), SessionSource::Api)
             .await
             .expect("create");
         assert!(matches!(
-            sessions.delete(&s.id, "\"999\"", false).await,
+            sessions.trash(&s.id, "\"999\"").await,
             Err(Error::EtagMismatch { .. })
         ));
-        sessions
-            .delete(&s.id, &s.etag(), false)
-            .await
-            .expect("delete");
         assert!(matches!(
-            sessions.delete(&s.id, "", false).await,
+            sessions.purge(&s.id).await,
+            Err(Error::FailedPrecondition { reason, .. }) if reason == "SESSION_NOT_DELETED"
+        ));
+        let trashed = sessions.trash(&s.id, &s.etag()).await.expect("trash");
+        let (deleted, expires) = (
+            trashed.delete_time.expect("delete_time"),
+            trashed.expire_time.expect("expire_time"),
+        );
+        assert_eq!(
+            expires.0 - deleted.0,
+            DEFAULT_TRASH_RETENTION.as_micros() as i64
+        );
+        assert_ne!(trashed.etag(), s.etag());
+        assert!(matches!(
+            sessions.trash(&s.id, "").await,
             Err(Error::NotFound { .. })
         ));
-        sessions
-            .delete(&s.id, "", true)
+        // Read-only: updates and forks are refused, naming why.
+        let update = sessions
+            .update(&s.id, titled("y"), &[SessionField::DisplayName], "")
+            .await;
+        assert!(
+            matches!(&update, Err(Error::FailedPrecondition { reason, .. }) if *reason == "SESSION_DELETED"),
+            "{update:?}"
+        );
+        assert!(matches!(
+            sessions.fork(&s.id, None, None).await,
+            Err(Error::FailedPrecondition { reason, .. }) if reason == "SESSION_DELETED"
+        ));
+        // Hidden from the list unless asked for.
+        let (listed, _) = sessions
+            .list(&SessionFilter::default(), "", 10)
             .await
-            .expect("allow_missing");
+            .expect("list");
+        assert!(listed.is_empty());
+        let all = SessionFilter {
+            show_deleted: true,
+            ..SessionFilter::default()
+        };
+        let (listed, _) = sessions.list(&all, "", 10).await.expect("list");
+        assert_eq!(listed.len(), 1);
+
+        let restored = sessions.restore(&s.id).await.expect("restore");
+        assert_eq!((restored.delete_time, restored.expire_time), (None, None));
+        assert!(matches!(
+            sessions.restore(&s.id).await,
+            Err(Error::AlreadyExists { .. })
+        ));
+        sessions.trash(&s.id, "").await.expect("trash again");
+        sessions.purge(&s.id).await.expect("purge");
+        assert!(matches!(
+            sessions.get(&s.id).await,
+            Err(Error::NotFound { .. })
+        ));
+        assert!(matches!(
+            sessions.purge(&s.id).await,
+            Err(Error::NotFound { .. })
+        ));
+
+        let mut seen = Vec::new();
+        while let Ok(change) = watch.try_recv() {
+            seen.push(match change {
+                SessionChange::Created(_) => "created",
+                SessionChange::Updated(_) => "updated",
+                SessionChange::Deleted(_) => "deleted",
+            });
+        }
+        assert_eq!(
+            seen,
+            ["created", "deleted", "created", "deleted", "deleted"]
+        );
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! - At start, one server recovers every session with unfinished turns: turns left
 //!   RUNNING end INTERRUPTED (their partial text stays stored, marked incomplete),
-//!   QUEUED turns run in their order.
+//!   QUEUED turns run in their order — unless the session is in the trash (a delete
+//!   that its server stopped before finishing): then they end CANCELLED too.
 //! - In a cluster a server only recovers sessions whose lease it takes: at start and
 //!   every heartbeat it takes the *orphaned* ones (unfinished turns, no live lease:
 //!   their owner died or left), and `Chat::route` recovers a session whenever it takes
@@ -63,8 +64,25 @@ impl Chat {
         turns: Vec<Turn>,
         reason: &str,
     ) -> Result<()> {
+        // A session moved to the trash while its server stopped (before the delete
+        // could cancel its turns): nothing of it runs again.
+        let deleted = match self.deps.sessions.get(&live.id).await {
+            Ok(session) => session.is_deleted(),
+            Err(crate::domain::Error::NotFound { .. }) => true,
+            Err(err) => return Err(err),
+        };
         let mut queued = Vec::new();
         for mut turn in turns {
+            if turn.status == TurnStatus::Queued && deleted {
+                turn.status = TurnStatus::Cancelled;
+                turn.error = Some(TurnError {
+                    reason: crate::domain::session::SESSION_DELETED.into(),
+                    message: "the session was moved to the trash".into(),
+                });
+                turn.end_time = Some(Timestamp::now());
+                super::outbox::store_finished_turn(&self.deps, &turn, live.fence).await?;
+                continue;
+            }
             if turn.status == TurnStatus::Queued {
                 queued.push(turn);
                 continue;

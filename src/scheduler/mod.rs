@@ -276,6 +276,10 @@ impl Scheduler {
         let mut v = Violations::new();
         if let Some(session) = &s.target_session {
             match self.sessions.get(session).await {
+                Ok(target) if target.is_deleted() => v.add(
+                    "target_session",
+                    format!("sessions/{session} is in the trash; restore it first"),
+                ),
                 Ok(_) => {}
                 Err(Error::NotFound { .. }) => v.add(
                     "target_session",

@@ -12,6 +12,10 @@
 //! - **Concurrency**: runs execute on tracked tasks that stop with the scheduler's token;
 //!   per schedule a tokio mutex serialises this server's runs (QUEUE), and a QUEUE run
 //!   polls the store every [`QUEUE_POLL`] while an earlier run is unfinished elsewhere.
+//! - **A target in the trash**: a run of a schedule whose target session is in the trash
+//!   fails with the reason (SESSION_DELETED: restore the session, or retarget the
+//!   schedule); it never writes to the trashed session. Creating or updating a schedule
+//!   to target one is INVALID_ARGUMENT on `target_session`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -248,7 +252,12 @@ impl Scheduler {
         run: &ScheduleRun,
     ) -> Result<(String, Option<String>)> {
         if let Some(target) = &schedule.target_session {
-            return Ok((self.sessions.get(target).await?.id, None));
+            // A target in the trash is read-only: the run fails saying so (SESSION_DELETED)
+            // rather than quietly writing to it; restoring the session makes runs work
+            // again.
+            let session = self.sessions.get(target).await?;
+            session.check_not_deleted()?;
+            return Ok((session.id, None));
         }
         let mut note = None;
         let model = match &schedule.model {

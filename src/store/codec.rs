@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use super::{SessionCursor, SessionFilter};
+use crate::domain::session_list::{LabelCondition, SortKey};
 use crate::domain::{
     Error, Resource,
     outbox::{AttemptOutcome, DeliveryCounts, DeliveryState},
@@ -174,7 +175,7 @@ pub(crate) fn retry_delay(micros: Option<i64>) -> Option<Duration> {
 pub(crate) const SESSION_COLUMNS: &str = "id, display_name, model, reasoning_effort, working_dir, permission_mode, \
      system_prompt, labels, pinned, source, message_count, last_message_preview, input_tokens, \
      output_tokens, reasoning_tokens, cached_input_tokens, create_time, update_time, \
-     last_active_time, revision, forked_from, mcp_servers";
+     last_active_time, revision, forked_from, mcp_servers, delete_time, expire_time";
 
 pub(crate) const MESSAGE_COLUMNS: &str =
     "id, session_id, turn_id, role, parts, create_time, incomplete, model, position";
@@ -199,22 +200,43 @@ pub(crate) enum Bound {
     Flag(bool),
 }
 
-/// The session list query for `filter`, after `after` in list order (pinned first, most
-/// recent activity, then id, all descending; a keyset, so inserts do not shift pages),
-/// at most `limit`: one place for what the filters mean on every backend. `like` is the
-/// backend's case-insensitive match with `\` as escape, e.g. `"LIKE {} ESCAPE '\\'"`;
-/// `bind` records a value and returns its placeholder.
+/// How a backend spells what the session list query needs beyond standard SQL.
+pub(crate) struct Dialect {
+    /// The case-insensitive match with `\` as escape, e.g. `"LIKE {} ESCAPE '\\'"`.
+    pub like: &'static str,
+    /// A label's value (NULL when the session has no such label) from the JSON `labels`
+    /// column, `{}` being the bound [`Self::label_path`] of the key.
+    pub label: &'static str,
+    /// What is bound for a label key in [`Self::label`].
+    pub label_path: fn(&str) -> String,
+}
+
+/// The column a sort key reads.
+fn sort_column(key: SortKey) -> &'static str {
+    match key {
+        SortKey::LastActiveTime => "last_active_time",
+        SortKey::CreateTime => "create_time",
+        SortKey::DisplayName => "display_name",
+    }
+}
+
+/// The session list query for `filter` (its order included), after `after`, at most
+/// `limit`: one place for what the filters and orders mean on every backend. A keyset:
+/// inserts do not shift pages. `bind` records a value and returns its placeholder.
 pub(crate) fn session_list_sql(
     filter: &SessionFilter,
     after: Option<&SessionCursor>,
     limit: usize,
-    like: &str,
+    dialect: &Dialect,
     mut bind: impl FnMut(Bound) -> String,
 ) -> String {
     let mut clauses: Vec<String> = Vec::new();
+    if !filter.show_deleted {
+        clauses.push("delete_time IS NULL".to_owned());
+    }
     if let Some(query) = filter.query.as_deref().filter(|q| !q.is_empty()) {
         let p = bind(Bound::Text(like_pattern(query)));
-        let matches = like.replace("{}", &p);
+        let matches = dialect.like.replace("{}", &p);
         clauses.push(format!(
             "(display_name {matches} OR last_message_preview {matches})"
         ));
@@ -235,14 +257,65 @@ pub(crate) fn session_list_sql(
         let p = bind(Bound::Int(before.0));
         clauses.push(format!("create_time < {p}"));
     }
+    for condition in &filter.labels {
+        let mut label = || {
+            let path = bind(Bound::Text((dialect.label_path)(condition.key())));
+            dialect.label.replace("{}", &path)
+        };
+        clauses.push(match condition {
+            LabelCondition::Equals { value, .. } => {
+                let label = label();
+                format!("{label} = {}", bind(Bound::Text(value.clone())))
+            }
+            // A session without the label is not this value either.
+            LabelCondition::NotEquals { value, .. } => {
+                let (missing, present) = (label(), label());
+                format!(
+                    "({missing} IS NULL OR {present} <> {})",
+                    bind(Bound::Text(value.clone()))
+                )
+            }
+            LabelCondition::Has { .. } => format!("{} IS NOT NULL", label()),
+        });
+    }
+    let order = &filter.order;
+    let key = sort_column(order.key);
+    let (direction, beyond) = if order.descending {
+        ("DESC", "<")
+    } else {
+        ("ASC", ">")
+    };
     if let Some(cursor) = after {
-        // Row-value comparison over the list order (pinned DESC, last_active DESC, id DESC).
-        let pinned = bind(Bound::Flag(cursor.pinned));
-        let active = bind(Bound::Int(cursor.last_active_time));
-        let id = bind(Bound::Text(cursor.id.clone()));
-        clauses.push(format!(
-            "(pinned, last_active_time, id) < ({pinned}, {active}, {id})"
-        ));
+        let value = || match order.key {
+            SortKey::LastActiveTime => Bound::Int(cursor.last_active_time.unwrap_or_default()),
+            SortKey::CreateTime => Bound::Int(cursor.create_time.unwrap_or_default()),
+            SortKey::DisplayName => Bound::Text(cursor.display_name.clone().unwrap_or_default()),
+        };
+        clauses.push(if order.pinned_first && order.descending {
+            // One direction throughout: one row-value comparison (the list index's order).
+            let pinned = bind(Bound::Flag(cursor.pinned));
+            let value = bind(value());
+            let id = bind(Bound::Text(cursor.id.clone()));
+            format!("(pinned, {key}, id) < ({pinned}, {value}, {id})")
+        } else {
+            let pinned = order.pinned_first.then(|| {
+                (
+                    bind(Bound::Flag(cursor.pinned)),
+                    bind(Bound::Flag(cursor.pinned)),
+                )
+            });
+            let value = bind(value());
+            let id = bind(Bound::Text(cursor.id.clone()));
+            let rest = format!("({key}, id) {beyond} ({value}, {id})");
+            match pinned {
+                None => rest,
+                // Pinned DESC before an ASC key: a later pinned group, or the same one
+                // further on.
+                Some((below, same)) => {
+                    format!("(pinned < {below} OR (pinned = {same} AND {rest}))")
+                }
+            }
+        });
     }
     let limit = bind(Bound::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
     let where_sql = if clauses.is_empty() {
@@ -250,9 +323,14 @@ pub(crate) fn session_list_sql(
     } else {
         format!("WHERE {}", clauses.join(" AND "))
     };
+    let pinned = if order.pinned_first {
+        "pinned DESC, "
+    } else {
+        ""
+    };
     format!(
         "SELECT {SESSION_COLUMNS} FROM sessions {where_sql} \
-         ORDER BY pinned DESC, last_active_time DESC, id DESC LIMIT {limit}"
+         ORDER BY {pinned}{key} {direction}, id {direction} LIMIT {limit}"
     )
 }
 

@@ -15,6 +15,7 @@ use crate::domain::{
     mcp::McpServer,
     outbox::{AttemptOutcome, DeliveryCounts, DeliveryState, OutboxDelivery},
     schedule::{Schedule, ScheduleRun},
+    session_list::{LabelCondition, SessionOrder, SortKey},
     summary::Summary,
 };
 
@@ -68,7 +69,7 @@ pub async fn open(url: Option<&str>, sqlite_path: &Path, shared: bool) -> Result
     }
 }
 
-/// Which sessions a list returns. Filters combine with AND.
+/// Which sessions a list returns, and in which order. Filters combine with AND.
 #[derive(Clone, Debug, Default)]
 pub struct SessionFilter {
     /// Case-insensitive substring of the title or the last message preview.
@@ -79,25 +80,74 @@ pub struct SessionFilter {
     pub created_after: Option<Timestamp>,
     /// Created before this time.
     pub created_before: Option<Timestamp>,
+    /// Sessions in the trash are listed too (AIP-164 `show_deleted`); otherwise they
+    /// are left out.
+    pub show_deleted: bool,
+    /// Label conditions, every one of which holds.
+    pub labels: Vec<LabelCondition>,
+    /// The list order.
+    pub order: SessionOrder,
 }
 
-/// The sort key of the session list: pinned first, then most recent activity, then id
-/// (newest first) so the order is total.
+/// Where a page of the session list ends: the last session's sort key in the list's
+/// [`SessionOrder`] (`pinned` counts only when the order puts pinned sessions first;
+/// only the key's own field is set), then its id, so the order is total.
+/// `last_active_time` keeps its name and place from before other orders existed, so
+/// page tokens issued then still decode.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionCursor {
     pub pinned: bool,
-    pub last_active_time: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_active_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     pub id: String,
 }
 
 impl SessionCursor {
-    pub fn of(session: &Session) -> Self {
-        Self {
+    /// The position just after `session` in `order`.
+    pub fn of(session: &Session, order: &SessionOrder) -> Self {
+        let mut cursor = Self {
             pinned: session.pinned,
-            last_active_time: session.last_active_time.as_micros(),
+            last_active_time: None,
+            create_time: None,
+            display_name: None,
             id: session.id.clone(),
+        };
+        match order.key {
+            SortKey::LastActiveTime => {
+                cursor.last_active_time = Some(session.last_active_time.as_micros());
+            }
+            SortKey::CreateTime => cursor.create_time = Some(session.create_time.as_micros()),
+            SortKey::DisplayName => cursor.display_name = Some(session.display_name.clone()),
+        }
+        cursor
+    }
+
+    /// Whether the cursor holds the key `order` sorts by.
+    pub fn fits(&self, order: &SessionOrder) -> bool {
+        match order.key {
+            SortKey::LastActiveTime => self.last_active_time.is_some(),
+            SortKey::CreateTime => self.create_time.is_some(),
+            SortKey::DisplayName => self.display_name.is_some(),
         }
     }
+}
+
+/// Which sessions a retention pass purges ([`SessionStore::purge_sessions`]).
+#[derive(Clone, Debug, Default)]
+pub struct PurgeRule {
+    /// Sessions in the trash whose `expire_time` is at or before this time.
+    pub expired_at: Timestamp,
+    /// Also sessions, in the trash or not, last active before this time
+    /// (`session_retention_days`); `None` purges by the trash only.
+    pub inactive_before: Option<Timestamp>,
+    /// Sessions live on the calling server: never purged from under it.
+    pub keep: Vec<String>,
+    /// At most this many sessions per call.
+    pub limit: usize,
 }
 
 /// A whole session's content, for export, import and fork.
@@ -145,7 +195,8 @@ pub trait SessionStore: Send + Sync {
 
     async fn get_session(&self, id: &str) -> Result<Option<Session>>;
 
-    /// Sessions in list order after `after`, at most `limit`.
+    /// Sessions in `filter.order` after `after`, at most `limit`. Sessions in the trash
+    /// only with `filter.show_deleted`.
     async fn list_sessions(
         &self,
         filter: &SessionFilter,
@@ -157,8 +208,23 @@ pub trait SessionStore: Send + Sync {
     /// (the caller sets `session.revision` to the next one). Returns false on a conflict.
     async fn update_session(&self, session: &Session, expected_revision: i64) -> Result<bool>;
 
-    /// Deletes a session with its messages and turns. Returns false if there was none.
+    /// Deletes a session with its messages and turns (and its lease), whether in the
+    /// trash or not. Returns false if there was none.
     async fn delete_session(&self, id: &str) -> Result<bool>;
+
+    /// Purges a session in the trash: deletes it as [`Self::delete_session`] does, but
+    /// only while its `delete_time` is set (a session restored meanwhile stays). Returns
+    /// whether it did.
+    async fn purge_session(&self, id: &str) -> Result<bool>;
+
+    /// One retention pass: deletes (as [`Self::delete_session`]) up to `rule.limit`
+    /// sessions the rule names, and returns their ids. Never purges a session in
+    /// `rule.keep`, one with queued or running turns, or one whose lease is live (its
+    /// owner, another server, has it live). Safe with several servers on one database:
+    /// each session is purged by one of them (Postgres: `FOR UPDATE SKIP LOCKED`), and
+    /// one taking a lease at the same moment either gets it first (the session stays)
+    /// or finds the session gone.
+    async fn purge_sessions(&self, rule: &PurgeRule) -> Result<Vec<String>>;
 
     /// Stores a session with its messages and turns in one transaction (import, fork).
     async fn insert_session_content(&self, content: &SessionContent) -> Result<()>;
@@ -192,7 +258,9 @@ pub trait SessionStore: Send + Sync {
 pub trait MessageStore: Send + Sync {
     /// Stores a user message and the turn it starts (or joins) in one transaction, and
     /// counts the message in its session. The durable acknowledgement of SendMessage.
-    /// Fenced.
+    /// Refused with FAILED_PRECONDITION (`SESSION_DELETED`), nothing written, when the
+    /// session is in the trash: checked in the same transaction, so no message joins a
+    /// session once its move to the trash committed. Fenced.
     async fn append_user_message(
         &self,
         message: &Message,

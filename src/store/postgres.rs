@@ -77,6 +77,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0005_mcp_servers.sql"),
     include_str!("migrations/postgres/0006_session_mcp_servers.sql"),
     include_str!("migrations/postgres/0007_summaries.sql"),
+    include_str!("migrations/postgres/0008_trash.sql"),
 ];
 
 /// The advisory lock key migrations run under ("octo" and 1), per database.

@@ -108,6 +108,8 @@ pub fn session(title: &str, pinned: bool, active: i64) -> Session {
         forked_from: None,
         // Both shapes round-trip: every pinned session chooses its MCP servers.
         mcp_servers: pinned.then(|| vec!["files".to_owned(), "web".to_owned()]),
+        delete_time: None,
+        expire_time: None,
         status: SessionStatus::Idle,
         queue_depth: 0,
         active_turn: None,

@@ -310,7 +310,15 @@ type Session struct {
 	ActiveTurn string `protobuf:"bytes,21,opt,name=active_turn,json=activeTurn,proto3" json:"active_turn,omitempty"`
 	// The MCP servers whose tools this session's turns are offered. Unset: every enabled
 	// server (the default); set: exactly these, `mcpServers/{mcp_server}` (none when empty).
-	McpServers    *McpServerSelection `protobuf:"bytes,22,opt,name=mcp_servers,json=mcpServers,proto3" json:"mcp_servers,omitempty"`
+	McpServers *McpServerSelection `protobuf:"bytes,22,opt,name=mcp_servers,json=mcpServers,proto3" json:"mcp_servers,omitempty"`
+	// When the session was moved to the trash (DeleteSession); unset while it is not in
+	// the trash. A session in the trash is read-only (sending, forking, updating and
+	// streaming fail with FAILED_PRECONDITION, reason SESSION_DELETED) until
+	// UndeleteSession restores it. Output only.
+	DeleteTime *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=delete_time,json=deleteTime,proto3" json:"delete_time,omitempty"`
+	// When a session in the trash is purged for good: delete_time plus the server's
+	// `trash_retention_days` (default 30). Unset while it is not in the trash. Output only.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,24,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -499,6 +507,20 @@ func (x *Session) GetMcpServers() *McpServerSelection {
 	return nil
 }
 
+func (x *Session) GetDeleteTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeleteTime
+	}
+	return nil
+}
+
+func (x *Session) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
 // A choice of MCP servers.
 type McpServerSelection struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -622,7 +644,7 @@ var File_octo_v1_session_proto protoreflect.FileDescriptor
 
 const file_octo_v1_session_proto_rawDesc = "" +
 	"\n" +
-	"\x15octo/v1/session.proto\x12\aocto.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\a\n" +
+	"\x15octo/v1/session.proto\x12\aocto.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\b\n" +
 	"\aSession\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x14\n" +
@@ -653,7 +675,11 @@ const file_octo_v1_session_proto_rawDesc = "" +
 	"\vactive_turn\x18\x15 \x01(\tR\n" +
 	"activeTurn\x12<\n" +
 	"\vmcp_servers\x18\x16 \x01(\v2\x1b.octo.v1.McpServerSelectionR\n" +
-	"mcpServers\x1a9\n" +
+	"mcpServers\x12;\n" +
+	"\vdelete_time\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"deleteTime\x12;\n" +
+	"\vexpire_time\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"*\n" +
@@ -724,11 +750,13 @@ var file_octo_v1_session_proto_depIdxs = []int32{
 	8,  // 7: octo.v1.Session.update_time:type_name -> google.protobuf.Timestamp
 	8,  // 8: octo.v1.Session.last_active_time:type_name -> google.protobuf.Timestamp
 	5,  // 9: octo.v1.Session.mcp_servers:type_name -> octo.v1.McpServerSelection
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	8,  // 10: octo.v1.Session.delete_time:type_name -> google.protobuf.Timestamp
+	8,  // 11: octo.v1.Session.expire_time:type_name -> google.protobuf.Timestamp
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_octo_v1_session_proto_init() }

@@ -134,6 +134,20 @@ type ListSessionsRequest struct {
 	CreatedAfter *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_after,json=createdAfter,proto3" json:"created_after,omitempty"`
 	// Only sessions created before this time.
 	CreatedBefore *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_before,json=createdBefore,proto3" json:"created_before,omitempty"`
+	// List sessions in the trash too (AIP-164); they have delete_time set.
+	ShowDeleted bool `protobuf:"varint,8,opt,name=show_deleted,json=showDeleted,proto3" json:"show_deleted,omitempty"`
+	// Label conditions (a subset of AIP-160), joined with AND:
+	// `labels.team = "core"` (the label has this value), `labels.team != "x"` (it has
+	// not; sessions without the label match), `labels.team:*` or `labels:team` (the
+	// session has the label). Values are double-quoted or bare words. Anything else is
+	// INVALID_ARGUMENT with a field violation on `filter` saying what is wrong.
+	Filter string `protobuf:"bytes,9,opt,name=filter,proto3" json:"filter,omitempty"`
+	// The order (AIP-132): an optional `pinned desc,` then one of `last_active_time`,
+	// `create_time` or `display_name`, each optionally `asc` (the default) or `desc`,
+	// e.g. "create_time desc". Empty is "pinned desc, last_active_time desc". Ties go
+	// by id. Page tokens hold the position in this order: a token is only valid with the
+	// order_by (and filters) it was issued for, else INVALID_ARGUMENT on page_token.
+	OrderBy       string `protobuf:"bytes,10,opt,name=order_by,json=orderBy,proto3" json:"order_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -215,6 +229,27 @@ func (x *ListSessionsRequest) GetCreatedBefore() *timestamppb.Timestamp {
 		return x.CreatedBefore
 	}
 	return nil
+}
+
+func (x *ListSessionsRequest) GetShowDeleted() bool {
+	if x != nil {
+		return x.ShowDeleted
+	}
+	return false
+}
+
+func (x *ListSessionsRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *ListSessionsRequest) GetOrderBy() string {
+	if x != nil {
+		return x.OrderBy
+	}
+	return ""
 }
 
 // Response of ListSessions.
@@ -335,7 +370,8 @@ type DeleteSessionRequest struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// If set, must match the session's etag.
 	Etag string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
-	// Succeed when the session does not exist.
+	// Succeed when the session does not exist (returning an empty Session) or is in the
+	// trash already (returning it as it is).
 	AllowMissing  bool `protobuf:"varint,3,opt,name=allow_missing,json=allowMissing,proto3" json:"allow_missing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -392,6 +428,107 @@ func (x *DeleteSessionRequest) GetAllowMissing() bool {
 	return false
 }
 
+// Request of UndeleteSession.
+type UndeleteSessionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session in the trash, `sessions/{session}`.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UndeleteSessionRequest) Reset() {
+	*x = UndeleteSessionRequest{}
+	mi := &file_octo_v1_session_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UndeleteSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UndeleteSessionRequest) ProtoMessage() {}
+
+func (x *UndeleteSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_octo_v1_session_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UndeleteSessionRequest.ProtoReflect.Descriptor instead.
+func (*UndeleteSessionRequest) Descriptor() ([]byte, []int) {
+	return file_octo_v1_session_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UndeleteSessionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// Request of PurgeSession.
+type PurgeSessionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session in the trash, `sessions/{session}`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// If set, must match the session's etag.
+	Etag          string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeSessionRequest) Reset() {
+	*x = PurgeSessionRequest{}
+	mi := &file_octo_v1_session_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeSessionRequest) ProtoMessage() {}
+
+func (x *PurgeSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_octo_v1_session_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeSessionRequest.ProtoReflect.Descriptor instead.
+func (*PurgeSessionRequest) Descriptor() ([]byte, []int) {
+	return file_octo_v1_session_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PurgeSessionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PurgeSessionRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
 // Request of ForkSession.
 type ForkSessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -408,7 +545,7 @@ type ForkSessionRequest struct {
 
 func (x *ForkSessionRequest) Reset() {
 	*x = ForkSessionRequest{}
-	mi := &file_octo_v1_session_service_proto_msgTypes[6]
+	mi := &file_octo_v1_session_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -420,7 +557,7 @@ func (x *ForkSessionRequest) String() string {
 func (*ForkSessionRequest) ProtoMessage() {}
 
 func (x *ForkSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_session_service_proto_msgTypes[6]
+	mi := &file_octo_v1_session_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -433,7 +570,7 @@ func (x *ForkSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForkSessionRequest.ProtoReflect.Descriptor instead.
 func (*ForkSessionRequest) Descriptor() ([]byte, []int) {
-	return file_octo_v1_session_service_proto_rawDescGZIP(), []int{6}
+	return file_octo_v1_session_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ForkSessionRequest) GetName() string {
@@ -468,7 +605,7 @@ type ExportSessionRequest struct {
 
 func (x *ExportSessionRequest) Reset() {
 	*x = ExportSessionRequest{}
-	mi := &file_octo_v1_session_service_proto_msgTypes[7]
+	mi := &file_octo_v1_session_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -480,7 +617,7 @@ func (x *ExportSessionRequest) String() string {
 func (*ExportSessionRequest) ProtoMessage() {}
 
 func (x *ExportSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_session_service_proto_msgTypes[7]
+	mi := &file_octo_v1_session_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -493,7 +630,7 @@ func (x *ExportSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportSessionRequest.ProtoReflect.Descriptor instead.
 func (*ExportSessionRequest) Descriptor() ([]byte, []int) {
-	return file_octo_v1_session_service_proto_rawDescGZIP(), []int{7}
+	return file_octo_v1_session_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ExportSessionRequest) GetName() string {
@@ -524,7 +661,7 @@ type SessionArchive struct {
 
 func (x *SessionArchive) Reset() {
 	*x = SessionArchive{}
-	mi := &file_octo_v1_session_service_proto_msgTypes[8]
+	mi := &file_octo_v1_session_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +673,7 @@ func (x *SessionArchive) String() string {
 func (*SessionArchive) ProtoMessage() {}
 
 func (x *SessionArchive) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_session_service_proto_msgTypes[8]
+	mi := &file_octo_v1_session_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +686,7 @@ func (x *SessionArchive) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionArchive.ProtoReflect.Descriptor instead.
 func (*SessionArchive) Descriptor() ([]byte, []int) {
-	return file_octo_v1_session_service_proto_rawDescGZIP(), []int{8}
+	return file_octo_v1_session_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SessionArchive) GetFormatVersion() int32 {
@@ -606,7 +743,7 @@ type ImportSessionRequest struct {
 
 func (x *ImportSessionRequest) Reset() {
 	*x = ImportSessionRequest{}
-	mi := &file_octo_v1_session_service_proto_msgTypes[9]
+	mi := &file_octo_v1_session_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -618,7 +755,7 @@ func (x *ImportSessionRequest) String() string {
 func (*ImportSessionRequest) ProtoMessage() {}
 
 func (x *ImportSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_session_service_proto_msgTypes[9]
+	mi := &file_octo_v1_session_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -631,7 +768,7 @@ func (x *ImportSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportSessionRequest.ProtoReflect.Descriptor instead.
 func (*ImportSessionRequest) Descriptor() ([]byte, []int) {
-	return file_octo_v1_session_service_proto_rawDescGZIP(), []int{9}
+	return file_octo_v1_session_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ImportSessionRequest) GetArchive() *SessionArchive {
@@ -650,7 +787,7 @@ type WatchSessionsRequest struct {
 
 func (x *WatchSessionsRequest) Reset() {
 	*x = WatchSessionsRequest{}
-	mi := &file_octo_v1_session_service_proto_msgTypes[10]
+	mi := &file_octo_v1_session_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +799,7 @@ func (x *WatchSessionsRequest) String() string {
 func (*WatchSessionsRequest) ProtoMessage() {}
 
 func (x *WatchSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_session_service_proto_msgTypes[10]
+	mi := &file_octo_v1_session_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +812,7 @@ func (x *WatchSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchSessionsRequest.ProtoReflect.Descriptor instead.
 func (*WatchSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_octo_v1_session_service_proto_rawDescGZIP(), []int{10}
+	return file_octo_v1_session_service_proto_rawDescGZIP(), []int{12}
 }
 
 // One change in the set of sessions.
@@ -696,7 +833,7 @@ type WatchSessionsResponse struct {
 
 func (x *WatchSessionsResponse) Reset() {
 	*x = WatchSessionsResponse{}
-	mi := &file_octo_v1_session_service_proto_msgTypes[11]
+	mi := &file_octo_v1_session_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +845,7 @@ func (x *WatchSessionsResponse) String() string {
 func (*WatchSessionsResponse) ProtoMessage() {}
 
 func (x *WatchSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_octo_v1_session_service_proto_msgTypes[11]
+	mi := &file_octo_v1_session_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +858,7 @@ func (x *WatchSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchSessionsResponse.ProtoReflect.Descriptor instead.
 func (*WatchSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_octo_v1_session_service_proto_rawDescGZIP(), []int{11}
+	return file_octo_v1_session_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WatchSessionsResponse) GetChange() isWatchSessionsResponse_Change {
@@ -782,7 +919,8 @@ type WatchSessionsResponse_Updated struct {
 }
 
 type WatchSessionsResponse_Deleted struct {
-	// A session was deleted; its name.
+	// A session was deleted, moved to the trash or purged; its name. (A session
+	// restored from the trash comes back as `created`.)
 	Deleted string `protobuf:"bytes,3,opt,name=deleted,proto3,oneof"`
 }
 
@@ -807,7 +945,7 @@ const file_octo_v1_session_service_proto_rawDesc = "" +
 	"\x14CreateSessionRequest\x12*\n" +
 	"\asession\x18\x01 \x01(\v2\x10.octo.v1.SessionR\asession\"'\n" +
 	"\x11GetSessionRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xc3\x02\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x99\x03\n" +
 	"\x13ListSessionsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -816,7 +954,11 @@ const file_octo_v1_session_service_proto_rawDesc = "" +
 	"\x06source\x18\x04 \x01(\x0e2\x16.octo.v1.SessionSourceR\x06source\x12\x1b\n" +
 	"\x06pinned\x18\x05 \x01(\bH\x00R\x06pinned\x88\x01\x01\x12?\n" +
 	"\rcreated_after\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\fcreatedAfter\x12A\n" +
-	"\x0ecreated_before\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rcreatedBeforeB\t\n" +
+	"\x0ecreated_before\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rcreatedBefore\x12!\n" +
+	"\fshow_deleted\x18\b \x01(\bR\vshowDeleted\x12\x16\n" +
+	"\x06filter\x18\t \x01(\tR\x06filter\x12\x19\n" +
+	"\border_by\x18\n" +
+	" \x01(\tR\aorderByB\t\n" +
 	"\a_pinned\"l\n" +
 	"\x14ListSessionsResponse\x12,\n" +
 	"\bsessions\x18\x01 \x03(\v2\x10.octo.v1.SessionR\bsessions\x12&\n" +
@@ -828,7 +970,12 @@ const file_octo_v1_session_service_proto_rawDesc = "" +
 	"\x14DeleteSessionRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04etag\x18\x02 \x01(\tR\x04etag\x12#\n" +
-	"\rallow_missing\x18\x03 \x01(\bR\fallowMissing\"o\n" +
+	"\rallow_missing\x18\x03 \x01(\bR\fallowMissing\",\n" +
+	"\x16UndeleteSessionRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"=\n" +
+	"\x13PurgeSessionRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04etag\x18\x02 \x01(\tR\x04etag\"o\n" +
 	"\x12ForkSessionRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\"\n" +
 	"\rup_to_message\x18\x02 \x01(\tR\vupToMessage\x12!\n" +
@@ -852,14 +999,16 @@ const file_octo_v1_session_service_proto_rawDesc = "" +
 	"\aupdated\x18\x02 \x01(\v2\x10.octo.v1.SessionH\x00R\aupdated\x12\x1a\n" +
 	"\adeleted\x18\x03 \x01(\tH\x00R\adeleted\x12\x16\n" +
 	"\x05reset\x18\x04 \x01(\tH\x00R\x05resetB\b\n" +
-	"\x06change2\xac\a\n" +
+	"\x06change2\x85\t\n" +
 	"\x0eSessionService\x12_\n" +
 	"\rCreateSession\x12\x1d.octo.v1.CreateSessionRequest\x1a\x10.octo.v1.Session\"\x1d\x82\xd3\xe4\x93\x02\x17:\asession\"\f/v1/sessions\x12Y\n" +
 	"\n" +
 	"GetSession\x12\x1a.octo.v1.GetSessionRequest\x1a\x10.octo.v1.Session\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=sessions/*}\x12a\n" +
 	"\fListSessions\x12\x1c.octo.v1.ListSessionsRequest\x1a\x1d.octo.v1.ListSessionsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/sessions\x12p\n" +
-	"\rUpdateSession\x12\x1d.octo.v1.UpdateSessionRequest\x1a\x10.octo.v1.Session\".\x82\xd3\xe4\x93\x02(:\asession2\x1d/v1/{session.name=sessions/*}\x12e\n" +
-	"\rDeleteSession\x12\x1d.octo.v1.DeleteSessionRequest\x1a\x16.google.protobuf.Empty\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/v1/{name=sessions/*}\x12c\n" +
+	"\rUpdateSession\x12\x1d.octo.v1.UpdateSessionRequest\x1a\x10.octo.v1.Session\".\x82\xd3\xe4\x93\x02(:\asession2\x1d/v1/{session.name=sessions/*}\x12_\n" +
+	"\rDeleteSession\x12\x1d.octo.v1.DeleteSessionRequest\x1a\x10.octo.v1.Session\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/v1/{name=sessions/*}\x12o\n" +
+	"\x0fUndeleteSession\x12\x1f.octo.v1.UndeleteSessionRequest\x1a\x10.octo.v1.Session\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/{name=sessions/*}:undelete\x12l\n" +
+	"\fPurgeSession\x12\x1c.octo.v1.PurgeSessionRequest\x1a\x16.google.protobuf.Empty\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/{name=sessions/*}:purge\x12c\n" +
 	"\vForkSession\x12\x1b.octo.v1.ForkSessionRequest\x1a\x10.octo.v1.Session\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/{name=sessions/*}:fork\x12m\n" +
 	"\rExportSession\x12\x1d.octo.v1.ExportSessionRequest\x1a\x17.octo.v1.SessionArchive\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{name=sessions/*}:export\x12`\n" +
 	"\rImportSession\x12\x1d.octo.v1.ImportSessionRequest\x1a\x10.octo.v1.Session\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/sessions:import\x12l\n" +
@@ -877,63 +1026,69 @@ func file_octo_v1_session_service_proto_rawDescGZIP() []byte {
 	return file_octo_v1_session_service_proto_rawDescData
 }
 
-var file_octo_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_octo_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_octo_v1_session_service_proto_goTypes = []any{
-	(*CreateSessionRequest)(nil),  // 0: octo.v1.CreateSessionRequest
-	(*GetSessionRequest)(nil),     // 1: octo.v1.GetSessionRequest
-	(*ListSessionsRequest)(nil),   // 2: octo.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),  // 3: octo.v1.ListSessionsResponse
-	(*UpdateSessionRequest)(nil),  // 4: octo.v1.UpdateSessionRequest
-	(*DeleteSessionRequest)(nil),  // 5: octo.v1.DeleteSessionRequest
-	(*ForkSessionRequest)(nil),    // 6: octo.v1.ForkSessionRequest
-	(*ExportSessionRequest)(nil),  // 7: octo.v1.ExportSessionRequest
-	(*SessionArchive)(nil),        // 8: octo.v1.SessionArchive
-	(*ImportSessionRequest)(nil),  // 9: octo.v1.ImportSessionRequest
-	(*WatchSessionsRequest)(nil),  // 10: octo.v1.WatchSessionsRequest
-	(*WatchSessionsResponse)(nil), // 11: octo.v1.WatchSessionsResponse
-	(*Session)(nil),               // 12: octo.v1.Session
-	(SessionSource)(0),            // 13: octo.v1.SessionSource
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 15: google.protobuf.FieldMask
-	(*Message)(nil),               // 16: octo.v1.Message
-	(*Turn)(nil),                  // 17: octo.v1.Turn
-	(*emptypb.Empty)(nil),         // 18: google.protobuf.Empty
+	(*CreateSessionRequest)(nil),   // 0: octo.v1.CreateSessionRequest
+	(*GetSessionRequest)(nil),      // 1: octo.v1.GetSessionRequest
+	(*ListSessionsRequest)(nil),    // 2: octo.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),   // 3: octo.v1.ListSessionsResponse
+	(*UpdateSessionRequest)(nil),   // 4: octo.v1.UpdateSessionRequest
+	(*DeleteSessionRequest)(nil),   // 5: octo.v1.DeleteSessionRequest
+	(*UndeleteSessionRequest)(nil), // 6: octo.v1.UndeleteSessionRequest
+	(*PurgeSessionRequest)(nil),    // 7: octo.v1.PurgeSessionRequest
+	(*ForkSessionRequest)(nil),     // 8: octo.v1.ForkSessionRequest
+	(*ExportSessionRequest)(nil),   // 9: octo.v1.ExportSessionRequest
+	(*SessionArchive)(nil),         // 10: octo.v1.SessionArchive
+	(*ImportSessionRequest)(nil),   // 11: octo.v1.ImportSessionRequest
+	(*WatchSessionsRequest)(nil),   // 12: octo.v1.WatchSessionsRequest
+	(*WatchSessionsResponse)(nil),  // 13: octo.v1.WatchSessionsResponse
+	(*Session)(nil),                // 14: octo.v1.Session
+	(SessionSource)(0),             // 15: octo.v1.SessionSource
+	(*timestamppb.Timestamp)(nil),  // 16: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),  // 17: google.protobuf.FieldMask
+	(*Message)(nil),                // 18: octo.v1.Message
+	(*Turn)(nil),                   // 19: octo.v1.Turn
+	(*emptypb.Empty)(nil),          // 20: google.protobuf.Empty
 }
 var file_octo_v1_session_service_proto_depIdxs = []int32{
-	12, // 0: octo.v1.CreateSessionRequest.session:type_name -> octo.v1.Session
-	13, // 1: octo.v1.ListSessionsRequest.source:type_name -> octo.v1.SessionSource
-	14, // 2: octo.v1.ListSessionsRequest.created_after:type_name -> google.protobuf.Timestamp
-	14, // 3: octo.v1.ListSessionsRequest.created_before:type_name -> google.protobuf.Timestamp
-	12, // 4: octo.v1.ListSessionsResponse.sessions:type_name -> octo.v1.Session
-	12, // 5: octo.v1.UpdateSessionRequest.session:type_name -> octo.v1.Session
-	15, // 6: octo.v1.UpdateSessionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	14, // 7: octo.v1.SessionArchive.export_time:type_name -> google.protobuf.Timestamp
-	12, // 8: octo.v1.SessionArchive.session:type_name -> octo.v1.Session
-	16, // 9: octo.v1.SessionArchive.messages:type_name -> octo.v1.Message
-	17, // 10: octo.v1.SessionArchive.turns:type_name -> octo.v1.Turn
-	8,  // 11: octo.v1.ImportSessionRequest.archive:type_name -> octo.v1.SessionArchive
-	12, // 12: octo.v1.WatchSessionsResponse.created:type_name -> octo.v1.Session
-	12, // 13: octo.v1.WatchSessionsResponse.updated:type_name -> octo.v1.Session
+	14, // 0: octo.v1.CreateSessionRequest.session:type_name -> octo.v1.Session
+	15, // 1: octo.v1.ListSessionsRequest.source:type_name -> octo.v1.SessionSource
+	16, // 2: octo.v1.ListSessionsRequest.created_after:type_name -> google.protobuf.Timestamp
+	16, // 3: octo.v1.ListSessionsRequest.created_before:type_name -> google.protobuf.Timestamp
+	14, // 4: octo.v1.ListSessionsResponse.sessions:type_name -> octo.v1.Session
+	14, // 5: octo.v1.UpdateSessionRequest.session:type_name -> octo.v1.Session
+	17, // 6: octo.v1.UpdateSessionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	16, // 7: octo.v1.SessionArchive.export_time:type_name -> google.protobuf.Timestamp
+	14, // 8: octo.v1.SessionArchive.session:type_name -> octo.v1.Session
+	18, // 9: octo.v1.SessionArchive.messages:type_name -> octo.v1.Message
+	19, // 10: octo.v1.SessionArchive.turns:type_name -> octo.v1.Turn
+	10, // 11: octo.v1.ImportSessionRequest.archive:type_name -> octo.v1.SessionArchive
+	14, // 12: octo.v1.WatchSessionsResponse.created:type_name -> octo.v1.Session
+	14, // 13: octo.v1.WatchSessionsResponse.updated:type_name -> octo.v1.Session
 	0,  // 14: octo.v1.SessionService.CreateSession:input_type -> octo.v1.CreateSessionRequest
 	1,  // 15: octo.v1.SessionService.GetSession:input_type -> octo.v1.GetSessionRequest
 	2,  // 16: octo.v1.SessionService.ListSessions:input_type -> octo.v1.ListSessionsRequest
 	4,  // 17: octo.v1.SessionService.UpdateSession:input_type -> octo.v1.UpdateSessionRequest
 	5,  // 18: octo.v1.SessionService.DeleteSession:input_type -> octo.v1.DeleteSessionRequest
-	6,  // 19: octo.v1.SessionService.ForkSession:input_type -> octo.v1.ForkSessionRequest
-	7,  // 20: octo.v1.SessionService.ExportSession:input_type -> octo.v1.ExportSessionRequest
-	9,  // 21: octo.v1.SessionService.ImportSession:input_type -> octo.v1.ImportSessionRequest
-	10, // 22: octo.v1.SessionService.WatchSessions:input_type -> octo.v1.WatchSessionsRequest
-	12, // 23: octo.v1.SessionService.CreateSession:output_type -> octo.v1.Session
-	12, // 24: octo.v1.SessionService.GetSession:output_type -> octo.v1.Session
-	3,  // 25: octo.v1.SessionService.ListSessions:output_type -> octo.v1.ListSessionsResponse
-	12, // 26: octo.v1.SessionService.UpdateSession:output_type -> octo.v1.Session
-	18, // 27: octo.v1.SessionService.DeleteSession:output_type -> google.protobuf.Empty
-	12, // 28: octo.v1.SessionService.ForkSession:output_type -> octo.v1.Session
-	8,  // 29: octo.v1.SessionService.ExportSession:output_type -> octo.v1.SessionArchive
-	12, // 30: octo.v1.SessionService.ImportSession:output_type -> octo.v1.Session
-	11, // 31: octo.v1.SessionService.WatchSessions:output_type -> octo.v1.WatchSessionsResponse
-	23, // [23:32] is the sub-list for method output_type
-	14, // [14:23] is the sub-list for method input_type
+	6,  // 19: octo.v1.SessionService.UndeleteSession:input_type -> octo.v1.UndeleteSessionRequest
+	7,  // 20: octo.v1.SessionService.PurgeSession:input_type -> octo.v1.PurgeSessionRequest
+	8,  // 21: octo.v1.SessionService.ForkSession:input_type -> octo.v1.ForkSessionRequest
+	9,  // 22: octo.v1.SessionService.ExportSession:input_type -> octo.v1.ExportSessionRequest
+	11, // 23: octo.v1.SessionService.ImportSession:input_type -> octo.v1.ImportSessionRequest
+	12, // 24: octo.v1.SessionService.WatchSessions:input_type -> octo.v1.WatchSessionsRequest
+	14, // 25: octo.v1.SessionService.CreateSession:output_type -> octo.v1.Session
+	14, // 26: octo.v1.SessionService.GetSession:output_type -> octo.v1.Session
+	3,  // 27: octo.v1.SessionService.ListSessions:output_type -> octo.v1.ListSessionsResponse
+	14, // 28: octo.v1.SessionService.UpdateSession:output_type -> octo.v1.Session
+	14, // 29: octo.v1.SessionService.DeleteSession:output_type -> octo.v1.Session
+	14, // 30: octo.v1.SessionService.UndeleteSession:output_type -> octo.v1.Session
+	20, // 31: octo.v1.SessionService.PurgeSession:output_type -> google.protobuf.Empty
+	14, // 32: octo.v1.SessionService.ForkSession:output_type -> octo.v1.Session
+	10, // 33: octo.v1.SessionService.ExportSession:output_type -> octo.v1.SessionArchive
+	14, // 34: octo.v1.SessionService.ImportSession:output_type -> octo.v1.Session
+	13, // 35: octo.v1.SessionService.WatchSessions:output_type -> octo.v1.WatchSessionsResponse
+	25, // [25:36] is the sub-list for method output_type
+	14, // [14:25] is the sub-list for method input_type
 	14, // [14:14] is the sub-list for extension type_name
 	14, // [14:14] is the sub-list for extension extendee
 	0,  // [0:14] is the sub-list for field type_name
@@ -947,7 +1102,7 @@ func file_octo_v1_session_service_proto_init() {
 	file_octo_v1_message_proto_init()
 	file_octo_v1_session_proto_init()
 	file_octo_v1_session_service_proto_msgTypes[2].OneofWrappers = []any{}
-	file_octo_v1_session_service_proto_msgTypes[11].OneofWrappers = []any{
+	file_octo_v1_session_service_proto_msgTypes[13].OneofWrappers = []any{
 		(*WatchSessionsResponse_Created)(nil),
 		(*WatchSessionsResponse_Updated)(nil),
 		(*WatchSessionsResponse_Deleted)(nil),
@@ -959,7 +1114,7 @@ func file_octo_v1_session_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_octo_v1_session_service_proto_rawDesc), len(file_octo_v1_session_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

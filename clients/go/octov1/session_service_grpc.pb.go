@@ -20,33 +20,55 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SessionService_CreateSession_FullMethodName = "/octo.v1.SessionService/CreateSession"
-	SessionService_GetSession_FullMethodName    = "/octo.v1.SessionService/GetSession"
-	SessionService_ListSessions_FullMethodName  = "/octo.v1.SessionService/ListSessions"
-	SessionService_UpdateSession_FullMethodName = "/octo.v1.SessionService/UpdateSession"
-	SessionService_DeleteSession_FullMethodName = "/octo.v1.SessionService/DeleteSession"
-	SessionService_ForkSession_FullMethodName   = "/octo.v1.SessionService/ForkSession"
-	SessionService_ExportSession_FullMethodName = "/octo.v1.SessionService/ExportSession"
-	SessionService_ImportSession_FullMethodName = "/octo.v1.SessionService/ImportSession"
-	SessionService_WatchSessions_FullMethodName = "/octo.v1.SessionService/WatchSessions"
+	SessionService_CreateSession_FullMethodName   = "/octo.v1.SessionService/CreateSession"
+	SessionService_GetSession_FullMethodName      = "/octo.v1.SessionService/GetSession"
+	SessionService_ListSessions_FullMethodName    = "/octo.v1.SessionService/ListSessions"
+	SessionService_UpdateSession_FullMethodName   = "/octo.v1.SessionService/UpdateSession"
+	SessionService_DeleteSession_FullMethodName   = "/octo.v1.SessionService/DeleteSession"
+	SessionService_UndeleteSession_FullMethodName = "/octo.v1.SessionService/UndeleteSession"
+	SessionService_PurgeSession_FullMethodName    = "/octo.v1.SessionService/PurgeSession"
+	SessionService_ForkSession_FullMethodName     = "/octo.v1.SessionService/ForkSession"
+	SessionService_ExportSession_FullMethodName   = "/octo.v1.SessionService/ExportSession"
+	SessionService_ImportSession_FullMethodName   = "/octo.v1.SessionService/ImportSession"
+	SessionService_WatchSessions_FullMethodName   = "/octo.v1.SessionService/WatchSessions"
 )
 
 // SessionServiceClient is the client API for SessionService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// Sessions: create, list, change, fork, export, import, delete and watch.
+// Sessions: create, list, change, fork, export, import, delete (to the trash), restore,
+// purge and watch.
 type SessionServiceClient interface {
 	// Creates a session.
 	CreateSession(ctx context.Context, in *CreateSessionRequest, opts ...grpc.CallOption) (*Session, error)
 	// Gets a session.
 	GetSession(ctx context.Context, in *GetSessionRequest, opts ...grpc.CallOption) (*Session, error)
-	// Lists sessions: pinned first, then most recent activity first.
+	// Lists sessions: by default pinned first, then most recent activity first (see
+	// order_by), without the ones in the trash (see show_deleted).
 	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
 	// Changes the fields named in update_mask.
 	UpdateSession(ctx context.Context, in *UpdateSessionRequest, opts ...grpc.CallOption) (*Session, error)
-	// Deletes a session and its history, cancelling any active turn.
-	DeleteSession(ctx context.Context, in *DeleteSessionRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// Moves a session to the trash (AIP-164 soft delete) and returns it with delete_time
+	// and expire_time set. Its running turn and queued turns are cancelled (their tool
+	// processes killed) and its event streams end with session_deleted. In the trash it
+	// is hidden from ListSessions (unless show_deleted), still returned by GetSession,
+	// ListMessages, ListTurns and ExportSession, and read-only. It is purged for good at
+	// expire_time (the server's trash_retention_days after the delete), or earlier by
+	// PurgeSession; UndeleteSession restores it until then. Deleting a session that is
+	// already in the trash is NOT_FOUND unless allow_missing (AIP-164).
+	DeleteSession(ctx context.Context, in *DeleteSessionRequest, opts ...grpc.CallOption) (*Session, error)
+	// Restores a session from the trash (AIP-164): clears delete_time and expire_time;
+	// it can be used again as before. A session not in the trash is ALREADY_EXISTS
+	// (AIP-164); one purged already is NOT_FOUND.
+	UndeleteSession(ctx context.Context, in *UndeleteSessionRequest, opts ...grpc.CallOption) (*Session, error)
+	// Deletes a session in the trash for good, at once: it, its messages and turns. Only
+	// a session in the trash can be purged (FAILED_PRECONDITION, reason
+	// SESSION_NOT_DELETED, otherwise), so real deletion always takes two deliberate
+	// steps: DeleteSession, then PurgeSession. A custom method rather than a `purge` flag
+	// on DeleteSession (AIP-164 has none) or a collection-wide Purge (AIP-165, by filter):
+	// one session, named, already in the trash.
+	PurgeSession(ctx context.Context, in *PurgeSessionRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	// Creates a new session holding a copy of the history up to a message.
 	ForkSession(ctx context.Context, in *ForkSessionRequest, opts ...grpc.CallOption) (*Session, error)
 	// Returns the whole session as one self-describing document.
@@ -105,10 +127,30 @@ func (c *sessionServiceClient) UpdateSession(ctx context.Context, in *UpdateSess
 	return out, nil
 }
 
-func (c *sessionServiceClient) DeleteSession(ctx context.Context, in *DeleteSessionRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+func (c *sessionServiceClient) DeleteSession(ctx context.Context, in *DeleteSessionRequest, opts ...grpc.CallOption) (*Session, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Session)
+	err := c.cc.Invoke(ctx, SessionService_DeleteSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionServiceClient) UndeleteSession(ctx context.Context, in *UndeleteSessionRequest, opts ...grpc.CallOption) (*Session, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Session)
+	err := c.cc.Invoke(ctx, SessionService_UndeleteSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionServiceClient) PurgeSession(ctx context.Context, in *PurgeSessionRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(emptypb.Empty)
-	err := c.cc.Invoke(ctx, SessionService_DeleteSession_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, SessionService_PurgeSession_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -168,18 +210,38 @@ type SessionService_WatchSessionsClient = grpc.ServerStreamingClient[WatchSessio
 // All implementations must embed UnimplementedSessionServiceServer
 // for forward compatibility.
 //
-// Sessions: create, list, change, fork, export, import, delete and watch.
+// Sessions: create, list, change, fork, export, import, delete (to the trash), restore,
+// purge and watch.
 type SessionServiceServer interface {
 	// Creates a session.
 	CreateSession(context.Context, *CreateSessionRequest) (*Session, error)
 	// Gets a session.
 	GetSession(context.Context, *GetSessionRequest) (*Session, error)
-	// Lists sessions: pinned first, then most recent activity first.
+	// Lists sessions: by default pinned first, then most recent activity first (see
+	// order_by), without the ones in the trash (see show_deleted).
 	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
 	// Changes the fields named in update_mask.
 	UpdateSession(context.Context, *UpdateSessionRequest) (*Session, error)
-	// Deletes a session and its history, cancelling any active turn.
-	DeleteSession(context.Context, *DeleteSessionRequest) (*emptypb.Empty, error)
+	// Moves a session to the trash (AIP-164 soft delete) and returns it with delete_time
+	// and expire_time set. Its running turn and queued turns are cancelled (their tool
+	// processes killed) and its event streams end with session_deleted. In the trash it
+	// is hidden from ListSessions (unless show_deleted), still returned by GetSession,
+	// ListMessages, ListTurns and ExportSession, and read-only. It is purged for good at
+	// expire_time (the server's trash_retention_days after the delete), or earlier by
+	// PurgeSession; UndeleteSession restores it until then. Deleting a session that is
+	// already in the trash is NOT_FOUND unless allow_missing (AIP-164).
+	DeleteSession(context.Context, *DeleteSessionRequest) (*Session, error)
+	// Restores a session from the trash (AIP-164): clears delete_time and expire_time;
+	// it can be used again as before. A session not in the trash is ALREADY_EXISTS
+	// (AIP-164); one purged already is NOT_FOUND.
+	UndeleteSession(context.Context, *UndeleteSessionRequest) (*Session, error)
+	// Deletes a session in the trash for good, at once: it, its messages and turns. Only
+	// a session in the trash can be purged (FAILED_PRECONDITION, reason
+	// SESSION_NOT_DELETED, otherwise), so real deletion always takes two deliberate
+	// steps: DeleteSession, then PurgeSession. A custom method rather than a `purge` flag
+	// on DeleteSession (AIP-164 has none) or a collection-wide Purge (AIP-165, by filter):
+	// one session, named, already in the trash.
+	PurgeSession(context.Context, *PurgeSessionRequest) (*emptypb.Empty, error)
 	// Creates a new session holding a copy of the history up to a message.
 	ForkSession(context.Context, *ForkSessionRequest) (*Session, error)
 	// Returns the whole session as one self-describing document.
@@ -210,8 +272,14 @@ func (UnimplementedSessionServiceServer) ListSessions(context.Context, *ListSess
 func (UnimplementedSessionServiceServer) UpdateSession(context.Context, *UpdateSessionRequest) (*Session, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateSession not implemented")
 }
-func (UnimplementedSessionServiceServer) DeleteSession(context.Context, *DeleteSessionRequest) (*emptypb.Empty, error) {
+func (UnimplementedSessionServiceServer) DeleteSession(context.Context, *DeleteSessionRequest) (*Session, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteSession not implemented")
+}
+func (UnimplementedSessionServiceServer) UndeleteSession(context.Context, *UndeleteSessionRequest) (*Session, error) {
+	return nil, status.Error(codes.Unimplemented, "method UndeleteSession not implemented")
+}
+func (UnimplementedSessionServiceServer) PurgeSession(context.Context, *PurgeSessionRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method PurgeSession not implemented")
 }
 func (UnimplementedSessionServiceServer) ForkSession(context.Context, *ForkSessionRequest) (*Session, error) {
 	return nil, status.Error(codes.Unimplemented, "method ForkSession not implemented")
@@ -336,6 +404,42 @@ func _SessionService_DeleteSession_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SessionService_UndeleteSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UndeleteSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).UndeleteSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_UndeleteSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).UndeleteSession(ctx, req.(*UndeleteSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionService_PurgeSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PurgeSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).PurgeSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_PurgeSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).PurgeSession(ctx, req.(*PurgeSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SessionService_ForkSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ForkSessionRequest)
 	if err := dec(in); err != nil {
@@ -427,6 +531,14 @@ var SessionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteSession",
 			Handler:    _SessionService_DeleteSession_Handler,
+		},
+		{
+			MethodName: "UndeleteSession",
+			Handler:    _SessionService_UndeleteSession_Handler,
+		},
+		{
+			MethodName: "PurgeSession",
+			Handler:    _SessionService_PurgeSession_Handler,
 		},
 		{
 			MethodName: "ForkSession",

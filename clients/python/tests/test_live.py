@@ -9,6 +9,7 @@ from octo.v1 import event_pb2, message_pb2
 from octo_client import (
     AsyncClient,
     Client,
+    FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
     OctoError,
@@ -67,6 +68,21 @@ def test_resumes_a_stream_from_a_sequence(octo):
     assert all(e.sequence > after for e in resumed[1:])
     assert text_of(resumed) == text_of(events)[len(deltas[0].text_delta.text):]
     assert resumed[-1].turn == events[-1].turn
+
+
+def test_the_trash_keeps_a_deleted_session_until_it_is_purged(octo):
+    session = octo.create_session("python trash")
+    trashed = octo.delete_session(session)
+    assert trashed.HasField("delete_time") and trashed.HasField("expire_time")
+    with pytest.raises(FailedPreconditionError) as caught:
+        list(octo.chat(session, "still there?"))
+    assert caught.value.reason == "SESSION_DELETED"
+    restored = octo.undelete_session(session)
+    assert not restored.HasField("delete_time")
+    octo.delete_session(session)
+    octo.purge_session(session)
+    with pytest.raises(NotFoundError):
+        octo.get_session(session)
 
 
 def test_not_found_carries_resource_info(octo):

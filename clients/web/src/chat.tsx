@@ -52,7 +52,7 @@ export function ChatView({ name, list }: { name: string; list: SessionList }) {
   if (model.deleted) {
     return (
       <main class="chat empty">
-        <p>This session was deleted.</p>
+        <p>This session was moved to the trash.</p>
       </main>
     );
   }
@@ -187,7 +187,7 @@ function ChatHeader({ model, list }: { model: SessionModel; list: SessionList })
         </button>
         {confirmDelete ? (
           <span class="confirm-delete" role="group" aria-label="Confirm delete">
-            Delete for good?
+            Move to the trash?
             <button type="button" class="danger" onClick={() => void remove()}>
               Yes, delete
             </button>

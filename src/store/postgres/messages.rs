@@ -137,8 +137,20 @@ impl MessageStore for PostgresStore {
     ) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
-        lock_session(&tx, &message.session_id).await?;
+        // The session's row lock (as `lock_session`) and whether it is in the trash: the
+        // move there waits for this lock, so none can commit between check and insert.
+        let session = query_opt(
+            &tx,
+            "SELECT delete_time FROM sessions WHERE id = $1 FOR NO KEY UPDATE",
+            &[&message.session_id],
+        )
+        .await?;
         check_fence(&tx, &message.session_id, fence).await?;
+        if let Some(row) = session
+            && get::<Option<i64>>(&row, 0)?.is_some()
+        {
+            return Err(crate::domain::session::session_deleted(&message.session_id));
+        }
         if let Some(turn) = turn {
             turns::insert_turn(&tx, turn).await?;
         }

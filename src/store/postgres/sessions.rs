@@ -8,19 +8,41 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::{IsolationLevel, Row, types::ToSql};
 
 use super::{
-    PostgresStore, cluster::check_fence, decode_all, execute, get, lock_session, messages,
-    pg_error, query, query_opt, storage_error, try_execute, turns,
+    PostgresStore,
+    cluster::{NOW, check_fence},
+    decode_all, execute, get, lock_session, messages, pg_error, query, query_opt, storage_error,
+    try_execute, turns,
 };
 use crate::{
     domain::{Error, Resource, Result, Session, SessionStatus, Timestamp, Usage, cluster::Fence},
     store::{
-        SessionContent, SessionCursor, SessionFilter, SessionStore,
+        PurgeRule, SessionContent, SessionCursor, SessionFilter, SessionStore,
         codec::{
             self, MESSAGE_COLUMNS, SESSION_COLUMNS, TURN_COLUMNS, effort_from, effort_text,
             mode_from, mode_text, source_from, source_text,
         },
     },
 };
+
+/// Postgres' spelling of the list query. The columns are COLLATE "C": ILIKE folds ASCII
+/// case only, as SQLite's LIKE does; `\` is its escape character by default. A label's
+/// value is `->>` of the JSON (its key cast, since `->>` also takes an index).
+const DIALECT: codec::Dialect = codec::Dialect {
+    like: "ILIKE {}",
+    label: "(labels::jsonb ->> {}::TEXT)",
+    label_path: str::to_owned,
+};
+
+/// A session a retention pass may purge: no queued or running turn, and no live lease
+/// (by the database's clock, as leases are).
+fn unowned() -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id \
+           AND t.status IN ('queued', 'running')) \
+         AND NOT EXISTS (SELECT 1 FROM session_leases l WHERE l.session_id = s.id \
+           AND l.owner <> '' AND l.expire_time > {NOW})"
+    )
+}
 
 fn session_from_row(row: &Row) -> Result<Session> {
     let labels: String = get(row, 7)?;
@@ -51,6 +73,8 @@ fn session_from_row(row: &Row) -> Result<Session> {
         mcp_servers: get::<Option<String>>(row, 21)?
             .map(|list| codec::from_json::<Vec<String>>(&list).map_err(storage_error))
             .transpose()?,
+        delete_time: get::<Option<i64>>(row, 22)?.map(Timestamp),
+        expire_time: get::<Option<i64>>(row, 23)?.map(Timestamp),
         status: SessionStatus::Idle,
         queue_depth: 0,
         active_turn: None,
@@ -72,7 +96,7 @@ async fn insert_session<C: GenericClient>(client: &C, s: &Session) -> Result<()>
         client,
         &format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-             $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
+             $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
         ),
         &[
             &s.id,
@@ -97,6 +121,8 @@ async fn insert_session<C: GenericClient>(client: &C, s: &Session) -> Result<()>
             &s.revision,
             &s.forked_from,
             &mcp_servers,
+            &s.delete_time.map(|t| t.0),
+            &s.expire_time.map(|t| t.0),
         ],
     )
     .await
@@ -160,9 +186,7 @@ impl SessionStore for PostgresStore {
         limit: usize,
     ) -> Result<Vec<Session>> {
         let mut params = Params::default();
-        // The columns are COLLATE "C": ILIKE folds ASCII case only, as SQLite's LIKE does;
-        // `\` is its escape character by default.
-        let sql = codec::session_list_sql(filter, after, limit, "ILIKE {}", |value| match value {
+        let sql = codec::session_list_sql(filter, after, limit, &DIALECT, |value| match value {
             codec::Bound::Text(text) => params.bind(text),
             codec::Bound::Int(n) => params.bind(n),
             codec::Bound::Flag(flag) => params.bind(flag),
@@ -183,7 +207,8 @@ impl SessionStore for PostgresStore {
                  pinned = $9, message_count = $10, last_message_preview = $11, \
                  input_tokens = $12, output_tokens = $13, reasoning_tokens = $14, \
                  cached_input_tokens = $15, update_time = $16, last_active_time = $17, \
-                 revision = $18, mcp_servers = $20 WHERE id = $1 AND revision = $19",
+                 revision = $18, mcp_servers = $20, delete_time = $21, expire_time = $22 \
+                 WHERE id = $1 AND revision = $19",
             &[
                 &s.id,
                 &s.display_name,
@@ -205,6 +230,8 @@ impl SessionStore for PostgresStore {
                 &s.revision,
                 &expected_revision,
                 &mcp_servers,
+                &s.delete_time.map(|t| t.0),
+                &s.expire_time.map(|t| t.0),
             ],
         )
         .await?;
@@ -216,6 +243,71 @@ impl SessionStore for PostgresStore {
         // Messages and turns go with it (ON DELETE CASCADE).
         let deleted = execute(&client, "DELETE FROM sessions WHERE id = $1", &[&id]).await?;
         Ok(deleted == 1)
+    }
+
+    async fn purge_session(&self, id: &str) -> Result<bool> {
+        let client = self.client().await?;
+        let purged = execute(
+            &client,
+            "DELETE FROM sessions WHERE id = $1 AND delete_time IS NOT NULL",
+            &[&id],
+        )
+        .await?;
+        Ok(purged == 1)
+    }
+
+    async fn purge_sessions(&self, rule: &PurgeRule) -> Result<Vec<String>> {
+        let unowned = unowned();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        // 1. The candidates, row-locked; rows another server is purging (or a writer
+        //    holds) are skipped, so servers purging at once take disjoint sets.
+        let rows = query(
+            &tx,
+            &format!(
+                "SELECT s.id FROM sessions s \
+                 WHERE ((s.delete_time IS NOT NULL AND s.expire_time <= $1) \
+                        OR ($2::BIGINT IS NOT NULL AND s.last_active_time < $2)) \
+                   AND NOT (s.id = ANY($3)) AND {unowned} \
+                 ORDER BY COALESCE(s.expire_time, s.last_active_time), s.id LIMIT $4 \
+                 FOR UPDATE OF s SKIP LOCKED"
+            ),
+            &[
+                &rule.expired_at.0,
+                &rule.inactive_before.map(|t| t.0),
+                &rule.keep,
+                &super::limit(rule.limit),
+            ],
+        )
+        .await?;
+        let candidates: Vec<String> = rows.iter().map(|row| get(row, 0)).collect::<Result<_>>()?;
+        if candidates.is_empty() {
+            return Ok(candidates);
+        }
+        // 2. Their lease rows, waiting for a lease being taken right now (updating a lease
+        //    row locks no session row). A lease inserted from now on waits for the session
+        //    row, and then finds the session gone.
+        query(
+            &tx,
+            "SELECT session_id FROM session_leases WHERE session_id = ANY($1) FOR UPDATE",
+            &[&candidates],
+        )
+        .await?;
+        // 3. A new snapshot: a lease taken meanwhile is seen, and keeps its session.
+        let rows = query(
+            &tx,
+            &format!("DELETE FROM sessions s WHERE s.id = ANY($1) AND {unowned} RETURNING s.id"),
+            &[&candidates],
+        )
+        .await?;
+        let purged: std::collections::HashSet<String> =
+            rows.iter().map(|row| get(row, 0)).collect::<Result<_>>()?;
+        tx.commit().await.map_err(pg_error)?;
+        // In the candidates' order (RETURNING's is the table's).
+        Ok(candidates
+            .into_iter()
+            .filter(|id| purged.contains(id))
+            .collect())
     }
 
     async fn insert_session_content(&self, content: &SessionContent) -> Result<()> {

@@ -100,10 +100,25 @@ class AsyncClient:
         )
         return list(response.sessions)
 
-    async def delete_session(self, session: SessionRef) -> None:
-        await self._unary(
+    async def delete_session(self, session: SessionRef) -> session_pb2.Session:
+        """Moves the session to the trash; returns it with ``delete_time`` and ``expire_time``."""
+        return await self._unary(
             self.sessions.DeleteSession,
             session_service_pb2.DeleteSessionRequest(name=_common.session_name(session)),
+        )
+
+    async def undelete_session(self, session: SessionRef) -> session_pb2.Session:
+        """Restores a session from the trash."""
+        return await self._unary(
+            self.sessions.UndeleteSession,
+            session_service_pb2.UndeleteSessionRequest(name=_common.session_name(session)),
+        )
+
+    async def purge_session(self, session: SessionRef) -> None:
+        """Deletes a session in the trash for good."""
+        await self._unary(
+            self.sessions.PurgeSession,
+            session_service_pb2.PurgeSessionRequest(name=_common.session_name(session)),
         )
 
     def chat(

@@ -109,10 +109,25 @@ class Client:
             ).sessions
         )
 
-    def delete_session(self, session: SessionRef) -> None:
-        self._unary(
+    def delete_session(self, session: SessionRef) -> session_pb2.Session:
+        """Moves the session to the trash; returns it with ``delete_time`` and ``expire_time``."""
+        return self._unary(
             self.sessions.DeleteSession,
             session_service_pb2.DeleteSessionRequest(name=_common.session_name(session)),
+        )
+
+    def undelete_session(self, session: SessionRef) -> session_pb2.Session:
+        """Restores a session from the trash."""
+        return self._unary(
+            self.sessions.UndeleteSession,
+            session_service_pb2.UndeleteSessionRequest(name=_common.session_name(session)),
+        )
+
+    def purge_session(self, session: SessionRef) -> None:
+        """Deletes a session in the trash for good."""
+        self._unary(
+            self.sessions.PurgeSession,
+            session_service_pb2.PurgeSessionRequest(name=_common.session_name(session)),
         )
 
     # ---- chat

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15octo/v1/session.proto\x12\x07octo.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x07\n\x07Session\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12!\n\x0c\x64isplay_name\x18\x02 \x01(\tR\x0b\x64isplayName\x12\x14\n\x05model\x18\x03 \x01(\tR\x05model\x12\x43\n\x10reasoning_effort\x18\x04 \x01(\x0e\x32\x18.octo.v1.ReasoningEffortR\x0freasoningEffort\x12\x1f\n\x0bworking_dir\x18\x05 \x01(\tR\nworkingDir\x12@\n\x0fpermission_mode\x18\x06 \x01(\x0e\x32\x17.octo.v1.PermissionModeR\x0epermissionMode\x12#\n\rsystem_prompt\x18\x07 \x01(\tR\x0csystemPrompt\x12\x34\n\x06labels\x18\x08 \x03(\x0b\x32\x1c.octo.v1.Session.LabelsEntryR\x06labels\x12\x16\n\x06pinned\x18\t \x01(\x08R\x06pinned\x12.\n\x06source\x18\n \x01(\x0e\x32\x16.octo.v1.SessionSourceR\x06source\x12.\n\x06status\x18\x0b \x01(\x0e\x32\x16.octo.v1.SessionStatusR\x06status\x12\x1f\n\x0bqueue_depth\x18\x0c \x01(\x05R\nqueueDepth\x12#\n\rmessage_count\x18\r \x01(\x03R\x0cmessageCount\x12\x30\n\x14last_message_preview\x18\x0e \x01(\tR\x12lastMessagePreview\x12$\n\x05usage\x18\x0f \x01(\x0b\x32\x0e.octo.v1.UsageR\x05usage\x12;\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x44\n\x10last_active_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0elastActiveTime\x12\x12\n\x04\x65tag\x18\x13 \x01(\tR\x04\x65tag\x12\x1f\n\x0b\x66orked_from\x18\x14 \x01(\tR\nforkedFrom\x12\x1f\n\x0b\x61\x63tive_turn\x18\x15 \x01(\tR\nactiveTurn\x12<\n\x0bmcp_servers\x18\x16 \x01(\x0b\x32\x1b.octo.v1.McpServerSelectionR\nmcpServers\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"*\n\x12McpServerSelection\x12\x14\n\x05names\x18\x01 \x03(\tR\x05names\"\xaa\x01\n\x05Usage\x12!\n\x0cinput_tokens\x18\x01 \x01(\x03R\x0binputTokens\x12#\n\routput_tokens\x18\x02 \x01(\x03R\x0coutputTokens\x12)\n\x10reasoning_tokens\x18\x03 \x01(\x03R\x0freasoningTokens\x12.\n\x13\x63\x61\x63hed_input_tokens\x18\x04 \x01(\x03R\x11\x63\x61\x63hedInputTokens*\x9f\x01\n\x0fReasoningEffort\x12 \n\x1cREASONING_EFFORT_UNSPECIFIED\x10\x00\x12\x18\n\x14REASONING_EFFORT_OFF\x10\x01\x12\x18\n\x14REASONING_EFFORT_LOW\x10\x02\x12\x1b\n\x17REASONING_EFFORT_MEDIUM\x10\x03\x12\x19\n\x15REASONING_EFFORT_HIGH\x10\x04*\x8b\x01\n\x0ePermissionMode\x12\x1f\n\x1bPERMISSION_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13PERMISSION_MODE_ASK\x10\x01\x12 \n\x1cPERMISSION_MODE_AUTO_APPROVE\x10\x02\x12\x1d\n\x19PERMISSION_MODE_READ_ONLY\x10\x03*\x9b\x01\n\rSessionSource\x12\x1e\n\x1aSESSION_SOURCE_UNSPECIFIED\x10\x00\x12\x19\n\x15SESSION_SOURCE_MANUAL\x10\x01\x12\x1b\n\x17SESSION_SOURCE_SCHEDULE\x10\x02\x12\x16\n\x12SESSION_SOURCE_API\x10\x03\x12\x1a\n\x16SESSION_SOURCE_WEBHOOK\x10\x04*\xb1\x01\n\rSessionStatus\x12\x1e\n\x1aSESSION_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13SESSION_STATUS_IDLE\x10\x01\x12\x1a\n\x16SESSION_STATUS_RUNNING\x10\x02\x12(\n$SESSION_STATUS_AWAITING_CONFIRMATION\x10\x03\x12!\n\x1dSESSION_STATUS_AWAITING_INPUT\x10\x04\x42\x36Z4github.com/octo-agents/octo/clients/go/octov1;octov1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15octo/v1/session.proto\x12\x07octo.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x08\n\x07Session\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12!\n\x0c\x64isplay_name\x18\x02 \x01(\tR\x0b\x64isplayName\x12\x14\n\x05model\x18\x03 \x01(\tR\x05model\x12\x43\n\x10reasoning_effort\x18\x04 \x01(\x0e\x32\x18.octo.v1.ReasoningEffortR\x0freasoningEffort\x12\x1f\n\x0bworking_dir\x18\x05 \x01(\tR\nworkingDir\x12@\n\x0fpermission_mode\x18\x06 \x01(\x0e\x32\x17.octo.v1.PermissionModeR\x0epermissionMode\x12#\n\rsystem_prompt\x18\x07 \x01(\tR\x0csystemPrompt\x12\x34\n\x06labels\x18\x08 \x03(\x0b\x32\x1c.octo.v1.Session.LabelsEntryR\x06labels\x12\x16\n\x06pinned\x18\t \x01(\x08R\x06pinned\x12.\n\x06source\x18\n \x01(\x0e\x32\x16.octo.v1.SessionSourceR\x06source\x12.\n\x06status\x18\x0b \x01(\x0e\x32\x16.octo.v1.SessionStatusR\x06status\x12\x1f\n\x0bqueue_depth\x18\x0c \x01(\x05R\nqueueDepth\x12#\n\rmessage_count\x18\r \x01(\x03R\x0cmessageCount\x12\x30\n\x14last_message_preview\x18\x0e \x01(\tR\x12lastMessagePreview\x12$\n\x05usage\x18\x0f \x01(\x0b\x32\x0e.octo.v1.UsageR\x05usage\x12;\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x44\n\x10last_active_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0elastActiveTime\x12\x12\n\x04\x65tag\x18\x13 \x01(\tR\x04\x65tag\x12\x1f\n\x0b\x66orked_from\x18\x14 \x01(\tR\nforkedFrom\x12\x1f\n\x0b\x61\x63tive_turn\x18\x15 \x01(\tR\nactiveTurn\x12<\n\x0bmcp_servers\x18\x16 \x01(\x0b\x32\x1b.octo.v1.McpServerSelectionR\nmcpServers\x12;\n\x0b\x64\x65lete_time\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ndeleteTime\x12;\n\x0b\x65xpire_time\x18\x18 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"*\n\x12McpServerSelection\x12\x14\n\x05names\x18\x01 \x03(\tR\x05names\"\xaa\x01\n\x05Usage\x12!\n\x0cinput_tokens\x18\x01 \x01(\x03R\x0binputTokens\x12#\n\routput_tokens\x18\x02 \x01(\x03R\x0coutputTokens\x12)\n\x10reasoning_tokens\x18\x03 \x01(\x03R\x0freasoningTokens\x12.\n\x13\x63\x61\x63hed_input_tokens\x18\x04 \x01(\x03R\x11\x63\x61\x63hedInputTokens*\x9f\x01\n\x0fReasoningEffort\x12 \n\x1cREASONING_EFFORT_UNSPECIFIED\x10\x00\x12\x18\n\x14REASONING_EFFORT_OFF\x10\x01\x12\x18\n\x14REASONING_EFFORT_LOW\x10\x02\x12\x1b\n\x17REASONING_EFFORT_MEDIUM\x10\x03\x12\x19\n\x15REASONING_EFFORT_HIGH\x10\x04*\x8b\x01\n\x0ePermissionMode\x12\x1f\n\x1bPERMISSION_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13PERMISSION_MODE_ASK\x10\x01\x12 \n\x1cPERMISSION_MODE_AUTO_APPROVE\x10\x02\x12\x1d\n\x19PERMISSION_MODE_READ_ONLY\x10\x03*\x9b\x01\n\rSessionSource\x12\x1e\n\x1aSESSION_SOURCE_UNSPECIFIED\x10\x00\x12\x19\n\x15SESSION_SOURCE_MANUAL\x10\x01\x12\x1b\n\x17SESSION_SOURCE_SCHEDULE\x10\x02\x12\x16\n\x12SESSION_SOURCE_API\x10\x03\x12\x1a\n\x16SESSION_SOURCE_WEBHOOK\x10\x04*\xb1\x01\n\rSessionStatus\x12\x1e\n\x1aSESSION_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13SESSION_STATUS_IDLE\x10\x01\x12\x1a\n\x16SESSION_STATUS_RUNNING\x10\x02\x12(\n$SESSION_STATUS_AWAITING_CONFIRMATION\x10\x03\x12!\n\x1dSESSION_STATUS_AWAITING_INPUT\x10\x04\x42\x36Z4github.com/octo-agents/octo/clients/go/octov1;octov1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,20 +35,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'Z4github.com/octo-agents/octo/clients/go/octov1;octov1'
   _globals['_SESSION_LABELSENTRY']._loaded_options = None
   _globals['_SESSION_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_REASONINGEFFORT']._serialized_start=1310
-  _globals['_REASONINGEFFORT']._serialized_end=1469
-  _globals['_PERMISSIONMODE']._serialized_start=1472
-  _globals['_PERMISSIONMODE']._serialized_end=1611
-  _globals['_SESSIONSOURCE']._serialized_start=1614
-  _globals['_SESSIONSOURCE']._serialized_end=1769
-  _globals['_SESSIONSTATUS']._serialized_start=1772
-  _globals['_SESSIONSTATUS']._serialized_end=1949
+  _globals['_REASONINGEFFORT']._serialized_start=1432
+  _globals['_REASONINGEFFORT']._serialized_end=1591
+  _globals['_PERMISSIONMODE']._serialized_start=1594
+  _globals['_PERMISSIONMODE']._serialized_end=1733
+  _globals['_SESSIONSOURCE']._serialized_start=1736
+  _globals['_SESSIONSOURCE']._serialized_end=1891
+  _globals['_SESSIONSTATUS']._serialized_start=1894
+  _globals['_SESSIONSTATUS']._serialized_end=2071
   _globals['_SESSION']._serialized_start=68
-  _globals['_SESSION']._serialized_end=1090
-  _globals['_SESSION_LABELSENTRY']._serialized_start=1033
-  _globals['_SESSION_LABELSENTRY']._serialized_end=1090
-  _globals['_MCPSERVERSELECTION']._serialized_start=1092
-  _globals['_MCPSERVERSELECTION']._serialized_end=1134
-  _globals['_USAGE']._serialized_start=1137
-  _globals['_USAGE']._serialized_end=1307
+  _globals['_SESSION']._serialized_end=1212
+  _globals['_SESSION_LABELSENTRY']._serialized_start=1155
+  _globals['_SESSION_LABELSENTRY']._serialized_end=1212
+  _globals['_MCPSERVERSELECTION']._serialized_start=1214
+  _globals['_MCPSERVERSELECTION']._serialized_end=1256
+  _globals['_USAGE']._serialized_start=1259
+  _globals['_USAGE']._serialized_end=1429
 # @@protoc_insertion_point(module_scope)

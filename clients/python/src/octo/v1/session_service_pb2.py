@@ -30,7 +30,7 @@ from octo.v1 import message_pb2 as octo_dot_v1_dot_message__pb2
 from octo.v1 import session_pb2 as octo_dot_v1_dot_session__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1docto/v1/session_service.proto\x12\x07octo.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15octo/v1/message.proto\x1a\x15octo/v1/session.proto\"B\n\x14\x43reateSessionRequest\x12*\n\x07session\x18\x01 \x01(\x0b\x32\x10.octo.v1.SessionR\x07session\"\'\n\x11GetSessionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\xc3\x02\n\x13ListSessionsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12\x14\n\x05query\x18\x03 \x01(\tR\x05query\x12.\n\x06source\x18\x04 \x01(\x0e\x32\x16.octo.v1.SessionSourceR\x06source\x12\x1b\n\x06pinned\x18\x05 \x01(\x08H\x00R\x06pinned\x88\x01\x01\x12?\n\rcreated_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0c\x63reatedAfter\x12\x41\n\x0e\x63reated_before\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rcreatedBeforeB\t\n\x07_pinned\"l\n\x14ListSessionsResponse\x12,\n\x08sessions\x18\x01 \x03(\x0b\x32\x10.octo.v1.SessionR\x08sessions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x7f\n\x14UpdateSessionRequest\x12*\n\x07session\x18\x01 \x01(\x0b\x32\x10.octo.v1.SessionR\x07session\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"c\n\x14\x44\x65leteSessionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\x12#\n\rallow_missing\x18\x03 \x01(\x08R\x0c\x61llowMissing\"o\n\x12\x46orkSessionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\"\n\rup_to_message\x18\x02 \x01(\tR\x0bupToMessage\x12!\n\x0c\x64isplay_name\x18\x03 \x01(\tR\x0b\x64isplayName\"*\n\x14\x45xportSessionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x94\x02\n\x0eSessionArchive\x12%\n\x0e\x66ormat_version\x18\x01 \x01(\x05R\rformatVersion\x12\x1f\n\x0b\x65xported_by\x18\x02 \x01(\tR\nexportedBy\x12;\n\x0b\x65xport_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexportTime\x12*\n\x07session\x18\x04 \x01(\x0b\x32\x10.octo.v1.SessionR\x07session\x12,\n\x08messages\x18\x05 \x03(\x0b\x32\x10.octo.v1.MessageR\x08messages\x12#\n\x05turns\x18\x06 \x03(\x0b\x32\r.octo.v1.TurnR\x05turns\"I\n\x14ImportSessionRequest\x12\x31\n\x07\x61rchive\x18\x01 \x01(\x0b\x32\x17.octo.v1.SessionArchiveR\x07\x61rchive\"\x16\n\x14WatchSessionsRequest\"\xb1\x01\n\x15WatchSessionsResponse\x12,\n\x07\x63reated\x18\x01 \x01(\x0b\x32\x10.octo.v1.SessionH\x00R\x07\x63reated\x12,\n\x07updated\x18\x02 \x01(\x0b\x32\x10.octo.v1.SessionH\x00R\x07updated\x12\x1a\n\x07\x64\x65leted\x18\x03 \x01(\tH\x00R\x07\x64\x65leted\x12\x16\n\x05reset\x18\x04 \x01(\tH\x00R\x05resetB\x08\n\x06\x63hange2\xac\x07\n\x0eSessionService\x12_\n\rCreateSession\x12\x1d.octo.v1.CreateSessionRequest\x1a\x10.octo.v1.Session\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/sessions:\x07session\x12Y\n\nGetSession\x12\x1a.octo.v1.GetSessionRequest\x1a\x10.octo.v1.Session\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=sessions/*}\x12\x61\n\x0cListSessions\x12\x1c.octo.v1.ListSessionsRequest\x1a\x1d.octo.v1.ListSessionsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/sessions\x12p\n\rUpdateSession\x12\x1d.octo.v1.UpdateSessionRequest\x1a\x10.octo.v1.Session\".\x82\xd3\xe4\x93\x02(2\x1d/v1/{session.name=sessions/*}:\x07session\x12\x65\n\rDeleteSession\x12\x1d.octo.v1.DeleteSessionRequest\x1a\x16.google.protobuf.Empty\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/v1/{name=sessions/*}\x12\x63\n\x0b\x46orkSession\x12\x1b.octo.v1.ForkSessionRequest\x1a\x10.octo.v1.Session\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/{name=sessions/*}:fork:\x01*\x12m\n\rExportSession\x12\x1d.octo.v1.ExportSessionRequest\x1a\x17.octo.v1.SessionArchive\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{name=sessions/*}:export\x12`\n\rImportSession\x12\x1d.octo.v1.ImportSessionRequest\x1a\x10.octo.v1.Session\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/v1/sessions:import:\x01*\x12l\n\rWatchSessions\x12\x1d.octo.v1.WatchSessionsRequest\x1a\x1e.octo.v1.WatchSessionsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/sessions:watch0\x01\x42\x36Z4github.com/octo-agents/octo/clients/go/octov1;octov1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1docto/v1/session_service.proto\x12\x07octo.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15octo/v1/message.proto\x1a\x15octo/v1/session.proto\"B\n\x14\x43reateSessionRequest\x12*\n\x07session\x18\x01 \x01(\x0b\x32\x10.octo.v1.SessionR\x07session\"\'\n\x11GetSessionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x99\x03\n\x13ListSessionsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12\x14\n\x05query\x18\x03 \x01(\tR\x05query\x12.\n\x06source\x18\x04 \x01(\x0e\x32\x16.octo.v1.SessionSourceR\x06source\x12\x1b\n\x06pinned\x18\x05 \x01(\x08H\x00R\x06pinned\x88\x01\x01\x12?\n\rcreated_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0c\x63reatedAfter\x12\x41\n\x0e\x63reated_before\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rcreatedBefore\x12!\n\x0cshow_deleted\x18\x08 \x01(\x08R\x0bshowDeleted\x12\x16\n\x06\x66ilter\x18\t \x01(\tR\x06\x66ilter\x12\x19\n\x08order_by\x18\n \x01(\tR\x07orderByB\t\n\x07_pinned\"l\n\x14ListSessionsResponse\x12,\n\x08sessions\x18\x01 \x03(\x0b\x32\x10.octo.v1.SessionR\x08sessions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x7f\n\x14UpdateSessionRequest\x12*\n\x07session\x18\x01 \x01(\x0b\x32\x10.octo.v1.SessionR\x07session\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"c\n\x14\x44\x65leteSessionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\x12#\n\rallow_missing\x18\x03 \x01(\x08R\x0c\x61llowMissing\",\n\x16UndeleteSessionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"=\n\x13PurgeSessionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04\x65tag\x18\x02 \x01(\tR\x04\x65tag\"o\n\x12\x46orkSessionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\"\n\rup_to_message\x18\x02 \x01(\tR\x0bupToMessage\x12!\n\x0c\x64isplay_name\x18\x03 \x01(\tR\x0b\x64isplayName\"*\n\x14\x45xportSessionRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x94\x02\n\x0eSessionArchive\x12%\n\x0e\x66ormat_version\x18\x01 \x01(\x05R\rformatVersion\x12\x1f\n\x0b\x65xported_by\x18\x02 \x01(\tR\nexportedBy\x12;\n\x0b\x65xport_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexportTime\x12*\n\x07session\x18\x04 \x01(\x0b\x32\x10.octo.v1.SessionR\x07session\x12,\n\x08messages\x18\x05 \x03(\x0b\x32\x10.octo.v1.MessageR\x08messages\x12#\n\x05turns\x18\x06 \x03(\x0b\x32\r.octo.v1.TurnR\x05turns\"I\n\x14ImportSessionRequest\x12\x31\n\x07\x61rchive\x18\x01 \x01(\x0b\x32\x17.octo.v1.SessionArchiveR\x07\x61rchive\"\x16\n\x14WatchSessionsRequest\"\xb1\x01\n\x15WatchSessionsResponse\x12,\n\x07\x63reated\x18\x01 \x01(\x0b\x32\x10.octo.v1.SessionH\x00R\x07\x63reated\x12,\n\x07updated\x18\x02 \x01(\x0b\x32\x10.octo.v1.SessionH\x00R\x07updated\x12\x1a\n\x07\x64\x65leted\x18\x03 \x01(\tH\x00R\x07\x64\x65leted\x12\x16\n\x05reset\x18\x04 \x01(\tH\x00R\x05resetB\x08\n\x06\x63hange2\x85\t\n\x0eSessionService\x12_\n\rCreateSession\x12\x1d.octo.v1.CreateSessionRequest\x1a\x10.octo.v1.Session\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/sessions:\x07session\x12Y\n\nGetSession\x12\x1a.octo.v1.GetSessionRequest\x1a\x10.octo.v1.Session\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=sessions/*}\x12\x61\n\x0cListSessions\x12\x1c.octo.v1.ListSessionsRequest\x1a\x1d.octo.v1.ListSessionsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/sessions\x12p\n\rUpdateSession\x12\x1d.octo.v1.UpdateSessionRequest\x1a\x10.octo.v1.Session\".\x82\xd3\xe4\x93\x02(2\x1d/v1/{session.name=sessions/*}:\x07session\x12_\n\rDeleteSession\x12\x1d.octo.v1.DeleteSessionRequest\x1a\x10.octo.v1.Session\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/v1/{name=sessions/*}\x12o\n\x0fUndeleteSession\x12\x1f.octo.v1.UndeleteSessionRequest\x1a\x10.octo.v1.Session\")\x82\xd3\xe4\x93\x02#\"\x1e/v1/{name=sessions/*}:undelete:\x01*\x12l\n\x0cPurgeSession\x12\x1c.octo.v1.PurgeSessionRequest\x1a\x16.google.protobuf.Empty\"&\x82\xd3\xe4\x93\x02 \"\x1b/v1/{name=sessions/*}:purge:\x01*\x12\x63\n\x0b\x46orkSession\x12\x1b.octo.v1.ForkSessionRequest\x1a\x10.octo.v1.Session\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/{name=sessions/*}:fork:\x01*\x12m\n\rExportSession\x12\x1d.octo.v1.ExportSessionRequest\x1a\x17.octo.v1.SessionArchive\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{name=sessions/*}:export\x12`\n\rImportSession\x12\x1d.octo.v1.ImportSessionRequest\x1a\x10.octo.v1.Session\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/v1/sessions:import:\x01*\x12l\n\rWatchSessions\x12\x1d.octo.v1.WatchSessionsRequest\x1a\x1e.octo.v1.WatchSessionsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/sessions:watch0\x01\x42\x36Z4github.com/octo-agents/octo/clients/go/octov1;octov1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,6 +48,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SESSIONSERVICE'].methods_by_name['UpdateSession']._serialized_options = b'\202\323\344\223\002(2\035/v1/{session.name=sessions/*}:\007session'
   _globals['_SESSIONSERVICE'].methods_by_name['DeleteSession']._loaded_options = None
   _globals['_SESSIONSERVICE'].methods_by_name['DeleteSession']._serialized_options = b'\202\323\344\223\002\027*\025/v1/{name=sessions/*}'
+  _globals['_SESSIONSERVICE'].methods_by_name['UndeleteSession']._loaded_options = None
+  _globals['_SESSIONSERVICE'].methods_by_name['UndeleteSession']._serialized_options = b'\202\323\344\223\002#\"\036/v1/{name=sessions/*}:undelete:\001*'
+  _globals['_SESSIONSERVICE'].methods_by_name['PurgeSession']._loaded_options = None
+  _globals['_SESSIONSERVICE'].methods_by_name['PurgeSession']._serialized_options = b'\202\323\344\223\002 \"\033/v1/{name=sessions/*}:purge:\001*'
   _globals['_SESSIONSERVICE'].methods_by_name['ForkSession']._loaded_options = None
   _globals['_SESSIONSERVICE'].methods_by_name['ForkSession']._serialized_options = b'\202\323\344\223\002\037\"\032/v1/{name=sessions/*}:fork:\001*'
   _globals['_SESSIONSERVICE'].methods_by_name['ExportSession']._loaded_options = None
@@ -61,25 +65,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSESSIONREQUEST']._serialized_start=282
   _globals['_GETSESSIONREQUEST']._serialized_end=321
   _globals['_LISTSESSIONSREQUEST']._serialized_start=324
-  _globals['_LISTSESSIONSREQUEST']._serialized_end=647
-  _globals['_LISTSESSIONSRESPONSE']._serialized_start=649
-  _globals['_LISTSESSIONSRESPONSE']._serialized_end=757
-  _globals['_UPDATESESSIONREQUEST']._serialized_start=759
-  _globals['_UPDATESESSIONREQUEST']._serialized_end=886
-  _globals['_DELETESESSIONREQUEST']._serialized_start=888
-  _globals['_DELETESESSIONREQUEST']._serialized_end=987
-  _globals['_FORKSESSIONREQUEST']._serialized_start=989
-  _globals['_FORKSESSIONREQUEST']._serialized_end=1100
-  _globals['_EXPORTSESSIONREQUEST']._serialized_start=1102
-  _globals['_EXPORTSESSIONREQUEST']._serialized_end=1144
-  _globals['_SESSIONARCHIVE']._serialized_start=1147
-  _globals['_SESSIONARCHIVE']._serialized_end=1423
-  _globals['_IMPORTSESSIONREQUEST']._serialized_start=1425
-  _globals['_IMPORTSESSIONREQUEST']._serialized_end=1498
-  _globals['_WATCHSESSIONSREQUEST']._serialized_start=1500
-  _globals['_WATCHSESSIONSREQUEST']._serialized_end=1522
-  _globals['_WATCHSESSIONSRESPONSE']._serialized_start=1525
-  _globals['_WATCHSESSIONSRESPONSE']._serialized_end=1702
-  _globals['_SESSIONSERVICE']._serialized_start=1705
-  _globals['_SESSIONSERVICE']._serialized_end=2645
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=733
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=735
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=843
+  _globals['_UPDATESESSIONREQUEST']._serialized_start=845
+  _globals['_UPDATESESSIONREQUEST']._serialized_end=972
+  _globals['_DELETESESSIONREQUEST']._serialized_start=974
+  _globals['_DELETESESSIONREQUEST']._serialized_end=1073
+  _globals['_UNDELETESESSIONREQUEST']._serialized_start=1075
+  _globals['_UNDELETESESSIONREQUEST']._serialized_end=1119
+  _globals['_PURGESESSIONREQUEST']._serialized_start=1121
+  _globals['_PURGESESSIONREQUEST']._serialized_end=1182
+  _globals['_FORKSESSIONREQUEST']._serialized_start=1184
+  _globals['_FORKSESSIONREQUEST']._serialized_end=1295
+  _globals['_EXPORTSESSIONREQUEST']._serialized_start=1297
+  _globals['_EXPORTSESSIONREQUEST']._serialized_end=1339
+  _globals['_SESSIONARCHIVE']._serialized_start=1342
+  _globals['_SESSIONARCHIVE']._serialized_end=1618
+  _globals['_IMPORTSESSIONREQUEST']._serialized_start=1620
+  _globals['_IMPORTSESSIONREQUEST']._serialized_end=1693
+  _globals['_WATCHSESSIONSREQUEST']._serialized_start=1695
+  _globals['_WATCHSESSIONSREQUEST']._serialized_end=1717
+  _globals['_WATCHSESSIONSRESPONSE']._serialized_start=1720
+  _globals['_WATCHSESSIONSRESPONSE']._serialized_end=1897
+  _globals['_SESSIONSERVICE']._serialized_start=1900
+  _globals['_SESSIONSERVICE']._serialized_end=3057
 # @@protoc_insertion_point(module_scope)

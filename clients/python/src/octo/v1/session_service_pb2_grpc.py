@@ -28,7 +28,8 @@ if _version_not_supported:
 
 
 class SessionServiceStub:
-    """Sessions: create, list, change, fork, export, import, delete and watch.
+    """Sessions: create, list, change, fork, export, import, delete (to the trash), restore,
+    purge and watch.
     """
 
     def __init__(self, channel):
@@ -60,6 +61,16 @@ class SessionServiceStub:
         self.DeleteSession = channel.unary_unary(
                 '/octo.v1.SessionService/DeleteSession',
                 request_serializer=octo_dot_v1_dot_session__service__pb2.DeleteSessionRequest.SerializeToString,
+                response_deserializer=octo_dot_v1_dot_session__pb2.Session.FromString,
+                _registered_method=True)
+        self.UndeleteSession = channel.unary_unary(
+                '/octo.v1.SessionService/UndeleteSession',
+                request_serializer=octo_dot_v1_dot_session__service__pb2.UndeleteSessionRequest.SerializeToString,
+                response_deserializer=octo_dot_v1_dot_session__pb2.Session.FromString,
+                _registered_method=True)
+        self.PurgeSession = channel.unary_unary(
+                '/octo.v1.SessionService/PurgeSession',
+                request_serializer=octo_dot_v1_dot_session__service__pb2.PurgeSessionRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
         self.ForkSession = channel.unary_unary(
@@ -85,7 +96,8 @@ class SessionServiceStub:
 
 
 class SessionServiceServicer:
-    """Sessions: create, list, change, fork, export, import, delete and watch.
+    """Sessions: create, list, change, fork, export, import, delete (to the trash), restore,
+    purge and watch.
     """
 
     def CreateSession(self, request, context):
@@ -103,7 +115,8 @@ class SessionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListSessions(self, request, context):
-        """Lists sessions: pinned first, then most recent activity first.
+        """Lists sessions: by default pinned first, then most recent activity first (see
+        order_by), without the ones in the trash (see show_deleted).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -117,7 +130,35 @@ class SessionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteSession(self, request, context):
-        """Deletes a session and its history, cancelling any active turn.
+        """Moves a session to the trash (AIP-164 soft delete) and returns it with delete_time
+        and expire_time set. Its running turn and queued turns are cancelled (their tool
+        processes killed) and its event streams end with session_deleted. In the trash it
+        is hidden from ListSessions (unless show_deleted), still returned by GetSession,
+        ListMessages, ListTurns and ExportSession, and read-only. It is purged for good at
+        expire_time (the server's trash_retention_days after the delete), or earlier by
+        PurgeSession; UndeleteSession restores it until then. Deleting a session that is
+        already in the trash is NOT_FOUND unless allow_missing (AIP-164).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UndeleteSession(self, request, context):
+        """Restores a session from the trash (AIP-164): clears delete_time and expire_time;
+        it can be used again as before. A session not in the trash is ALREADY_EXISTS
+        (AIP-164); one purged already is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeSession(self, request, context):
+        """Deletes a session in the trash for good, at once: it, its messages and turns. Only
+        a session in the trash can be purged (FAILED_PRECONDITION, reason
+        SESSION_NOT_DELETED, otherwise), so real deletion always takes two deliberate
+        steps: DeleteSession, then PurgeSession. A custom method rather than a `purge` flag
+        on DeleteSession (AIP-164 has none) or a collection-wide Purge (AIP-165, by filter):
+        one session, named, already in the trash.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -177,6 +218,16 @@ def add_SessionServiceServicer_to_server(servicer, server):
             'DeleteSession': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteSession,
                     request_deserializer=octo_dot_v1_dot_session__service__pb2.DeleteSessionRequest.FromString,
+                    response_serializer=octo_dot_v1_dot_session__pb2.Session.SerializeToString,
+            ),
+            'UndeleteSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.UndeleteSession,
+                    request_deserializer=octo_dot_v1_dot_session__service__pb2.UndeleteSessionRequest.FromString,
+                    response_serializer=octo_dot_v1_dot_session__pb2.Session.SerializeToString,
+            ),
+            'PurgeSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeSession,
+                    request_deserializer=octo_dot_v1_dot_session__service__pb2.PurgeSessionRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
             'ForkSession': grpc.unary_unary_rpc_method_handler(
@@ -208,7 +259,8 @@ def add_SessionServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SessionService:
-    """Sessions: create, list, change, fork, export, import, delete and watch.
+    """Sessions: create, list, change, fork, export, import, delete (to the trash), restore,
+    purge and watch.
     """
 
     @staticmethod
@@ -335,6 +387,60 @@ class SessionService:
             target,
             '/octo.v1.SessionService/DeleteSession',
             octo_dot_v1_dot_session__service__pb2.DeleteSessionRequest.SerializeToString,
+            octo_dot_v1_dot_session__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UndeleteSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octo.v1.SessionService/UndeleteSession',
+            octo_dot_v1_dot_session__service__pb2.UndeleteSessionRequest.SerializeToString,
+            octo_dot_v1_dot_session__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octo.v1.SessionService/PurgeSession',
+            octo_dot_v1_dot_session__service__pb2.PurgeSessionRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,

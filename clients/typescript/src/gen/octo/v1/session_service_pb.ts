@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file octo/v1/session_service.proto.
  */
 export const file_octo_v1_session_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1vY3RvL3YxL3Nlc3Npb25fc2VydmljZS5wcm90bxIHb2N0by52MSI5ChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIhCgdzZXNzaW9uGAEgASgLMhAub2N0by52MS5TZXNzaW9uIiEKEUdldFNlc3Npb25SZXF1ZXN0EgwKBG5hbWUYASABKAki+gEKE0xpc3RTZXNzaW9uc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDQoFcXVlcnkYAyABKAkSJgoGc291cmNlGAQgASgOMhYub2N0by52MS5TZXNzaW9uU291cmNlEhMKBnBpbm5lZBgFIAEoCEgAiAEBEjEKDWNyZWF0ZWRfYWZ0ZXIYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIJCgdfcGlubmVkIlMKFExpc3RTZXNzaW9uc1Jlc3BvbnNlEiIKCHNlc3Npb25zGAEgAygLMhAub2N0by52MS5TZXNzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJqChRVcGRhdGVTZXNzaW9uUmVxdWVzdBIhCgdzZXNzaW9uGAEgASgLMhAub2N0by52MS5TZXNzaW9uEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJJChREZWxldGVTZXNzaW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBGV0YWcYAiABKAkSFQoNYWxsb3dfbWlzc2luZxgDIAEoCCJPChJGb3JrU2Vzc2lvblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIVCg11cF90b19tZXNzYWdlGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCSIkChRFeHBvcnRTZXNzaW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJItMBCg5TZXNzaW9uQXJjaGl2ZRIWCg5mb3JtYXRfdmVyc2lvbhgBIAEoBRITCgtleHBvcnRlZF9ieRgCIAEoCRIvCgtleHBvcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIQoHc2Vzc2lvbhgEIAEoCzIQLm9jdG8udjEuU2Vzc2lvbhIiCghtZXNzYWdlcxgFIAMoCzIQLm9jdG8udjEuTWVzc2FnZRIcCgV0dXJucxgGIAMoCzINLm9jdG8udjEuVHVybiJAChRJbXBvcnRTZXNzaW9uUmVxdWVzdBIoCgdhcmNoaXZlGAEgASgLMhcub2N0by52MS5TZXNzaW9uQXJjaGl2ZSIWChRXYXRjaFNlc3Npb25zUmVxdWVzdCKPAQoVV2F0Y2hTZXNzaW9uc1Jlc3BvbnNlEiMKB2NyZWF0ZWQYASABKAsyEC5vY3RvLnYxLlNlc3Npb25IABIjCgd1cGRhdGVkGAIgASgLMhAub2N0by52MS5TZXNzaW9uSAASEQoHZGVsZXRlZBgDIAEoCUgAEg8KBXJlc2V0GAQgASgJSABCCAoGY2hhbmdlMqwHCg5TZXNzaW9uU2VydmljZRJfCg1DcmVhdGVTZXNzaW9uEh0ub2N0by52MS5DcmVhdGVTZXNzaW9uUmVxdWVzdBoQLm9jdG8udjEuU2Vzc2lvbiIdgtPkkwIXOgdzZXNzaW9uIgwvdjEvc2Vzc2lvbnMSWQoKR2V0U2Vzc2lvbhIaLm9jdG8udjEuR2V0U2Vzc2lvblJlcXVlc3QaEC5vY3RvLnYxLlNlc3Npb24iHYLT5JMCFxIVL3YxL3tuYW1lPXNlc3Npb25zLyp9EmEKDExpc3RTZXNzaW9ucxIcLm9jdG8udjEuTGlzdFNlc3Npb25zUmVxdWVzdBodLm9jdG8udjEuTGlzdFNlc3Npb25zUmVzcG9uc2UiFILT5JMCDhIML3YxL3Nlc3Npb25zEnAKDVVwZGF0ZVNlc3Npb24SHS5vY3RvLnYxLlVwZGF0ZVNlc3Npb25SZXF1ZXN0GhAub2N0by52MS5TZXNzaW9uIi6C0+STAig6B3Nlc3Npb24yHS92MS97c2Vzc2lvbi5uYW1lPXNlc3Npb25zLyp9EmUKDURlbGV0ZVNlc3Npb24SHS5vY3RvLnYxLkRlbGV0ZVNlc3Npb25SZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Ih2C0+STAhcqFS92MS97bmFtZT1zZXNzaW9ucy8qfRJjCgtGb3JrU2Vzc2lvbhIbLm9jdG8udjEuRm9ya1Nlc3Npb25SZXF1ZXN0GhAub2N0by52MS5TZXNzaW9uIiWC0+STAh86ASoiGi92MS97bmFtZT1zZXNzaW9ucy8qfTpmb3JrEm0KDUV4cG9ydFNlc3Npb24SHS5vY3RvLnYxLkV4cG9ydFNlc3Npb25SZXF1ZXN0Ghcub2N0by52MS5TZXNzaW9uQXJjaGl2ZSIkgtPkkwIeEhwvdjEve25hbWU9c2Vzc2lvbnMvKn06ZXhwb3J0EmAKDUltcG9ydFNlc3Npb24SHS5vY3RvLnYxLkltcG9ydFNlc3Npb25SZXF1ZXN0GhAub2N0by52MS5TZXNzaW9uIh6C0+STAhg6ASoiEy92MS9zZXNzaW9uczppbXBvcnQSbAoNV2F0Y2hTZXNzaW9ucxIdLm9jdG8udjEuV2F0Y2hTZXNzaW9uc1JlcXVlc3QaHi5vY3RvLnYxLldhdGNoU2Vzc2lvbnNSZXNwb25zZSIagtPkkwIUEhIvdjEvc2Vzc2lvbnM6d2F0Y2gwAUI2WjRnaXRodWIuY29tL29jdG8tYWdlbnRzL29jdG8vY2xpZW50cy9nby9vY3RvdjE7b2N0b3YxYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_octo_v1_message, file_octo_v1_session]);
+  fileDesc("Ch1vY3RvL3YxL3Nlc3Npb25fc2VydmljZS5wcm90bxIHb2N0by52MSI5ChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIhCgdzZXNzaW9uGAEgASgLMhAub2N0by52MS5TZXNzaW9uIiEKEUdldFNlc3Npb25SZXF1ZXN0EgwKBG5hbWUYASABKAkisgIKE0xpc3RTZXNzaW9uc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDQoFcXVlcnkYAyABKAkSJgoGc291cmNlGAQgASgOMhYub2N0by52MS5TZXNzaW9uU291cmNlEhMKBnBpbm5lZBgFIAEoCEgAiAEBEjEKDWNyZWF0ZWRfYWZ0ZXIYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxzaG93X2RlbGV0ZWQYCCABKAgSDgoGZmlsdGVyGAkgASgJEhAKCG9yZGVyX2J5GAogASgJQgkKB19waW5uZWQiUwoUTGlzdFNlc3Npb25zUmVzcG9uc2USIgoIc2Vzc2lvbnMYASADKAsyEC5vY3RvLnYxLlNlc3Npb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImoKFFVwZGF0ZVNlc3Npb25SZXF1ZXN0EiEKB3Nlc3Npb24YASABKAsyEC5vY3RvLnYxLlNlc3Npb24SLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkkKFERlbGV0ZVNlc3Npb25SZXF1ZXN0EgwKBG5hbWUYASABKAkSDAoEZXRhZxgCIAEoCRIVCg1hbGxvd19taXNzaW5nGAMgASgIIiYKFlVuZGVsZXRlU2Vzc2lvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSIxChNQdXJnZVNlc3Npb25SZXF1ZXN0EgwKBG5hbWUYASABKAkSDAoEZXRhZxgCIAEoCSJPChJGb3JrU2Vzc2lvblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIVCg11cF90b19tZXNzYWdlGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCSIkChRFeHBvcnRTZXNzaW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJItMBCg5TZXNzaW9uQXJjaGl2ZRIWCg5mb3JtYXRfdmVyc2lvbhgBIAEoBRITCgtleHBvcnRlZF9ieRgCIAEoCRIvCgtleHBvcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIQoHc2Vzc2lvbhgEIAEoCzIQLm9jdG8udjEuU2Vzc2lvbhIiCghtZXNzYWdlcxgFIAMoCzIQLm9jdG8udjEuTWVzc2FnZRIcCgV0dXJucxgGIAMoCzINLm9jdG8udjEuVHVybiJAChRJbXBvcnRTZXNzaW9uUmVxdWVzdBIoCgdhcmNoaXZlGAEgASgLMhcub2N0by52MS5TZXNzaW9uQXJjaGl2ZSIWChRXYXRjaFNlc3Npb25zUmVxdWVzdCKPAQoVV2F0Y2hTZXNzaW9uc1Jlc3BvbnNlEiMKB2NyZWF0ZWQYASABKAsyEC5vY3RvLnYxLlNlc3Npb25IABIjCgd1cGRhdGVkGAIgASgLMhAub2N0by52MS5TZXNzaW9uSAASEQoHZGVsZXRlZBgDIAEoCUgAEg8KBXJlc2V0GAQgASgJSABCCAoGY2hhbmdlMoUJCg5TZXNzaW9uU2VydmljZRJfCg1DcmVhdGVTZXNzaW9uEh0ub2N0by52MS5DcmVhdGVTZXNzaW9uUmVxdWVzdBoQLm9jdG8udjEuU2Vzc2lvbiIdgtPkkwIXOgdzZXNzaW9uIgwvdjEvc2Vzc2lvbnMSWQoKR2V0U2Vzc2lvbhIaLm9jdG8udjEuR2V0U2Vzc2lvblJlcXVlc3QaEC5vY3RvLnYxLlNlc3Npb24iHYLT5JMCFxIVL3YxL3tuYW1lPXNlc3Npb25zLyp9EmEKDExpc3RTZXNzaW9ucxIcLm9jdG8udjEuTGlzdFNlc3Npb25zUmVxdWVzdBodLm9jdG8udjEuTGlzdFNlc3Npb25zUmVzcG9uc2UiFILT5JMCDhIML3YxL3Nlc3Npb25zEnAKDVVwZGF0ZVNlc3Npb24SHS5vY3RvLnYxLlVwZGF0ZVNlc3Npb25SZXF1ZXN0GhAub2N0by52MS5TZXNzaW9uIi6C0+STAig6B3Nlc3Npb24yHS92MS97c2Vzc2lvbi5uYW1lPXNlc3Npb25zLyp9El8KDURlbGV0ZVNlc3Npb24SHS5vY3RvLnYxLkRlbGV0ZVNlc3Npb25SZXF1ZXN0GhAub2N0by52MS5TZXNzaW9uIh2C0+STAhcqFS92MS97bmFtZT1zZXNzaW9ucy8qfRJvCg9VbmRlbGV0ZVNlc3Npb24SHy5vY3RvLnYxLlVuZGVsZXRlU2Vzc2lvblJlcXVlc3QaEC5vY3RvLnYxLlNlc3Npb24iKYLT5JMCIzoBKiIeL3YxL3tuYW1lPXNlc3Npb25zLyp9OnVuZGVsZXRlEmwKDFB1cmdlU2Vzc2lvbhIcLm9jdG8udjEuUHVyZ2VTZXNzaW9uUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eSImgtPkkwIgOgEqIhsvdjEve25hbWU9c2Vzc2lvbnMvKn06cHVyZ2USYwoLRm9ya1Nlc3Npb24SGy5vY3RvLnYxLkZvcmtTZXNzaW9uUmVxdWVzdBoQLm9jdG8udjEuU2Vzc2lvbiIlgtPkkwIfOgEqIhovdjEve25hbWU9c2Vzc2lvbnMvKn06Zm9yaxJtCg1FeHBvcnRTZXNzaW9uEh0ub2N0by52MS5FeHBvcnRTZXNzaW9uUmVxdWVzdBoXLm9jdG8udjEuU2Vzc2lvbkFyY2hpdmUiJILT5JMCHhIcL3YxL3tuYW1lPXNlc3Npb25zLyp9OmV4cG9ydBJgCg1JbXBvcnRTZXNzaW9uEh0ub2N0by52MS5JbXBvcnRTZXNzaW9uUmVxdWVzdBoQLm9jdG8udjEuU2Vzc2lvbiIegtPkkwIYOgEqIhMvdjEvc2Vzc2lvbnM6aW1wb3J0EmwKDVdhdGNoU2Vzc2lvbnMSHS5vY3RvLnYxLldhdGNoU2Vzc2lvbnNSZXF1ZXN0Gh4ub2N0by52MS5XYXRjaFNlc3Npb25zUmVzcG9uc2UiGoLT5JMCFBISL3YxL3Nlc3Npb25zOndhdGNoMAFCNlo0Z2l0aHViLmNvbS9vY3RvLWFnZW50cy9vY3RvL2NsaWVudHMvZ28vb2N0b3YxO29jdG92MWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_octo_v1_message, file_octo_v1_session]);
 
 /**
  * Request of CreateSession.
@@ -115,6 +115,35 @@ export type ListSessionsRequest = Message<"octo.v1.ListSessionsRequest"> & {
    * @generated from field: google.protobuf.Timestamp created_before = 7;
    */
   createdBefore?: Timestamp | undefined;
+
+  /**
+   * List sessions in the trash too (AIP-164); they have delete_time set.
+   *
+   * @generated from field: bool show_deleted = 8;
+   */
+  showDeleted: boolean;
+
+  /**
+   * Label conditions (a subset of AIP-160), joined with AND:
+   * `labels.team = "core"` (the label has this value), `labels.team != "x"` (it has
+   * not; sessions without the label match), `labels.team:*` or `labels:team` (the
+   * session has the label). Values are double-quoted or bare words. Anything else is
+   * INVALID_ARGUMENT with a field violation on `filter` saying what is wrong.
+   *
+   * @generated from field: string filter = 9;
+   */
+  filter: string;
+
+  /**
+   * The order (AIP-132): an optional `pinned desc,` then one of `last_active_time`,
+   * `create_time` or `display_name`, each optionally `asc` (the default) or `desc`,
+   * e.g. "create_time desc". Empty is "pinned desc, last_active_time desc". Ties go
+   * by id. Page tokens hold the position in this order: a token is only valid with the
+   * order_by (and filters) it was issued for, else INVALID_ARGUMENT on page_token.
+   *
+   * @generated from field: string order_by = 10;
+   */
+  orderBy: string;
 };
 
 /**
@@ -202,7 +231,8 @@ export type DeleteSessionRequest = Message<"octo.v1.DeleteSessionRequest"> & {
   etag: string;
 
   /**
-   * Succeed when the session does not exist.
+   * Succeed when the session does not exist (returning an empty Session) or is in the
+   * trash already (returning it as it is).
    *
    * @generated from field: bool allow_missing = 3;
    */
@@ -215,6 +245,55 @@ export type DeleteSessionRequest = Message<"octo.v1.DeleteSessionRequest"> & {
  */
 export const DeleteSessionRequestSchema: GenMessage<DeleteSessionRequest> = /*@__PURE__*/
   messageDesc(file_octo_v1_session_service, 5);
+
+/**
+ * Request of UndeleteSession.
+ *
+ * @generated from message octo.v1.UndeleteSessionRequest
+ */
+export type UndeleteSessionRequest = Message<"octo.v1.UndeleteSessionRequest"> & {
+  /**
+   * The session in the trash, `sessions/{session}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message octo.v1.UndeleteSessionRequest.
+ * Use `create(UndeleteSessionRequestSchema)` to create a new message.
+ */
+export const UndeleteSessionRequestSchema: GenMessage<UndeleteSessionRequest> = /*@__PURE__*/
+  messageDesc(file_octo_v1_session_service, 6);
+
+/**
+ * Request of PurgeSession.
+ *
+ * @generated from message octo.v1.PurgeSessionRequest
+ */
+export type PurgeSessionRequest = Message<"octo.v1.PurgeSessionRequest"> & {
+  /**
+   * The session in the trash, `sessions/{session}`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * If set, must match the session's etag.
+   *
+   * @generated from field: string etag = 2;
+   */
+  etag: string;
+};
+
+/**
+ * Describes the message octo.v1.PurgeSessionRequest.
+ * Use `create(PurgeSessionRequestSchema)` to create a new message.
+ */
+export const PurgeSessionRequestSchema: GenMessage<PurgeSessionRequest> = /*@__PURE__*/
+  messageDesc(file_octo_v1_session_service, 7);
 
 /**
  * Request of ForkSession.
@@ -250,7 +329,7 @@ export type ForkSessionRequest = Message<"octo.v1.ForkSessionRequest"> & {
  * Use `create(ForkSessionRequestSchema)` to create a new message.
  */
 export const ForkSessionRequestSchema: GenMessage<ForkSessionRequest> = /*@__PURE__*/
-  messageDesc(file_octo_v1_session_service, 6);
+  messageDesc(file_octo_v1_session_service, 8);
 
 /**
  * Request of ExportSession.
@@ -271,7 +350,7 @@ export type ExportSessionRequest = Message<"octo.v1.ExportSessionRequest"> & {
  * Use `create(ExportSessionRequestSchema)` to create a new message.
  */
 export const ExportSessionRequestSchema: GenMessage<ExportSessionRequest> = /*@__PURE__*/
-  messageDesc(file_octo_v1_session_service, 7);
+  messageDesc(file_octo_v1_session_service, 9);
 
 /**
  * A whole session: what ExportSession returns and ImportSession takes.
@@ -327,7 +406,7 @@ export type SessionArchive = Message<"octo.v1.SessionArchive"> & {
  * Use `create(SessionArchiveSchema)` to create a new message.
  */
 export const SessionArchiveSchema: GenMessage<SessionArchive> = /*@__PURE__*/
-  messageDesc(file_octo_v1_session_service, 8);
+  messageDesc(file_octo_v1_session_service, 10);
 
 /**
  * Request of ImportSession.
@@ -349,7 +428,7 @@ export type ImportSessionRequest = Message<"octo.v1.ImportSessionRequest"> & {
  * Use `create(ImportSessionRequestSchema)` to create a new message.
  */
 export const ImportSessionRequestSchema: GenMessage<ImportSessionRequest> = /*@__PURE__*/
-  messageDesc(file_octo_v1_session_service, 9);
+  messageDesc(file_octo_v1_session_service, 11);
 
 /**
  * Request of WatchSessions.
@@ -364,7 +443,7 @@ export type WatchSessionsRequest = Message<"octo.v1.WatchSessionsRequest"> & {
  * Use `create(WatchSessionsRequestSchema)` to create a new message.
  */
 export const WatchSessionsRequestSchema: GenMessage<WatchSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_octo_v1_session_service, 10);
+  messageDesc(file_octo_v1_session_service, 12);
 
 /**
  * One change in the set of sessions.
@@ -395,7 +474,8 @@ export type WatchSessionsResponse = Message<"octo.v1.WatchSessionsResponse"> & {
     case: "updated";
   } | {
     /**
-     * A session was deleted; its name.
+     * A session was deleted, moved to the trash or purged; its name. (A session
+     * restored from the trash comes back as `created`.)
      *
      * @generated from field: string deleted = 3;
      */
@@ -417,10 +497,11 @@ export type WatchSessionsResponse = Message<"octo.v1.WatchSessionsResponse"> & {
  * Use `create(WatchSessionsResponseSchema)` to create a new message.
  */
 export const WatchSessionsResponseSchema: GenMessage<WatchSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_octo_v1_session_service, 11);
+  messageDesc(file_octo_v1_session_service, 13);
 
 /**
- * Sessions: create, list, change, fork, export, import, delete and watch.
+ * Sessions: create, list, change, fork, export, import, delete (to the trash), restore,
+ * purge and watch.
  *
  * @generated from service octo.v1.SessionService
  */
@@ -446,7 +527,8 @@ export const SessionService: GenService<{
     output: typeof SessionSchema;
   },
   /**
-   * Lists sessions: pinned first, then most recent activity first.
+   * Lists sessions: by default pinned first, then most recent activity first (see
+   * order_by), without the ones in the trash (see show_deleted).
    *
    * @generated from rpc octo.v1.SessionService.ListSessions
    */
@@ -466,13 +548,47 @@ export const SessionService: GenService<{
     output: typeof SessionSchema;
   },
   /**
-   * Deletes a session and its history, cancelling any active turn.
+   * Moves a session to the trash (AIP-164 soft delete) and returns it with delete_time
+   * and expire_time set. Its running turn and queued turns are cancelled (their tool
+   * processes killed) and its event streams end with session_deleted. In the trash it
+   * is hidden from ListSessions (unless show_deleted), still returned by GetSession,
+   * ListMessages, ListTurns and ExportSession, and read-only. It is purged for good at
+   * expire_time (the server's trash_retention_days after the delete), or earlier by
+   * PurgeSession; UndeleteSession restores it until then. Deleting a session that is
+   * already in the trash is NOT_FOUND unless allow_missing (AIP-164).
    *
    * @generated from rpc octo.v1.SessionService.DeleteSession
    */
   deleteSession: {
     methodKind: "unary";
     input: typeof DeleteSessionRequestSchema;
+    output: typeof SessionSchema;
+  },
+  /**
+   * Restores a session from the trash (AIP-164): clears delete_time and expire_time;
+   * it can be used again as before. A session not in the trash is ALREADY_EXISTS
+   * (AIP-164); one purged already is NOT_FOUND.
+   *
+   * @generated from rpc octo.v1.SessionService.UndeleteSession
+   */
+  undeleteSession: {
+    methodKind: "unary";
+    input: typeof UndeleteSessionRequestSchema;
+    output: typeof SessionSchema;
+  },
+  /**
+   * Deletes a session in the trash for good, at once: it, its messages and turns. Only
+   * a session in the trash can be purged (FAILED_PRECONDITION, reason
+   * SESSION_NOT_DELETED, otherwise), so real deletion always takes two deliberate
+   * steps: DeleteSession, then PurgeSession. A custom method rather than a `purge` flag
+   * on DeleteSession (AIP-164 has none) or a collection-wide Purge (AIP-165, by filter):
+   * one session, named, already in the trash.
+   *
+   * @generated from rpc octo.v1.SessionService.PurgeSession
+   */
+  purgeSession: {
+    methodKind: "unary";
+    input: typeof PurgeSessionRequestSchema;
     output: typeof EmptySchema;
   },
   /**
