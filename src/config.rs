@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::providers::ProviderPolicy;
 
+mod profiles;
+
+pub use profiles::ProfileConfig;
+
 /// Where Octo keeps its files when nothing says otherwise (XDG base directories).
 pub fn default_config_path() -> PathBuf {
     xdg_dir("XDG_CONFIG_HOME", ".config").join("octo/config.toml")
@@ -90,6 +94,11 @@ pub struct Config {
     /// MCP tool servers, by id (`mcpServers/{id}` in the API): their tools are offered to
     /// the model as `<id>__<tool>`.
     pub mcp: BTreeMap<String, McpConfig>,
+    /// Agent profiles, by id (`profiles/{id}` in the API), added to the database at start
+    /// when missing.
+    pub profiles: BTreeMap<String, ProfileConfig>,
+    /// The id of the profile of new sessions that name none.
+    pub default_profile: Option<String>,
     /// The system prompt of sessions that set none.
     pub system_prompt: String,
     /// Turns a session may have waiting behind the running one.
@@ -447,6 +456,8 @@ impl Default for Config {
             models: BTreeMap::new(),
             default_model: None,
             mcp: BTreeMap::new(),
+            profiles: BTreeMap::new(),
+            default_profile: None,
             system_prompt: DEFAULT_SYSTEM_PROMPT.to_owned(),
             max_queue_depth: 16,
             max_steps: 50,
@@ -584,6 +595,8 @@ impl Config {
         for (id, server) in &self.mcp {
             server.to_server(id).map_err(ConfigError::Rule)?;
         }
+        profiles::check(&self.profiles, self.default_profile.as_deref())
+            .map_err(ConfigError::Rule)?;
         if self.provider.max_attempts == 0 || self.provider.idle_timeout_ms == 0 {
             return Err(ConfigError::Rule(
                 "provider.max_attempts and provider.idle_timeout_ms must be positive".into(),
@@ -958,6 +971,21 @@ keep = 0.25
 # model = "claude-sonnet-4-5"
 # api_key_env = "ANTHROPIC_API_KEY"
 # context_window = 200000
+
+# Agent profiles, by id (`profiles/<id>` in the API): the reusable part of a session's
+# setup. A new session takes its profile's values for the fields it leaves unset; one
+# that names no profile takes `default_profile` (else the first profile added).
+# `working_dir` may use {session}, {date} and {profile}. Added to the database at start
+# when missing; managed with `octo profiles` after that.
+# default_profile = "reviewer"
+# [profiles.reviewer]
+# display_name = "Code reviewer"
+# system_prompt = "You review code changes. Be specific; never change files."
+# model = "gpt"
+# reasoning_effort = "high"
+# permission_mode = "read_only"
+# mcp_servers = []
+# working_dir = "reviews/{date}/{session}"
 
 # MCP tool servers, by id (`mcpServers/<id>` in the API): their tools are offered to the
 # model as `<id>__<tool>`. A tool the server marks read-only runs without asking in ASK

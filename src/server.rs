@@ -20,7 +20,8 @@ use tracing::Instrument;
 use crate::{
     admission::{Admission, StreamCapLayer},
     api::{
-        ChatApi, ChatRoutes, McpServerApi, ModelApi, ScheduleApi, SessionApi, WebhookApi,
+        ChatApi, ChatRoutes, McpServerApi, ModelApi, ProfileApi, ScheduleApi, SessionApi,
+        WebhookApi,
         peer::{PeerApi, PeerClients, PeerServiceServer},
     },
     auth::{Auth, AuthLayer},
@@ -32,12 +33,13 @@ use crate::{
     outbox::OutboxWorker,
     pb::{
         self, mcp_server_service_server::McpServerServiceServer,
-        model_service_server::ModelServiceServer, schedule_service_server::ScheduleServiceServer,
+        model_service_server::ModelServiceServer, profile_service_server::ProfileServiceServer,
+        schedule_service_server::ScheduleServiceServer,
         session_service_server::SessionServiceServer, webhook_service_server::WebhookServiceServer,
     },
     runtime::{
         Chat, ClusterSettings, Deliveries, Deps, Limits, LiveIndex, McpServers, Models, Outbox,
-        Ownership, RetentionPolicy, Sessions, Workspace,
+        Ownership, Profiles, RetentionPolicy, Sessions, Workspace,
     },
     scheduler::{Clock, Scheduler, SchedulerDeps, SystemClock},
     store::Store,
@@ -194,7 +196,16 @@ impl Server {
             .await
             .context("loading models")?,
         );
-
+        let profiles = Arc::new(
+            Profiles::open(
+                store.clone(),
+                models.clone(),
+                &config.profiles,
+                config.default_profile.as_deref(),
+            )
+            .await
+            .context("loading profiles")?,
+        );
         let sessions = Arc::new(
             Sessions::new(store.clone(), workspace, live.clone(), models.clone())
                 .with_trash_retention(config.trash_retention()),
@@ -338,6 +349,11 @@ impl Server {
         ))
         .add_service(
             ModelServiceServer::new(ModelApi::new(models.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            ProfileServiceServer::new(ProfileApi::new(profiles))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )

@@ -67,6 +67,7 @@ fn session() -> Session {
         mcp_servers: None,
         delete_time: None,
         expire_time: None,
+        profile: None,
         status: SessionStatus::Idle,
         queue_depth: 0,
         active_turn: None,

@@ -22,7 +22,7 @@ use crate::{
 /// The id in `{collection}/{id}`; errors name `field`.
 pub fn parse_name<'a>(name: &'a str, collection: &str, field: &str) -> Result<&'a str> {
     let valid = match collection {
-        "models" => domain::is_valid_model_id,
+        "models" | "profiles" | "triggers" => domain::is_valid_model_id,
         "mcpServers" => domain::mcp::is_valid_id,
         _ => domain::is_valid_id,
     };
@@ -141,7 +141,7 @@ pub fn reasoning_effort(value: i32, field: &str) -> Result<ReasoningEffort> {
     })
 }
 
-fn reasoning_effort_pb(value: ReasoningEffort) -> pb::ReasoningEffort {
+pub fn reasoning_effort_pb(value: ReasoningEffort) -> pb::ReasoningEffort {
     match value {
         ReasoningEffort::Default => pb::ReasoningEffort::Unspecified,
         ReasoningEffort::Off => pb::ReasoningEffort::Off,
@@ -149,6 +149,14 @@ fn reasoning_effort_pb(value: ReasoningEffort) -> pb::ReasoningEffort {
         ReasoningEffort::Medium => pb::ReasoningEffort::Medium,
         ReasoningEffort::High => pb::ReasoningEffort::High,
     }
+}
+
+/// A permission mode a client may leave unset (UNSPECIFIED: `None`).
+pub fn permission_mode_choice(value: i32, field: &str) -> Result<Option<PermissionMode>> {
+    Ok(match enum_value::<pb::PermissionMode>(value, field)? {
+        pb::PermissionMode::Unspecified => None,
+        _ => Some(permission_mode(value, field)?),
+    })
 }
 
 pub fn permission_mode(value: i32, field: &str) -> Result<PermissionMode> {
@@ -159,7 +167,7 @@ pub fn permission_mode(value: i32, field: &str) -> Result<PermissionMode> {
     })
 }
 
-fn permission_mode_pb(value: PermissionMode) -> pb::PermissionMode {
+pub fn permission_mode_pb(value: PermissionMode) -> pb::PermissionMode {
     match value {
         PermissionMode::Ask => pb::PermissionMode::Ask,
         PermissionMode::AutoApprove => pb::PermissionMode::AutoApprove,
@@ -321,6 +329,20 @@ pub fn session_pb(s: &Session) -> pb::Session {
         }),
         delete_time: s.delete_time.and_then(timestamp),
         expire_time: s.expire_time.and_then(timestamp),
+        profile: s.profile.as_deref().map(profile_name).unwrap_or_default(),
+    }
+}
+
+/// `profiles/{id}`.
+pub fn profile_name(id: &str) -> String {
+    format!("profiles/{id}")
+}
+
+/// An optional reference to a profile, `profiles/{profile}`: empty is `None`.
+pub fn profile_ref(name: &str, field: &str) -> Result<Option<String>> {
+    match name {
+        "" => Ok(None),
+        name => Ok(Some(parse_name(name, "profiles", field)?.to_owned())),
     }
 }
 
@@ -340,7 +362,7 @@ pub fn session_settings(s: &pb::Session) -> Result<SessionSettings> {
         }
     };
     let reasoning_effort = reasoning_effort(s.reasoning_effort, "reasoning_effort");
-    let permission_mode = permission_mode(s.permission_mode, "permission_mode");
+    let permission_mode = permission_mode_choice(s.permission_mode, "permission_mode");
     let settings = SessionSettings {
         display_name: s.display_name.clone(),
         model,
@@ -867,7 +889,10 @@ pub fn schedule_pb(s: &Schedule, last_run: Option<&ScheduleRun>) -> pb::Schedule
             .map(session_name)
             .unwrap_or_default(),
         model: s.model.as_deref().map(model_name).unwrap_or_default(),
-        permission_mode: permission_mode_pb(s.permission_mode) as i32,
+        permission_mode: s
+            .permission_mode
+            .map_or(pb::PermissionMode::Unspecified, permission_mode_pb)
+            as i32,
         working_dir: s.working_dir.clone(),
         overlap_policy: match s.overlap {
             OverlapPolicy::Skip => pb::OverlapPolicy::Skip,
@@ -889,6 +914,7 @@ pub fn schedule_pb(s: &Schedule, last_run: Option<&ScheduleRun>) -> pb::Schedule
         create_time: timestamp(s.create_time),
         update_time: timestamp(s.update_time),
         etag: etag(s.revision),
+        profile: s.profile.as_deref().map(profile_name).unwrap_or_default(),
     }
 }
 
@@ -909,12 +935,12 @@ pub fn schedule(s: &pb::Schedule) -> Result<Schedule> {
             .ok()
             .map(str::to_owned),
     };
-    let permission_mode = match s.permission_mode {
-        0 => PermissionMode::AutoApprove,
-        other => permission_mode(other, "permission_mode")
-            .map_err(|e| v.check(Err(e)))
-            .unwrap_or(PermissionMode::AutoApprove),
-    };
+    let permission_mode = permission_mode_choice(s.permission_mode, "permission_mode")
+        .map_err(|e| v.check(Err(e)))
+        .unwrap_or_default();
+    let profile = profile_ref(&s.profile, "profile")
+        .map_err(|e| v.check(Err(e)))
+        .unwrap_or_default();
     let overlap = match pb::OverlapPolicy::try_from(s.overlap_policy) {
         Ok(pb::OverlapPolicy::Unspecified | pb::OverlapPolicy::Skip) => OverlapPolicy::Skip,
         Ok(pb::OverlapPolicy::Queue) => OverlapPolicy::Queue,
@@ -958,6 +984,7 @@ pub fn schedule(s: &pb::Schedule) -> Result<Schedule> {
         target_session,
         model,
         permission_mode,
+        profile,
         working_dir: s.working_dir.clone(),
         overlap,
         retry,

@@ -68,6 +68,7 @@ fn update_fields(
         ScheduleField::RetryPolicy => s.retry_policy.is_some(),
         ScheduleField::WebhookUrl => !s.webhook_url.is_empty(),
         ScheduleField::WebhookSecret => !s.webhook_secret.is_empty(),
+        ScheduleField::Profile => !s.profile.is_empty(),
     });
     Ok(populated.collect())
 }

@@ -16,7 +16,7 @@ use crate::{
         session_list::{self, SessionOrder},
     },
     pb::{self, session_service_server::SessionService},
-    runtime::{Chat, SessionChange, Sessions, sessions::ARCHIVE_FORMAT_VERSION},
+    runtime::{Chat, NewSession, SessionChange, Sessions, sessions::ARCHIVE_FORMAT_VERSION},
     store::{SessionContent, SessionFilter},
 };
 
@@ -135,7 +135,7 @@ fn archive(archive: &pb::SessionArchive) -> Result<SessionContent> {
         model: settings.model,
         reasoning_effort: settings.reasoning_effort,
         working_dir: settings.working_dir,
-        permission_mode: settings.permission_mode,
+        permission_mode: settings.permission_mode.unwrap_or_default(),
         system_prompt: settings.system_prompt,
         labels: settings.labels,
         pinned: settings.pinned,
@@ -155,6 +155,7 @@ fn archive(archive: &pb::SessionArchive) -> Result<SessionContent> {
         mcp_servers: settings.mcp_servers,
         delete_time: None,
         expire_time: None,
+        profile: convert::profile_ref(&session.profile, "archive.session.profile")?,
         status: Default::default(),
         queue_depth: 0,
         active_turn: None,
@@ -209,9 +210,13 @@ impl SessionService for SessionApi {
             }
             Some(source) => source,
         };
+        let profile = convert::profile_ref(&session.profile, "session.profile")?;
         let created = self
             .sessions
-            .create(settings, source)
+            .create(NewSession {
+                profile,
+                ..NewSession::new(settings, source)
+            })
             .await
             .map_err(|e| e.within("session."))?;
         Ok(Response::new(session_pb(&created)))

@@ -22,7 +22,7 @@ use super::{
     GlobalArgs,
     client::{Client, describe_error},
     input::{input_prompt, parse_answer},
-    names::{model_name, session_id, session_name},
+    names::{model_name, profile_name, session_id, session_name},
     output::{self, enum_label, fit},
     turns::{error_text, model_label, status_label, usage_text},
 };
@@ -47,6 +47,10 @@ pub struct ChatArgs {
     /// Model id or `models/{id}` for this turn [default: the session's]
     #[arg(long, short, value_name = "MODEL")]
     pub model: Option<String>,
+    /// The profile of the new session, an id or `profiles/{id}` [default: the default
+    /// profile, if any]
+    #[arg(long, short = 'p', value_name = "PROFILE", conflicts_with = "session")]
+    pub profile: Option<String>,
     /// What to do when a turn is already running [default: enqueue]
     #[arg(long, value_enum, value_name = "POLICY")]
     pub on_busy: Option<OnBusyArg>,
@@ -89,13 +93,14 @@ pub async fn run(
     let text = message_text(&args.message)?;
     let existing = args.session.as_deref().map(session_name).transpose()?;
     let model = args.model.as_deref().map(model_name).transpose()?;
+    let profile = args.profile.as_deref().map(profile_name).transpose()?;
     let client = global.connect().await?;
     let mut err = io::stderr();
 
     let session = match existing {
         Some(session) => session,
         None => {
-            let created = create_session(&client, model.clone()).await?;
+            let created = create_session(&client, model.clone(), profile).await?;
             writeln!(err, "Created session {}", session_id(&created.name))?;
             created.name
         }
@@ -150,11 +155,13 @@ pub(super) fn message_text(words: &[String]) -> anyhow::Result<String> {
 pub(super) async fn create_session(
     client: &Client,
     model: Option<String>,
+    profile: Option<String>,
 ) -> anyhow::Result<pb::Session> {
     let session = pb::Session {
         // Untitled: the server titles it from the first message.
         source: pb::SessionSource::Manual as i32,
         model: model.unwrap_or_default(),
+        profile: profile.unwrap_or_default(),
         ..Default::default()
     };
     let created = client
@@ -1089,6 +1096,7 @@ mod tests {
                 session: Some("s1".into()),
                 new: false,
                 model: Some("gpt".into()),
+                profile: None,
                 on_busy: Some(OnBusyArg::Steer),
                 message: vec!["hello".into(), "there".into()],
             }

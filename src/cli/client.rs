@@ -14,8 +14,9 @@ use tonic_types::StatusExt;
 
 use crate::pb::{
     chat_service_client::ChatServiceClient, mcp_server_service_client::McpServerServiceClient,
-    model_service_client::ModelServiceClient, schedule_service_client::ScheduleServiceClient,
-    session_service_client::SessionServiceClient, webhook_service_client::WebhookServiceClient,
+    model_service_client::ModelServiceClient, profile_service_client::ProfileServiceClient,
+    schedule_service_client::ScheduleServiceClient, session_service_client::SessionServiceClient,
+    webhook_service_client::WebhookServiceClient,
 };
 
 /// Where client commands connect when neither `--server` nor `OCTO_SERVER` says otherwise.
@@ -143,6 +144,12 @@ impl Client {
 
     pub fn mcp_servers(&self) -> McpServerServiceClient<AuthChannel> {
         McpServerServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    pub fn profiles(&self) -> ProfileServiceClient<AuthChannel> {
+        ProfileServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }

@@ -15,7 +15,8 @@
 //!   from arguments; `test` and `bench` exit 1 when a model fails;
 //! - `schedules list|show|add|update|rm|run|runs` (`schedules.rs`): prompts run on a cron;
 //! - `webhooks list [--state S]|retry ID` (`webhooks.rs`): the webhook outbox;
-//! - `mcp add|list|show|rm|tools` (`mcp.rs`): MCP tool servers and the tools offered.
+//! - `mcp add|list|show|rm|tools` (`mcp.rs`): MCP tool servers and the tools offered;
+//! - `profiles add|list|show|edit|default|rm` (`profiles.rs`): agent profiles.
 //!
 //! Every client command takes `--json` for proto3 canonical JSON (`chat --json`: one
 //! event per line).
@@ -39,6 +40,7 @@ pub mod mcp;
 pub mod models;
 pub mod names;
 pub mod output;
+pub mod profiles;
 pub mod run;
 pub mod schedules;
 pub mod serve;
@@ -142,6 +144,9 @@ pub enum Command {
     Man,
     /// Manage MCP tool servers and list the tools turns are offered
     Mcp(mcp::McpArgs),
+    /// Manage agent profiles: reusable session setups (persona, model, permissions)
+    #[command(visible_alias = "profile")]
+    Profiles(profiles::ProfilesArgs),
 }
 
 /// Runs one command. Output goes to `out`; errors are returned, and [`describe_error`]
@@ -163,6 +168,7 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
         Command::Completions(args) => completions::completions(args, out),
         Command::Man => completions::man(out),
         Command::Mcp(args) => mcp::run(args, &global, out).await,
+        Command::Profiles(args) => profiles::run(args, &global, out).await,
     }?;
     out.flush()?;
     Ok(())

@@ -46,6 +46,11 @@ pub fn model_id(name: &str) -> &str {
     resource_id("models", name)
 }
 
+/// `profiles/{id}` from a bare id or a profile name.
+pub fn profile_name(input: &str) -> anyhow::Result<String> {
+    resource_name("profiles", input)
+}
+
 /// `schedules/{id}` from a bare id or a schedule name.
 pub fn schedule_name(input: &str) -> anyhow::Result<String> {
     resource_name("schedules", input)

@@ -21,7 +21,7 @@ use clap::Args;
 use super::{
     GlobalArgs,
     chat::{OnBusyArg, create_session, message_text},
-    names::{model_name, session_id, session_name},
+    names::{model_name, profile_name, session_id, session_name},
     output,
 };
 use crate::pb;
@@ -37,6 +37,10 @@ pub struct RunArgs {
     /// Model id or `models/{id}` for this turn [default: the session's]
     #[arg(long, short, value_name = "MODEL")]
     pub model: Option<String>,
+    /// The profile of the new session, an id or `profiles/{id}` [default: the default
+    /// profile, if any]
+    #[arg(long, short = 'p', value_name = "PROFILE", conflicts_with = "session")]
+    pub profile: Option<String>,
     /// What to do when a turn is already running [default: enqueue]
     #[arg(long, value_enum, value_name = "POLICY")]
     pub on_busy: Option<OnBusyArg>,
@@ -64,11 +68,12 @@ pub async fn run(
     };
     let existing = args.session.as_deref().map(session_name).transpose()?;
     let model = args.model.as_deref().map(model_name).transpose()?;
+    let profile = args.profile.as_deref().map(profile_name).transpose()?;
     let client = global.connect().await?;
     let session = match existing {
         Some(session) => session,
         None => {
-            let created = create_session(&client, model.clone()).await?;
+            let created = create_session(&client, model.clone(), profile).await?;
             // On stderr, so stdout is the answer alone; a script can follow up with it.
             writeln!(
                 io::stderr(),

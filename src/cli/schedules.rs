@@ -14,8 +14,8 @@ use super::{
     GlobalArgs,
     client::Client,
     names::{
-        model_name, resource_id, run_id, schedule_id, schedule_name, session_id, session_name,
-        turn_id,
+        model_name, profile_name, resource_id, run_id, schedule_id, schedule_name, session_id,
+        session_name, turn_id,
     },
     output::{
         self, Column, Table, duration, enum_label, fit, long_time, now_unix, parse_duration,
@@ -121,10 +121,14 @@ pub struct ScheduleFlags {
     /// The model runs use (id or `models/{id}`; "" for the server default)
     #[arg(long, value_name = "MODEL")]
     pub model: Option<String>,
-    /// Which tool calls of the sessions runs create need confirmation [default:
-    /// auto-approve: nobody is there to confirm]
+    /// Which tool calls of the sessions runs create need confirmation [default: the
+    /// profile's, else auto-approve: nobody is there to confirm]
     #[arg(long, value_enum)]
     pub permission_mode: Option<PermissionModeArg>,
+    /// The profile of the sessions runs create, an id or `profiles/{id}` ("" for the
+    /// default profile) [default: the default profile, if any]
+    #[arg(long, short = 'p', value_name = "PROFILE")]
+    pub profile: Option<String>,
     /// Working dir of the sessions runs create
     #[arg(long, value_name = "DIR")]
     pub working_dir: Option<String>,
@@ -336,6 +340,14 @@ pub fn schedule_from_flags(
     if let Some(mode) = flags.permission_mode {
         schedule.permission_mode = pb::PermissionMode::from(mode) as i32;
         paths.push("permission_mode");
+    }
+    if let Some(profile) = &flags.profile {
+        schedule.profile = if profile.trim().is_empty() {
+            String::new()
+        } else {
+            profile_name(profile)?
+        };
+        paths.push("profile");
     }
     if let Some(working_dir) = &flags.working_dir {
         schedule.working_dir = working_dir.clone();
@@ -683,12 +695,15 @@ pub fn schedule_fields(schedule: &pb::Schedule, now: i64) -> Vec<(&'static str, 
         (
             "Permission mode",
             match pb::PermissionMode::try_from(schedule.permission_mode) {
-                Ok(pb::PermissionMode::Unspecified) => String::new(),
+                Ok(pb::PermissionMode::Unspecified) => {
+                    "(the profile's, else auto-approve)".to_owned()
+                }
                 Ok(mode) => enum_label(mode.as_str_name(), "PERMISSION_MODE_"),
                 Err(_) => format!("unknown ({})", schedule.permission_mode),
             },
         ),
         ("Working dir", schedule.working_dir.clone()),
+        ("Profile", schedule.profile.clone()),
         (
             "Overlap",
             match pb::OverlapPolicy::try_from(schedule.overlap_policy) {

@@ -15,7 +15,7 @@ use prost_types::FieldMask;
 use super::{
     GlobalArgs,
     client::Client,
-    names::{model_name, session_id, session_name},
+    names::{model_name, profile_name, session_id, session_name},
     output::{self, now_unix},
 };
 use crate::pb;
@@ -141,9 +141,13 @@ pub struct CreateArgs {
     /// A label (repeatable)
     #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
-    /// System prompt [default: the server's]
+    /// System prompt [default: the profile's, else the server's]
     #[arg(long, value_name = "TEXT")]
     pub system_prompt: Option<String>,
+    /// The profile to start from, an id or `profiles/{id}`: it fills the settings not
+    /// given here [default: the default profile, if any]
+    #[arg(long, short = 'p', value_name = "PROFILE")]
+    pub profile: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -389,6 +393,12 @@ fn session_to_create(args: CreateArgs) -> anyhow::Result<pb::Session> {
         labels: args.labels.into_iter().collect::<HashMap<_, _>>(),
         system_prompt: args.system_prompt.unwrap_or_default(),
         source: pb::SessionSource::Manual as i32,
+        profile: args
+            .profile
+            .as_deref()
+            .map(profile_name)
+            .transpose()?
+            .unwrap_or_default(),
         ..Default::default()
     })
 }

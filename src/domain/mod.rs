@@ -8,6 +8,7 @@ pub mod message;
 pub mod model;
 pub mod outbox;
 pub mod page;
+pub mod profile;
 pub mod schedule;
 pub mod secret;
 pub mod session;

@@ -63,11 +63,15 @@ pub struct Schedule {
     pub enabled: bool,
     /// Run in this session (an id); `None` creates a session per run.
     pub target_session: Option<String>,
-    /// A model id; `None` for the server default.
+    /// A model id; `None`: the profile's, else the server default.
     pub model: Option<String>,
-    /// Of the sessions runs create.
-    pub permission_mode: PermissionMode,
-    /// Of the sessions runs create.
+    /// Of the sessions runs create; `None`: the profile's, else AUTO_APPROVE (nobody is
+    /// there to confirm). Schedules stored before profiles existed always have one.
+    pub permission_mode: Option<PermissionMode>,
+    /// The profile (id) of the sessions runs create; `None`: the default profile, if any.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Of the sessions runs create; empty: the profile's template, else the root.
     pub working_dir: String,
     pub overlap: OverlapPolicy,
     pub retry: RetryPolicy,
@@ -91,6 +95,7 @@ impl std::fmt::Debug for Schedule {
             .field("enabled", &self.enabled)
             .field("target_session", &self.target_session)
             .field("model", &self.model)
+            .field("profile", &self.profile)
             .field("next_run_time", &self.next_run_time)
             .field("revision", &self.revision)
             .finish_non_exhaustive()
@@ -109,7 +114,8 @@ impl Default for Schedule {
             enabled: true,
             target_session: None,
             model: None,
-            permission_mode: PermissionMode::AutoApprove,
+            permission_mode: None,
+            profile: None,
             working_dir: String::new(),
             overlap: OverlapPolicy::Skip,
             retry: RetryPolicy::default(),
@@ -139,6 +145,7 @@ pub enum ScheduleField {
     RetryPolicy,
     WebhookUrl,
     WebhookSecret,
+    Profile,
 }
 
 impl super::UpdatableField for ScheduleField {
@@ -150,7 +157,7 @@ impl super::UpdatableField for ScheduleField {
 }
 
 impl ScheduleField {
-    pub const ALL: [ScheduleField; 13] = [
+    pub const ALL: [ScheduleField; 14] = [
         ScheduleField::DisplayName,
         ScheduleField::Prompt,
         ScheduleField::Cron,
@@ -164,6 +171,7 @@ impl ScheduleField {
         ScheduleField::RetryPolicy,
         ScheduleField::WebhookUrl,
         ScheduleField::WebhookSecret,
+        ScheduleField::Profile,
     ];
 
     pub fn api_name(self) -> &'static str {
@@ -181,6 +189,7 @@ impl ScheduleField {
             ScheduleField::RetryPolicy => "retry_policy",
             ScheduleField::WebhookUrl => "webhook_url",
             ScheduleField::WebhookSecret => "webhook_secret",
+            ScheduleField::Profile => "profile",
         }
     }
 
@@ -200,6 +209,7 @@ impl ScheduleField {
             ScheduleField::OverlapPolicy => to.overlap = from.overlap,
             ScheduleField::RetryPolicy => to.retry = from.retry,
             ScheduleField::WebhookUrl => to.webhook_url = from.webhook_url.clone(),
+            ScheduleField::Profile => to.profile = from.profile.clone(),
             ScheduleField::WebhookSecret => {
                 if let Some(secret) = from
                     .webhook_secret

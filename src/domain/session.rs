@@ -13,7 +13,10 @@ pub const MAX_WORKING_DIR_BYTES: usize = 4096;
 /// Characters of the latest message kept as the session's preview.
 pub const PREVIEW_CHARS: usize = 160;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum ReasoningEffort {
     #[default]
     Default,
@@ -111,6 +114,8 @@ pub struct Session {
     pub delete_time: Option<Timestamp>,
     /// When a trashed session is purged for good; set with `delete_time`.
     pub expire_time: Option<Timestamp>,
+    /// The profile (id) it was set up from; `None` if none applied. Set at creation only.
+    pub profile: Option<String>,
     /// Live state, owned by the runtime, not stored.
     pub status: SessionStatus,
     pub queue_depth: i32,
@@ -183,7 +188,9 @@ pub struct SessionSettings {
     pub reasoning_effort: ReasoningEffort,
     /// As sent by the client; resolved against the workspace root by the runtime.
     pub working_dir: String,
-    pub permission_mode: PermissionMode,
+    /// `None`: not chosen. A new session then takes its profile's, else the default of
+    /// its kind (ASK, or AUTO_APPROVE for schedule runs...); an update sets ASK.
+    pub permission_mode: Option<PermissionMode>,
     pub system_prompt: String,
     pub labels: BTreeMap<String, String>,
     pub pinned: bool,

@@ -14,7 +14,8 @@ use tokio::sync::broadcast;
 use super::{LiveIndex, Models, Workspace};
 use crate::{
     domain::{
-        Error, Resource, Result, Session, SessionSource, SessionStatus, Timestamp, Usage, new_id,
+        Error, PermissionMode, Resource, Result, Session, SessionSource, SessionStatus, Timestamp,
+        Usage, new_id,
         page::{self, fingerprint},
         session::{SessionField, SessionSettings, preview},
     },
@@ -27,6 +28,30 @@ const WATCH_BUFFER: usize = 1024;
 const UPDATE_ATTEMPTS: usize = 8;
 /// The archive format ExportSession writes and ImportSession reads.
 pub const ARCHIVE_FORMAT_VERSION: i32 = 1;
+
+/// What a new session is made of besides its settings.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    /// What its creator chose; unset fields come from the profile.
+    pub settings: SessionSettings,
+    pub source: SessionSource,
+    /// The profile (id) it starts from; `None`: the default profile, if there is one.
+    pub profile: Option<String>,
+    /// The permission mode when neither the settings nor the profile choose one.
+    pub fallback_mode: PermissionMode,
+}
+
+impl NewSession {
+    /// A session from `settings` with the default profile and ASK as the fallback.
+    pub fn new(settings: SessionSettings, source: SessionSource) -> Self {
+        Self {
+            settings,
+            source,
+            profile: None,
+            fallback_mode: PermissionMode::Ask,
+        }
+    }
+}
 
 /// One change in the set of sessions, as WatchSessions streams it.
 #[derive(Clone, Debug)]
@@ -122,24 +147,44 @@ impl Sessions {
         let _ = self.relay.set(relay);
     }
 
-    pub async fn create(
-        &self,
-        settings: SessionSettings,
-        source: SessionSource,
-    ) -> Result<Session> {
+    /// Creates a session: `new.settings` where set, else its profile's values (the
+    /// profile named, else the default profile), else the defaults. NOT_FOUND for an
+    /// unknown profile or an unknown explicit model.
+    pub async fn create(&self, new: NewSession) -> Result<Session> {
+        let NewSession {
+            mut settings,
+            source,
+            profile,
+            fallback_mode,
+        } = new;
         settings.validate()?;
         self.check_model(settings.model.as_deref()).await?;
-        let working_dir = self
-            .workspace
-            .resolve(&settings.working_dir, "working_dir")?;
+        let profile = super::profiles::choose(&*self.store, profile.as_deref()).await?;
+        let id = new_id();
         let now = Timestamp::now();
+        if let Some(profile) = &profile {
+            profile.fill(&mut settings);
+        }
+        let working_dir = match profile
+            .as_ref()
+            .filter(|_| settings.working_dir.is_empty())
+            .and_then(|p| Some((p, p.working_dir(&id, now)?)))
+        {
+            Some((profile, dir)) => self
+                .workspace
+                .resolve(&dir, "working_dir")
+                .map_err(|err| super::profiles::explain_template(err, &profile.id))?,
+            None => self
+                .workspace
+                .resolve(&settings.working_dir, "working_dir")?,
+        };
         let session = Session {
-            id: new_id(),
+            id,
             display_name: settings.display_name,
             model: settings.model,
             reasoning_effort: settings.reasoning_effort,
             working_dir: working_dir.to_string_lossy().into_owned(),
-            permission_mode: settings.permission_mode,
+            permission_mode: settings.permission_mode.unwrap_or(fallback_mode),
             system_prompt: settings.system_prompt,
             labels: settings.labels,
             pinned: settings.pinned,
@@ -155,12 +200,13 @@ impl Sessions {
             mcp_servers: settings.mcp_servers,
             delete_time: None,
             expire_time: None,
+            profile: profile.map(|p| p.id),
             status: SessionStatus::Idle,
             queue_depth: 0,
             active_turn: None,
         };
         self.store.create_session(&session).await?;
-        tracing::info!(session = %session.id, "session created");
+        tracing::info!(session = %session.id, profile = session.profile.as_deref().unwrap_or(""), "session created");
         self.publish(SessionChange::Created(session.clone()));
         Ok(session)
     }
@@ -289,7 +335,7 @@ impl Sessions {
                             }
                         }
                         SessionField::PermissionMode => {
-                            next.permission_mode = settings.permission_mode
+                            next.permission_mode = settings.permission_mode.unwrap_or_default()
                         }
                         SessionField::SystemPrompt => {
                             next.system_prompt = settings.system_prompt.clone()
@@ -583,7 +629,10 @@ mod tests {
         let (_dir, sessions) = sessions().await;
         for i in 0..7 {
             sessions
-                .create(titled(&format!("s{i}")), SessionSource::Api)
+                .create(NewSession::new(
+                    titled(&format!("s{i}")),
+                    SessionSource::Api,
+                ))
                 .await
                 .expect("create");
         }
@@ -615,7 +664,7 @@ mod tests {
         let (_dir, sessions) = sessions().await;
         let mut watch = sessions.watch();
         let created = sessions
-            .create(titled("a"), SessionSource::Manual)
+            .create(NewSession::new(titled("a"), SessionSource::Manual))
             .await
             .expect("create");
         assert!(matches!(watch.recv().await, Ok(SessionChange::Created(s)) if s.id == created.id));
@@ -664,7 +713,7 @@ mod tests {
     async fn fork_copies_history_up_to_a_message_with_new_ids() {
         let (_dir, sessions) = sessions().await;
         let original = sessions
-            .create(titled("orig"), SessionSource::Api)
+            .create(NewSession::new(titled("orig"), SessionSource::Api))
             .await
             .expect("create");
         let mut content = sessions.export(&original.id).await.expect("export");
@@ -723,7 +772,7 @@ mod tests {
         let (_dir, sessions) = sessions().await;
         let mut watch = sessions.watch();
         let s = sessions
-            .create(titled("x"), SessionSource::Api)
+            .create(NewSession::new(titled("x"), SessionSource::Api))
             .await
             .expect("create");
         assert!(matches!(

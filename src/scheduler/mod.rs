@@ -270,8 +270,8 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Checks what validation cannot without I/O: the target session, model, working
-    /// dir and webhook URL.
+    /// Checks what validation cannot without I/O: the target session, model, profile,
+    /// working dir and webhook URL.
     async fn check_references(&self, s: &Schedule) -> Result<()> {
         let mut v = Violations::new();
         if let Some(session) = &s.target_session {
@@ -292,6 +292,11 @@ impl Scheduler {
             && !self.models.exists(model).await?
         {
             v.add("model", format!("models/{model} does not exist"));
+        }
+        if let Some(profile) = &s.profile
+            && self.store.get_profile(profile).await?.is_none()
+        {
+            v.add("profile", format!("profiles/{profile} does not exist"));
         }
         v.check(
             self.sessions

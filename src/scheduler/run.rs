@@ -25,12 +25,12 @@ use super::{
 };
 use crate::{
     domain::{
-        Error, Part, Result, SessionSource, Timestamp, Turn,
+        Error, Part, PermissionMode, Result, SessionSource, Timestamp, Turn,
         outbox::{OutboxDelivery, WebhookEndpoint},
         schedule::{OverlapPolicy, RUN_TAKEN_OVER, RunStatus, RunTrigger, Schedule, ScheduleRun},
         session::SessionSettings,
     },
-    runtime::{BusyPolicy, SendRequest},
+    runtime::{BusyPolicy, NewSession, SendRequest},
     webhooks::WebhookSecret,
 };
 
@@ -282,9 +282,17 @@ impl Scheduler {
             labels: [("schedule".to_owned(), schedule.id.clone())].into(),
             ..SessionSettings::default()
         };
+        // A deleted profile fails the run (NOT_FOUND, saying which): falling back to
+        // another profile could run it with permissions it was never meant to have.
         let session = self
             .sessions
-            .create(settings, SessionSource::Schedule)
+            .create(NewSession {
+                settings,
+                source: SessionSource::Schedule,
+                profile: schedule.profile.clone(),
+                // Nobody is there to confirm.
+                fallback_mode: PermissionMode::AutoApprove,
+            })
             .await?;
         Ok((session.id, note))
     }

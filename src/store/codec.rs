@@ -18,6 +18,7 @@ use crate::domain::{
 
 use crate::domain::{
     Model, PermissionMode, ReasoningEffort, SessionSource, Timestamp, TurnError,
+    profile::Profile,
     schedule::{RunStatus, RunTrigger, Schedule},
 };
 
@@ -143,6 +144,35 @@ pub(crate) fn model_from(
     Ok(model)
 }
 
+/// A profile from its `config` document and the columns that override it.
+pub(crate) fn profile_from(
+    config: &str,
+    is_default: bool,
+    revision: i64,
+) -> serde_json::Result<Profile> {
+    let mut profile: Profile = serde_json::from_str(config)?;
+    profile.is_default = is_default;
+    profile.revision = revision;
+    Ok(profile)
+}
+
+/// An update may not clear the default flag of the default profile (as for models).
+pub(crate) fn keep_default_profile(
+    stored: &Profile,
+    update: &Profile,
+) -> crate::domain::Result<()> {
+    if stored.is_default && !update.is_default {
+        return Err(crate::domain::Error::FailedPrecondition {
+            reason: "DEFAULT_PROFILE_REQUIRED",
+            message: format!(
+                "profiles/{} is the default; make another profile the default instead",
+                update.id
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// A schedule from its `config` document and the columns that override it.
 pub(crate) fn schedule_from(
     config: &str,
@@ -175,7 +205,7 @@ pub(crate) fn retry_delay(micros: Option<i64>) -> Option<Duration> {
 pub(crate) const SESSION_COLUMNS: &str = "id, display_name, model, reasoning_effort, working_dir, permission_mode, \
      system_prompt, labels, pinned, source, message_count, last_message_preview, input_tokens, \
      output_tokens, reasoning_tokens, cached_input_tokens, create_time, update_time, \
-     last_active_time, revision, forked_from, mcp_servers, delete_time, expire_time";
+     last_active_time, revision, forked_from, mcp_servers, delete_time, expire_time, profile";
 
 pub(crate) const MESSAGE_COLUMNS: &str =
     "id, session_id, turn_id, role, parts, create_time, incomplete, model, position";
@@ -185,6 +215,8 @@ pub(crate) const TURN_COLUMNS: &str = "id, session_id, status, user_message_id, 
      error_message, create_time, start_time, end_time, step_count, tool_calls";
 
 pub(crate) const MODEL_COLUMNS: &str = "is_default, revision, config";
+
+pub(crate) const PROFILE_COLUMNS: &str = "is_default, revision, config";
 
 pub(crate) const SCHEDULE_COLUMNS: &str = "next_run_time, revision, config";
 

@@ -14,6 +14,7 @@ use crate::domain::{
     cluster::{Fence, Lease, ServerInfo},
     mcp::McpServer,
     outbox::{AttemptOutcome, DeliveryCounts, DeliveryState, OutboxDelivery},
+    profile::Profile,
     schedule::{Schedule, ScheduleRun},
     session_list::{LabelCondition, SessionOrder, SortKey},
     summary::Summary,
@@ -171,6 +172,7 @@ pub trait Store:
     + TurnStore
     + ModelStore
     + McpServerStore
+    + ProfileStore
     + ScheduleStore
     + ClusterStore
     + OutboxStore
@@ -392,6 +394,43 @@ pub trait McpServerStore: Send + Sync {
 
     /// Deletes a server. Returns false if there was none.
     async fn delete_mcp_server(&self, id: &str) -> Result<bool>;
+}
+
+/// Profiles. As for models, the store keeps "exactly one default while any profile
+/// exists" inside its transactions (the first profile becomes the default, a new
+/// default clears the old one, deleting the default promotes the oldest remaining one).
+#[async_trait]
+pub trait ProfileStore: Send + Sync {
+    /// All profiles, the default first, then by creation.
+    async fn list_profiles(&self) -> Result<Vec<Profile>>;
+
+    async fn get_profile(&self, id: &str) -> Result<Option<Profile>>;
+
+    /// The default profile; None when there is no profile.
+    async fn default_profile(&self) -> Result<Option<Profile>>;
+
+    /// Stores a new profile and returns it as stored (the first becomes the default).
+    /// ALREADY_EXISTS if the id is taken.
+    async fn create_profile(&self, profile: &Profile) -> Result<Profile>;
+
+    /// Replaces a profile if its revision is still `expected_revision` (the caller sets
+    /// the next one). Setting `is_default` clears the old default; clearing it on the
+    /// default is FAILED_PRECONDITION (DEFAULT_PROFILE_REQUIRED). Returns None on a
+    /// conflict, NOT_FOUND if it is gone.
+    async fn update_profile(
+        &self,
+        profile: &Profile,
+        expected_revision: i64,
+    ) -> Result<Option<Profile>>;
+
+    /// Deletes a profile (ABORTED on a stale `expected_revision`, NOT_FOUND if it is
+    /// gone) and returns the id of the profile promoted to default in its place, if it
+    /// was the default and another remains.
+    async fn delete_profile(
+        &self,
+        id: &str,
+        expected_revision: Option<i64>,
+    ) -> Result<Option<String>>;
 }
 
 /// Schedules and their runs.

@@ -48,6 +48,7 @@ mod mcp_servers;
 mod messages;
 mod models;
 mod outbox;
+mod profiles;
 mod schedules;
 mod sessions;
 mod summaries;
@@ -78,6 +79,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0006_session_mcp_servers.sql"),
     include_str!("migrations/postgres/0007_summaries.sql"),
     include_str!("migrations/postgres/0008_trash.sql"),
+    include_str!("migrations/postgres/0009_profiles.sql"),
 ];
 
 /// The advisory lock key migrations run under ("octo" and 1), per database.

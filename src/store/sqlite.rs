@@ -12,6 +12,7 @@ mod cluster;
 mod mcp_servers;
 mod models;
 mod outbox;
+mod profiles;
 mod schedules;
 mod sessions;
 mod summaries;
@@ -44,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0010_session_mcp_servers.sql"),
     include_str!("migrations/sqlite/0011_summaries.sql"),
     include_str!("migrations/sqlite/0012_trash.sql"),
+    include_str!("migrations/sqlite/0013_profiles.sql"),
 ];
 
 /// Readers kept open for reuse.

@@ -110,6 +110,7 @@ pub fn session(title: &str, pinned: bool, active: i64) -> Session {
         mcp_servers: pinned.then(|| vec!["files".to_owned(), "web".to_owned()]),
         delete_time: None,
         expire_time: None,
+        profile: None,
         status: SessionStatus::Idle,
         queue_depth: 0,
         active_turn: None,

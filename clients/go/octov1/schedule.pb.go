@@ -282,11 +282,13 @@ type Schedule struct {
 	Enabled *bool `protobuf:"varint,6,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
 	// Run in this session, `sessions/{session}`; empty creates a new session per run.
 	TargetSession string `protobuf:"bytes,7,opt,name=target_session,json=targetSession,proto3" json:"target_session,omitempty"`
-	// The model runs use, `models/{model}`; empty for the server default.
+	// The model runs use, `models/{model}`; empty: the profile's, else the server default.
 	Model string `protobuf:"bytes,8,opt,name=model,proto3" json:"model,omitempty"`
-	// Permission mode of the sessions runs create (default AUTO_APPROVE: nobody is there to confirm).
+	// Permission mode of the sessions runs create; unspecified: the profile's, else
+	// AUTO_APPROVE (nobody is there to confirm).
 	PermissionMode PermissionMode `protobuf:"varint,9,opt,name=permission_mode,json=permissionMode,proto3,enum=octo.v1.PermissionMode" json:"permission_mode,omitempty"`
-	// Working dir of the sessions runs create.
+	// Working dir of the sessions runs create; empty: the profile's working dir template,
+	// else the workspace root.
 	WorkingDir string `protobuf:"bytes,10,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
 	// While a previous run is active.
 	OverlapPolicy OverlapPolicy `protobuf:"varint,11,opt,name=overlap_policy,json=overlapPolicy,proto3,enum=octo.v1.OverlapPolicy" json:"overlap_policy,omitempty"`
@@ -306,7 +308,11 @@ type Schedule struct {
 	// Output only.
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Changes on every update.
-	Etag          string `protobuf:"bytes,19,opt,name=etag,proto3" json:"etag,omitempty"`
+	Etag string `protobuf:"bytes,19,opt,name=etag,proto3" json:"etag,omitempty"`
+	// The profile the sessions runs create start from, `profiles/{profile}` (the fields
+	// set here override its values); empty: the default profile, if there is one. Runs
+	// fail, saying so, while it names a profile that was deleted.
+	Profile       string `protobuf:"bytes,20,opt,name=profile,proto3" json:"profile,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -470,6 +476,13 @@ func (x *Schedule) GetUpdateTime() *timestamppb.Timestamp {
 func (x *Schedule) GetEtag() string {
 	if x != nil {
 		return x.Etag
+	}
+	return ""
+}
+
+func (x *Schedule) GetProfile() string {
+	if x != nil {
+		return x.Profile
 	}
 	return ""
 }
@@ -1262,7 +1275,7 @@ const file_octo_v1_schedule_proto_rawDesc = "" +
 	"\fmax_attempts\x18\x01 \x01(\x05R\vmaxAttempts\x12B\n" +
 	"\x0finitial_backoff\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0einitialBackoff\x12:\n" +
 	"\vmax_backoff\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"maxBackoff\"\x94\x06\n" +
+	"maxBackoff\"\xae\x06\n" +
 	"\bSchedule\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x16\n" +
@@ -1287,7 +1300,8 @@ const file_octo_v1_schedule_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x12\n" +
-	"\x04etag\x18\x13 \x01(\tR\x04etagB\n" +
+	"\x04etag\x18\x13 \x01(\tR\x04etag\x12\x18\n" +
+	"\aprofile\x18\x14 \x01(\tR\aprofileB\n" +
 	"\n" +
 	"\b_enabled\"\xd4\x03\n" +
 	"\vScheduleRun\x12\x12\n" +

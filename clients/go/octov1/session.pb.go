@@ -318,7 +318,13 @@ type Session struct {
 	DeleteTime *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=delete_time,json=deleteTime,proto3" json:"delete_time,omitempty"`
 	// When a session in the trash is purged for good: delete_time plus the server's
 	// `trash_retention_days` (default 30). Unset while it is not in the trash. Output only.
-	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,24,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,24,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// The profile the session was set up from, `profiles/{profile}`. On create: the
+	// profile to start from (its values fill the fields the request leaves unset; an
+	// unknown profile is NOT_FOUND); unset means the default profile, if there is one.
+	// Immutable afterwards: the session keeps the values it was created with, whatever
+	// later happens to the profile.
+	Profile       string `protobuf:"bytes,25,opt,name=profile,proto3" json:"profile,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -521,6 +527,13 @@ func (x *Session) GetExpireTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Session) GetProfile() string {
+	if x != nil {
+		return x.Profile
+	}
+	return ""
+}
+
 // A choice of MCP servers.
 type McpServerSelection struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -644,7 +657,7 @@ var File_octo_v1_session_proto protoreflect.FileDescriptor
 
 const file_octo_v1_session_proto_rawDesc = "" +
 	"\n" +
-	"\x15octo/v1/session.proto\x12\aocto.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\b\n" +
+	"\x15octo/v1/session.proto\x12\aocto.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\t\n" +
 	"\aSession\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x14\n" +
@@ -679,7 +692,8 @@ const file_octo_v1_session_proto_rawDesc = "" +
 	"\vdelete_time\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"deleteTime\x12;\n" +
 	"\vexpire_time\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\x1a9\n" +
+	"expireTime\x12\x18\n" +
+	"\aprofile\x18\x19 \x01(\tR\aprofile\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"*\n" +

@@ -197,6 +197,7 @@ pub fn session_fields(session: &pb::Session, now: i64) -> Vec<(&'static str, Str
             },
         ),
         ("Active turn", session.active_turn.clone()),
+        ("Profile", session.profile.clone()),
         ("Forked from", session.forked_from.clone()),
         ("Usage", usage),
         ("Created", long_time(session.create_time.as_ref(), now)),

@@ -75,6 +75,7 @@ fn session_from_row(row: &Row) -> Result<Session> {
             .transpose()?,
         delete_time: get::<Option<i64>>(row, 22)?.map(Timestamp),
         expire_time: get::<Option<i64>>(row, 23)?.map(Timestamp),
+        profile: get(row, 24)?,
         status: SessionStatus::Idle,
         queue_depth: 0,
         active_turn: None,
@@ -96,7 +97,7 @@ async fn insert_session<C: GenericClient>(client: &C, s: &Session) -> Result<()>
         client,
         &format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-             $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+             $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
         ),
         &[
             &s.id,
@@ -123,6 +124,7 @@ async fn insert_session<C: GenericClient>(client: &C, s: &Session) -> Result<()>
             &mcp_servers,
             &s.delete_time.map(|t| t.0),
             &s.expire_time.map(|t| t.0),
+            &s.profile,
         ],
     )
     .await

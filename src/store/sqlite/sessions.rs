@@ -75,6 +75,7 @@ fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
             .transpose()?,
         delete_time: row.get::<_, Option<i64>>(22)?.map(Timestamp),
         expire_time: row.get::<_, Option<i64>>(23)?.map(Timestamp),
+        profile: row.get(24)?,
         status: SessionStatus::Idle,
         queue_depth: 0,
         active_turn: None,
@@ -86,7 +87,7 @@ fn insert_session(conn: &Connection, s: &Session) -> Result<()> {
     exec(conn,
         &format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
         ),
         params![
             s.id,
@@ -113,6 +114,7 @@ fn insert_session(conn: &Connection, s: &Session) -> Result<()> {
             s.mcp_servers.as_ref().map(to_json).transpose()?,
             s.delete_time.map(|t| t.0),
             s.expire_time.map(|t| t.0),
+            s.profile,
         ],
     )
     .map_err(|err| match err {

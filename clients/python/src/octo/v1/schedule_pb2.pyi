@@ -61,7 +61,7 @@ class RetryPolicy(_message.Message):
     def __init__(self, max_attempts: _Optional[int] = ..., initial_backoff: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_backoff: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Schedule(_message.Message):
-    __slots__ = ("name", "display_name", "prompt", "cron", "time_zone", "enabled", "target_session", "model", "permission_mode", "working_dir", "overlap_policy", "retry_policy", "webhook_url", "webhook_secret", "next_run_time", "last_run", "create_time", "update_time", "etag")
+    __slots__ = ("name", "display_name", "prompt", "cron", "time_zone", "enabled", "target_session", "model", "permission_mode", "working_dir", "overlap_policy", "retry_policy", "webhook_url", "webhook_secret", "next_run_time", "last_run", "create_time", "update_time", "etag", "profile")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +81,7 @@ class Schedule(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     prompt: str
@@ -100,7 +101,8 @@ class Schedule(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     etag: str
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., prompt: _Optional[str] = ..., cron: _Optional[str] = ..., time_zone: _Optional[str] = ..., enabled: _Optional[bool] = ..., target_session: _Optional[str] = ..., model: _Optional[str] = ..., permission_mode: _Optional[_Union[_session_pb2.PermissionMode, str]] = ..., working_dir: _Optional[str] = ..., overlap_policy: _Optional[_Union[OverlapPolicy, str]] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., webhook_url: _Optional[str] = ..., webhook_secret: _Optional[str] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run: _Optional[_Union[ScheduleRun, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    profile: str
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., prompt: _Optional[str] = ..., cron: _Optional[str] = ..., time_zone: _Optional[str] = ..., enabled: _Optional[bool] = ..., target_session: _Optional[str] = ..., model: _Optional[str] = ..., permission_mode: _Optional[_Union[_session_pb2.PermissionMode, str]] = ..., working_dir: _Optional[str] = ..., overlap_policy: _Optional[_Union[OverlapPolicy, str]] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., webhook_url: _Optional[str] = ..., webhook_secret: _Optional[str] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run: _Optional[_Union[ScheduleRun, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., profile: _Optional[str] = ...) -> None: ...
 
 class ScheduleRun(_message.Message):
     __slots__ = ("name", "trigger", "scheduled_time", "start_time", "end_time", "status", "session", "turn", "error", "attempt", "next_retry_delay")

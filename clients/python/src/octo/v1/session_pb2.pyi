@@ -61,7 +61,7 @@ SESSION_STATUS_AWAITING_CONFIRMATION: SessionStatus
 SESSION_STATUS_AWAITING_INPUT: SessionStatus
 
 class Session(_message.Message):
-    __slots__ = ("name", "display_name", "model", "reasoning_effort", "working_dir", "permission_mode", "system_prompt", "labels", "pinned", "source", "status", "queue_depth", "message_count", "last_message_preview", "usage", "create_time", "update_time", "last_active_time", "etag", "forked_from", "active_turn", "mcp_servers", "delete_time", "expire_time")
+    __slots__ = ("name", "display_name", "model", "reasoning_effort", "working_dir", "permission_mode", "system_prompt", "labels", "pinned", "source", "status", "queue_depth", "message_count", "last_message_preview", "usage", "create_time", "update_time", "last_active_time", "etag", "forked_from", "active_turn", "mcp_servers", "delete_time", "expire_time", "profile")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,7 @@ class Session(_message.Message):
     MCP_SERVERS_FIELD_NUMBER: _ClassVar[int]
     DELETE_TIME_FIELD_NUMBER: _ClassVar[int]
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
     name: str
     display_name: str
     model: str
@@ -117,7 +118,8 @@ class Session(_message.Message):
     mcp_servers: McpServerSelection
     delete_time: _timestamp_pb2.Timestamp
     expire_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., model: _Optional[str] = ..., reasoning_effort: _Optional[_Union[ReasoningEffort, str]] = ..., working_dir: _Optional[str] = ..., permission_mode: _Optional[_Union[PermissionMode, str]] = ..., system_prompt: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., pinned: _Optional[bool] = ..., source: _Optional[_Union[SessionSource, str]] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., queue_depth: _Optional[int] = ..., message_count: _Optional[int] = ..., last_message_preview: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_active_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., forked_from: _Optional[str] = ..., active_turn: _Optional[str] = ..., mcp_servers: _Optional[_Union[McpServerSelection, _Mapping]] = ..., delete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    profile: str
+    def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., model: _Optional[str] = ..., reasoning_effort: _Optional[_Union[ReasoningEffort, str]] = ..., working_dir: _Optional[str] = ..., permission_mode: _Optional[_Union[PermissionMode, str]] = ..., system_prompt: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., pinned: _Optional[bool] = ..., source: _Optional[_Union[SessionSource, str]] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., queue_depth: _Optional[int] = ..., message_count: _Optional[int] = ..., last_message_preview: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_active_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., forked_from: _Optional[str] = ..., active_turn: _Optional[str] = ..., mcp_servers: _Optional[_Union[McpServerSelection, _Mapping]] = ..., delete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., profile: _Optional[str] = ...) -> None: ...
 
 class McpServerSelection(_message.Message):
     __slots__ = ("names",)
