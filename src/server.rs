@@ -21,7 +21,7 @@ use crate::{
     admission::{Admission, StreamCapLayer},
     api::{
         ChatApi, ChatRoutes, McpServerApi, ModelApi, ProfileApi, ScheduleApi, SessionApi,
-        WebhookApi,
+        TriggerApi, WebhookApi,
         peer::{PeerApi, PeerClients, PeerServiceServer},
     },
     auth::{Auth, AuthLayer},
@@ -35,11 +35,12 @@ use crate::{
         self, mcp_server_service_server::McpServerServiceServer,
         model_service_server::ModelServiceServer, profile_service_server::ProfileServiceServer,
         schedule_service_server::ScheduleServiceServer,
-        session_service_server::SessionServiceServer, webhook_service_server::WebhookServiceServer,
+        session_service_server::SessionServiceServer, trigger_service_server::TriggerServiceServer,
+        webhook_service_server::WebhookServiceServer,
     },
     runtime::{
         Chat, ClusterSettings, Deliveries, Deps, Limits, LiveIndex, McpServers, Models, Outbox,
-        Ownership, Profiles, RetentionPolicy, Sessions, Workspace,
+        Ownership, Profiles, RetentionPolicy, Sessions, Triggers, Workspace,
     },
     scheduler::{Clock, Scheduler, SchedulerDeps, SystemClock},
     store::Store,
@@ -52,6 +53,8 @@ const REQUEST_ID: &str = "x-request-id";
 /// Everything a request may need, shared by all connections.
 struct App {
     chat: Arc<Chat>,
+    /// Answers `POST /hooks/{trigger}` (inbound trigger calls).
+    triggers: Arc<Triggers>,
     store: Arc<dyn Store>,
     /// Cancelled when shutdown begins: the readiness probe fails from then on.
     stopping: CancellationToken,
@@ -322,6 +325,7 @@ impl Server {
             CancellationToken::new(),
         );
 
+        let triggers = Arc::new(Triggers::new(store.clone(), sessions.clone(), chat.clone()));
         let max = config.max_message_bytes;
         let (health, health_service) = tonic_health::server::health_reporter();
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -354,6 +358,11 @@ impl Server {
         )
         .add_service(
             ProfileServiceServer::new(ProfileApi::new(profiles))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            TriggerServiceServer::new(TriggerApi::new(triggers.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
@@ -417,6 +426,7 @@ impl Server {
             tls,
             app: Arc::new(App {
                 chat: chat.clone(),
+                triggers,
                 store: store.clone(),
                 stopping: shutdown.clone(),
                 grpc,
@@ -678,7 +688,7 @@ fn warn_if_over_file_limit(max_connections: usize) {
 }
 
 /// Routes one request by what it is: gRPC, gRPC-Web, metrics, probes, the OpenAPI
-/// document, the web UI, or JSON/HTTP.
+/// document, trigger calls (`/hooks/`: signed, no token), the web UI, or JSON/HTTP.
 async fn handle(app: Arc<App>, mut request: Request<Body>) -> Response<Body> {
     // Keep a client's request id if it is sane, so logs correlate across systems.
     let request_id = request
@@ -710,6 +720,8 @@ async fn handle(app: Arc<App>, mut request: Request<Body>) -> Response<Body> {
             readiness(&app).await
         } else if request.uri().path() == "/openapi.json" && request.method() == http::Method::GET {
             app.gateway.openapi_response()
+        } else if request.uri().path().starts_with(crate::http::hooks::PREFIX) {
+            crate::http::hooks::serve(&app.triggers, &app.gateway, request).await
         } else if let Some(page) = app
             .ui
             .then(|| crate::http::ui::response(&request))

@@ -11,6 +11,7 @@ pub mod peer;
 pub mod profiles;
 pub mod schedules;
 pub mod sessions;
+pub mod triggers;
 pub mod webhooks;
 pub mod wire;
 
@@ -20,5 +21,6 @@ pub use models::ModelApi;
 pub use profiles::ProfileApi;
 pub use schedules::ScheduleApi;
 pub use sessions::SessionApi;
+pub use triggers::TriggerApi;
 pub use webhooks::WebhookApi;
 pub use wire::ChatRoutes;

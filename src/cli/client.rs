@@ -16,7 +16,7 @@ use crate::pb::{
     chat_service_client::ChatServiceClient, mcp_server_service_client::McpServerServiceClient,
     model_service_client::ModelServiceClient, profile_service_client::ProfileServiceClient,
     schedule_service_client::ScheduleServiceClient, session_service_client::SessionServiceClient,
-    webhook_service_client::WebhookServiceClient,
+    trigger_service_client::TriggerServiceClient, webhook_service_client::WebhookServiceClient,
 };
 
 /// Where client commands connect when neither `--server` nor `OCTO_SERVER` says otherwise.
@@ -150,6 +150,12 @@ impl Client {
 
     pub fn profiles(&self) -> ProfileServiceClient<AuthChannel> {
         ProfileServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    pub fn triggers(&self) -> TriggerServiceClient<AuthChannel> {
+        TriggerServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }

@@ -16,7 +16,8 @@
 //! - `schedules list|show|add|update|rm|run|runs` (`schedules.rs`): prompts run on a cron;
 //! - `webhooks list [--state S]|retry ID` (`webhooks.rs`): the webhook outbox;
 //! - `mcp add|list|show|rm|tools` (`mcp.rs`): MCP tool servers and the tools offered;
-//! - `profiles add|list|show|edit|default|rm` (`profiles.rs`): agent profiles.
+//! - `profiles add|list|show|edit|default|rm` (`profiles.rs`): agent profiles;
+//! - `triggers add|list|show|rm|deliveries` (`triggers.rs`): inbound triggers.
 //!
 //! Every client command takes `--json` for proto3 canonical JSON (`chat --json`: one
 //! event per line).
@@ -45,6 +46,7 @@ pub mod run;
 pub mod schedules;
 pub mod serve;
 pub mod sessions;
+pub mod triggers;
 pub mod turns;
 pub mod webhooks;
 
@@ -147,6 +149,9 @@ pub enum Command {
     /// Manage agent profiles: reusable session setups (persona, model, permissions)
     #[command(visible_alias = "profile")]
     Profiles(profiles::ProfilesArgs),
+    /// Manage inbound triggers: signed HTTP calls that start turns
+    #[command(visible_alias = "trigger")]
+    Triggers(triggers::TriggersArgs),
 }
 
 /// Runs one command. Output goes to `out`; errors are returned, and [`describe_error`]
@@ -169,6 +174,7 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
         Command::Man => completions::man(out),
         Command::Mcp(args) => mcp::run(args, &global, out).await,
         Command::Profiles(args) => profiles::run(args, &global, out).await,
+        Command::Triggers(args) => triggers::run(args, &global, out).await,
     }?;
     out.flush()?;
     Ok(())

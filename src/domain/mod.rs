@@ -9,6 +9,7 @@ pub mod model;
 pub mod outbox;
 pub mod page;
 pub mod profile;
+pub mod prompt_template;
 pub mod schedule;
 pub mod secret;
 pub mod session;
@@ -16,6 +17,7 @@ pub mod session_list;
 pub mod summary;
 pub mod time;
 pub mod tool;
+pub mod trigger;
 
 pub use error::{Error, FieldViolation, Resource, Result};
 pub use message::{

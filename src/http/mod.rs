@@ -10,10 +10,12 @@
 //! - `sse`: server-streaming responses as server-sent events.
 //! - [`error`]: the gRPC code → HTTP status mapping and `google.rpc.Status` JSON.
 //! - [`ui`]: the embedded web UI at `/` (its files only; other paths come here).
+//! - [`hooks`]: `POST /hooks/{trigger}`, inbound trigger calls (raw body, no gateway).
 //! - `openapi`: `GET /openapi.json`, the OpenAPI 3.1 document of these routes.
 
 pub mod error;
 mod grpc;
+pub mod hooks;
 mod openapi;
 mod route;
 mod sse;

@@ -21,6 +21,7 @@ pub mod retention;
 mod send;
 pub mod sessions;
 mod takeover;
+pub mod triggers;
 mod turn;
 pub mod workspace;
 
@@ -37,6 +38,7 @@ pub use profiles::Profiles;
 pub use retention::RetentionPolicy;
 pub use send::{Answered, TURN_STILL_RUNNING};
 pub use sessions::{NewSession, SessionChange, Sessions};
+pub use triggers::Triggers;
 pub use workspace::Workspace;
 
 use crate::{providers::ProviderPolicy, store::Store, tools::Toolbox};

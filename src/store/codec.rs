@@ -218,6 +218,16 @@ pub(crate) const MODEL_COLUMNS: &str = "is_default, revision, config";
 
 pub(crate) const PROFILE_COLUMNS: &str = "is_default, revision, config";
 
+pub(crate) const TRIGGER_DELIVERY_COLUMNS: &str = "id, trigger_id, replay_key, message_id, event, \
+    status, receive_time, payload_bytes, attempts, session_id, turn_id, error";
+
+/// A delivery status read back; the error names the unknown value.
+pub(crate) fn trigger_delivery_status_from(
+    text: &str,
+) -> Result<crate::domain::trigger::TriggerDeliveryStatus, String> {
+    crate::domain::trigger::TriggerDeliveryStatus::parse(text).ok_or_else(|| unknown_value(text))
+}
+
 pub(crate) const SCHEDULE_COLUMNS: &str = "next_run_time, revision, config";
 
 pub(crate) const RUN_COLUMNS: &str = "id, schedule_id, trigger, scheduled_time, status, start_time, \

@@ -18,6 +18,7 @@ use crate::domain::{
     schedule::{Schedule, ScheduleRun},
     session_list::{LabelCondition, SessionOrder, SortKey},
     summary::Summary,
+    trigger::{DeliveryClaim, Trigger, TriggerDelivery},
 };
 
 /// The backends a database URL can name.
@@ -173,6 +174,7 @@ pub trait Store:
     + ModelStore
     + McpServerStore
     + ProfileStore
+    + TriggerStore
     + ScheduleStore
     + ClusterStore
     + OutboxStore
@@ -431,6 +433,49 @@ pub trait ProfileStore: Send + Sync {
         id: &str,
         expected_revision: Option<i64>,
     ) -> Result<Option<String>>;
+}
+
+/// Inbound triggers and their delivery records (rules in [`crate::domain::trigger`]).
+#[async_trait]
+pub trait TriggerStore: Send + Sync {
+    /// Every trigger, by id.
+    async fn list_triggers(&self) -> Result<Vec<Trigger>>;
+
+    async fn get_trigger(&self, id: &str) -> Result<Option<Trigger>>;
+
+    /// Stores a new trigger. ALREADY_EXISTS if the id is taken.
+    async fn create_trigger(&self, trigger: &Trigger) -> Result<()>;
+
+    /// Replaces a trigger if its revision is still `expected_revision` (the caller sets
+    /// the next one). Returns false on a conflict or when it is gone.
+    async fn update_trigger(&self, trigger: &Trigger, expected_revision: i64) -> Result<bool>;
+
+    /// Deletes a trigger and its delivery records. Returns false if there was none.
+    async fn delete_trigger(&self, id: &str) -> Result<bool>;
+
+    /// Claims the handling of a verified call, atomically (servers of a cluster
+    /// receiving the same call at once get one claim): stores `delivery` (status
+    /// RECEIVED) when its trigger has no record with its replay key, or makes an
+    /// earlier FAILED record with that key RECEIVED again (a retry: the record keeps
+    /// its id, its attempts rise, its receive time, size, event and message id are
+    /// `delivery`'s, its session, turn and error are cleared). Returns the record as
+    /// claimed, or the earlier record when the key was STARTED or is RECEIVED (a
+    /// replay). Keeps the
+    /// newest [`KEPT_DELIVERIES`](crate::domain::trigger::KEPT_DELIVERIES) records of
+    /// the trigger. NOT_FOUND when the trigger is gone.
+    async fn claim_delivery(&self, delivery: &TriggerDelivery) -> Result<DeliveryClaim>;
+
+    /// Records how a claimed delivery ended: its status, session, turn and error.
+    async fn finish_delivery(&self, delivery: &TriggerDelivery) -> Result<()>;
+
+    /// A trigger's delivery records, newest first (by id), older than the id `before`,
+    /// at most `limit`.
+    async fn list_trigger_deliveries(
+        &self,
+        trigger_id: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<TriggerDelivery>>;
 }
 
 /// Schedules and their runs.

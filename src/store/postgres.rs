@@ -52,6 +52,7 @@ mod profiles;
 mod schedules;
 mod sessions;
 mod summaries;
+mod triggers;
 mod turns;
 
 use std::time::Duration;
@@ -80,6 +81,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0007_summaries.sql"),
     include_str!("migrations/postgres/0008_trash.sql"),
     include_str!("migrations/postgres/0009_profiles.sql"),
+    include_str!("migrations/postgres/0010_triggers.sql"),
 ];
 
 /// The advisory lock key migrations run under ("octo" and 1), per database.

@@ -16,6 +16,7 @@ mod profiles;
 mod schedules;
 mod sessions;
 mod summaries;
+mod triggers;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
@@ -46,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0011_summaries.sql"),
     include_str!("migrations/sqlite/0012_trash.sql"),
     include_str!("migrations/sqlite/0013_profiles.sql"),
+    include_str!("migrations/sqlite/0014_triggers.sql"),
 ];
 
 /// Readers kept open for reuse.

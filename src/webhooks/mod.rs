@@ -27,6 +27,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 mod secret;
+pub mod verify;
 
 pub use secret::WebhookSecret;
 

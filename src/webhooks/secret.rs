@@ -84,13 +84,38 @@ impl WebhookSecret {
 
     /// `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{payload}")>`.
     pub fn sign(&self, id: &str, timestamp: i64, payload: &[u8]) -> String {
+        format!(
+            "v1,{}",
+            STANDARD.encode(self.digest(id, timestamp, payload))
+        )
+    }
+
+    /// Whether `header` (a `webhook-signature` value: space-separated signatures, e.g.
+    /// `v1,<base64> v1,<base64>` while a sender rotates keys) holds this key's signature
+    /// of the message. Each candidate is compared in constant time; other versions are
+    /// skipped.
+    pub fn verify(&self, id: &str, timestamp: i64, payload: &[u8], header: &str) -> bool {
+        let expected = self.digest(id, timestamp, payload);
+        let mut matched = subtle::Choice::from(0);
+        for candidate in header.split_whitespace() {
+            if let Some(encoded) = candidate.strip_prefix("v1,")
+                && let Ok(given) = STANDARD.decode(encoded)
+            {
+                matched |= subtle::ConstantTimeEq::ct_eq(given.as_slice(), expected.as_slice());
+            }
+        }
+        matched.into()
+    }
+
+    /// HMAC-SHA256(key, "{id}.{timestamp}.{payload}").
+    fn digest(&self, id: &str, timestamp: i64, payload: &[u8]) -> Vec<u8> {
         let mut mac = self.mac.clone();
         mac.update(id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
         mac.update(b".");
         mac.update(payload);
-        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+        mac.finalize().into_bytes().to_vec()
     }
 }
 
@@ -125,6 +150,36 @@ mod tests {
             ),
             "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="
         );
+    }
+
+    #[test]
+    fn verification_accepts_its_own_signature_among_others_and_nothing_else() {
+        let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("parse");
+        let body = br#"{"test": 2432232314}"#;
+        let good = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+        assert!(secret.verify("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, good));
+        let rotated = format!("v1,Zm9v v2,{} {good}", &good[3..]);
+        assert!(secret.verify("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, &rotated));
+        for (id, ts, body, header) in [
+            ("msg_other", 1614265330, &body[..], good),
+            ("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265331, &body[..], good),
+            ("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, &b"{}"[..], good),
+            (
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265330,
+                &body[..],
+                &good[3..],
+            ),
+            ("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, &body[..], ""),
+            (
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265330,
+                &body[..],
+                "v1,not base64!",
+            ),
+        ] {
+            assert!(!secret.verify(id, ts, body, header), "{id} {ts} {header}");
+        }
     }
 
     #[test]
