@@ -18,6 +18,8 @@ pub enum Resource {
     Schedule,
     ScheduleRun,
     WebhookDelivery,
+    /// A file or directory in a session's working dir.
+    File,
 }
 
 impl Resource {
@@ -33,6 +35,7 @@ impl Resource {
             Resource::Schedule => "octo.v1.Schedule",
             Resource::ScheduleRun => "octo.v1.ScheduleRun",
             Resource::WebhookDelivery => "octo.v1.WebhookDelivery",
+            Resource::File => "octo.v1.FileEntry",
         }
     }
 
@@ -47,6 +50,7 @@ impl Resource {
             Resource::Schedule => "SCHEDULE",
             Resource::ScheduleRun => "SCHEDULE_RUN",
             Resource::WebhookDelivery => "WEBHOOK_DELIVERY",
+            Resource::File => "FILE",
         }
     }
 }
@@ -144,6 +148,7 @@ fn resource_label(resource: Resource) -> &'static str {
         Resource::Schedule => "schedule",
         Resource::ScheduleRun => "schedule run",
         Resource::WebhookDelivery => "webhook delivery",
+        Resource::File => "file",
     }
 }
 

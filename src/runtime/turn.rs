@@ -784,6 +784,7 @@ async fn run_tools(
                         },
                     );
                 }
+                announce_changes(live, &turn.id, &call.id, &outcome);
                 record.status = if outcome.cancelled {
                     ToolCallStatus::Cancelled
                 } else if outcome.is_error {
@@ -822,6 +823,24 @@ async fn run_tools(
         );
     }
     results
+}
+
+/// One `file_changed` event per file the call created or changed, with the turn's id.
+fn announce_changes(
+    live: &LiveSession,
+    turn_id: &str,
+    call_id: &str,
+    outcome: &crate::tools::ToolOutcome,
+) {
+    for change in &outcome.changes {
+        live.emit(
+            Some(turn_id),
+            EventKind::FileChanged {
+                tool_call_id: call_id.to_owned(),
+                change: Box::new(change.clone()),
+            },
+        );
+    }
 }
 
 /// Asks the user; `None` when the turn was cancelled first.
