@@ -296,6 +296,7 @@ pub fn kinds(events: &[pb::SessionEvent]) -> Vec<&'static str> {
             Some(Kind::SessionDeleted(_)) => "session_deleted",
             Some(Kind::Error(_)) => "error",
             Some(Kind::StreamReset(_)) => "stream_reset",
+            Some(Kind::FileChanged(_)) => "file_changed",
             None => "none",
         })
         .collect()
