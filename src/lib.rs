@@ -29,6 +29,11 @@ pub mod pb {
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("octo.v1");
 
+    /// The google.api messages Octo's RPCs use (`HttpBody`).
+    pub mod google_api {
+        tonic::include_proto!("google.api");
+    }
+
     /// Descriptors of every Octo proto and its imports (google.api, google.rpc,
     /// google.protobuf), with source comments: for reflection and the JSON mapping.
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("octo_descriptor");

@@ -20,7 +20,7 @@ use tracing::Instrument;
 use crate::{
     admission::{Admission, StreamCapLayer},
     api::{
-        ChatApi, ChatRoutes, McpServerApi, ModelApi, ScheduleApi, SessionApi, WebhookApi,
+        ChatApi, ChatRoutes, FileApi, McpServerApi, ModelApi, ScheduleApi, SessionApi, WebhookApi,
         peer::{PeerApi, PeerClients, PeerServiceServer},
     },
     auth::{Auth, AuthLayer},
@@ -31,13 +31,14 @@ use crate::{
     metrics::{Metrics, MetricsLayer},
     outbox::OutboxWorker,
     pb::{
-        self, mcp_server_service_server::McpServerServiceServer,
+        self, file_service_server::FileServiceServer,
+        mcp_server_service_server::McpServerServiceServer,
         model_service_server::ModelServiceServer, schedule_service_server::ScheduleServiceServer,
         session_service_server::SessionServiceServer, webhook_service_server::WebhookServiceServer,
     },
     runtime::{
-        Chat, ClusterSettings, Deliveries, Deps, Limits, LiveIndex, McpServers, Models, Outbox,
-        Ownership, RetentionPolicy, Sessions, Workspace,
+        Chat, ClusterSettings, Deliveries, Deps, Files, Limits, LiveIndex, McpServers, Models,
+        Outbox, Ownership, RetentionPolicy, Sessions, Workspace,
     },
     scheduler::{Clock, Scheduler, SchedulerDeps, SystemClock},
     store::Store,
@@ -340,6 +341,14 @@ impl Server {
             ModelServiceServer::new(ModelApi::new(models.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
+        )
+        .add_service(
+            FileServiceServer::new(FileApi::new(Arc::new(Files::new(
+                sessions.clone(),
+                config.files.limits(),
+            ))))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
         )
         .add_service(
             McpServerServiceServer::new(McpServerApi::new(mcp.clone()))

@@ -13,9 +13,10 @@ use tonic::{
 use tonic_types::StatusExt;
 
 use crate::pb::{
-    chat_service_client::ChatServiceClient, mcp_server_service_client::McpServerServiceClient,
-    model_service_client::ModelServiceClient, schedule_service_client::ScheduleServiceClient,
-    session_service_client::SessionServiceClient, webhook_service_client::WebhookServiceClient,
+    chat_service_client::ChatServiceClient, file_service_client::FileServiceClient,
+    mcp_server_service_client::McpServerServiceClient, model_service_client::ModelServiceClient,
+    schedule_service_client::ScheduleServiceClient, session_service_client::SessionServiceClient,
+    webhook_service_client::WebhookServiceClient,
 };
 
 /// Where client commands connect when neither `--server` nor `OCTO_SERVER` says otherwise.
@@ -137,6 +138,12 @@ impl Client {
 
     pub fn webhooks(&self) -> WebhookServiceClient<AuthChannel> {
         WebhookServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    pub fn files(&self) -> FileServiceClient<AuthChannel> {
+        FileServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }

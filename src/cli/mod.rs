@@ -15,7 +15,9 @@
 //!   from arguments; `test` and `bench` exit 1 when a model fails;
 //! - `schedules list|show|add|update|rm|run|runs` (`schedules.rs`): prompts run on a cron;
 //! - `webhooks list [--state S]|retry ID` (`webhooks.rs`): the webhook outbox;
-//! - `mcp add|list|show|rm|tools` (`mcp.rs`): MCP tool servers and the tools offered.
+//! - `mcp add|list|show|rm|tools` (`mcp.rs`): MCP tool servers and the tools offered;
+//! - `files ls|stat|get|put` (`files.rs`): a session's working dir (downloads and
+//!   chunked uploads).
 //!
 //! Every client command takes `--json` for proto3 canonical JSON (`chat --json`: one
 //! event per line).
@@ -34,6 +36,7 @@ pub mod chat;
 pub mod client;
 pub mod completions;
 pub mod config_cmd;
+pub mod files;
 pub mod input;
 pub mod mcp;
 pub mod models;
@@ -142,6 +145,9 @@ pub enum Command {
     Man,
     /// Manage MCP tool servers and list the tools turns are offered
     Mcp(mcp::McpArgs),
+    /// List, download and upload the files of a session's working dir
+    #[command(visible_alias = "file")]
+    Files(files::FilesArgs),
 }
 
 /// Runs one command. Output goes to `out`; errors are returned, and [`describe_error`]
@@ -163,6 +169,7 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
         Command::Completions(args) => completions::completions(args, out),
         Command::Man => completions::man(out),
         Command::Mcp(args) => mcp::run(args, &global, out).await,
+        Command::Files(args) => files::run(args, &global, out).await,
     }?;
     out.flush()?;
     Ok(())

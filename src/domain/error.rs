@@ -19,6 +19,8 @@ pub enum Resource {
     Schedule,
     ScheduleRun,
     WebhookDelivery,
+    /// A file or directory in a session's working dir.
+    File,
 }
 
 impl Resource {
@@ -35,6 +37,7 @@ impl Resource {
             Resource::Schedule => "octo.v1.Schedule",
             Resource::ScheduleRun => "octo.v1.ScheduleRun",
             Resource::WebhookDelivery => "octo.v1.WebhookDelivery",
+            Resource::File => "octo.v1.FileEntry",
         }
     }
 
@@ -50,6 +53,7 @@ impl Resource {
             Resource::Schedule => "SCHEDULE",
             Resource::ScheduleRun => "SCHEDULE_RUN",
             Resource::WebhookDelivery => "WEBHOOK_DELIVERY",
+            Resource::File => "FILE",
         }
     }
 }
@@ -148,6 +152,7 @@ fn resource_label(resource: Resource) -> &'static str {
         Resource::Schedule => "schedule",
         Resource::ScheduleRun => "schedule run",
         Resource::WebhookDelivery => "webhook delivery",
+        Resource::File => "file",
     }
 }
 

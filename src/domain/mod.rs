@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod error;
+pub mod file;
 pub mod mcp;
 pub mod message;
 pub mod model;

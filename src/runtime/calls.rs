@@ -102,6 +102,7 @@ pub(super) async fn run_tools(
                 } else {
                     run_tool(live, turn, call, &*tool, arguments, working_dir, cancel).await
                 };
+                announce_changes(live, &turn.id, &call.id, &outcome);
                 record.status = if outcome.cancelled {
                     ToolCallStatus::Cancelled
                 } else if outcome.is_error {
@@ -184,6 +185,24 @@ async fn run_tool(
         );
     }
     outcome
+}
+
+/// One `file_changed` event per file the call created or changed, with the turn's id.
+fn announce_changes(
+    live: &LiveSession,
+    turn_id: &str,
+    call_id: &str,
+    outcome: &crate::tools::ToolOutcome,
+) {
+    for change in &outcome.changes {
+        live.emit(
+            Some(turn_id),
+            EventKind::FileChanged {
+                tool_call_id: call_id.to_owned(),
+                change: Box::new(change.clone()),
+            },
+        );
+    }
 }
 
 /// Asks the user; `None` when the turn was cancelled first.

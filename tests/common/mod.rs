@@ -299,6 +299,7 @@ pub fn kinds(events: &[pb::SessionEvent]) -> Vec<&'static str> {
             Some(Kind::InputRequested(_)) => "input_requested",
             Some(Kind::InputResolved(_)) => "input_resolved",
             Some(Kind::ContextCompacted(_)) => "context_compacted",
+            Some(Kind::FileChanged(_)) => "file_changed",
             None => "none",
         })
         .collect()
