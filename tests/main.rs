@@ -46,6 +46,7 @@ mod models;
 mod openapi;
 mod outbox;
 mod probes;
+mod reasons;
 mod sandbox;
 mod schedules;
 mod security;

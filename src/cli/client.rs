@@ -423,7 +423,8 @@ mod tests {
         );
 
         // The server's reason names the error; the code is the fallback.
-        let details = ErrorDetails::with_error_info("SESSION_BUSY", "octo.v1", []);
+        let details =
+            ErrorDetails::with_error_info(crate::domain::reason::SESSION_BUSY, "octo.v1", []);
         let busy =
             Status::with_error_details(Code::FailedPrecondition, "sessions/x is running", details);
         assert_eq!(

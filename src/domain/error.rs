@@ -24,6 +24,21 @@ pub enum Resource {
 }
 
 impl Resource {
+    /// Every kind, for the reason registry's test.
+    pub const ALL: [Resource; 11] = [
+        Resource::Session,
+        Resource::Message,
+        Resource::Turn,
+        Resource::Confirmation,
+        Resource::InputRequest,
+        Resource::Model,
+        Resource::McpServer,
+        Resource::Schedule,
+        Resource::ScheduleRun,
+        Resource::WebhookDelivery,
+        Resource::File,
+    ];
+
     /// The proto type name, for ResourceInfo.
     pub fn type_name(self) -> &'static str {
         match self {
@@ -183,18 +198,18 @@ impl Error {
     /// The stable reason for ErrorInfo, e.g. `SESSION_NOT_FOUND`.
     pub fn reason(&self) -> String {
         match self {
-            Error::InvalidArgument(_) => "INVALID_ARGUMENT".into(),
+            Error::InvalidArgument(_) => crate::domain::reason::INVALID_ARGUMENT.into(),
             Error::NotFound { resource, .. } => format!("{}_NOT_FOUND", resource.upper()),
             Error::AlreadyExists { resource, .. } => format!("{}_ALREADY_EXISTS", resource.upper()),
-            Error::EtagMismatch { .. } => "ETAG_MISMATCH".into(),
+            Error::EtagMismatch { .. } => crate::domain::reason::ETAG_MISMATCH.into(),
             Error::FailedPrecondition { reason, .. }
             | Error::ResourceExhausted { reason, .. }
             | Error::Unavailable { reason, .. }
             | Error::DeadlineExceeded { reason, .. }
             | Error::PermissionDenied { reason, .. } => (*reason).into(),
-            Error::Unauthenticated(_) => "UNAUTHENTICATED".into(),
-            Error::Unimplemented(_) => "NOT_IMPLEMENTED".into(),
-            Error::Internal(_) => "INTERNAL".into(),
+            Error::Unauthenticated(_) => crate::domain::reason::UNAUTHENTICATED.into(),
+            Error::Unimplemented(_) => crate::domain::reason::NOT_IMPLEMENTED.into(),
+            Error::Internal(_) => crate::domain::reason::INTERNAL.into(),
             Error::Relayed(relayed) => relayed.reason.clone(),
         }
     }

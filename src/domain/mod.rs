@@ -9,6 +9,7 @@ pub mod message;
 pub mod model;
 pub mod outbox;
 pub mod page;
+pub mod reason;
 pub mod schedule;
 pub mod secret;
 pub mod session;

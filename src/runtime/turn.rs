@@ -75,7 +75,7 @@ async fn prepare(live: &LiveSession, turn: &mut Turn) -> Result<Prepared, Ending
         live.emit(
             Some(&turn.id),
             EventKind::Error {
-                reason: "MODEL_FALLBACK".into(),
+                reason: crate::domain::reason::MODEL_FALLBACK.into(),
                 message: note,
             },
         );
@@ -165,7 +165,7 @@ pub(crate) async fn run(live: &Arc<LiveSession>, mut turn: Turn, cancel: Cancell
         Ending::Cancelled if live.deps.shutdown.is_cancelled() => (
             TurnStatus::Interrupted,
             Some(TurnError {
-                reason: "SERVER_SHUTDOWN".into(),
+                reason: crate::domain::reason::SERVER_SHUTDOWN.into(),
                 message: "the server shut down while this turn ran".into(),
             }),
         ),
@@ -383,7 +383,7 @@ async fn steps(
         deps.store.put_turn(turn, live.fence).await?;
     }
     Ok(failed(
-        "STEP_LIMIT",
+        crate::domain::reason::STEP_LIMIT,
         format!(
             "the turn made {} model requests, the limit",
             deps.limits.max_steps
@@ -483,7 +483,7 @@ async fn stream_answer(
         let event = match item {
             None => {
                 ending = Some(failed(
-                    "PROVIDER_PROTOCOL",
+                    crate::domain::reason::PROVIDER_PROTOCOL,
                     "the model's stream ended before it finished",
                 ));
                 break;
@@ -645,11 +645,11 @@ fn log_checkpoint(done: std::result::Result<crate::domain::Result<()>, tokio::ta
 fn provider_failure(err: &ProviderError) -> Ending {
     use providers::ProviderErrorKind as K;
     let reason = match err.kind {
-        K::Unavailable | K::RateLimited => "PROVIDER_UNAVAILABLE",
-        K::Unauthenticated => "PROVIDER_UNAUTHENTICATED",
-        K::InvalidRequest => "PROVIDER_INVALID_REQUEST",
-        K::Timeout => "PROVIDER_TIMEOUT",
-        K::Protocol => "PROVIDER_PROTOCOL",
+        K::Unavailable | K::RateLimited => crate::domain::reason::PROVIDER_UNAVAILABLE,
+        K::Unauthenticated => crate::domain::reason::PROVIDER_UNAUTHENTICATED,
+        K::InvalidRequest => crate::domain::reason::PROVIDER_INVALID_REQUEST,
+        K::Timeout => crate::domain::reason::PROVIDER_TIMEOUT,
+        K::Protocol => crate::domain::reason::PROVIDER_PROTOCOL,
     };
     failed(reason, err.message.clone())
 }

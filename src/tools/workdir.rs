@@ -32,7 +32,7 @@ const SNIFF_BYTES: usize = 8192;
 /// on this server's storage).
 pub fn root(working_dir: &Path) -> Result<PathBuf> {
     confine::root(working_dir).map_err(|why| Error::FailedPrecondition {
-        reason: "WORKING_DIR_UNAVAILABLE",
+        reason: crate::domain::reason::WORKING_DIR_UNAVAILABLE,
         message: why,
     })
 }
@@ -173,7 +173,7 @@ pub fn open(root: &Path, raw: &str, max_bytes: u64) -> Result<(File, FileEntry)>
 /// The error of a file over a size limit.
 pub fn too_large(shown: &str, size: u64, max_bytes: u64, what: &str) -> Error {
     Error::FailedPrecondition {
-        reason: "FILE_TOO_LARGE",
+        reason: crate::domain::reason::FILE_TOO_LARGE,
         message: format!(
             "`{shown}` is {size} bytes, over this server's {what} limit of {max_bytes} bytes \
              (files.max_{what}_bytes)"
@@ -315,7 +315,7 @@ fn io_error(err: std::io::Error, raw: &str) -> Error {
     match err.kind() {
         std::io::ErrorKind::NotFound => Error::not_found(crate::domain::Resource::File, raw),
         std::io::ErrorKind::PermissionDenied => Error::PermissionDenied {
-            reason: "FILE_NOT_ACCESSIBLE",
+            reason: crate::domain::reason::FILE_NOT_ACCESSIBLE,
             message: format!("the server may not access `{raw}`: {err}"),
         },
         _ if err.raw_os_error() == Some(libc::ELOOP) => Error::invalid(
@@ -417,7 +417,7 @@ mod tests {
         assert!(matches!(
             open(&root, "d/e/f.txt", 2),
             Err(Error::FailedPrecondition {
-                reason: "FILE_TOO_LARGE",
+                reason: crate::domain::reason::FILE_TOO_LARGE,
                 ..
             })
         ));

@@ -31,6 +31,7 @@ import type {
 } from "./gen/google/rpc/error_details_pb.js";
 
 export * from "./gen/octo/v1/chat_service_pb.js";
+export * from "./gen/octo/v1/error_reason_pb.js";
 export * from "./gen/octo/v1/event_pb.js";
 export * from "./gen/octo/v1/file_service_pb.js";
 export * from "./gen/octo/v1/message_pb.js";

@@ -237,7 +237,7 @@ impl PeerClients {
 fn unreachable(owner: &Remote, err: &dyn std::fmt::Display) -> Error {
     tracing::debug!(server = %owner.server_id, address = %owner.address, error = %err, "peer unreachable");
     Error::Unavailable {
-        reason: "PEER_UNREACHABLE",
+        reason: crate::domain::reason::PEER_UNREACHABLE,
         message: format!(
             "the server owning this session ({}) cannot be reached; retry: another server takes its sessions within the lease TTL if it is down",
             owner.server_id

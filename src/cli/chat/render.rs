@@ -600,7 +600,7 @@ mod tests {
 
         let mut failed = finished_turn(pb::TurnStatus::Failed);
         failed.error = Some(pb::TurnError {
-            reason: "PROVIDER_UNAVAILABLE".into(),
+            reason: crate::domain::reason::PROVIDER_UNAVAILABLE.into(),
             message: "overloaded".into(),
         });
         assert_eq!(
