@@ -41,6 +41,7 @@ use crate::{
     },
     scheduler::{Clock, Scheduler, SchedulerDeps, SystemClock},
     store::Store,
+    telemetry::rpc::RpcSpanLayer,
     tools::{Toolbox, mcp::McpConnections},
     webhooks::{WebhookSecret, Webhooks},
 };
@@ -379,13 +380,23 @@ impl Server {
             .collect();
         let admission = Admission::new(config.max_connections, config.max_streams, streaming);
         warn_if_over_file_limit(config.max_connections);
+        let all_methods = methods.clone();
         let metrics = Arc::new(Metrics::new(methods));
         let auth = Arc::new(
             Auth::new(config.token.as_deref()).with_cluster_token(config.cluster_token.as_deref()),
         );
-        let grpc: GrpcService = BoxCloneSyncService::new(MetricsLayer::new(metrics.clone()).layer(
+        let services = MetricsLayer::new(metrics.clone()).layer(
             AuthLayer::new(auth.clone()).layer(StreamCapLayer(admission.clone()).layer(routes)),
-        ));
+        );
+        // A span per RPC, outermost (refused calls get one too); only when traces are
+        // exported, so without them the stack is what it was.
+        let grpc: GrpcService = if crate::telemetry::enabled() {
+            BoxCloneSyncService::new(
+                RpcSpanLayer::new(all_methods.iter().map(|(path, _)| path.clone())).layer(services),
+            )
+        } else {
+            BoxCloneSyncService::new(services)
+        };
         let grpc_web: GrpcService =
             BoxCloneSyncService::new(tonic_web::GrpcWebLayer::new().layer(grpc.clone()));
         let gateway = JsonGateway::new(pb::FILE_DESCRIPTOR_SET, grpc.clone(), max)
