@@ -855,53 +855,81 @@ fn metrics_response(app: &App, request: &Request<Body>) -> Response<Body> {
 /// Binds and serves until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let server = Server::bind(config).await?;
-    server.run(shutdown_signal()).await
+    // The handlers are in place before the server logs that it listens: a signal sent
+    // on seeing that line never meets the default action (which ends the process).
+    let signals = shutdown_signal();
+    server.run(signals).await
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Installs the signal handlers now; the future completes on SIGINT or SIGTERM.
+fn shutdown_signal() -> impl Future<Output = ()> + Send {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    let (interrupt, terminate, hangup) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        let ctrl_c = async {
+            match interrupt {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot listen for SIGINT");
+                    std::future::pending::<()>().await;
+                }
             }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
+        };
+        #[cfg(not(unix))]
+        let ctrl_c = async {
+            if let Err(err) = tokio::signal::ctrl_c().await {
+                tracing::error!(error = %err, "cannot listen for SIGINT");
                 std::future::pending::<()>().await;
             }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    // SIGHUP (a closed terminal, `kill -HUP` by habit) would end the process with no
-    // word by default. Nothing is reloaded live: the configuration is read at start.
-    #[cfg(unix)]
-    let hangup = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(mut signal) => loop {
-                signal.recv().await;
-                tracing::warn!(
-                    "SIGHUP received and ignored: the configuration is read at start; \
-                     restart the server to apply changes"
-                );
-            },
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGHUP");
-                std::future::pending::<()>().await;
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match terminate {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
             }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        // SIGHUP (a closed terminal, `kill -HUP` by habit) would end the process with no
+        // word by default. Nothing is reloaded live: the configuration is read at start.
+        #[cfg(unix)]
+        let hangup = async {
+            match hangup {
+                Ok(mut signal) => loop {
+                    signal.recv().await;
+                    tracing::warn!(
+                        "SIGHUP received and ignored: the configuration is read at start; \
+                         restart the server to apply changes"
+                    );
+                },
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot listen for SIGHUP");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => tracing::info!("SIGINT received"),
+            () = terminate => tracing::info!("SIGTERM received"),
+            () = hangup => {}
         }
-    };
-    #[cfg(not(unix))]
-    let hangup = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received"),
-        () = terminate => tracing::info!("SIGTERM received"),
-        () = hangup => {}
     }
 }
