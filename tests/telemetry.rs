@@ -1,9 +1,10 @@
 //! OpenTelemetry traces from a real `octo serve` to a real OTLP receiver: a trace sink
 //! written here with the collector's own proto (`opentelemetry-proto`), over gRPC (the
 //! default) and over HTTP/protobuf. One tool turn sent with a client's `traceparent`
-//! gives the span tree RPC > turn > model requests and tool call, in the client's trace;
-//! JSON/HTTP calls join the caller's trace too; the spans arrive through the flush at
-//! shutdown (the batch delay is set far beyond the test); and with traces disabled
+//! gives the span tree RPC > turn > model requests and tool call, in the client's
+//! trace; JSON/HTTP and gRPC-Web calls join their caller's trace too, and so does a
+//! send forwarded to the session's owner in a cluster. The spans arrive through the
+//! flush at shutdown (the batch delay is set far beyond the test); with traces disabled
 //! nothing reaches the sink.
 
 use crate::common;
@@ -31,6 +32,9 @@ const CLIENT_SPAN: &str = "00f067aa0ba902b7";
 /// Another client's trace, for the JSON/HTTP call.
 const JSON_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 const JSON_SPAN: &str = "b7ad6b7169203331";
+/// And a browser's, for the gRPC-Web call.
+const WEB_TRACE: &str = "5b8aa5a2d2c872e8321cf37308d69df2";
+const WEB_SPAN: &str = "051581bf3cb55c13";
 
 /// A span as received, with the `service.name` of the resource it came with.
 #[derive(Clone, Debug)]
@@ -236,6 +240,29 @@ async fn tool_turn(address: &str) -> String {
         .await
         .expect("GET session");
     assert_eq!(got.status(), 200);
+
+    let get = pb::GetSessionRequest {
+        name: session.name.clone(),
+    }
+    .encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(get.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&get);
+    let web = reqwest::Client::builder()
+        .http1_only()
+        .build()
+        .expect("client")
+        .post(format!(
+            "http://{address}/octo.v1.SessionService/GetSession"
+        ))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .header("traceparent", traceparent(WEB_TRACE, WEB_SPAN))
+        .body(framed)
+        .send()
+        .await
+        .expect("gRPC-Web GetSession");
+    assert_eq!(web.status(), 200);
     session.name
 }
 
@@ -411,13 +438,23 @@ fn check_tool_turn(received: &[Received], session: &str) {
     assert!(turn.start_time_unix_nano <= chats[0].start_time_unix_nano);
     assert!(chats[1].end_time_unix_nano <= turn.end_time_unix_nano);
 
-    let json = named(&spans, JSON_TRACE, "octo.v1.SessionService/GetSession");
-    assert_eq!(json.len(), 1, "{}", tree(&spans, JSON_TRACE));
-    assert_eq!(
-        hex(&json[0].parent_span_id),
-        JSON_SPAN,
-        "a JSON/HTTP call joins its caller's trace"
-    );
+    for (trace, parent, protocol) in [
+        (JSON_TRACE, JSON_SPAN, "JSON/HTTP"),
+        (WEB_TRACE, WEB_SPAN, "gRPC-Web"),
+    ] {
+        let call = named(&spans, trace, "octo.v1.SessionService/GetSession");
+        assert_eq!(call.len(), 1, "{protocol}: {}", tree(&spans, trace));
+        assert_eq!(
+            hex(&call[0].parent_span_id),
+            parent,
+            "a {protocol} call joins its caller's trace"
+        );
+        assert_eq!(
+            int_attribute(&call[0].attributes, "rpc.grpc.status_code"),
+            Some(0),
+            "{protocol}"
+        );
+    }
 }
 
 #[tokio::test]
