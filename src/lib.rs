@@ -20,6 +20,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 pub mod tools;
 pub mod webhooks;

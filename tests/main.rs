@@ -61,6 +61,7 @@ mod store_outbox;
 mod store_postgres;
 mod store_summaries;
 mod store_trash;
+mod telemetry;
 mod titles;
 mod tool_env;
 mod trash;

@@ -132,6 +132,7 @@ fn no_reason_literal_bypasses_the_registry() {
         for (line, literal) in reason_like_literals(&text) {
             // Environment variable names and proto enum value names are not reasons.
             let environment = literal.starts_with("OCTO_")
+                || literal.starts_with("OTEL_")
                 || literal.starts_with("CARGO_")
                 || literal.ends_with("_KEY")
                 || literal.ends_with("_HOME")

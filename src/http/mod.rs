@@ -63,8 +63,9 @@ pub const DEFAULT_SSE_KEEPALIVE: Duration = Duration::from_secs(15);
 /// headers of every quiet stream.
 const FIRST_MESSAGE_GRACE: Duration = Duration::ZERO;
 
-/// Request headers forwarded to the in-process call.
-const FORWARDED_HEADERS: [&str; 2] = ["authorization", "x-request-id"];
+/// Request headers forwarded to the in-process call (W3C trace context too: the call's
+/// span joins the caller's trace).
+const FORWARDED_HEADERS: [&str; 4] = ["authorization", "x-request-id", "traceparent", "tracestate"];
 
 /// The generic JSON/HTTP → gRPC transcoder.
 #[derive(Clone)]

@@ -15,6 +15,7 @@ use super::{
     events::{Confirmation, Decision, EventKind},
     input,
     live::{LiveSession, PendingConfirmation},
+    spans,
 };
 use crate::{
     domain::{
@@ -50,6 +51,8 @@ pub(super) async fn run_tools(
     } = context;
     let mut results = Vec::with_capacity(calls.len());
     for call in calls {
+        // Ends when dropped, at the end of this iteration.
+        let span = spans::tool_call(call);
         live.emit(
             Some(&turn.id),
             EventKind::ToolCallStarted {
@@ -126,6 +129,7 @@ pub(super) async fn run_tools(
             }
         }
         record.end_time = Some(Timestamp::now());
+        spans::record_tool_call(&span, &record);
         results.push(Part::ToolResult {
             tool_call_id: call.id.clone(),
             output: record.output.clone(),

@@ -20,6 +20,7 @@ pub(crate) mod outbox;
 pub mod retention;
 mod send;
 pub mod sessions;
+mod spans;
 mod takeover;
 mod turn;
 pub mod workspace;

@@ -177,6 +177,9 @@ impl Chat {
         if request.unattended {
             state.unattended.insert(turn.id.clone());
         }
+        if let Some(origin) = super::spans::origin() {
+            state.origins.insert(turn.id.clone(), origin);
+        }
         let position = if policy == BusyPolicy::Interrupt {
             state.queue.push_front(turn.clone());
             if let Some(active) = &state.active {
