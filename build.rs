@@ -32,10 +32,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Type names (`prost::Name`) let generic code find a message's descriptor.
     let mut config = prost_build::Config::new();
     config.enable_type_names();
+    // google.api's messages live in their own module (`crate::pb::google_api`, generated
+    // below): octo.v1's generated code would otherwise look for them two modules up.
+    config.extern_path(".google.api", "crate::pb::google_api");
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
         .compile_fds_with_config(descriptor_set, config)?;
+
+    // google.api.HttpBody (the chunks of file downloads), on its own: google.api.rs.
+    let mut google_api = protox::Compiler::new(["proto"])?;
+    google_api.include_imports(false);
+    google_api.open_file("google/api/httpbody.proto")?;
+    let mut config = prost_build::Config::new();
+    config.enable_type_names();
+    config.bytes([".google.api.HttpBody.data"]);
+    tonic_prost_build::configure()
+        .build_server(false)
+        .build_client(false)
+        .compile_fds_with_config(google_api.file_descriptor_set(), config)?;
 
     // The server-to-server service of a cluster: internal, so it stays out of proto/,
     // the descriptor set above (reflection, JSON mapping) and the generated clients. Its

@@ -63,7 +63,7 @@ impl Admission {
     /// The error each request on a connection beyond the cap gets.
     pub fn too_many_connections(&self) -> Error {
         Error::ResourceExhausted {
-            reason: "TOO_MANY_CONNECTIONS",
+            reason: crate::domain::reason::TOO_MANY_CONNECTIONS,
             message: format!(
                 "this server has {} open connections, its max_connections; retry shortly",
                 self.max_connections
@@ -74,7 +74,7 @@ impl Admission {
 
     fn too_many_streams(&self) -> Error {
         Error::ResourceExhausted {
-            reason: "TOO_MANY_STREAMS",
+            reason: crate::domain::reason::TOO_MANY_STREAMS,
             message: format!(
                 "this server has {} open streams, its max_streams; close one or retry shortly",
                 self.max_streams

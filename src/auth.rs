@@ -100,7 +100,7 @@ impl Auth {
         let error = match (&self.cluster_token, presented) {
             (Some(expected), Some(token)) if bool::from(token.ct_eq(expected)) => return Ok(()),
             (None, _) => Error::PermissionDenied {
-                reason: "NOT_A_CLUSTER",
+                reason: crate::domain::reason::NOT_A_CLUSTER,
                 message: "this server is not part of a cluster".into(),
             },
             (Some(_), _) => Error::Unauthenticated("the cluster token is not valid".into()),

@@ -157,6 +157,37 @@ pub struct Config {
     pub schedule_misfire_grace_seconds: u64,
     /// Serve the web UI at `/` (`--no-ui` turns it off).
     pub ui: bool,
+    /// Size limits of the Files API (`[files]`).
+    pub files: FilesConfig,
+}
+
+/// The Files API's limits (`[files]`): downloads and uploads of a session's files.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilesConfig {
+    /// Larger files are not downloaded.
+    pub max_download_bytes: u64,
+    /// An upload may not make a file larger than this.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self {
+            max_download_bytes: 64 * 1024 * 1024,
+            max_upload_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl FilesConfig {
+    /// The limits the runtime applies.
+    pub fn limits(&self) -> crate::runtime::FileLimits {
+        crate::runtime::FileLimits {
+            max_download_bytes: self.max_download_bytes,
+            max_upload_bytes: self.max_upload_bytes,
+        }
+    }
 }
 
 /// Timeouts and retries of LLM provider requests.
@@ -487,6 +518,7 @@ impl Default for Config {
             max_streams: 8192,
             schedule_misfire_grace_seconds: 3600,
             ui: true,
+            files: FilesConfig::default(),
         }
     }
 }
@@ -952,6 +984,12 @@ processes = 1024
 threshold = 0.75
 keep = 0.25
 # model = "mini"
+
+# The Files API (list, download and upload a session's working dir): the largest file
+# served as a download and the largest file an upload may make, in bytes.
+[files]
+max_download_bytes = 67108864
+max_upload_bytes = 16777216
 
 # Models, by id (`models/<id>` in the API). `provider` is `openai` (any OpenAI-compatible
 # chat completions API: OpenAI, DeepSeek, OpenRouter, Groq, Ollama, vLLM, LM Studio,

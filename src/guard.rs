@@ -28,9 +28,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::{config::Config, domain::Error};
 
 /// The reason of a request refused for its `Host`.
-pub const HOST_NOT_ALLOWED: &str = "HOST_NOT_ALLOWED";
+pub use crate::domain::reason::HOST_NOT_ALLOWED;
 /// The reason of a request refused for its `Origin` (or its cross-site fetch metadata).
-pub const ORIGIN_NOT_ALLOWED: &str = "ORIGIN_NOT_ALLOWED";
+pub use crate::domain::reason::ORIGIN_NOT_ALLOWED;
 
 /// Request headers a cross-origin page may send (the preflight's allow-list).
 const ALLOWED_HEADERS: [&str; 9] = [

@@ -20,6 +20,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 pub mod tools;
 pub mod webhooks;
@@ -28,6 +29,11 @@ pub mod webhooks;
 pub mod pb {
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("octo.v1");
+
+    /// The google.api messages Octo's RPCs use (`HttpBody`).
+    pub mod google_api {
+        tonic::include_proto!("google.api");
+    }
 
     /// Descriptors of every Octo proto and its imports (google.api, google.rpc,
     /// google.protobuf), with source comments: for reflection and the JSON mapping.

@@ -20,7 +20,7 @@ use tracing::Instrument;
 use crate::{
     admission::{Admission, StreamCapLayer},
     api::{
-        ChatApi, ChatRoutes, McpServerApi, ModelApi, ProfileApi, ScheduleApi, SessionApi,
+        ChatApi, ChatRoutes, FileApi, McpServerApi, ModelApi, ProfileApi, ScheduleApi, SessionApi,
         TriggerApi, WebhookApi,
         peer::{PeerApi, PeerClients, PeerServiceServer},
     },
@@ -32,18 +32,20 @@ use crate::{
     metrics::{Metrics, MetricsLayer},
     outbox::OutboxWorker,
     pb::{
-        self, mcp_server_service_server::McpServerServiceServer,
+        self, file_service_server::FileServiceServer,
+        mcp_server_service_server::McpServerServiceServer,
         model_service_server::ModelServiceServer, profile_service_server::ProfileServiceServer,
         schedule_service_server::ScheduleServiceServer,
         session_service_server::SessionServiceServer, trigger_service_server::TriggerServiceServer,
         webhook_service_server::WebhookServiceServer,
     },
     runtime::{
-        Chat, ClusterSettings, Deliveries, Deps, Limits, LiveIndex, McpServers, Models, Outbox,
-        Ownership, Profiles, RetentionPolicy, Sessions, Triggers, Workspace,
+        Chat, ClusterSettings, Deliveries, Deps, Files, Limits, LiveIndex, McpServers, Models,
+        Outbox, Ownership, Profiles, RetentionPolicy, Sessions, Triggers, Workspace,
     },
     scheduler::{Clock, Scheduler, SchedulerDeps, SystemClock},
     store::Store,
+    telemetry::rpc::RpcSpanLayer,
     tools::{Toolbox, mcp::McpConnections},
     webhooks::{WebhookSecret, Webhooks},
 };
@@ -367,6 +369,14 @@ impl Server {
                 .max_encoding_message_size(max),
         )
         .add_service(
+            FileServiceServer::new(FileApi::new(Arc::new(Files::new(
+                sessions.clone(),
+                config.files.limits(),
+            ))))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        )
+        .add_service(
             McpServerServiceServer::new(McpServerApi::new(mcp.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
@@ -404,13 +414,23 @@ impl Server {
             .collect();
         let admission = Admission::new(config.max_connections, config.max_streams, streaming);
         warn_if_over_file_limit(config.max_connections);
+        let all_methods = methods.clone();
         let metrics = Arc::new(Metrics::new(methods));
         let auth = Arc::new(
             Auth::new(config.token.as_deref()).with_cluster_token(config.cluster_token.as_deref()),
         );
-        let grpc: GrpcService = BoxCloneSyncService::new(MetricsLayer::new(metrics.clone()).layer(
+        let services = MetricsLayer::new(metrics.clone()).layer(
             AuthLayer::new(auth.clone()).layer(StreamCapLayer(admission.clone()).layer(routes)),
-        ));
+        );
+        // A span per RPC, outermost (refused calls get one too); only when traces are
+        // exported, so without them the stack is what it was.
+        let grpc: GrpcService = if crate::telemetry::enabled() {
+            BoxCloneSyncService::new(
+                RpcSpanLayer::new(all_methods.iter().map(|(path, _)| path.clone())).layer(services),
+            )
+        } else {
+            BoxCloneSyncService::new(services)
+        };
         let grpc_web: GrpcService =
             BoxCloneSyncService::new(tonic_web::GrpcWebLayer::new().layer(grpc.clone()));
         let gateway = JsonGateway::new(pb::FILE_DESCRIPTOR_SET, grpc.clone(), max)
@@ -872,53 +892,81 @@ fn metrics_response(app: &App, request: &Request<Body>) -> Response<Body> {
 /// Binds and serves until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let server = Server::bind(config).await?;
-    server.run(shutdown_signal()).await
+    // The handlers are in place before the server logs that it listens: a signal sent
+    // on seeing that line never meets the default action (which ends the process).
+    let signals = shutdown_signal();
+    server.run(signals).await
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Installs the signal handlers now; the future completes on SIGINT or SIGTERM.
+fn shutdown_signal() -> impl Future<Output = ()> + Send {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    let (interrupt, terminate, hangup) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        let ctrl_c = async {
+            match interrupt {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot listen for SIGINT");
+                    std::future::pending::<()>().await;
+                }
             }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
+        };
+        #[cfg(not(unix))]
+        let ctrl_c = async {
+            if let Err(err) = tokio::signal::ctrl_c().await {
+                tracing::error!(error = %err, "cannot listen for SIGINT");
                 std::future::pending::<()>().await;
             }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    // SIGHUP (a closed terminal, `kill -HUP` by habit) would end the process with no
-    // word by default. Nothing is reloaded live: the configuration is read at start.
-    #[cfg(unix)]
-    let hangup = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(mut signal) => loop {
-                signal.recv().await;
-                tracing::warn!(
-                    "SIGHUP received and ignored: the configuration is read at start; \
-                     restart the server to apply changes"
-                );
-            },
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGHUP");
-                std::future::pending::<()>().await;
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match terminate {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
             }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        // SIGHUP (a closed terminal, `kill -HUP` by habit) would end the process with no
+        // word by default. Nothing is reloaded live: the configuration is read at start.
+        #[cfg(unix)]
+        let hangup = async {
+            match hangup {
+                Ok(mut signal) => loop {
+                    signal.recv().await;
+                    tracing::warn!(
+                        "SIGHUP received and ignored: the configuration is read at start; \
+                         restart the server to apply changes"
+                    );
+                },
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot listen for SIGHUP");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => tracing::info!("SIGINT received"),
+            () = terminate => tracing::info!("SIGTERM received"),
+            () = hangup => {}
         }
-    };
-    #[cfg(not(unix))]
-    let hangup = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received"),
-        () = terminate => tracing::info!("SIGTERM received"),
-        () = hangup => {}
     }
 }

@@ -2,7 +2,7 @@
 //! inward. The wire (`pb`, `tonic`, `hyper`, `prost_reflect`) stops at the adapters and
 //! the server's transport glue; the databases (`rusqlite`, `tokio_postgres`,
 //! `deadpool_postgres`) stop at `store/`. Domain, runtime, providers, tools, scheduler,
-//! webhooks and the outbox never name them.
+//! webhooks and the outbox never name them. OpenTelemetry's crates stop at `telemetry/`.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +20,14 @@ const INNER: [&str; 8] = [
 
 const WIRE: [&str; 5] = ["tonic", "crate::pb", "pb::", "hyper", "prost_reflect"];
 const DATABASE: [&str; 3] = ["rusqlite", "tokio_postgres", "deadpool_postgres"];
+/// OpenTelemetry's types stay in `telemetry/`: everything else names only `tracing`.
+const TELEMETRY: [&str; 5] = [
+    "opentelemetry",
+    "opentelemetry_sdk",
+    "opentelemetry_otlp",
+    "opentelemetry_http",
+    "tracing_opentelemetry",
+];
 
 /// Files allowed past a boundary, and why.
 const EXCEPTIONS: [(&str, &str, &str); 3] = [
@@ -114,6 +122,14 @@ fn dependencies_point_inward() {
             if !excepted(file, root, &name) {
                 violations.push(format!("{}:{line}: {name}", file.display()));
             }
+        }
+    }
+    for file in everything
+        .iter()
+        .filter(|f| !f.starts_with(root.join("src/telemetry")))
+    {
+        for (line, name) in names_used(file, &TELEMETRY) {
+            violations.push(format!("{}:{line}: {name}", file.display()));
         }
     }
     assert!(

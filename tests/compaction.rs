@@ -296,3 +296,116 @@ async fn a_failed_compaction_is_announced_and_the_turn_goes_on() {
     assert_eq!(finished.status, pb::TurnStatus::Succeeded as i32);
     assert!(final_text(&third).starts_with("Echo: gamma"));
 }
+
+/// CompactSession through the OpenAI-compatible and Anthropic fakes: the summary request
+/// goes out in each provider's real wire format, and the next turn's request carries the
+/// summary instead of the replaced messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_request_and_its_use_speak_each_providers_wire_format() {
+    use octo::providers::fake::{FakeAnthropic, FakeOpenAi, FakeResponse};
+
+    fn script() -> Vec<FakeResponse> {
+        vec![
+            FakeResponse::text(["first answer"]),
+            FakeResponse::text(["second answer"]),
+            FakeResponse::text(["The user asked about alpha; answered."]),
+            FakeResponse::text(["third answer"]),
+        ]
+    }
+    let openai = FakeOpenAi::start(script()).await.expect("fake openai");
+    let anthropic = FakeAnthropic::start(script())
+        .await
+        .expect("fake anthropic");
+    for (provider, base_url) in [
+        ("openai", openai.base_url()),
+        ("anthropic", anthropic.base_url()),
+    ] {
+        let server = TestServer::start_with(|config| {
+            config.models.insert(
+                "fake".into(),
+                octo::config::ModelConfig {
+                    provider: provider.into(),
+                    model: "x".into(),
+                    base_url,
+                    api_key: Some("k".into()),
+                    ..octo::config::ModelConfig::mock()
+                },
+            );
+            config.default_model = Some("fake".into());
+        })
+        .await;
+        let session = short_prompt_session(&server).await;
+        let mut chat = server.chat().await;
+        let mut events = common::subscribe(&mut chat, &session.name, 0).await;
+        turn(&mut chat, &mut events, &session.name, "alpha question").await;
+        turn(&mut chat, &mut events, &session.name, "beta question").await;
+        let answer = chat
+            .compact_session(pb::CompactSessionRequest {
+                session: session.name.clone(),
+            })
+            .await
+            .expect("compact")
+            .into_inner();
+        assert!(answer.compacted, "{provider}");
+        let summary = answer.summary.expect("summary");
+        assert_eq!(summary.summary, "The user asked about alpha; answered.");
+        assert_eq!(summary.replaced_messages, 2, "{provider}");
+        turn(&mut chat, &mut events, &session.name, "gamma question").await;
+    }
+
+    // OpenAI: the system prompt is the first message; the instruction the last.
+    let requests = openai.requests();
+    assert_eq!(requests.len(), 4);
+    let summary_request = &requests[2].body;
+    let messages = summary_request["messages"].as_array().expect("messages");
+    assert_eq!(messages[0]["role"], "system");
+    assert!(
+        messages[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("condensing the earlier part"),
+        "{summary_request}"
+    );
+    let texts = serde_json::to_string(messages).unwrap();
+    assert!(texts.contains("alpha question") && texts.contains("first answer"));
+    assert!(
+        !texts.contains("beta question"),
+        "the kept exchange is not summarised"
+    );
+    assert_eq!(
+        messages.last().unwrap()["content"].as_str().unwrap(),
+        octo::providers::SUMMARY_INSTRUCTION
+    );
+    let next = serde_json::to_string(&requests[3].body["messages"]).unwrap();
+    assert!(
+        next.contains("The user asked about alpha; answered."),
+        "{next}"
+    );
+    assert!(!next.contains("alpha question"), "{next}");
+    assert!(next.contains("beta question") && next.contains("gamma question"));
+
+    // Anthropic: the system prompt is its own field.
+    let requests = anthropic.requests();
+    assert_eq!(requests.len(), 4);
+    let summary_request = &requests[2].body;
+    assert!(
+        serde_json::to_string(&summary_request["system"])
+            .unwrap()
+            .contains("condensing the earlier part"),
+        "{summary_request}"
+    );
+    let texts = serde_json::to_string(&summary_request["messages"]).unwrap();
+    assert!(texts.contains("alpha question") && !texts.contains("beta question"));
+    let next = &requests[3].body;
+    assert!(
+        serde_json::to_string(&next["system"])
+            .unwrap()
+            .contains("The user asked about alpha; answered."),
+        "{next}"
+    );
+    assert!(
+        !serde_json::to_string(&next["messages"])
+            .unwrap()
+            .contains("alpha question")
+    );
+}

@@ -133,6 +133,16 @@ async fn every_rpc_with_an_http_rule_is_an_operation_on_its_path() {
         events["x-octo-event"]["$ref"],
         "#/components/schemas/octo.v1.SessionEvent"
     );
+
+    // google.api.HttpBody answers are raw bytes, not events.
+    let download = &doc["paths"]["/v1/sessions/{session}/files:download"]["get"]["responses"]["200"]
+        ["content"];
+    assert_eq!(
+        download["application/octet-stream"]["schema"],
+        serde_json::json!({"type": "string", "format": "binary"}),
+        "{download}"
+    );
+    assert!(download.get("text/event-stream").is_none(), "{download}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -64,7 +64,9 @@ impl Server {
         )
         .await;
         let mut events = subscribe(&mut self.chat, &session.name, 0).await;
-        let arguments = serde_json::json!({ "command": command, "timeout_seconds": 20 });
+        // A generous safety net: on a loaded 2-core machine a sandboxed command can take
+        // seconds to start.
+        let arguments = serde_json::json!({ "command": command, "timeout_seconds": 120 });
         let turn = sent_turn(
             &send_text(
                 &mut self.chat,

@@ -36,6 +36,7 @@ type Client struct {
 	Models    octov1.ModelServiceClient
 	Schedules octov1.ScheduleServiceClient
 	Webhooks  octov1.WebhookServiceClient
+	Files     octov1.FileServiceClient
 }
 
 type options struct {
@@ -86,6 +87,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 		Models:    octov1.NewModelServiceClient(conn),
 		Schedules: octov1.NewScheduleServiceClient(conn),
 		Webhooks:  octov1.NewWebhookServiceClient(conn),
+		Files:     octov1.NewFileServiceClient(conn),
 	}, nil
 }
 

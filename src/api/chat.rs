@@ -307,6 +307,10 @@ pub fn event_pb(event: &Event) -> pb::SessionEvent {
             reason: reason.clone(),
             oldest_retained_sequence: *oldest_retained,
         }),
+        EventKind::FileChanged {
+            tool_call_id,
+            change,
+        } => Kind::FileChanged(super::files::file_changed_pb(tool_call_id, change)),
         EventKind::Relayed(_) => unreachable!("returned above"),
     };
     pb::SessionEvent {

@@ -1093,7 +1093,7 @@ mod tests {
             latency_micros: Some(1_500_000),
             time_to_first_token_micros: Some(250),
             error: Some(TurnError {
-                reason: "PROVIDER_ERROR".into(),
+                reason: crate::domain::reason::PROVIDER_ERROR.into(),
                 message: "boom".into(),
             }),
             create_time: Timestamp(10),

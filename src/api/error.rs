@@ -110,13 +110,13 @@ pub fn from_peer_status(status: &Status) -> Error {
         .map(|info| info.reason.clone())
         .unwrap_or_default();
     match (status.code(), reason.as_str()) {
-        (Code::Unavailable, "NOT_OWNER") => Error::Unavailable {
-            reason: "NOT_OWNER",
+        (Code::Unavailable, crate::domain::reason::NOT_OWNER) => Error::Unavailable {
+            reason: crate::domain::reason::NOT_OWNER,
             message: status.message().to_owned(),
             retry_after: None,
         },
-        (Code::Unavailable, "LEASE_LOST") => Error::Unavailable {
-            reason: "LEASE_LOST",
+        (Code::Unavailable, crate::domain::reason::LEASE_LOST) => Error::Unavailable {
+            reason: crate::domain::reason::LEASE_LOST,
             message: status.message().to_owned(),
             retry_after: None,
         },

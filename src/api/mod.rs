@@ -5,6 +5,7 @@
 pub mod chat;
 pub mod convert;
 pub mod error;
+pub mod files;
 pub mod mcp;
 pub mod models;
 pub mod peer;
@@ -16,6 +17,7 @@ pub mod webhooks;
 pub mod wire;
 
 pub use chat::ChatApi;
+pub use files::FileApi;
 pub use mcp::McpServerApi;
 pub use models::ModelApi;
 pub use profiles::ProfileApi;

@@ -13,10 +13,11 @@ use tonic::{
 use tonic_types::StatusExt;
 
 use crate::pb::{
-    chat_service_client::ChatServiceClient, mcp_server_service_client::McpServerServiceClient,
-    model_service_client::ModelServiceClient, profile_service_client::ProfileServiceClient,
-    schedule_service_client::ScheduleServiceClient, session_service_client::SessionServiceClient,
-    trigger_service_client::TriggerServiceClient, webhook_service_client::WebhookServiceClient,
+    chat_service_client::ChatServiceClient, file_service_client::FileServiceClient,
+    mcp_server_service_client::McpServerServiceClient, model_service_client::ModelServiceClient,
+    profile_service_client::ProfileServiceClient, schedule_service_client::ScheduleServiceClient,
+    session_service_client::SessionServiceClient, trigger_service_client::TriggerServiceClient,
+    webhook_service_client::WebhookServiceClient,
 };
 
 /// Where client commands connect when neither `--server` nor `OCTO_SERVER` says otherwise.
@@ -138,6 +139,12 @@ impl Client {
 
     pub fn webhooks(&self) -> WebhookServiceClient<AuthChannel> {
         WebhookServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    pub fn files(&self) -> FileServiceClient<AuthChannel> {
+        FileServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
@@ -429,7 +436,8 @@ mod tests {
         );
 
         // The server's reason names the error; the code is the fallback.
-        let details = ErrorDetails::with_error_info("SESSION_BUSY", "octo.v1", []);
+        let details =
+            ErrorDetails::with_error_info(crate::domain::reason::SESSION_BUSY, "octo.v1", []);
         let busy =
             Status::with_error_details(Code::FailedPrecondition, "sessions/x is running", details);
         assert_eq!(

@@ -16,6 +16,8 @@
 //! - `schedules list|show|add|update|rm|run|runs` (`schedules.rs`): prompts run on a cron;
 //! - `webhooks list [--state S]|retry ID` (`webhooks.rs`): the webhook outbox;
 //! - `mcp add|list|show|rm|tools` (`mcp.rs`): MCP tool servers and the tools offered;
+//! - `files ls|stat|get|put` (`files.rs`): a session's working dir (downloads and
+//!   chunked uploads).
 //! - `profiles add|list|show|edit|default|rm` (`profiles.rs`): agent profiles;
 //! - `triggers add|list|show|rm|deliveries` (`triggers.rs`): inbound triggers.
 //!
@@ -36,6 +38,7 @@ pub mod chat;
 pub mod client;
 pub mod completions;
 pub mod config_cmd;
+pub mod files;
 pub mod input;
 pub mod mcp;
 pub mod models;
@@ -146,6 +149,9 @@ pub enum Command {
     Man,
     /// Manage MCP tool servers and list the tools turns are offered
     Mcp(mcp::McpArgs),
+    /// List, download and upload the files of a session's working dir
+    #[command(visible_alias = "file")]
+    Files(files::FilesArgs),
     /// Manage agent profiles: reusable session setups (persona, model, permissions)
     #[command(visible_alias = "profile")]
     Profiles(profiles::ProfilesArgs),
@@ -173,6 +179,7 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
         Command::Completions(args) => completions::completions(args, out),
         Command::Man => completions::man(out),
         Command::Mcp(args) => mcp::run(args, &global, out).await,
+        Command::Files(args) => files::run(args, &global, out).await,
         Command::Profiles(args) => profiles::run(args, &global, out).await,
         Command::Triggers(args) => triggers::run(args, &global, out).await,
     }?;

@@ -1,6 +1,6 @@
 //! `octo serve`: resolve the configuration, set up logging, run the server.
 
-use std::{io::IsTerminal, net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::Context;
 use clap::Args;
@@ -67,23 +67,22 @@ impl ServeArgs {
 
 pub async fn run(args: ServeArgs, token: Option<&str>) -> anyhow::Result<()> {
     let config = Config::load(Some(&args.config.resolve()), &args.overrides(token))?;
-    init_tracing(&config.log)?;
+    let telemetry = init_tracing(&config.log)?;
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "starting octo");
-    crate::server::serve(config).await
+    let served = crate::server::serve(config).await;
+    // After the graceful shutdown: the spans of the last requests and turns go out.
+    telemetry.shutdown().await;
+    served
 }
 
-/// Logs to stderr, filtered by RUST_LOG when set, else by `log`. A subscriber already
+/// Logs to stderr, filtered by RUST_LOG when set, else by `log`; exports traces when
+/// the OpenTelemetry environment asks for them (see `telemetry`). A subscriber already
 /// installed (by a test, say) is left in place.
-fn init_tracing(log: &str) -> anyhow::Result<()> {
+fn init_tracing(log: &str) -> anyhow::Result<crate::telemetry::Telemetry> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(rust_log) if !rust_log.trim().is_empty() => EnvFilter::try_new(&rust_log)
             .with_context(|| format!("invalid RUST_LOG {rust_log:?}"))?,
         _ => EnvFilter::try_new(log).with_context(|| format!("invalid log filter {log:?}"))?,
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
-    Ok(())
+    crate::telemetry::init(filter)
 }

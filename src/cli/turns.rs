@@ -451,7 +451,7 @@ mod tests {
             ..Default::default()
         });
         turn.error = Some(pb::TurnError {
-            reason: "PROVIDER_UNAVAILABLE".into(),
+            reason: crate::domain::reason::PROVIDER_UNAVAILABLE.into(),
             message: "try later".into(),
         });
         let fields = turn_fields(&turn, 0);

@@ -24,7 +24,7 @@ use std::time::Duration;
 use super::{Error, Timestamp};
 
 /// The reason of the error a fenced write gets once its lease moved on.
-pub const LEASE_LOST: &str = "LEASE_LOST";
+pub use crate::domain::reason::LEASE_LOST;
 
 /// A server of a cluster as registered in the store.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,7 +91,7 @@ mod tests {
         assert!(Fence::default().is_none());
         assert!(!Fence(1).is_none());
         let err = lease_lost("s1", Fence(3));
-        assert_eq!(err.reason(), "LEASE_LOST");
+        assert_eq!(err.reason(), crate::domain::reason::LEASE_LOST);
         assert_eq!(
             err.to_string(),
             "sessions/s1 moved to another server (lease epoch 3 is no longer current); retry"

@@ -22,9 +22,29 @@ pub enum Resource {
     Schedule,
     ScheduleRun,
     WebhookDelivery,
+    /// A file or directory in a session's working dir.
+    File,
 }
 
 impl Resource {
+    /// Every kind, for the reason registry's test.
+    pub const ALL: [Resource; 14] = [
+        Resource::Session,
+        Resource::Message,
+        Resource::Turn,
+        Resource::Confirmation,
+        Resource::InputRequest,
+        Resource::Model,
+        Resource::McpServer,
+        Resource::Profile,
+        Resource::Trigger,
+        Resource::TriggerDelivery,
+        Resource::Schedule,
+        Resource::ScheduleRun,
+        Resource::WebhookDelivery,
+        Resource::File,
+    ];
+
     /// The proto type name, for ResourceInfo.
     pub fn type_name(self) -> &'static str {
         match self {
@@ -41,6 +61,7 @@ impl Resource {
             Resource::Schedule => "octo.v1.Schedule",
             Resource::ScheduleRun => "octo.v1.ScheduleRun",
             Resource::WebhookDelivery => "octo.v1.WebhookDelivery",
+            Resource::File => "octo.v1.FileEntry",
         }
     }
 
@@ -59,6 +80,7 @@ impl Resource {
             Resource::Schedule => "SCHEDULE",
             Resource::ScheduleRun => "SCHEDULE_RUN",
             Resource::WebhookDelivery => "WEBHOOK_DELIVERY",
+            Resource::File => "FILE",
         }
     }
 }
@@ -160,6 +182,7 @@ fn resource_label(resource: Resource) -> &'static str {
         Resource::Schedule => "schedule",
         Resource::ScheduleRun => "schedule run",
         Resource::WebhookDelivery => "webhook delivery",
+        Resource::File => "file",
     }
 }
 
@@ -190,18 +213,18 @@ impl Error {
     /// The stable reason for ErrorInfo, e.g. `SESSION_NOT_FOUND`.
     pub fn reason(&self) -> String {
         match self {
-            Error::InvalidArgument(_) => "INVALID_ARGUMENT".into(),
+            Error::InvalidArgument(_) => crate::domain::reason::INVALID_ARGUMENT.into(),
             Error::NotFound { resource, .. } => format!("{}_NOT_FOUND", resource.upper()),
             Error::AlreadyExists { resource, .. } => format!("{}_ALREADY_EXISTS", resource.upper()),
-            Error::EtagMismatch { .. } => "ETAG_MISMATCH".into(),
+            Error::EtagMismatch { .. } => crate::domain::reason::ETAG_MISMATCH.into(),
             Error::FailedPrecondition { reason, .. }
             | Error::ResourceExhausted { reason, .. }
             | Error::Unavailable { reason, .. }
             | Error::DeadlineExceeded { reason, .. }
             | Error::PermissionDenied { reason, .. } => (*reason).into(),
-            Error::Unauthenticated(_) => "UNAUTHENTICATED".into(),
-            Error::Unimplemented(_) => "NOT_IMPLEMENTED".into(),
-            Error::Internal(_) => "INTERNAL".into(),
+            Error::Unauthenticated(_) => crate::domain::reason::UNAUTHENTICATED.into(),
+            Error::Unimplemented(_) => crate::domain::reason::NOT_IMPLEMENTED.into(),
+            Error::Internal(_) => crate::domain::reason::INTERNAL.into(),
             Error::Relayed(relayed) => relayed.reason.clone(),
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod error;
+pub mod file;
 pub mod mcp;
 pub mod message;
 pub mod model;
@@ -10,6 +11,7 @@ pub mod outbox;
 pub mod page;
 pub mod profile;
 pub mod prompt_template;
+pub mod reason;
 pub mod schedule;
 pub mod secret;
 pub mod session;

@@ -317,7 +317,7 @@ pub struct ScheduleRun {
 }
 
 /// The reason a run's write is refused once another server took the run over.
-pub const RUN_TAKEN_OVER: &str = "RUN_TAKEN_OVER";
+pub use crate::domain::reason::RUN_TAKEN_OVER;
 
 /// The error a runner's write gets when the run names another runner now: this server
 /// was taken for dead (no heartbeat within the lease TTL) and a live one took the run.

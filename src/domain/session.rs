@@ -156,9 +156,9 @@ impl Session {
 }
 
 /// The reason of the error a change to a session in the trash gets.
-pub const SESSION_DELETED: &str = "SESSION_DELETED";
+pub use crate::domain::reason::SESSION_DELETED;
 /// The reason of the error purging a session that is not in the trash gets.
-pub const SESSION_NOT_DELETED: &str = "SESSION_NOT_DELETED";
+pub use crate::domain::reason::SESSION_NOT_DELETED;
 
 /// FAILED_PRECONDITION: the session is in the trash, so it cannot change.
 pub fn session_deleted(id: &str) -> Error {

@@ -28,7 +28,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 fn too_large() -> Error {
     Error::ResourceExhausted {
-        reason: "PAYLOAD_TOO_LARGE",
+        reason: crate::domain::reason::PAYLOAD_TOO_LARGE,
         message: format!("the body is larger than {MAX_BODY_BYTES} bytes"),
         retry_after: None,
     }
@@ -105,7 +105,7 @@ pub async fn serve(
 }
 
 fn error_response(gateway: &JsonGateway, err: Error) -> Response<Body> {
-    let payload_too_large = err.reason() == "PAYLOAD_TOO_LARGE";
+    let payload_too_large = err.reason() == crate::domain::reason::PAYLOAD_TOO_LARGE;
     let mut response = gateway.status_response(&crate::api::error::to_status(err));
     if payload_too_large {
         *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;

@@ -2,17 +2,20 @@
 //! descriptor set: a generic transcoder that turns a JSON request into the RPC's protobuf
 //! request, calls the same gRPC service in-process (so auth, validation and errors are
 //! identical on every protocol), and turns the answer back into JSON or, for
-//! server-streaming RPCs, `text/event-stream`.
+//! server-streaming RPCs, `text/event-stream`. An RPC answering `google.api.HttpBody`
+//! (unary or a stream of chunks) is answered as a raw body instead (`body`).
 //!
 //! - `route`: path templates, compiled once in [`JsonGateway::new`].
 //! - `transcode`: body, path variables and query parameters → request message; JSON out.
 //! - `grpc`: the in-process call's framing, response reading and status.
 //! - `sse`: server-streaming responses as server-sent events.
+//! - `body`: `google.api.HttpBody` responses as raw bodies (downloads).
 //! - [`error`]: the gRPC code → HTTP status mapping and `google.rpc.Status` JSON.
 //! - [`ui`]: the embedded web UI at `/` (its files only; other paths come here).
 //! - [`hooks`]: `POST /hooks/{trigger}`, inbound trigger calls (raw body, no gateway).
 //! - `openapi`: `GET /openapi.json`, the OpenAPI 3.1 document of these routes.
 
+mod body;
 pub mod error;
 mod grpc;
 pub mod hooks;
@@ -62,8 +65,9 @@ pub const DEFAULT_SSE_KEEPALIVE: Duration = Duration::from_secs(15);
 /// headers of every quiet stream.
 const FIRST_MESSAGE_GRACE: Duration = Duration::ZERO;
 
-/// Request headers forwarded to the in-process call.
-const FORWARDED_HEADERS: [&str; 2] = ["authorization", "x-request-id"];
+/// Request headers forwarded to the in-process call (W3C trace context too: the call's
+/// span joins the caller's trace).
+const FORWARDED_HEADERS: [&str; 4] = ["authorization", "x-request-id", "traceparent", "tracestate"];
 
 /// The generic JSON/HTTP → gRPC transcoder.
 #[derive(Clone)]
@@ -92,6 +96,25 @@ struct Route {
     rpc: Arc<Rpc>,
 }
 
+/// How an RPC's answer goes out over HTTP.
+enum Answer {
+    /// The one response message as JSON.
+    Json,
+    /// Server-streaming: each message as a server-sent event.
+    Events(EventSource),
+    /// `google.api.HttpBody` (unary or streamed): the raw bytes, typed by the first
+    /// message's `content_type`.
+    Body,
+}
+
+impl Answer {
+    /// The `access_token` query parameter is accepted only for event streams, which an
+    /// `EventSource` cannot give headers.
+    fn takes_token_param(&self) -> bool {
+        matches!(self, Answer::Events(_))
+    }
+}
+
 /// What the gateway knows about one RPC.
 struct Rpc {
     method: MethodDescriptor,
@@ -101,8 +124,8 @@ struct Rpc {
     uri: http::Uri,
     input: MessageDescriptor,
     output: MessageDescriptor,
-    /// For server-streaming RPCs: how to render their events.
-    events: Option<EventSource>,
+    /// How the answer is rendered.
+    answer: Answer,
     /// A top-level integer `after_sequence` field, set from `Last-Event-ID`.
     after_sequence: Option<FieldDescriptor>,
 }
@@ -227,7 +250,7 @@ impl JsonGateway {
         let mut message = transcode::decode_body(&rpc.input, &route.body, &body)?;
         transcode::apply_path(&mut message, &route.bindings, &captures)?;
         let params = transcode::parse_query(parts.uri.query().unwrap_or(""))?;
-        let allow_token = parts.method == Method::GET && rpc.events.is_some();
+        let allow_token = parts.method == Method::GET && rpc.answer.takes_token_param();
         let token = transcode::apply_query(
             &mut message,
             &route.body,
@@ -249,9 +272,10 @@ impl JsonGateway {
             Err(never) => match never {},
         };
         let mut stream = GrpcStream::new(response);
-        match &rpc.events {
-            None => self.unary(route, &mut stream).await,
-            Some(events) => self.streaming(events, stream).await,
+        match &rpc.answer {
+            Answer::Json => self.unary(route, &mut stream).await,
+            Answer::Events(events) => self.streaming(events, stream).await,
+            Answer::Body => self.raw_body(stream).await,
         }
     }
 
@@ -318,6 +342,24 @@ impl JsonGateway {
             Ok(Item::End(_)) => None,
         };
         Ok(sse::response(events.clone(), first, stream, self.keepalive))
+    }
+
+    /// A `google.api.HttpBody` answer as a raw body; an error before its first message
+    /// is answered as JSON, one after it aborts the body (see `body`).
+    async fn raw_body(
+        &self,
+        mut stream: GrpcStream,
+    ) -> Result<http::Response<tonic::body::Body>, ApiError> {
+        let first = match stream.next().await {
+            Item::Message(message) => message,
+            Item::End(status) => {
+                return Err(self.status_error(&status, stream.headers(), "no response message"));
+            }
+        };
+        body::response(&first, stream).map_err(|message| {
+            tracing::warn!(%message, "undecodable HttpBody response");
+            ApiError::new(Code::Internal, message)
+        })
     }
 
     /// The JSON error for a gRPC status (an OK status here means a missing message).
@@ -419,13 +461,18 @@ fn add_method_routes(
                     | Kind::Sfixed64
             )
     });
+    let answer = if output.full_name() == body::HTTP_BODY {
+        Answer::Body
+    } else if method.is_server_streaming() {
+        Answer::Events(EventSource::new(output.clone(), renderer.clone()))
+    } else {
+        Answer::Json
+    };
     let rpc = Arc::new(Rpc {
         method: method.clone(),
         full_name: method.full_name().to_owned(),
         uri,
-        events: method
-            .is_server_streaming()
-            .then(|| EventSource::new(output.clone(), renderer.clone())),
+        answer,
         input,
         output,
         after_sequence,

@@ -18,6 +18,8 @@
 //! - Server-streaming RPCs answer `text/event-stream`: each event's `data:` is one
 //!   message of the response type as JSON (`x-octo-event` names its schema), `id:` its
 //!   sequence; an error ends the stream as `event: error` with a `google.rpc.Status`.
+//! - RPCs answering `google.api.HttpBody` answer raw bytes (`application/octet-stream`,
+//!   `format: binary`): the actual type is the first message's `content_type`.
 //! - Errors are `google.rpc.Status` JSON with the HTTP status of their gRPC code.
 //!
 //! The document is built once (~100 KB for the v1 API) and served as bytes; no auth, like
@@ -227,7 +229,7 @@ impl Builder {
         let rpc = &route.rpc;
         let method = &rpc.method;
         let doc = self.comments.of(method.parent_file().name(), method.path());
-        let streaming = rpc.events.is_some();
+        let streaming = matches!(rpc.answer, super::Answer::Events(_));
         // Query parameters: every field not bound by the path or the body.
         if !matches!(route.body, BodyRule::Whole) {
             let bound: Vec<&FieldDescriptor> = route
@@ -266,7 +268,16 @@ impl Builder {
                 });
             }
         }
-        let ok = if streaming {
+        let ok = if matches!(rpc.answer, super::Answer::Body) {
+            json!({
+                "description": "The raw bytes (a download, streamed): `Content-Type` is the \
+                    type of the content. A failure before the first byte is a \
+                    `google.rpc.Status` JSON error; one after it aborts the body.",
+                "content": {"application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary"},
+                }},
+            })
+        } else if streaming {
             let event = self.reference(&rpc.output);
             json!({
                 "description": format!(

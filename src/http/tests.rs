@@ -975,3 +975,6 @@ async fn access_token_is_rejected_on_post_streams() {
         "access_token"
     );
 }
+
+/// `google.api.HttpBody` answers as raw bodies.
+mod body;

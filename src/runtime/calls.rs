@@ -15,6 +15,7 @@ use super::{
     events::{Confirmation, Decision, EventKind},
     input,
     live::{LiveSession, PendingConfirmation},
+    spans,
 };
 use crate::{
     domain::{
@@ -50,6 +51,8 @@ pub(super) async fn run_tools(
     } = context;
     let mut results = Vec::with_capacity(calls.len());
     for call in calls {
+        // Ends when dropped, at the end of this iteration.
+        let span = spans::tool_call(call);
         live.emit(
             Some(&turn.id),
             EventKind::ToolCallStarted {
@@ -102,6 +105,7 @@ pub(super) async fn run_tools(
                 } else {
                     run_tool(live, turn, call, &*tool, arguments, working_dir, cancel).await
                 };
+                announce_changes(live, &turn.id, &call.id, &outcome);
                 record.status = if outcome.cancelled {
                     ToolCallStatus::Cancelled
                 } else if outcome.is_error {
@@ -125,6 +129,7 @@ pub(super) async fn run_tools(
             }
         }
         record.end_time = Some(Timestamp::now());
+        spans::record_tool_call(&span, &record);
         results.push(Part::ToolResult {
             tool_call_id: call.id.clone(),
             output: record.output.clone(),
@@ -184,6 +189,24 @@ async fn run_tool(
         );
     }
     outcome
+}
+
+/// One `file_changed` event per file the call created or changed, with the turn's id.
+fn announce_changes(
+    live: &LiveSession,
+    turn_id: &str,
+    call_id: &str,
+    outcome: &crate::tools::ToolOutcome,
+) {
+    for change in &outcome.changes {
+        live.emit(
+            Some(turn_id),
+            EventKind::FileChanged {
+                tool_call_id: call_id.to_owned(),
+                change: Box::new(change.clone()),
+            },
+        );
+    }
 }
 
 /// Asks the user; `None` when the turn was cancelled first.

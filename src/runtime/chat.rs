@@ -203,19 +203,20 @@ impl Chat {
                     state.queue.pop_front().map(|turn| {
                         let cancel = CancellationToken::new();
                         let unattended = state.unattended.remove(&turn.id);
+                        let origin = state.origins.remove(&turn.id);
                         state.active =
                             Some(ActiveTurn::new(turn.clone(), cancel.clone(), unattended));
                         live.publish_summary(&state);
-                        (turn, cancel)
+                        (turn, cancel, origin)
                     })
                 } else {
                     None
                 }
             };
             match next {
-                Some((turn, cancel)) => {
+                Some((turn, cancel, origin)) => {
                     self.quiet.turn_started();
-                    turn::run(&live, turn, cancel).await;
+                    turn::run(&live, turn, cancel, origin).await;
                     if self.quiet.turn_ended() {
                         self.trim_when_quiet();
                     }
@@ -477,6 +478,7 @@ impl Chat {
                 // Out of the queue first, so the driver cannot start it.
                 if let Some(mut turn) = queued.and_then(|p| state.queue.remove(p)) {
                     state.unattended.remove(&turn.id);
+                    state.origins.remove(&turn.id);
                     finish_unstarted(&mut turn, TurnStatus::Cancelled, None);
                     live.publish_summary(&state);
                     Found::Queued(turn)
@@ -532,6 +534,7 @@ impl Chat {
             let mut state = live.lock();
             let mut turns: Vec<Turn> = state.queue.drain(..).collect();
             state.unattended.clear();
+            state.origins.clear();
             for turn in &mut turns {
                 finish_unstarted(turn, TurnStatus::Cancelled, None);
             }

@@ -265,7 +265,7 @@ fn no_peers(owner: &Remote) -> crate::domain::Error {
 /// The error an owner gives when it no longer owns the session.
 pub fn not_owner(session_id: &str) -> crate::domain::Error {
     crate::domain::Error::Unavailable {
-        reason: "NOT_OWNER",
+        reason: crate::domain::reason::NOT_OWNER,
         message: format!("sessions/{session_id} is owned by another server now; retry"),
         retry_after: Some(Duration::from_millis(100)),
     }
@@ -276,7 +276,7 @@ pub fn is_moved(err: &crate::domain::Error) -> bool {
     matches!(
         err,
         crate::domain::Error::Unavailable { reason, .. }
-            if *reason == "NOT_OWNER" || *reason == crate::domain::cluster::LEASE_LOST
+            if *reason == crate::domain::reason::NOT_OWNER || *reason == crate::domain::cluster::LEASE_LOST
     )
 }
 

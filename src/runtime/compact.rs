@@ -50,7 +50,7 @@ impl Chat {
                 }
                 if state.is_busy() {
                     return Err(Error::FailedPrecondition {
-                        reason: "SESSION_BUSY",
+                        reason: crate::domain::reason::SESSION_BUSY,
                         message: format!(
                             "sessions/{session_id} is running a turn; compact it when it is idle"
                         ),
@@ -97,7 +97,7 @@ impl Chat {
                 Ok(Some(summary)) => Ok((true, Some(summary))),
                 Ok(None) => Ok((false, previous)),
                 Err(err) => Err(Error::Unavailable {
-                    reason: "COMPACTION_FAILED",
+                    reason: crate::domain::reason::COMPACTION_FAILED,
                     message: format!("sessions/{session_id} could not be summarised: {err}"),
                     retry_after: None,
                 }),

@@ -272,7 +272,7 @@ pub(super) async fn compact(
             live.emit(
                 turn_id,
                 EventKind::Error {
-                    reason: "COMPACTION_FAILED".into(),
+                    reason: crate::domain::reason::COMPACTION_FAILED.into(),
                     message: format!(
                         "the conversation could not be summarised ({err}); its oldest messages \
                          are left out of this turn's requests instead"

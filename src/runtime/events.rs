@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use crate::domain::{
-    Message, Part, Role, Session, Timestamp, ToolCallRecord, Turn, summary::Summary,
-    tool::ToolCallRequest,
+    Message, Part, Role, Session, Timestamp, ToolCallRecord, Turn, file::FileChange,
+    summary::Summary, tool::ToolCallRequest,
 };
 use crate::tools::{OutputStream, ask_user::Question};
 
@@ -145,6 +145,12 @@ pub enum EventKind {
         reason: String,
         oldest_retained: i64,
     },
+    /// A built-in file tool created or changed a file (after the call's output, before
+    /// its ToolCallFinished).
+    FileChanged {
+        tool_call_id: String,
+        change: Box<FileChange>,
+    },
     /// An event of a session owned by another server, relayed as the owner encoded it
     /// (the bytes are in `Event::wire`): only what this server needs to know of it.
     Relayed(RelayedKind),
@@ -260,6 +266,15 @@ impl Event {
                     + summary.session_id.len()
                     + summary.text.len()
                     + summary.model.len()
+            }
+            EventKind::FileChanged {
+                tool_call_id,
+                change,
+            } => {
+                tool_call_id.capacity()
+                    + size_of::<FileChange>()
+                    + change.path.capacity()
+                    + change.diff.capacity()
             }
             EventKind::Snapshot(snapshot) => {
                 size_of::<Snapshot>()

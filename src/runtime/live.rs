@@ -89,6 +89,9 @@ pub(crate) struct LiveState {
     /// The queued turns sent unattended (see `ActiveTurn::unattended`). Kept in memory
     /// only: a turn recovered after a restart or a takeover runs attended.
     pub unattended: HashSet<String>,
+    /// The span each queued turn's span will be a child of: the exported span (an RPC's)
+    /// that sent its message, by turn id. Kept in memory only, like `unattended`.
+    pub origins: HashMap<String, tracing::Span>,
     pub active: Option<ActiveTurn>,
     /// Tools the user allowed for the rest of the session.
     pub allow_always: HashSet<String>,
@@ -249,6 +252,7 @@ impl LiveSession {
                 events: None,
                 queue: VecDeque::new(),
                 unattended: HashSet::new(),
+                origins: HashMap::new(),
                 active: None,
                 allow_always,
                 retired: false,
@@ -489,6 +493,7 @@ impl LiveSession {
     pub fn retire(&self, state: &mut LiveState) {
         state.queue.clear();
         state.unattended.clear();
+        state.origins.clear();
         if let Some(active) = &state.active {
             active.cancel.cancel();
         }

@@ -297,7 +297,7 @@ impl Models {
                 .find(|m| m.is_default)
                 .cloned()
                 .ok_or_else(|| Error::FailedPrecondition {
-                    reason: "NO_MODEL_CONFIGURED",
+                    reason: crate::domain::reason::NO_MODEL_CONFIGURED,
                     message: NO_MODEL_MESSAGE.into(),
                 })?,
         };
@@ -312,7 +312,7 @@ impl Models {
     fn ready(&self, model: &Model) -> Result<ResolvedModel> {
         let api_key = match (&model.api_key_env, &model.api_key) {
             (Some(var), _) => Some(std::env::var(var).map_err(|_| Error::FailedPrecondition {
-                reason: "MODEL_MISCONFIGURED",
+                reason: crate::domain::reason::MODEL_MISCONFIGURED,
                 message: format!(
                     "models/{} reads its API key from ${var}, which is not set",
                     model.id
@@ -549,7 +549,7 @@ mod tests {
         assert!(matches!(
             m.resolve(None, None).await,
             Err(Error::FailedPrecondition {
-                reason: "NO_MODEL_CONFIGURED",
+                reason: crate::domain::reason::NO_MODEL_CONFIGURED,
                 ..
             })
         ));

@@ -78,7 +78,7 @@ impl Chat {
             match (request.on_busy, active) {
                 (BusyPolicy::Reject, _) if busy => {
                     return Err(Error::FailedPrecondition {
-                        reason: "SESSION_BUSY",
+                        reason: crate::domain::reason::SESSION_BUSY,
                         message: format!(
                             "sessions/{} is running a turn; send with on_busy ENQUEUE, STEER or INTERRUPT, or wait",
                             request.session_id
@@ -119,7 +119,7 @@ impl Chat {
                 (policy, _) => {
                     if queued >= self.deps.limits.max_queue_depth {
                         return Err(Error::ResourceExhausted {
-                            reason: "QUEUE_FULL",
+                            reason: crate::domain::reason::QUEUE_FULL,
                             message: format!(
                                 "sessions/{} already has {queued} turns queued (the limit); wait, or clear the queue",
                                 request.session_id
@@ -176,6 +176,9 @@ impl Chat {
         let mut state = live.lock();
         if request.unattended {
             state.unattended.insert(turn.id.clone());
+        }
+        if let Some(origin) = super::spans::origin() {
+            state.origins.insert(turn.id.clone(), origin);
         }
         let position = if policy == BusyPolicy::Interrupt {
             state.queue.push_front(turn.clone());
@@ -258,7 +261,7 @@ pub struct Answered {
 }
 
 /// The reason of the error a send-and-wait gets when its turn outlives the wait.
-pub const TURN_STILL_RUNNING: &str = "TURN_STILL_RUNNING";
+pub use crate::domain::reason::TURN_STILL_RUNNING;
 
 /// Assistant messages read back per turn at most (a turn of 50 steps writes ~100).
 const MAX_REPLIES: usize = 1000;

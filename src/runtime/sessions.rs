@@ -289,7 +289,7 @@ impl Sessions {
             }
         }
         Err(Error::Unavailable {
-            reason: "CONTENDED",
+            reason: crate::domain::reason::CONTENDED,
             message: format!("sessions/{id} is changing too fast; retry"),
             retry_after: Some(std::time::Duration::from_millis(100)),
         })
@@ -781,7 +781,7 @@ mod tests {
         ));
         assert!(matches!(
             sessions.purge(&s.id).await,
-            Err(Error::FailedPrecondition { reason, .. }) if reason == "SESSION_NOT_DELETED"
+            Err(Error::FailedPrecondition { reason, .. }) if reason == crate::domain::reason::SESSION_NOT_DELETED
         ));
         let trashed = sessions.trash(&s.id, &s.etag()).await.expect("trash");
         let (deleted, expires) = (
@@ -802,12 +802,12 @@ mod tests {
             .update(&s.id, titled("y"), &[SessionField::DisplayName], "")
             .await;
         assert!(
-            matches!(&update, Err(Error::FailedPrecondition { reason, .. }) if *reason == "SESSION_DELETED"),
+            matches!(&update, Err(Error::FailedPrecondition { reason, .. }) if *reason == crate::domain::reason::SESSION_DELETED),
             "{update:?}"
         );
         assert!(matches!(
             sessions.fork(&s.id, None, None).await,
-            Err(Error::FailedPrecondition { reason, .. }) if reason == "SESSION_DELETED"
+            Err(Error::FailedPrecondition { reason, .. }) if reason == crate::domain::reason::SESSION_DELETED
         ));
         // Hidden from the list unless asked for.
         let (listed, _) = sessions

@@ -40,7 +40,8 @@ impl Chat {
         for (session_id, turns) in sessions {
             if let Route::Here(live) = self.route(&session_id).await? {
                 let _sending = live.send_lock.lock().await;
-                self.recover_turns(&live, turns, "SERVER_RESTARTED").await?;
+                self.recover_turns(&live, turns, crate::domain::reason::SERVER_RESTARTED)
+                    .await?;
             }
         }
         Ok(count)
@@ -54,7 +55,8 @@ impl Chat {
         if turns.is_empty() {
             return Ok(());
         }
-        self.recover_turns(live, turns, "SERVER_LOST").await
+        self.recover_turns(live, turns, crate::domain::reason::SERVER_LOST)
+            .await
     }
 
     /// Ends the session's running turns INTERRUPTED and queues its queued ones.

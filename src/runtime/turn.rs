@@ -8,6 +8,7 @@ use std::{sync::Arc, time::Instant};
 
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument as _, Span};
 
 use super::context::{self, fit_context, repair_history};
 use super::models::ResolvedModel;
@@ -15,6 +16,7 @@ use super::{
     calls,
     events::{ContentKind, EventKind},
     live::LiveSession,
+    spans,
 };
 use crate::{
     domain::{
@@ -75,7 +77,7 @@ async fn prepare(live: &LiveSession, turn: &mut Turn) -> Result<Prepared, Ending
         live.emit(
             Some(&turn.id),
             EventKind::Error {
-                reason: "MODEL_FALLBACK".into(),
+                reason: crate::domain::reason::MODEL_FALLBACK.into(),
                 message: note,
             },
         );
@@ -119,7 +121,28 @@ async fn give_title(live: &LiveSession, session: Session) -> Session {
     }
 }
 
-pub(crate) async fn run(live: &Arc<LiveSession>, mut turn: Turn, cancel: CancellationToken) {
+/// Runs a turn inside its span (`spans::turn`): a child of `origin`, the span of the
+/// RPC that sent its message, or a root (a turn recovered at start, or sent where no
+/// span was current).
+pub(crate) async fn run(
+    live: &Arc<LiveSession>,
+    turn: Turn,
+    cancel: CancellationToken,
+    origin: Option<Span>,
+) {
+    let span = spans::turn(&live.id, &turn.id, origin.as_ref());
+    drop(origin);
+    run_in_span(live, turn, cancel, &span)
+        .instrument(span.clone())
+        .await;
+}
+
+async fn run_in_span(
+    live: &Arc<LiveSession>,
+    mut turn: Turn,
+    cancel: CancellationToken,
+    span: &Span,
+) {
     let started = Instant::now();
     turn.status = TurnStatus::Running;
     turn.start_time = Some(Timestamp::now());
@@ -165,7 +188,7 @@ pub(crate) async fn run(live: &Arc<LiveSession>, mut turn: Turn, cancel: Cancell
         Ending::Cancelled if live.deps.shutdown.is_cancelled() => (
             TurnStatus::Interrupted,
             Some(TurnError {
-                reason: "SERVER_SHUTDOWN".into(),
+                reason: crate::domain::reason::SERVER_SHUTDOWN.into(),
                 message: "the server shut down while this turn ran".into(),
             }),
         ),
@@ -217,6 +240,7 @@ pub(crate) async fn run(live: &Arc<LiveSession>, mut turn: Turn, cancel: Cancell
             },
         );
     }
+    spans::record_turn(span, &turn);
     tracing::info!(session = %live.id, turn = %turn.id, status = ?turn.status, latency_ms = started.elapsed().as_millis() as u64, "turn finished");
 }
 
@@ -318,6 +342,7 @@ async fn steps(
                 provider: &*provider,
                 request: &request,
                 model_id: &model.id,
+                spec: &model.spec,
             },
             cancel,
             started,
@@ -383,7 +408,7 @@ async fn steps(
         deps.store.put_turn(turn, live.fence).await?;
     }
     Ok(failed(
-        "STEP_LIMIT",
+        crate::domain::reason::STEP_LIMIT,
         format!(
             "the turn made {} model requests, the limit",
             deps.limits.max_steps
@@ -406,6 +431,20 @@ struct ModelCall<'a> {
     provider: &'a dyn providers::Provider,
     request: &'a ChatRequest,
     model_id: &'a str,
+    spec: &'a providers::ModelSpec,
+}
+
+/// What the model request gave, on its span.
+fn record_model_request(span: &Span, usage: &Usage, ending: Option<&Ending>) {
+    let end = match ending {
+        Some(Ending::Failed(error)) => spans::RequestEnd::Failed {
+            reason: &error.reason,
+            message: &error.message,
+        },
+        Some(Ending::Cancelled) => spans::RequestEnd::Cancelled,
+        Some(Ending::Succeeded) | None => spans::RequestEnd::Answered,
+    };
+    spans::record_model_request(span, usage, end);
 }
 
 async fn stream_answer(
@@ -417,29 +456,37 @@ async fn stream_answer(
     position: &mut i64,
 ) -> crate::domain::Result<StepAnswer> {
     let deps = &live.deps;
+    // Not entered: nothing runs under it, and it ends when dropped (the stream's end).
+    let span = spans::model_request(call.spec, call.model_id);
+    let requested = Instant::now();
     let ModelCall {
         provider,
         request,
         model_id,
+        ..
     } = call;
     let turn_id = turn.id.clone();
     let stream = tokio::select! {
         result = provider.stream(request) => result,
         () = cancel.cancelled() => {
+            record_model_request(&span, &Usage::default(), Some(&Ending::Cancelled));
             return Ok(StepAnswer { message: None, calls: Vec::new(), usage: Usage::default(), ending: Some(Ending::Cancelled) });
         }
     };
     let mut stream = match stream {
         Ok(stream) => stream,
         Err(err) => {
+            let ending = provider_failure(&err);
+            record_model_request(&span, &Usage::default(), Some(&ending));
             return Ok(StepAnswer {
                 message: None,
                 calls: Vec::new(),
                 usage: Usage::default(),
-                ending: Some(provider_failure(&err)),
+                ending: Some(ending),
             });
         }
     };
+    let mut first_chunk = true;
 
     let mut message = Message {
         id: new_id(),
@@ -483,7 +530,7 @@ async fn stream_answer(
         let event = match item {
             None => {
                 ending = Some(failed(
-                    "PROVIDER_PROTOCOL",
+                    crate::domain::reason::PROVIDER_PROTOCOL,
                     "the model's stream ended before it finished",
                 ));
                 break;
@@ -494,6 +541,10 @@ async fn stream_answer(
             }
             Some(Ok(event)) => event,
         };
+        if first_chunk && is_content(&event) {
+            first_chunk = false;
+            spans::record_first_chunk(&span, requested.elapsed());
+        }
         match event {
             StreamEvent::TextDelta(text) | StreamEvent::ReasoningDelta(text) if text.is_empty() => {
             }
@@ -559,6 +610,8 @@ async fn stream_answer(
         }
         checkpoint.maybe_save(&deps.store, &message, live.fence);
     }
+    record_model_request(&span, &usage, ending.as_ref());
+    drop(span);
     checkpoint.finish().await;
     close_block(live, &turn_id, &message_id, &mut open);
     // Tool calls of an answer cut short are not run.
@@ -645,13 +698,22 @@ fn log_checkpoint(done: std::result::Result<crate::domain::Result<()>, tokio::ta
 fn provider_failure(err: &ProviderError) -> Ending {
     use providers::ProviderErrorKind as K;
     let reason = match err.kind {
-        K::Unavailable | K::RateLimited => "PROVIDER_UNAVAILABLE",
-        K::Unauthenticated => "PROVIDER_UNAUTHENTICATED",
-        K::InvalidRequest => "PROVIDER_INVALID_REQUEST",
-        K::Timeout => "PROVIDER_TIMEOUT",
-        K::Protocol => "PROVIDER_PROTOCOL",
+        K::Unavailable | K::RateLimited => crate::domain::reason::PROVIDER_UNAVAILABLE,
+        K::Unauthenticated => crate::domain::reason::PROVIDER_UNAUTHENTICATED,
+        K::InvalidRequest => crate::domain::reason::PROVIDER_INVALID_REQUEST,
+        K::Timeout => crate::domain::reason::PROVIDER_TIMEOUT,
+        K::Protocol => crate::domain::reason::PROVIDER_PROTOCOL,
     };
     failed(reason, err.message.clone())
+}
+
+/// Whether a stream event is part of the answer (its first is the first chunk).
+fn is_content(event: &StreamEvent) -> bool {
+    match event {
+        StreamEvent::TextDelta(text) | StreamEvent::ReasoningDelta(text) => !text.is_empty(),
+        StreamEvent::ToolCall(_) => true,
+        StreamEvent::Usage(_) | StreamEvent::Finished(_) => false,
+    }
 }
 
 fn note_first_token(turn: &mut Turn, started: Instant) {

@@ -29,7 +29,7 @@ use crate::domain::{
 pub(crate) fn keep_default(stored: &Model, update: &Model) -> crate::domain::Result<()> {
     if stored.is_default && !update.is_default {
         return Err(crate::domain::Error::FailedPrecondition {
-            reason: "DEFAULT_MODEL_REQUIRED",
+            reason: crate::domain::reason::DEFAULT_MODEL_REQUIRED,
             message: format!(
                 "models/{} is the default; make another model the default instead",
                 update.id
@@ -163,7 +163,7 @@ pub(crate) fn keep_default_profile(
 ) -> crate::domain::Result<()> {
     if stored.is_default && !update.is_default {
         return Err(crate::domain::Error::FailedPrecondition {
-            reason: "DEFAULT_PROFILE_REQUIRED",
+            reason: crate::domain::reason::DEFAULT_PROFILE_REQUIRED,
             message: format!(
                 "profiles/{} is the default; make another profile the default instead",
                 update.id
@@ -433,7 +433,7 @@ pub(super) fn not_found(id: &str) -> Error {
 
 pub(super) fn delivered(id: &str) -> Error {
     Error::FailedPrecondition {
-        reason: "WEBHOOK_DELIVERED",
+        reason: crate::domain::reason::WEBHOOK_DELIVERED,
         message: format!("webhookDeliveries/{id} was delivered already; there is nothing to retry"),
     }
 }

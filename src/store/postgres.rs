@@ -152,7 +152,7 @@ impl PostgresStore {
             .map_err(pg_error)?;
         if !locked {
             return Err(Error::FailedPrecondition {
-                reason: "DATABASE_IN_USE",
+                reason: crate::domain::reason::DATABASE_IN_USE,
                 message: "another Octo server is using this database: several servers on one \
                           Postgres need cluster mode, which is not built yet; stop the other \
                           server or give this one a database of its own"
@@ -227,7 +227,7 @@ impl PostgresStore {
 /// The connection settings of `url`, refusing what this backend cannot do yet (TLS).
 fn parse_url(url: &str) -> Result<tokio_postgres::Config> {
     let tls_unsupported = || Error::Unavailable {
-        reason: "POSTGRES_TLS_UNSUPPORTED",
+        reason: crate::domain::reason::POSTGRES_TLS_UNSUPPORTED,
         message: "the database URL asks for TLS (sslmode), but TLS to Postgres is not \
                   supported yet: use sslmode=disable (or prefer) on a trusted network, or a \
                   local TLS tunnel"

@@ -91,7 +91,7 @@ pub(crate) fn resolve(root: &Path, raw: &str) -> Result<Resolved, String> {
         };
         return Err(format!(
             "`{raw}` is outside the working directory `{}` ({how}; it resolves to `{}`); \
-             tools may only use paths inside the working directory",
+             only paths inside the working directory can be used",
             root.display(),
             path.display()
         ));

@@ -4,7 +4,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    Access, Tool, ToolContext, ToolOutcome, args, confine,
+    Access, Tool, ToolContext, ToolOutcome, args,
+    change::{self, Before},
+    confine,
     support::{run_blocking, stopped},
     text,
     write_file::write_no_follow,
@@ -127,10 +129,12 @@ fn edit(
     }
     write_no_follow(&path, updated.as_bytes())
         .map_err(|err| format!("cannot write `{shown}`: {err}"))?;
+    let before = Before::Content(content.into_bytes());
     Ok(ToolOutcome::ok(format!(
         "replaced {count} occurrence{} in `{shown}`",
         if count == 1 { "" } else { "s" }
-    )))
+    ))
+    .with_change(change::describe(&shown, &before, updated.as_bytes())))
 }
 
 #[cfg(test)]
@@ -156,9 +160,15 @@ mod tests {
             json!({"path": "src/a.rs", "old_string": "fn b() {}", "new_string": "fn b() -> u8 { 1 }"}),
         )
         .await;
+        assert_eq!(outcome.output, "replaced 1 occurrence in `src/a.rs`");
+        assert!(!outcome.is_error);
+        let [change] = &outcome.changes[..] else {
+            panic!("one change: {outcome:?}");
+        };
+        assert_eq!(change.path, "src/a.rs");
         assert_eq!(
-            outcome,
-            ToolOutcome::ok("replaced 1 occurrence in `src/a.rs`")
+            change.diff,
+            "--- a/src/a.rs\n+++ b/src/a.rs\n@@ -1,2 +1,2 @@\n fn a() {}\n-fn b() {}\n+fn b() -> u8 { 1 }\n"
         );
         assert_eq!(
             read(&sandbox, "src/a.rs"),
@@ -187,10 +197,8 @@ mod tests {
             json!({"path": "a.txt", "old_string": "x = 1", "new_string": "x = 2", "replace_all": true}),
         )
         .await;
-        assert_eq!(
-            outcome,
-            ToolOutcome::ok("replaced 3 occurrences in `a.txt`")
-        );
+        assert_eq!(outcome.output, "replaced 3 occurrences in `a.txt`");
+        assert_eq!(outcome.changes.len(), 1);
         assert_eq!(read(&sandbox, "a.txt"), "x = 2\nx = 2\nx = 2\n");
     }
 

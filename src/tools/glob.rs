@@ -2,7 +2,7 @@
 
 use std::path::{Component, Path};
 
-use globset::GlobBuilder;
+use globset::{GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -84,12 +84,10 @@ impl Tool for Glob {
     }
 }
 
-fn find(
-    working_dir: &Path,
-    args: &Args,
-    token: &tokio_util::sync::CancellationToken,
-) -> Result<ToolOutcome, String> {
-    let pattern = args.pattern.as_str();
+/// The matcher of a glob pattern relative to a directory: `*` and `?` stay within one
+/// directory, `**` crosses them; absolute patterns and `..` are refused (they would
+/// describe paths the walk never visits).
+pub(crate) fn matcher(pattern: &str) -> Result<GlobMatcher, String> {
     if Path::new(pattern).is_absolute()
         || Path::new(pattern)
             .components()
@@ -100,11 +98,20 @@ fn find(
              to search another directory inside the working directory"
         ));
     }
-    let matcher = GlobBuilder::new(pattern)
+    Ok(GlobBuilder::new(pattern)
         .literal_separator(true)
         .build()
         .map_err(|err| format!("invalid glob pattern `{pattern}`: {err}"))?
-        .compile_matcher();
+        .compile_matcher())
+}
+
+fn find(
+    working_dir: &Path,
+    args: &Args,
+    token: &tokio_util::sync::CancellationToken,
+) -> Result<ToolOutcome, String> {
+    let pattern = args.pattern.as_str();
+    let matcher = matcher(pattern)?;
     let root = confine::root(working_dir)?;
     let base = confine::existing(&root, args.path.as_deref().unwrap_or("."))?;
     let shown_base = confine::display(&root, &base);

@@ -6,10 +6,11 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{PermissionMode, tool::ToolSpec};
+use crate::domain::{PermissionMode, file::FileChange, tool::ToolSpec};
 
 mod args;
 pub mod ask_user;
+mod change;
 mod confine;
 mod edit_file;
 pub mod env;
@@ -26,6 +27,7 @@ mod support;
 mod test_support;
 mod text;
 mod walk;
+pub mod workdir;
 mod write_file;
 
 pub use ask_user::AskUser;
@@ -85,6 +87,10 @@ pub struct ToolOutcome {
     pub exit_code: Option<i32>,
     /// Stopped by cancel or timeout.
     pub cancelled: bool,
+    /// The files the run created or changed (built-in file tools only: what a shell
+    /// command does to files is not tracked), in order; each becomes a `file_changed`
+    /// event of the call.
+    pub changes: Vec<FileChange>,
 }
 
 impl ToolOutcome {
@@ -95,6 +101,7 @@ impl ToolOutcome {
             is_error: false,
             exit_code: None,
             cancelled: false,
+            changes: Vec::new(),
         }
     }
 
@@ -105,6 +112,7 @@ impl ToolOutcome {
             is_error: true,
             exit_code: None,
             cancelled: false,
+            changes: Vec::new(),
         }
     }
 
@@ -115,7 +123,14 @@ impl ToolOutcome {
             is_error: true,
             exit_code: None,
             cancelled: true,
+            changes: Vec::new(),
         }
+    }
+
+    /// This outcome, reporting `change` too.
+    pub fn with_change(mut self, change: FileChange) -> Self {
+        self.changes.push(change);
+        self
     }
 }
 

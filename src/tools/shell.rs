@@ -293,6 +293,7 @@ fn completed(text: String, exit: ExitStatus) -> ToolOutcome {
         is_error: code != 0,
         exit_code: Some(code),
         cancelled: false,
+        changes: Vec::new(),
     }
 }
 
@@ -480,6 +481,7 @@ mod tests {
                 is_error: false,
                 exit_code: Some(0),
                 cancelled: false,
+                changes: Vec::new(),
             }
         );
         let outcome = run(dir.path(), json!({"command": "true"})).await;
@@ -696,6 +698,7 @@ mod tests {
                 is_error: false,
                 exit_code: Some(0),
                 cancelled: false,
+                changes: Vec::new(),
             }
         );
     }

@@ -7,7 +7,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    Access, Tool, ToolContext, ToolOutcome, args, confine,
+    Access, Tool, ToolContext, ToolOutcome, args,
+    change::{self, Before},
+    confine,
     support::{run_blocking, stopped},
 };
 use crate::domain::tool::ToolSpec;
@@ -80,12 +82,18 @@ impl Tool for WriteFile {
                 return stopped();
             }
             let shown = confine::display(&root, &path);
-            let existed = path.exists();
+            let before = Before::read(&path);
+            let existed = before != Before::Missing;
             match write_no_follow(&path, args.content.as_bytes()) {
                 Ok(()) => ToolOutcome::ok(format!(
                     "{} `{shown}`: wrote {} bytes",
                     if existed { "overwrote" } else { "created" },
                     args.content.len()
+                ))
+                .with_change(change::describe(
+                    &shown,
+                    &before,
+                    args.content.as_bytes(),
                 )),
                 Err(err) => ToolOutcome::error(format!("cannot write `{shown}`: {err}")),
             }
@@ -110,6 +118,7 @@ pub(crate) fn write_no_follow(path: &Path, bytes: &[u8]) -> std::io::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::file::{FileChange, FileChangeKind};
     use crate::tools::test_support::{Sandbox, assert_outside};
 
     async fn run(sandbox: &Sandbox, arguments: Value) -> ToolOutcome {
@@ -123,15 +132,26 @@ mod tests {
         let outcome = run(&sandbox, json!({"path": "a/b/c.txt", "content": "héllo\n"})).await;
         assert_eq!(
             outcome,
-            ToolOutcome::ok("created `a/b/c.txt`: wrote 7 bytes")
+            ToolOutcome::ok("created `a/b/c.txt`: wrote 7 bytes").with_change(FileChange {
+                path: "a/b/c.txt".into(),
+                kind: FileChangeKind::Created,
+                size: 7,
+                diff: "--- /dev/null\n+++ b/a/b/c.txt\n@@ -0,0 +1 @@\n+héllo\n".into(),
+                diff_truncated: false,
+            })
         );
         let written = std::fs::read_to_string(sandbox.work.join("a/b/c.txt")).expect("read");
         assert_eq!(written, "héllo\n");
 
         let outcome = run(&sandbox, json!({"path": "a/b/c.txt", "content": ""})).await;
+        assert_eq!(outcome.output, "overwrote `a/b/c.txt`: wrote 0 bytes");
+        let [change] = &outcome.changes[..] else {
+            panic!("one change: {outcome:?}");
+        };
+        assert_eq!((change.kind, change.size), (FileChangeKind::Modified, 0));
         assert_eq!(
-            outcome,
-            ToolOutcome::ok("overwrote `a/b/c.txt`: wrote 0 bytes")
+            change.diff,
+            "--- a/a/b/c.txt\n+++ b/a/b/c.txt\n@@ -1 +0,0 @@\n-héllo\n"
         );
         let written = std::fs::read_to_string(sandbox.work.join("a/b/c.txt")).expect("read");
         assert_eq!(written, "");

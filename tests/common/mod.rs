@@ -299,6 +299,7 @@ pub fn kinds(events: &[pb::SessionEvent]) -> Vec<&'static str> {
             Some(Kind::InputRequested(_)) => "input_requested",
             Some(Kind::InputResolved(_)) => "input_resolved",
             Some(Kind::ContextCompacted(_)) => "context_compacted",
+            Some(Kind::FileChanged(_)) => "file_changed",
             None => "none",
         })
         .collect()
@@ -537,6 +538,15 @@ pub fn octo_command() -> tokio::process::Command {
         "NO_COLOR",
         "OPENAI_API_KEY",
         "ANTHROPIC_API_KEY",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_SDK_DISABLED",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_SERVICE_NAME",
+        "OTEL_RESOURCE_ATTRIBUTES",
     ] {
         command.env_remove(var);
     }

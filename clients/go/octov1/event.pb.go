@@ -129,6 +129,63 @@ func (OutputStream) EnumDescriptor() ([]byte, []int) {
 	return file_octo_v1_event_proto_rawDescGZIP(), []int{1}
 }
 
+// How a tool changed a file.
+type FileChangeKind int32
+
+const (
+	// Not used.
+	FileChangeKind_FILE_CHANGE_KIND_UNSPECIFIED FileChangeKind = 0
+	// The file did not exist before.
+	FileChangeKind_FILE_CHANGE_KIND_CREATED FileChangeKind = 1
+	// The file's content was replaced or edited.
+	FileChangeKind_FILE_CHANGE_KIND_MODIFIED FileChangeKind = 2
+	// The file was removed (no built-in tool removes files yet; reserved for them).
+	FileChangeKind_FILE_CHANGE_KIND_DELETED FileChangeKind = 3
+)
+
+// Enum value maps for FileChangeKind.
+var (
+	FileChangeKind_name = map[int32]string{
+		0: "FILE_CHANGE_KIND_UNSPECIFIED",
+		1: "FILE_CHANGE_KIND_CREATED",
+		2: "FILE_CHANGE_KIND_MODIFIED",
+		3: "FILE_CHANGE_KIND_DELETED",
+	}
+	FileChangeKind_value = map[string]int32{
+		"FILE_CHANGE_KIND_UNSPECIFIED": 0,
+		"FILE_CHANGE_KIND_CREATED":     1,
+		"FILE_CHANGE_KIND_MODIFIED":    2,
+		"FILE_CHANGE_KIND_DELETED":     3,
+	}
+)
+
+func (x FileChangeKind) Enum() *FileChangeKind {
+	p := new(FileChangeKind)
+	*p = x
+	return p
+}
+
+func (x FileChangeKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FileChangeKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_octo_v1_event_proto_enumTypes[2].Descriptor()
+}
+
+func (FileChangeKind) Type() protoreflect.EnumType {
+	return &file_octo_v1_event_proto_enumTypes[2]
+}
+
+func (x FileChangeKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FileChangeKind.Descriptor instead.
+func (FileChangeKind) EnumDescriptor() ([]byte, []int) {
+	return file_octo_v1_event_proto_rawDescGZIP(), []int{2}
+}
+
 // One event of a session's live stream.
 type SessionEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -165,6 +222,7 @@ type SessionEvent struct {
 	//	*SessionEvent_StreamReset
 	//	*SessionEvent_InputRequested
 	//	*SessionEvent_InputResolved
+	//	*SessionEvent_FileChanged
 	//	*SessionEvent_ContextCompacted
 	Kind          isSessionEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
@@ -425,6 +483,15 @@ func (x *SessionEvent) GetInputResolved() *InputResolved {
 	return nil
 }
 
+func (x *SessionEvent) GetFileChanged() *FileChanged {
+	if x != nil {
+		if x, ok := x.Kind.(*SessionEvent_FileChanged); ok {
+			return x.FileChanged
+		}
+	}
+	return nil
+}
+
 func (x *SessionEvent) GetContextCompacted() *ContextCompacted {
 	if x != nil {
 		if x, ok := x.Kind.(*SessionEvent_ContextCompacted); ok {
@@ -544,6 +611,11 @@ type SessionEvent_InputResolved struct {
 	InputResolved *InputResolved `protobuf:"bytes,30,opt,name=input_resolved,json=inputResolved,proto3,oneof"`
 }
 
+type SessionEvent_FileChanged struct {
+	// A built-in tool created or changed a file in the working directory.
+	FileChanged *FileChanged `protobuf:"bytes,31,opt,name=file_changed,json=fileChanged,proto3,oneof"`
+}
+
 type SessionEvent_ContextCompacted struct {
 	// The oldest part of the conversation was summarised (compaction): later requests
 	// to the model use the summary in place of the messages it replaced. History and
@@ -592,6 +664,8 @@ func (*SessionEvent_StreamReset) isSessionEvent_Kind() {}
 func (*SessionEvent_InputRequested) isSessionEvent_Kind() {}
 
 func (*SessionEvent_InputResolved) isSessionEvent_Kind() {}
+
+func (*SessionEvent_FileChanged) isSessionEvent_Kind() {}
 
 func (*SessionEvent_ContextCompacted) isSessionEvent_Kind() {}
 
@@ -1853,11 +1927,106 @@ func (x *StreamReset) GetOldestRetainedSequence() int64 {
 	return 0
 }
 
+// A built-in file tool (write_file, edit_file) created or changed a file; sent after the
+// tool's output and before its tool_call_finished. Changes made by shell commands are not
+// reported. Live only: like deltas, these events are not part of the stored history.
+type FileChanged struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ToolCall.id of the call that made the change.
+	ToolCallId string `protobuf:"bytes,1,opt,name=tool_call_id,json=toolCallId,proto3" json:"tool_call_id,omitempty"`
+	// Relative to the working directory, `/`-separated.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// Created, modified or deleted.
+	Kind FileChangeKind `protobuf:"varint,3,opt,name=kind,proto3,enum=octo.v1.FileChangeKind" json:"kind,omitempty"`
+	// Bytes after the change (0 when deleted).
+	Size int64 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	// A unified diff of the change (`--- a/path`, `+++ b/path`, 3 lines of context; from
+	// `/dev/null` for a created file), for UTF-8 text; empty for binary content.
+	Diff string `protobuf:"bytes,5,opt,name=diff,proto3" json:"diff,omitempty"`
+	// The diff was cut at 16 KiB (or not computed, for a file over 1 MiB): `diff` holds
+	// only its start, ending at a line boundary.
+	DiffTruncated bool `protobuf:"varint,6,opt,name=diff_truncated,json=diffTruncated,proto3" json:"diff_truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileChanged) Reset() {
+	*x = FileChanged{}
+	mi := &file_octo_v1_event_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileChanged) ProtoMessage() {}
+
+func (x *FileChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_octo_v1_event_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileChanged.ProtoReflect.Descriptor instead.
+func (*FileChanged) Descriptor() ([]byte, []int) {
+	return file_octo_v1_event_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *FileChanged) GetToolCallId() string {
+	if x != nil {
+		return x.ToolCallId
+	}
+	return ""
+}
+
+func (x *FileChanged) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FileChanged) GetKind() FileChangeKind {
+	if x != nil {
+		return x.Kind
+	}
+	return FileChangeKind_FILE_CHANGE_KIND_UNSPECIFIED
+}
+
+func (x *FileChanged) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *FileChanged) GetDiff() string {
+	if x != nil {
+		return x.Diff
+	}
+	return ""
+}
+
+func (x *FileChanged) GetDiffTruncated() bool {
+	if x != nil {
+		return x.DiffTruncated
+	}
+	return false
+}
+
 var File_octo_v1_event_proto protoreflect.FileDescriptor
 
 const file_octo_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x13octo/v1/event.proto\x12\aocto.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15octo/v1/message.proto\x1a\x15octo/v1/session.proto\"\xd1\f\n" +
+	"\x13octo/v1/event.proto\x12\aocto.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15octo/v1/message.proto\x1a\x15octo/v1/session.proto\"\x8c\r\n" +
 	"\fSessionEvent\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x18\n" +
 	"\asession\x18\x02 \x01(\tR\asession\x12\x12\n" +
@@ -1886,7 +2055,8 @@ const file_octo_v1_event_proto_rawDesc = "" +
 	"\x05error\x18\x1b \x01(\v2\x13.octo.v1.ErrorEventH\x00R\x05error\x129\n" +
 	"\fstream_reset\x18\x1c \x01(\v2\x14.octo.v1.StreamResetH\x00R\vstreamReset\x12B\n" +
 	"\x0finput_requested\x18\x1d \x01(\v2\x17.octo.v1.InputRequestedH\x00R\x0einputRequested\x12?\n" +
-	"\x0einput_resolved\x18\x1e \x01(\v2\x16.octo.v1.InputResolvedH\x00R\rinputResolved\x12H\n" +
+	"\x0einput_resolved\x18\x1e \x01(\v2\x16.octo.v1.InputResolvedH\x00R\rinputResolved\x129\n" +
+	"\ffile_changed\x18\x1f \x01(\v2\x14.octo.v1.FileChangedH\x00R\vfileChanged\x12H\n" +
 	"\x11context_compacted\x18  \x01(\v2\x19.octo.v1.ContextCompactedH\x00R\x10contextCompactedB\x06\n" +
 	"\x04kind\"\x98\x03\n" +
 	"\x0fSessionSnapshot\x12*\n" +
@@ -1964,7 +2134,15 @@ const file_octo_v1_event_proto_rawDesc = "" +
 	"\x05model\x18\x05 \x01(\tR\x05model\"_\n" +
 	"\vStreamReset\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x128\n" +
-	"\x18oldest_retained_sequence\x18\x02 \x01(\x03R\x16oldestRetainedSequence*^\n" +
+	"\x18oldest_retained_sequence\x18\x02 \x01(\x03R\x16oldestRetainedSequence\"\xbf\x01\n" +
+	"\vFileChanged\x12 \n" +
+	"\ftool_call_id\x18\x01 \x01(\tR\n" +
+	"toolCallId\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12+\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x17.octo.v1.FileChangeKindR\x04kind\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\x12\x12\n" +
+	"\x04diff\x18\x05 \x01(\tR\x04diff\x12%\n" +
+	"\x0ediff_truncated\x18\x06 \x01(\bR\rdiffTruncated*^\n" +
 	"\vContentKind\x12\x1c\n" +
 	"\x18CONTENT_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CONTENT_KIND_TEXT\x10\x01\x12\x1a\n" +
@@ -1972,7 +2150,12 @@ const file_octo_v1_event_proto_rawDesc = "" +
 	"\fOutputStream\x12\x1d\n" +
 	"\x19OUTPUT_STREAM_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14OUTPUT_STREAM_STDOUT\x10\x01\x12\x18\n" +
-	"\x14OUTPUT_STREAM_STDERR\x10\x02B6Z4github.com/octo-agents/octo/clients/go/octov1;octov1b\x06proto3"
+	"\x14OUTPUT_STREAM_STDERR\x10\x02*\x8d\x01\n" +
+	"\x0eFileChangeKind\x12 \n" +
+	"\x1cFILE_CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18FILE_CHANGE_KIND_CREATED\x10\x01\x12\x1d\n" +
+	"\x19FILE_CHANGE_KIND_MODIFIED\x10\x02\x12\x1c\n" +
+	"\x18FILE_CHANGE_KIND_DELETED\x10\x03B6Z4github.com/octo-agents/octo/clients/go/octov1;octov1b\x06proto3"
 
 var (
 	file_octo_v1_event_proto_rawDescOnce sync.Once
@@ -1986,96 +2169,100 @@ func file_octo_v1_event_proto_rawDescGZIP() []byte {
 	return file_octo_v1_event_proto_rawDescData
 }
 
-var file_octo_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_octo_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_octo_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_octo_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_octo_v1_event_proto_goTypes = []any{
 	(ContentKind)(0),              // 0: octo.v1.ContentKind
 	(OutputStream)(0),             // 1: octo.v1.OutputStream
-	(*SessionEvent)(nil),          // 2: octo.v1.SessionEvent
-	(*SessionSnapshot)(nil),       // 3: octo.v1.SessionSnapshot
-	(*TurnQueued)(nil),            // 4: octo.v1.TurnQueued
-	(*TurnStarted)(nil),           // 5: octo.v1.TurnStarted
-	(*MessageStarted)(nil),        // 6: octo.v1.MessageStarted
-	(*ContentStarted)(nil),        // 7: octo.v1.ContentStarted
-	(*TextDelta)(nil),             // 8: octo.v1.TextDelta
-	(*ReasoningDelta)(nil),        // 9: octo.v1.ReasoningDelta
-	(*ContentFinished)(nil),       // 10: octo.v1.ContentFinished
-	(*ToolCallStarted)(nil),       // 11: octo.v1.ToolCallStarted
-	(*ToolCallOutput)(nil),        // 12: octo.v1.ToolCallOutput
-	(*ToolCallFinished)(nil),      // 13: octo.v1.ToolCallFinished
-	(*ConfirmationRequested)(nil), // 14: octo.v1.ConfirmationRequested
-	(*ConfirmationResolved)(nil),  // 15: octo.v1.ConfirmationResolved
-	(*InputRequested)(nil),        // 16: octo.v1.InputRequested
-	(*InputResolved)(nil),         // 17: octo.v1.InputResolved
-	(*MessageCompleted)(nil),      // 18: octo.v1.MessageCompleted
-	(*TurnFinished)(nil),          // 19: octo.v1.TurnFinished
-	(*SessionUpdated)(nil),        // 20: octo.v1.SessionUpdated
-	(*SessionDeleted)(nil),        // 21: octo.v1.SessionDeleted
-	(*ErrorEvent)(nil),            // 22: octo.v1.ErrorEvent
-	(*ContextCompacted)(nil),      // 23: octo.v1.ContextCompacted
-	(*StreamReset)(nil),           // 24: octo.v1.StreamReset
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
-	(*Session)(nil),               // 26: octo.v1.Session
-	(*Turn)(nil),                  // 27: octo.v1.Turn
-	(*Confirmation)(nil),          // 28: octo.v1.Confirmation
-	(*Message)(nil),               // 29: octo.v1.Message
-	(*InputRequest)(nil),          // 30: octo.v1.InputRequest
-	(Role)(0),                     // 31: octo.v1.Role
-	(*ToolCall)(nil),              // 32: octo.v1.ToolCall
-	(*ToolCallRecord)(nil),        // 33: octo.v1.ToolCallRecord
-	(*durationpb.Duration)(nil),   // 34: google.protobuf.Duration
-	(ConfirmationDecision)(0),     // 35: octo.v1.ConfirmationDecision
+	(FileChangeKind)(0),           // 2: octo.v1.FileChangeKind
+	(*SessionEvent)(nil),          // 3: octo.v1.SessionEvent
+	(*SessionSnapshot)(nil),       // 4: octo.v1.SessionSnapshot
+	(*TurnQueued)(nil),            // 5: octo.v1.TurnQueued
+	(*TurnStarted)(nil),           // 6: octo.v1.TurnStarted
+	(*MessageStarted)(nil),        // 7: octo.v1.MessageStarted
+	(*ContentStarted)(nil),        // 8: octo.v1.ContentStarted
+	(*TextDelta)(nil),             // 9: octo.v1.TextDelta
+	(*ReasoningDelta)(nil),        // 10: octo.v1.ReasoningDelta
+	(*ContentFinished)(nil),       // 11: octo.v1.ContentFinished
+	(*ToolCallStarted)(nil),       // 12: octo.v1.ToolCallStarted
+	(*ToolCallOutput)(nil),        // 13: octo.v1.ToolCallOutput
+	(*ToolCallFinished)(nil),      // 14: octo.v1.ToolCallFinished
+	(*ConfirmationRequested)(nil), // 15: octo.v1.ConfirmationRequested
+	(*ConfirmationResolved)(nil),  // 16: octo.v1.ConfirmationResolved
+	(*InputRequested)(nil),        // 17: octo.v1.InputRequested
+	(*InputResolved)(nil),         // 18: octo.v1.InputResolved
+	(*MessageCompleted)(nil),      // 19: octo.v1.MessageCompleted
+	(*TurnFinished)(nil),          // 20: octo.v1.TurnFinished
+	(*SessionUpdated)(nil),        // 21: octo.v1.SessionUpdated
+	(*SessionDeleted)(nil),        // 22: octo.v1.SessionDeleted
+	(*ErrorEvent)(nil),            // 23: octo.v1.ErrorEvent
+	(*ContextCompacted)(nil),      // 24: octo.v1.ContextCompacted
+	(*StreamReset)(nil),           // 25: octo.v1.StreamReset
+	(*FileChanged)(nil),           // 26: octo.v1.FileChanged
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(*Session)(nil),               // 28: octo.v1.Session
+	(*Turn)(nil),                  // 29: octo.v1.Turn
+	(*Confirmation)(nil),          // 30: octo.v1.Confirmation
+	(*Message)(nil),               // 31: octo.v1.Message
+	(*InputRequest)(nil),          // 32: octo.v1.InputRequest
+	(Role)(0),                     // 33: octo.v1.Role
+	(*ToolCall)(nil),              // 34: octo.v1.ToolCall
+	(*ToolCallRecord)(nil),        // 35: octo.v1.ToolCallRecord
+	(*durationpb.Duration)(nil),   // 36: google.protobuf.Duration
+	(ConfirmationDecision)(0),     // 37: octo.v1.ConfirmationDecision
 }
 var file_octo_v1_event_proto_depIdxs = []int32{
-	25, // 0: octo.v1.SessionEvent.time:type_name -> google.protobuf.Timestamp
-	3,  // 1: octo.v1.SessionEvent.snapshot:type_name -> octo.v1.SessionSnapshot
-	4,  // 2: octo.v1.SessionEvent.turn_queued:type_name -> octo.v1.TurnQueued
-	5,  // 3: octo.v1.SessionEvent.turn_started:type_name -> octo.v1.TurnStarted
-	6,  // 4: octo.v1.SessionEvent.message_started:type_name -> octo.v1.MessageStarted
-	7,  // 5: octo.v1.SessionEvent.content_started:type_name -> octo.v1.ContentStarted
-	8,  // 6: octo.v1.SessionEvent.text_delta:type_name -> octo.v1.TextDelta
-	9,  // 7: octo.v1.SessionEvent.reasoning_delta:type_name -> octo.v1.ReasoningDelta
-	10, // 8: octo.v1.SessionEvent.content_finished:type_name -> octo.v1.ContentFinished
-	11, // 9: octo.v1.SessionEvent.tool_call_started:type_name -> octo.v1.ToolCallStarted
-	12, // 10: octo.v1.SessionEvent.tool_call_output:type_name -> octo.v1.ToolCallOutput
-	13, // 11: octo.v1.SessionEvent.tool_call_finished:type_name -> octo.v1.ToolCallFinished
-	14, // 12: octo.v1.SessionEvent.confirmation_requested:type_name -> octo.v1.ConfirmationRequested
-	15, // 13: octo.v1.SessionEvent.confirmation_resolved:type_name -> octo.v1.ConfirmationResolved
-	18, // 14: octo.v1.SessionEvent.message_completed:type_name -> octo.v1.MessageCompleted
-	19, // 15: octo.v1.SessionEvent.turn_finished:type_name -> octo.v1.TurnFinished
-	20, // 16: octo.v1.SessionEvent.session_updated:type_name -> octo.v1.SessionUpdated
-	21, // 17: octo.v1.SessionEvent.session_deleted:type_name -> octo.v1.SessionDeleted
-	22, // 18: octo.v1.SessionEvent.error:type_name -> octo.v1.ErrorEvent
-	24, // 19: octo.v1.SessionEvent.stream_reset:type_name -> octo.v1.StreamReset
-	16, // 20: octo.v1.SessionEvent.input_requested:type_name -> octo.v1.InputRequested
-	17, // 21: octo.v1.SessionEvent.input_resolved:type_name -> octo.v1.InputResolved
-	23, // 22: octo.v1.SessionEvent.context_compacted:type_name -> octo.v1.ContextCompacted
-	26, // 23: octo.v1.SessionSnapshot.session:type_name -> octo.v1.Session
-	27, // 24: octo.v1.SessionSnapshot.active_turn:type_name -> octo.v1.Turn
-	27, // 25: octo.v1.SessionSnapshot.queued_turns:type_name -> octo.v1.Turn
-	28, // 26: octo.v1.SessionSnapshot.pending_confirmations:type_name -> octo.v1.Confirmation
-	29, // 27: octo.v1.SessionSnapshot.partial_message:type_name -> octo.v1.Message
-	30, // 28: octo.v1.SessionSnapshot.pending_input_requests:type_name -> octo.v1.InputRequest
-	27, // 29: octo.v1.TurnQueued.turn:type_name -> octo.v1.Turn
-	27, // 30: octo.v1.TurnStarted.turn:type_name -> octo.v1.Turn
-	31, // 31: octo.v1.MessageStarted.role:type_name -> octo.v1.Role
-	0,  // 32: octo.v1.ContentStarted.kind:type_name -> octo.v1.ContentKind
-	32, // 33: octo.v1.ToolCallStarted.tool_call:type_name -> octo.v1.ToolCall
-	1,  // 34: octo.v1.ToolCallOutput.stream:type_name -> octo.v1.OutputStream
-	33, // 35: octo.v1.ToolCallFinished.record:type_name -> octo.v1.ToolCallRecord
-	34, // 36: octo.v1.ToolCallFinished.duration:type_name -> google.protobuf.Duration
-	28, // 37: octo.v1.ConfirmationRequested.confirmation:type_name -> octo.v1.Confirmation
-	35, // 38: octo.v1.ConfirmationResolved.decision:type_name -> octo.v1.ConfirmationDecision
-	30, // 39: octo.v1.InputRequested.input_request:type_name -> octo.v1.InputRequest
-	29, // 40: octo.v1.MessageCompleted.message:type_name -> octo.v1.Message
-	27, // 41: octo.v1.TurnFinished.turn:type_name -> octo.v1.Turn
-	26, // 42: octo.v1.SessionUpdated.session:type_name -> octo.v1.Session
-	34, // 43: octo.v1.ErrorEvent.retry_delay:type_name -> google.protobuf.Duration
-	44, // [44:44] is the sub-list for method output_type
-	44, // [44:44] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	27, // 0: octo.v1.SessionEvent.time:type_name -> google.protobuf.Timestamp
+	4,  // 1: octo.v1.SessionEvent.snapshot:type_name -> octo.v1.SessionSnapshot
+	5,  // 2: octo.v1.SessionEvent.turn_queued:type_name -> octo.v1.TurnQueued
+	6,  // 3: octo.v1.SessionEvent.turn_started:type_name -> octo.v1.TurnStarted
+	7,  // 4: octo.v1.SessionEvent.message_started:type_name -> octo.v1.MessageStarted
+	8,  // 5: octo.v1.SessionEvent.content_started:type_name -> octo.v1.ContentStarted
+	9,  // 6: octo.v1.SessionEvent.text_delta:type_name -> octo.v1.TextDelta
+	10, // 7: octo.v1.SessionEvent.reasoning_delta:type_name -> octo.v1.ReasoningDelta
+	11, // 8: octo.v1.SessionEvent.content_finished:type_name -> octo.v1.ContentFinished
+	12, // 9: octo.v1.SessionEvent.tool_call_started:type_name -> octo.v1.ToolCallStarted
+	13, // 10: octo.v1.SessionEvent.tool_call_output:type_name -> octo.v1.ToolCallOutput
+	14, // 11: octo.v1.SessionEvent.tool_call_finished:type_name -> octo.v1.ToolCallFinished
+	15, // 12: octo.v1.SessionEvent.confirmation_requested:type_name -> octo.v1.ConfirmationRequested
+	16, // 13: octo.v1.SessionEvent.confirmation_resolved:type_name -> octo.v1.ConfirmationResolved
+	19, // 14: octo.v1.SessionEvent.message_completed:type_name -> octo.v1.MessageCompleted
+	20, // 15: octo.v1.SessionEvent.turn_finished:type_name -> octo.v1.TurnFinished
+	21, // 16: octo.v1.SessionEvent.session_updated:type_name -> octo.v1.SessionUpdated
+	22, // 17: octo.v1.SessionEvent.session_deleted:type_name -> octo.v1.SessionDeleted
+	23, // 18: octo.v1.SessionEvent.error:type_name -> octo.v1.ErrorEvent
+	25, // 19: octo.v1.SessionEvent.stream_reset:type_name -> octo.v1.StreamReset
+	17, // 20: octo.v1.SessionEvent.input_requested:type_name -> octo.v1.InputRequested
+	18, // 21: octo.v1.SessionEvent.input_resolved:type_name -> octo.v1.InputResolved
+	26, // 22: octo.v1.SessionEvent.file_changed:type_name -> octo.v1.FileChanged
+	24, // 23: octo.v1.SessionEvent.context_compacted:type_name -> octo.v1.ContextCompacted
+	28, // 24: octo.v1.SessionSnapshot.session:type_name -> octo.v1.Session
+	29, // 25: octo.v1.SessionSnapshot.active_turn:type_name -> octo.v1.Turn
+	29, // 26: octo.v1.SessionSnapshot.queued_turns:type_name -> octo.v1.Turn
+	30, // 27: octo.v1.SessionSnapshot.pending_confirmations:type_name -> octo.v1.Confirmation
+	31, // 28: octo.v1.SessionSnapshot.partial_message:type_name -> octo.v1.Message
+	32, // 29: octo.v1.SessionSnapshot.pending_input_requests:type_name -> octo.v1.InputRequest
+	29, // 30: octo.v1.TurnQueued.turn:type_name -> octo.v1.Turn
+	29, // 31: octo.v1.TurnStarted.turn:type_name -> octo.v1.Turn
+	33, // 32: octo.v1.MessageStarted.role:type_name -> octo.v1.Role
+	0,  // 33: octo.v1.ContentStarted.kind:type_name -> octo.v1.ContentKind
+	34, // 34: octo.v1.ToolCallStarted.tool_call:type_name -> octo.v1.ToolCall
+	1,  // 35: octo.v1.ToolCallOutput.stream:type_name -> octo.v1.OutputStream
+	35, // 36: octo.v1.ToolCallFinished.record:type_name -> octo.v1.ToolCallRecord
+	36, // 37: octo.v1.ToolCallFinished.duration:type_name -> google.protobuf.Duration
+	30, // 38: octo.v1.ConfirmationRequested.confirmation:type_name -> octo.v1.Confirmation
+	37, // 39: octo.v1.ConfirmationResolved.decision:type_name -> octo.v1.ConfirmationDecision
+	32, // 40: octo.v1.InputRequested.input_request:type_name -> octo.v1.InputRequest
+	31, // 41: octo.v1.MessageCompleted.message:type_name -> octo.v1.Message
+	29, // 42: octo.v1.TurnFinished.turn:type_name -> octo.v1.Turn
+	28, // 43: octo.v1.SessionUpdated.session:type_name -> octo.v1.Session
+	36, // 44: octo.v1.ErrorEvent.retry_delay:type_name -> google.protobuf.Duration
+	2,  // 45: octo.v1.FileChanged.kind:type_name -> octo.v1.FileChangeKind
+	46, // [46:46] is the sub-list for method output_type
+	46, // [46:46] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_octo_v1_event_proto_init() }
@@ -2107,6 +2294,7 @@ func file_octo_v1_event_proto_init() {
 		(*SessionEvent_StreamReset)(nil),
 		(*SessionEvent_InputRequested)(nil),
 		(*SessionEvent_InputResolved)(nil),
+		(*SessionEvent_FileChanged)(nil),
 		(*SessionEvent_ContextCompacted)(nil),
 	}
 	type x struct{}
@@ -2114,8 +2302,8 @@ func file_octo_v1_event_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_octo_v1_event_proto_rawDesc), len(file_octo_v1_event_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   23,
+			NumEnums:      3,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

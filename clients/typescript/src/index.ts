@@ -9,6 +9,7 @@ import type { Client, Interceptor, Transport } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 
 import { ChatService } from "./gen/octo/v1/chat_service_pb.js";
+import { FileService } from "./gen/octo/v1/file_service_pb.js";
 import type { ChatRequest } from "./gen/octo/v1/chat_service_pb.js";
 import type { SessionEvent } from "./gen/octo/v1/event_pb.js";
 import { PartSchema } from "./gen/octo/v1/message_pb.js";
@@ -30,7 +31,9 @@ import type {
 } from "./gen/google/rpc/error_details_pb.js";
 
 export * from "./gen/octo/v1/chat_service_pb.js";
+export * from "./gen/octo/v1/error_reason_pb.js";
 export * from "./gen/octo/v1/event_pb.js";
+export * from "./gen/octo/v1/file_service_pb.js";
 export * from "./gen/octo/v1/message_pb.js";
 export * from "./gen/octo/v1/model_pb.js";
 export * from "./gen/octo/v1/schedule_pb.js";
@@ -49,6 +52,8 @@ export interface OctoClient {
   models: Client<typeof ModelService>;
   schedules: Client<typeof ScheduleService>;
   webhooks: Client<typeof WebhookService>;
+  /** A session's working dir: list, stat, download (HttpBody chunks), chunked upload. */
+  files: Client<typeof FileService>;
 }
 
 /** The typed clients of every service over `transport`. */
@@ -59,6 +64,7 @@ export function createOctoClient(transport: Transport): OctoClient {
     models: createClient(ModelService, transport),
     schedules: createClient(ScheduleService, transport),
     webhooks: createClient(WebhookService, transport),
+    files: createClient(FileService, transport),
   };
 }
 

@@ -14,7 +14,7 @@ import {
 } from "./api.js";
 import { onMarkdownClick, renderMarkdown } from "./markdown.js";
 import type { SessionList } from "./sessions.js";
-import type { Attachment, InputRequest, Part } from "./api.js";
+import type { Attachment, FileChanged, InputRequest, Part } from "./api.js";
 import type { ToolState, ViewMessage } from "./session.js";
 import { SessionModel } from "./session.js";
 import { StatusBadge, useModels } from "./sidebar.js";
@@ -93,6 +93,13 @@ export function ChatView({ name, list }: { name: string; list: SessionList }) {
         {orphanTools.map((t) => (
           <ToolCard key={t.id} tool={t} />
         ))}
+        {model.compacted && (
+          <p class="notice compacted" role="status">
+            Earlier messages were summarised to keep the conversation within the model's context (
+            {model.compacted.replacedMessages} messages, ~{String(model.compacted.tokensBefore)} → ~
+            {String(model.compacted.tokensAfter)} tokens). History still shows them all.
+          </p>
+        )}
         {model.error && (
           <p class="error" role="alert">
             {model.error}
@@ -368,12 +375,43 @@ function ToolCard({ tool }: { tool: ToolState }) {
       )}
       {tool.input && <Question request={tool.input} />}
       {tool.output && <pre class={`tool-output ${tool.isError ? "is-error" : ""}`}>{tool.output}</pre>}
+      {tool.changes.map((c) => (
+        <FileChangeView key={c.path} change={c} />
+      ))}
       {error && (
         <p class="error" role="alert">
           {error}
         </p>
       )}
     </section>
+  );
+}
+
+const CHANGE_KIND: Record<number, string> = { 1: "created", 2: "modified", 3: "deleted" };
+
+/** A file a tool call created or changed: its path, and its diff folded away. */
+function FileChangeView({ change }: { change: FileChanged }) {
+  const kind = CHANGE_KIND[change.kind] ?? "changed";
+  return (
+    <details class="file-change" data-path={change.path} data-kind={kind}>
+      <summary>
+        <span class="file-change-kind">{kind}</span> <code>{change.path}</code>{" "}
+        <span class="hint">{Number(change.size)} bytes</span>
+      </summary>
+      {change.diff ? (
+        <pre class="diff">
+          {change.diff.split("\n").map((line, i) => (
+            <span key={i} class={line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : undefined}>
+              {line}
+              {"\n"}
+            </span>
+          ))}
+          {change.diffTruncated && <span class="hint">… (diff cut)</span>}
+        </pre>
+      ) : (
+        <p class="hint">No diff (binary content or too large).</p>
+      )}
+    </details>
   );
 }
 

@@ -11,6 +11,8 @@
 // - Older history: ListMessages pages (newest first) as the view asks for them.
 import type {
   Confirmation,
+  ContextCompacted,
+  FileChanged,
   InputRequest,
   Message,
   OctoClient,
@@ -36,6 +38,8 @@ export interface ToolState {
   reason?: string;
   /** The model's question (an `ask_user` call) while it waits for the user's answer. */
   input?: InputRequest;
+  /** Files the call created or changed (`fileChanged` events), in order. */
+  changes: FileChanged[];
 }
 
 export interface ViewMessage {
@@ -63,6 +67,8 @@ export class SessionModel {
   loadingOlder = false;
   error = "";
   deleted = false;
+  /** The latest compaction seen while open (`contextCompacted`), shown as a notice. */
+  compacted?: ContextCompacted;
   /** How many times a `streamReset` made the view reload (shown as data-resets). */
   resets = 0;
   /** Bumped on every change, for views. */
@@ -251,7 +257,7 @@ export class SessionModel {
   private tool(id: string, name: string, args: string): ToolState {
     let tool = this.tools.get(id);
     if (!tool) {
-      tool = { id, tool: name, args, output: "", status: ToolCallStatus.UNSPECIFIED, isError: false };
+      tool = { id, tool: name, args, output: "", status: ToolCallStatus.UNSPECIFIED, isError: false, changes: [] };
       this.tools.set(id, tool);
     }
     if (name) tool.tool = name;
@@ -389,6 +395,14 @@ export class SessionModel {
         for (const tool of this.tools.values()) {
           if (tool.input?.name === k.value.inputRequest) tool.input = undefined;
         }
+        break;
+      case "fileChanged": {
+        const tool = this.tool(k.value.toolCallId, "", "");
+        tool.changes = [...tool.changes.filter((c) => c.path !== k.value.path), k.value];
+        break;
+      }
+      case "contextCompacted":
+        this.compacted = k.value;
         break;
       case "messageCompleted":
         if (k.value.message) this.put(k.value.message, false);

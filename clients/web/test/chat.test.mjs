@@ -106,6 +106,31 @@ test("create a session, send a message: the reply streams in and matches the sto
   await page.close();
 });
 
+test("files a tool writes show on its card with their diff", async () => {
+  const page = await browser.page();
+  await page.goto(octo.baseUrl);
+  await newSession(page, { title: "files", mode: "2" });
+  const name = `notes-${Date.now()}.txt`;
+  await send(page, `/tool write_file ${JSON.stringify({ path: name, content: "hello\nworld\n" })}`);
+  const created = page.locator(".tool-card").last().locator(`.file-change[data-path="${name}"]`);
+  await created.waitFor();
+  assert.equal(await created.getAttribute("data-kind"), "created");
+  await created.locator("summary").click();
+  assert.match(await created.locator(".diff").textContent(), /\+hello\n\+world/);
+  assert.equal(await created.locator(".diff .add").count() >= 2, true);
+
+  await send(page, `/tool write_file ${JSON.stringify({ path: name, content: "hello\nthere\n" })}`);
+  const modified = page.locator(".tool-card").nth(1).locator(`.file-change[data-path="${name}"]`);
+  await modified.waitFor();
+  assert.equal(await modified.getAttribute("data-kind"), "modified");
+  await modified.locator("summary").click();
+  const diff = await modified.locator(".diff").textContent();
+  assert.match(diff, /-world/);
+  assert.match(diff, /\+there/);
+  await screenshot(page, "file-changes");
+  await page.close();
+});
+
 test("tool calls in ASK mode: the card asks, a second tab sees it, Allow streams output, Deny refuses", async () => {
   const page = await browser.page();
   await page.goto(octo.baseUrl);

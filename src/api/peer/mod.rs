@@ -216,6 +216,18 @@ impl PeerClients {
         if let Some(timeout) = timeout {
             request.set_timeout(timeout);
         }
+        // The owner's span of this call joins the trace of the call forwarded.
+        let mut trace = http::HeaderMap::new();
+        crate::telemetry::inject(&mut trace);
+        for name in ["traceparent", "tracestate"] {
+            if let Some(value) = trace
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<MetadataValue<Ascii>>().ok())
+            {
+                request.metadata_mut().insert(name, value);
+            }
+        }
         request
     }
 
@@ -237,7 +249,7 @@ impl PeerClients {
 fn unreachable(owner: &Remote, err: &dyn std::fmt::Display) -> Error {
     tracing::debug!(server = %owner.server_id, address = %owner.address, error = %err, "peer unreachable");
     Error::Unavailable {
-        reason: "PEER_UNREACHABLE",
+        reason: crate::domain::reason::PEER_UNREACHABLE,
         message: format!(
             "the server owning this session ({}) cannot be reached; retry: another server takes its sessions within the lease TTL if it is down",
             owner.server_id

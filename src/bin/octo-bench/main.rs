@@ -29,6 +29,9 @@
 //! - `memory`: bursts of sessions running turns of the mock model, then idle: RSS per
 //!   live session, RSS over time as the sessions retire (and whether it comes back to
 //!   2× the fresh RSS), and the peak with 1,000 live sessions. See `memory.rs`.
+//! - `tools`: Octo's own cost of a tool call (in-process `list_dir`, a sandboxed `shell`
+//!   and the same unsandboxed) and of a compaction, one session at a time. See
+//!   `tools.rs`.
 //!
 //! `--smoke` shrinks every size so the whole run takes seconds (CI checks only that the
 //! tool works, never a timing). `all` includes `cluster`: without Postgres binaries (and
@@ -45,6 +48,7 @@ mod pg;
 mod proc;
 mod store;
 mod svg;
+mod tools;
 mod turns;
 
 use std::path::PathBuf;
@@ -56,7 +60,7 @@ use serde_json::{Value, json};
 #[derive(Parser, Debug, Clone)]
 #[command(about = "Octo load generator")]
 struct Args {
-    /// turns, paced, fanout, store, baseline, startup, cluster, memory, or all.
+    /// turns, paced, fanout, store, baseline, startup, cluster, memory, tools, or all.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Tiny sizes: checks the tool works, in seconds.
@@ -177,6 +181,12 @@ struct Args {
     /// memory: an earlier run's memory.json, drawn in grey in the SVG (before/after).
     #[arg(long)]
     memory_baseline: Option<PathBuf>,
+    /// tools: turns of each kind (plain, list_dir, shell, shell without the sandbox).
+    #[arg(long, default_value_t = 200)]
+    tool_turns: usize,
+    /// tools: CompactSession calls timed.
+    #[arg(long, default_value_t = 50)]
+    compactions: usize,
     /// Internal: serve the bare tonic baseline and print its address.
     #[arg(long, hide = true)]
     serve_bare: bool,
@@ -218,6 +228,8 @@ impl Args {
         self.memory_wide = 10;
         self.memory_wide_turns = 2;
         self.memory_wide_concurrency = 5;
+        self.tool_turns = 3;
+        self.compactions = 2;
     }
 }
 
@@ -246,6 +258,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let wanted = |name: &str| all || args.scenario == name;
     let known = [
         "all", "turns", "paced", "fanout", "store", "baseline", "startup", "cluster", "memory",
+        "tools",
     ];
     if !known.contains(&args.scenario.as_str()) {
         return Err(anyhow!(
@@ -405,6 +418,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if let Some(path) = &args.memory_baseline {
             memory_baseline = Some(serde_json::from_slice::<Value>(&std::fs::read(path)?)?);
         }
+    }
+    if wanted("tools") {
+        let s = setup("tools", "mock", 20);
+        let result = tools::run(&s, args.tool_turns, args.compactions).await?;
+        tools::print(&result);
+        save(&args, "tools", &result, &mut results)?;
     }
     results.insert("fake_provider_requests".into(), json!(fake.requests()));
     let results = Value::Object(results);

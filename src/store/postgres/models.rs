@@ -177,7 +177,7 @@ impl ModelStore for PostgresStore {
             let (sessions, schedules): (i64, i64) = (get(&row, 0)?, get(&row, 1)?);
             if sessions + schedules > 0 {
                 return Err(Error::FailedPrecondition {
-                    reason: "MODEL_IN_USE",
+                    reason: crate::domain::reason::MODEL_IN_USE,
                     message: format!(
                         "models/{id} is the last model and {sessions} session(s) and \
                          {schedules} schedule(s) use it; add another model first, or \

@@ -16,7 +16,7 @@ fn urls_asking_for_tls_or_malformed_are_refused_with_a_clear_error() {
             Err(Error::Unavailable {
                 reason, message, ..
             }) => {
-                assert_eq!(reason, "POSTGRES_TLS_UNSUPPORTED");
+                assert_eq!(reason, crate::domain::reason::POSTGRES_TLS_UNSUPPORTED);
                 assert!(message.contains("TLS"), "{message}");
             }
             other => panic!("{url}: expected the TLS error, got {other:?}"),

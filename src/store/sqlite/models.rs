@@ -167,7 +167,7 @@ impl ModelStore for SqliteStore {
                     .map_err(storage_error)?;
                 if sessions + schedules > 0 {
                     return Err(Error::FailedPrecondition {
-                        reason: "MODEL_IN_USE",
+                        reason: crate::domain::reason::MODEL_IN_USE,
                         message: format!(
                             "models/{id} is the last model and {sessions} session(s) and \
                              {schedules} schedule(s) use it; add another model first, or \

@@ -16,6 +16,7 @@ from octo.v1 import (
     chat_service_pb2,
     chat_service_pb2_grpc,
     event_pb2,
+    file_service_pb2_grpc,
     message_pb2,
     model_pb2_grpc,
     schedule_pb2_grpc,
@@ -57,6 +58,7 @@ class AsyncClient:
         self.models = model_pb2_grpc.ModelServiceStub(self.channel)
         self.schedules = schedule_pb2_grpc.ScheduleServiceStub(self.channel)
         self.webhooks = webhook_service_pb2_grpc.WebhookServiceStub(self.channel)
+        self.files = file_service_pb2_grpc.FileServiceStub(self.channel)
 
     async def __aenter__(self) -> "AsyncClient":
         return self

@@ -10,6 +10,7 @@ from octo.v1 import (
     chat_service_pb2,
     chat_service_pb2_grpc,
     event_pb2,
+    file_service_pb2_grpc,
     message_pb2,
     model_pb2_grpc,
     schedule_pb2_grpc,
@@ -31,9 +32,9 @@ class Client:
 
     ``target`` is ``host:port``. ``token`` is sent as ``authorization: Bearer <token>`` on
     every call (plaintext is fine on loopback; use ``tls=True`` elsewhere). The raw
-    generated stubs are ``sessions``, ``chat_service``, ``models``, ``schedules`` and
-    ``webhooks``; the methods below wrap the common calls and raise :class:`OctoError`
-    subclasses.
+    generated stubs are ``sessions``, ``chat_service``, ``models``, ``schedules``,
+    ``webhooks`` and ``files``; the methods below wrap the common calls and raise
+    :class:`OctoError` subclasses.
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class Client:
         self.models = model_pb2_grpc.ModelServiceStub(self.channel)
         self.schedules = schedule_pb2_grpc.ScheduleServiceStub(self.channel)
         self.webhooks = webhook_service_pb2_grpc.WebhookServiceStub(self.channel)
+        self.files = file_service_pb2_grpc.FileServiceStub(self.channel)
 
     def __enter__(self) -> "Client":
         return self

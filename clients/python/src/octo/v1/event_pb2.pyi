@@ -24,15 +24,26 @@ class OutputStream(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OUTPUT_STREAM_UNSPECIFIED: _ClassVar[OutputStream]
     OUTPUT_STREAM_STDOUT: _ClassVar[OutputStream]
     OUTPUT_STREAM_STDERR: _ClassVar[OutputStream]
+
+class FileChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FILE_CHANGE_KIND_UNSPECIFIED: _ClassVar[FileChangeKind]
+    FILE_CHANGE_KIND_CREATED: _ClassVar[FileChangeKind]
+    FILE_CHANGE_KIND_MODIFIED: _ClassVar[FileChangeKind]
+    FILE_CHANGE_KIND_DELETED: _ClassVar[FileChangeKind]
 CONTENT_KIND_UNSPECIFIED: ContentKind
 CONTENT_KIND_TEXT: ContentKind
 CONTENT_KIND_REASONING: ContentKind
 OUTPUT_STREAM_UNSPECIFIED: OutputStream
 OUTPUT_STREAM_STDOUT: OutputStream
 OUTPUT_STREAM_STDERR: OutputStream
+FILE_CHANGE_KIND_UNSPECIFIED: FileChangeKind
+FILE_CHANGE_KIND_CREATED: FileChangeKind
+FILE_CHANGE_KIND_MODIFIED: FileChangeKind
+FILE_CHANGE_KIND_DELETED: FileChangeKind
 
 class SessionEvent(_message.Message):
-    __slots__ = ("sequence", "session", "turn", "time", "snapshot", "turn_queued", "turn_started", "message_started", "content_started", "text_delta", "reasoning_delta", "content_finished", "tool_call_started", "tool_call_output", "tool_call_finished", "confirmation_requested", "confirmation_resolved", "message_completed", "turn_finished", "session_updated", "session_deleted", "error", "stream_reset", "input_requested", "input_resolved", "context_compacted")
+    __slots__ = ("sequence", "session", "turn", "time", "snapshot", "turn_queued", "turn_started", "message_started", "content_started", "text_delta", "reasoning_delta", "content_finished", "tool_call_started", "tool_call_output", "tool_call_finished", "confirmation_requested", "confirmation_resolved", "message_completed", "turn_finished", "session_updated", "session_deleted", "error", "stream_reset", "input_requested", "input_resolved", "file_changed", "context_compacted")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
     TURN_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +69,7 @@ class SessionEvent(_message.Message):
     STREAM_RESET_FIELD_NUMBER: _ClassVar[int]
     INPUT_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     INPUT_RESOLVED_FIELD_NUMBER: _ClassVar[int]
+    FILE_CHANGED_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_COMPACTED_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     session: str
@@ -84,8 +96,9 @@ class SessionEvent(_message.Message):
     stream_reset: StreamReset
     input_requested: InputRequested
     input_resolved: InputResolved
+    file_changed: FileChanged
     context_compacted: ContextCompacted
-    def __init__(self, sequence: _Optional[int] = ..., session: _Optional[str] = ..., turn: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., snapshot: _Optional[_Union[SessionSnapshot, _Mapping]] = ..., turn_queued: _Optional[_Union[TurnQueued, _Mapping]] = ..., turn_started: _Optional[_Union[TurnStarted, _Mapping]] = ..., message_started: _Optional[_Union[MessageStarted, _Mapping]] = ..., content_started: _Optional[_Union[ContentStarted, _Mapping]] = ..., text_delta: _Optional[_Union[TextDelta, _Mapping]] = ..., reasoning_delta: _Optional[_Union[ReasoningDelta, _Mapping]] = ..., content_finished: _Optional[_Union[ContentFinished, _Mapping]] = ..., tool_call_started: _Optional[_Union[ToolCallStarted, _Mapping]] = ..., tool_call_output: _Optional[_Union[ToolCallOutput, _Mapping]] = ..., tool_call_finished: _Optional[_Union[ToolCallFinished, _Mapping]] = ..., confirmation_requested: _Optional[_Union[ConfirmationRequested, _Mapping]] = ..., confirmation_resolved: _Optional[_Union[ConfirmationResolved, _Mapping]] = ..., message_completed: _Optional[_Union[MessageCompleted, _Mapping]] = ..., turn_finished: _Optional[_Union[TurnFinished, _Mapping]] = ..., session_updated: _Optional[_Union[SessionUpdated, _Mapping]] = ..., session_deleted: _Optional[_Union[SessionDeleted, _Mapping]] = ..., error: _Optional[_Union[ErrorEvent, _Mapping]] = ..., stream_reset: _Optional[_Union[StreamReset, _Mapping]] = ..., input_requested: _Optional[_Union[InputRequested, _Mapping]] = ..., input_resolved: _Optional[_Union[InputResolved, _Mapping]] = ..., context_compacted: _Optional[_Union[ContextCompacted, _Mapping]] = ...) -> None: ...
+    def __init__(self, sequence: _Optional[int] = ..., session: _Optional[str] = ..., turn: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., snapshot: _Optional[_Union[SessionSnapshot, _Mapping]] = ..., turn_queued: _Optional[_Union[TurnQueued, _Mapping]] = ..., turn_started: _Optional[_Union[TurnStarted, _Mapping]] = ..., message_started: _Optional[_Union[MessageStarted, _Mapping]] = ..., content_started: _Optional[_Union[ContentStarted, _Mapping]] = ..., text_delta: _Optional[_Union[TextDelta, _Mapping]] = ..., reasoning_delta: _Optional[_Union[ReasoningDelta, _Mapping]] = ..., content_finished: _Optional[_Union[ContentFinished, _Mapping]] = ..., tool_call_started: _Optional[_Union[ToolCallStarted, _Mapping]] = ..., tool_call_output: _Optional[_Union[ToolCallOutput, _Mapping]] = ..., tool_call_finished: _Optional[_Union[ToolCallFinished, _Mapping]] = ..., confirmation_requested: _Optional[_Union[ConfirmationRequested, _Mapping]] = ..., confirmation_resolved: _Optional[_Union[ConfirmationResolved, _Mapping]] = ..., message_completed: _Optional[_Union[MessageCompleted, _Mapping]] = ..., turn_finished: _Optional[_Union[TurnFinished, _Mapping]] = ..., session_updated: _Optional[_Union[SessionUpdated, _Mapping]] = ..., session_deleted: _Optional[_Union[SessionDeleted, _Mapping]] = ..., error: _Optional[_Union[ErrorEvent, _Mapping]] = ..., stream_reset: _Optional[_Union[StreamReset, _Mapping]] = ..., input_requested: _Optional[_Union[InputRequested, _Mapping]] = ..., input_resolved: _Optional[_Union[InputResolved, _Mapping]] = ..., file_changed: _Optional[_Union[FileChanged, _Mapping]] = ..., context_compacted: _Optional[_Union[ContextCompacted, _Mapping]] = ...) -> None: ...
 
 class SessionSnapshot(_message.Message):
     __slots__ = ("session", "active_turn", "queued_turns", "pending_confirmations", "partial_message", "last_sequence", "pending_input_requests")
@@ -272,3 +285,19 @@ class StreamReset(_message.Message):
     reason: str
     oldest_retained_sequence: int
     def __init__(self, reason: _Optional[str] = ..., oldest_retained_sequence: _Optional[int] = ...) -> None: ...
+
+class FileChanged(_message.Message):
+    __slots__ = ("tool_call_id", "path", "kind", "size", "diff", "diff_truncated")
+    TOOL_CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    DIFF_FIELD_NUMBER: _ClassVar[int]
+    DIFF_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    tool_call_id: str
+    path: str
+    kind: FileChangeKind
+    size: int
+    diff: str
+    diff_truncated: bool
+    def __init__(self, tool_call_id: _Optional[str] = ..., path: _Optional[str] = ..., kind: _Optional[_Union[FileChangeKind, str]] = ..., size: _Optional[int] = ..., diff: _Optional[str] = ..., diff_truncated: _Optional[bool] = ...) -> None: ...

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file octo/v1/event.proto.
  */
 export const file_octo_v1_event: GenFile = /*@__PURE__*/
-  fileDesc("ChNvY3RvL3YxL2V2ZW50LnByb3RvEgdvY3RvLnYxIt4JCgxTZXNzaW9uRXZlbnQSEAoIc2VxdWVuY2UYASABKAMSDwoHc2Vzc2lvbhgCIAEoCRIMCgR0dXJuGAMgASgJEigKBHRpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCHNuYXBzaG90GAogASgLMhgub2N0by52MS5TZXNzaW9uU25hcHNob3RIABIqCgt0dXJuX3F1ZXVlZBgLIAEoCzITLm9jdG8udjEuVHVyblF1ZXVlZEgAEiwKDHR1cm5fc3RhcnRlZBgMIAEoCzIULm9jdG8udjEuVHVyblN0YXJ0ZWRIABIyCg9tZXNzYWdlX3N0YXJ0ZWQYDSABKAsyFy5vY3RvLnYxLk1lc3NhZ2VTdGFydGVkSAASMgoPY29udGVudF9zdGFydGVkGA4gASgLMhcub2N0by52MS5Db250ZW50U3RhcnRlZEgAEigKCnRleHRfZGVsdGEYDyABKAsyEi5vY3RvLnYxLlRleHREZWx0YUgAEjIKD3JlYXNvbmluZ19kZWx0YRgQIAEoCzIXLm9jdG8udjEuUmVhc29uaW5nRGVsdGFIABI0ChBjb250ZW50X2ZpbmlzaGVkGBEgASgLMhgub2N0by52MS5Db250ZW50RmluaXNoZWRIABI1ChF0b29sX2NhbGxfc3RhcnRlZBgSIAEoCzIYLm9jdG8udjEuVG9vbENhbGxTdGFydGVkSAASMwoQdG9vbF9jYWxsX291dHB1dBgTIAEoCzIXLm9jdG8udjEuVG9vbENhbGxPdXRwdXRIABI3ChJ0b29sX2NhbGxfZmluaXNoZWQYFCABKAsyGS5vY3RvLnYxLlRvb2xDYWxsRmluaXNoZWRIABJAChZjb25maXJtYXRpb25fcmVxdWVzdGVkGBUgASgLMh4ub2N0by52MS5Db25maXJtYXRpb25SZXF1ZXN0ZWRIABI+ChVjb25maXJtYXRpb25fcmVzb2x2ZWQYFiABKAsyHS5vY3RvLnYxLkNvbmZpcm1hdGlvblJlc29sdmVkSAASNgoRbWVzc2FnZV9jb21wbGV0ZWQYFyABKAsyGS5vY3RvLnYxLk1lc3NhZ2VDb21wbGV0ZWRIABIuCg10dXJuX2ZpbmlzaGVkGBggASgLMhUub2N0by52MS5UdXJuRmluaXNoZWRIABIyCg9zZXNzaW9uX3VwZGF0ZWQYGSABKAsyFy5vY3RvLnYxLlNlc3Npb25VcGRhdGVkSAASMgoPc2Vzc2lvbl9kZWxldGVkGBogASgLMhcub2N0by52MS5TZXNzaW9uRGVsZXRlZEgAEiQKBWVycm9yGBsgASgLMhMub2N0by52MS5FcnJvckV2ZW50SAASLAoMc3RyZWFtX3Jlc2V0GBwgASgLMhQub2N0by52MS5TdHJlYW1SZXNldEgAEjIKD2lucHV0X3JlcXVlc3RlZBgdIAEoCzIXLm9jdG8udjEuSW5wdXRSZXF1ZXN0ZWRIABIwCg5pbnB1dF9yZXNvbHZlZBgeIAEoCzIWLm9jdG8udjEuSW5wdXRSZXNvbHZlZEgAEjYKEWNvbnRleHRfY29tcGFjdGVkGCAgASgLMhkub2N0by52MS5Db250ZXh0Q29tcGFjdGVkSABCBgoEa2luZCKsAgoPU2Vzc2lvblNuYXBzaG90EiEKB3Nlc3Npb24YASABKAsyEC5vY3RvLnYxLlNlc3Npb24SIgoLYWN0aXZlX3R1cm4YAiABKAsyDS5vY3RvLnYxLlR1cm4SIwoMcXVldWVkX3R1cm5zGAMgAygLMg0ub2N0by52MS5UdXJuEjQKFXBlbmRpbmdfY29uZmlybWF0aW9ucxgEIAMoCzIVLm9jdG8udjEuQ29uZmlybWF0aW9uEikKD3BhcnRpYWxfbWVzc2FnZRgFIAEoCzIQLm9jdG8udjEuTWVzc2FnZRIVCg1sYXN0X3NlcXVlbmNlGAYgASgDEjUKFnBlbmRpbmdfaW5wdXRfcmVxdWVzdHMYByADKAsyFS5vY3RvLnYxLklucHV0UmVxdWVzdCI7CgpUdXJuUXVldWVkEhsKBHR1cm4YASABKAsyDS5vY3RvLnYxLlR1cm4SEAoIcG9zaXRpb24YAiABKAUiKgoLVHVyblN0YXJ0ZWQSGwoEdHVybhgBIAEoCzINLm9jdG8udjEuVHVybiI+Cg5NZXNzYWdlU3RhcnRlZBIPCgdtZXNzYWdlGAEgASgJEhsKBHJvbGUYAiABKA4yDS5vY3RvLnYxLlJvbGUiVAoOQ29udGVudFN0YXJ0ZWQSDwoHbWVzc2FnZRgBIAEoCRINCgVpbmRleBgCIAEoBRIiCgRraW5kGAMgASgOMhQub2N0by52MS5Db250ZW50S2luZCI5CglUZXh0RGVsdGESDwoHbWVzc2FnZRgBIAEoCRINCgVpbmRleBgCIAEoBRIMCgR0ZXh0GAMgASgJIj4KDlJlYXNvbmluZ0RlbHRhEg8KB21lc3NhZ2UYASABKAkSDQoFaW5kZXgYAiABKAUSDAoEdGV4dBgDIAEoCSIxCg9Db250ZW50RmluaXNoZWQSDwoHbWVzc2FnZRgBIAEoCRINCgVpbmRleBgCIAEoBSI3Cg9Ub29sQ2FsbFN0YXJ0ZWQSJAoJdG9vbF9jYWxsGAEgASgLMhEub2N0by52MS5Ub29sQ2FsbCJbCg5Ub29sQ2FsbE91dHB1dBIUCgx0b29sX2NhbGxfaWQYASABKAkSJQoGc3RyZWFtGAIgASgOMhUub2N0by52MS5PdXRwdXRTdHJlYW0SDAoEdGV4dBgDIAEoCSJoChBUb29sQ2FsbEZpbmlzaGVkEicKBnJlY29yZBgBIAEoCzIXLm9jdG8udjEuVG9vbENhbGxSZWNvcmQSKwoIZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iRAoVQ29uZmlybWF0aW9uUmVxdWVzdGVkEisKDGNvbmZpcm1hdGlvbhgBIAEoCzIVLm9jdG8udjEuQ29uZmlybWF0aW9uIl0KFENvbmZpcm1hdGlvblJlc29sdmVkEhQKDGNvbmZpcm1hdGlvbhgBIAEoCRIvCghkZWNpc2lvbhgCIAEoDjIdLm9jdG8udjEuQ29uZmlybWF0aW9uRGVjaXNpb24iPgoOSW5wdXRSZXF1ZXN0ZWQSLAoNaW5wdXRfcmVxdWVzdBgBIAEoCzIVLm9jdG8udjEuSW5wdXRSZXF1ZXN0IjYKDUlucHV0UmVzb2x2ZWQSFQoNaW5wdXRfcmVxdWVzdBgBIAEoCRIOCgZhbnN3ZXIYAiABKAkiNQoQTWVzc2FnZUNvbXBsZXRlZBIhCgdtZXNzYWdlGAEgASgLMhAub2N0by52MS5NZXNzYWdlIisKDFR1cm5GaW5pc2hlZBIbCgR0dXJuGAEgASgLMg0ub2N0by52MS5UdXJuIjMKDlNlc3Npb25VcGRhdGVkEiEKB3Nlc3Npb24YASABKAsyEC5vY3RvLnYxLlNlc3Npb24iIQoOU2Vzc2lvbkRlbGV0ZWQSDwoHc2Vzc2lvbhgBIAEoCSJdCgpFcnJvckV2ZW50Eg4KBnJlYXNvbhgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEi4KC3JldHJ5X2RlbGF5GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInoKEENvbnRleHRDb21wYWN0ZWQSGQoRcmVwbGFjZWRfbWVzc2FnZXMYASABKAUSFQoNdG9rZW5zX2JlZm9yZRgCIAEoAxIUCgx0b2tlbnNfYWZ0ZXIYAyABKAMSDwoHc3VtbWFyeRgEIAEoCRINCgVtb2RlbBgFIAEoCSI/CgtTdHJlYW1SZXNldBIOCgZyZWFzb24YASABKAkSIAoYb2xkZXN0X3JldGFpbmVkX3NlcXVlbmNlGAIgASgDKl4KC0NvbnRlbnRLaW5kEhwKGENPTlRFTlRfS0lORF9VTlNQRUNJRklFRBAAEhUKEUNPTlRFTlRfS0lORF9URVhUEAESGgoWQ09OVEVOVF9LSU5EX1JFQVNPTklORxACKmEKDE91dHB1dFN0cmVhbRIdChlPVVRQVVRfU1RSRUFNX1VOU1BFQ0lGSUVEEAASGAoUT1VUUFVUX1NUUkVBTV9TVERPVVQQARIYChRPVVRQVVRfU1RSRUFNX1NUREVSUhACQjZaNGdpdGh1Yi5jb20vb2N0by1hZ2VudHMvb2N0by9jbGllbnRzL2dvL29jdG92MTtvY3RvdjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_octo_v1_message, file_octo_v1_session]);
+  fileDesc("ChNvY3RvL3YxL2V2ZW50LnByb3RvEgdvY3RvLnYxIowKCgxTZXNzaW9uRXZlbnQSEAoIc2VxdWVuY2UYASABKAMSDwoHc2Vzc2lvbhgCIAEoCRIMCgR0dXJuGAMgASgJEigKBHRpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCHNuYXBzaG90GAogASgLMhgub2N0by52MS5TZXNzaW9uU25hcHNob3RIABIqCgt0dXJuX3F1ZXVlZBgLIAEoCzITLm9jdG8udjEuVHVyblF1ZXVlZEgAEiwKDHR1cm5fc3RhcnRlZBgMIAEoCzIULm9jdG8udjEuVHVyblN0YXJ0ZWRIABIyCg9tZXNzYWdlX3N0YXJ0ZWQYDSABKAsyFy5vY3RvLnYxLk1lc3NhZ2VTdGFydGVkSAASMgoPY29udGVudF9zdGFydGVkGA4gASgLMhcub2N0by52MS5Db250ZW50U3RhcnRlZEgAEigKCnRleHRfZGVsdGEYDyABKAsyEi5vY3RvLnYxLlRleHREZWx0YUgAEjIKD3JlYXNvbmluZ19kZWx0YRgQIAEoCzIXLm9jdG8udjEuUmVhc29uaW5nRGVsdGFIABI0ChBjb250ZW50X2ZpbmlzaGVkGBEgASgLMhgub2N0by52MS5Db250ZW50RmluaXNoZWRIABI1ChF0b29sX2NhbGxfc3RhcnRlZBgSIAEoCzIYLm9jdG8udjEuVG9vbENhbGxTdGFydGVkSAASMwoQdG9vbF9jYWxsX291dHB1dBgTIAEoCzIXLm9jdG8udjEuVG9vbENhbGxPdXRwdXRIABI3ChJ0b29sX2NhbGxfZmluaXNoZWQYFCABKAsyGS5vY3RvLnYxLlRvb2xDYWxsRmluaXNoZWRIABJAChZjb25maXJtYXRpb25fcmVxdWVzdGVkGBUgASgLMh4ub2N0by52MS5Db25maXJtYXRpb25SZXF1ZXN0ZWRIABI+ChVjb25maXJtYXRpb25fcmVzb2x2ZWQYFiABKAsyHS5vY3RvLnYxLkNvbmZpcm1hdGlvblJlc29sdmVkSAASNgoRbWVzc2FnZV9jb21wbGV0ZWQYFyABKAsyGS5vY3RvLnYxLk1lc3NhZ2VDb21wbGV0ZWRIABIuCg10dXJuX2ZpbmlzaGVkGBggASgLMhUub2N0by52MS5UdXJuRmluaXNoZWRIABIyCg9zZXNzaW9uX3VwZGF0ZWQYGSABKAsyFy5vY3RvLnYxLlNlc3Npb25VcGRhdGVkSAASMgoPc2Vzc2lvbl9kZWxldGVkGBogASgLMhcub2N0by52MS5TZXNzaW9uRGVsZXRlZEgAEiQKBWVycm9yGBsgASgLMhMub2N0by52MS5FcnJvckV2ZW50SAASLAoMc3RyZWFtX3Jlc2V0GBwgASgLMhQub2N0by52MS5TdHJlYW1SZXNldEgAEjIKD2lucHV0X3JlcXVlc3RlZBgdIAEoCzIXLm9jdG8udjEuSW5wdXRSZXF1ZXN0ZWRIABIwCg5pbnB1dF9yZXNvbHZlZBgeIAEoCzIWLm9jdG8udjEuSW5wdXRSZXNvbHZlZEgAEiwKDGZpbGVfY2hhbmdlZBgfIAEoCzIULm9jdG8udjEuRmlsZUNoYW5nZWRIABI2ChFjb250ZXh0X2NvbXBhY3RlZBggIAEoCzIZLm9jdG8udjEuQ29udGV4dENvbXBhY3RlZEgAQgYKBGtpbmQirAIKD1Nlc3Npb25TbmFwc2hvdBIhCgdzZXNzaW9uGAEgASgLMhAub2N0by52MS5TZXNzaW9uEiIKC2FjdGl2ZV90dXJuGAIgASgLMg0ub2N0by52MS5UdXJuEiMKDHF1ZXVlZF90dXJucxgDIAMoCzINLm9jdG8udjEuVHVybhI0ChVwZW5kaW5nX2NvbmZpcm1hdGlvbnMYBCADKAsyFS5vY3RvLnYxLkNvbmZpcm1hdGlvbhIpCg9wYXJ0aWFsX21lc3NhZ2UYBSABKAsyEC5vY3RvLnYxLk1lc3NhZ2USFQoNbGFzdF9zZXF1ZW5jZRgGIAEoAxI1ChZwZW5kaW5nX2lucHV0X3JlcXVlc3RzGAcgAygLMhUub2N0by52MS5JbnB1dFJlcXVlc3QiOwoKVHVyblF1ZXVlZBIbCgR0dXJuGAEgASgLMg0ub2N0by52MS5UdXJuEhAKCHBvc2l0aW9uGAIgASgFIioKC1R1cm5TdGFydGVkEhsKBHR1cm4YASABKAsyDS5vY3RvLnYxLlR1cm4iPgoOTWVzc2FnZVN0YXJ0ZWQSDwoHbWVzc2FnZRgBIAEoCRIbCgRyb2xlGAIgASgOMg0ub2N0by52MS5Sb2xlIlQKDkNvbnRlbnRTdGFydGVkEg8KB21lc3NhZ2UYASABKAkSDQoFaW5kZXgYAiABKAUSIgoEa2luZBgDIAEoDjIULm9jdG8udjEuQ29udGVudEtpbmQiOQoJVGV4dERlbHRhEg8KB21lc3NhZ2UYASABKAkSDQoFaW5kZXgYAiABKAUSDAoEdGV4dBgDIAEoCSI+Cg5SZWFzb25pbmdEZWx0YRIPCgdtZXNzYWdlGAEgASgJEg0KBWluZGV4GAIgASgFEgwKBHRleHQYAyABKAkiMQoPQ29udGVudEZpbmlzaGVkEg8KB21lc3NhZ2UYASABKAkSDQoFaW5kZXgYAiABKAUiNwoPVG9vbENhbGxTdGFydGVkEiQKCXRvb2xfY2FsbBgBIAEoCzIRLm9jdG8udjEuVG9vbENhbGwiWwoOVG9vbENhbGxPdXRwdXQSFAoMdG9vbF9jYWxsX2lkGAEgASgJEiUKBnN0cmVhbRgCIAEoDjIVLm9jdG8udjEuT3V0cHV0U3RyZWFtEgwKBHRleHQYAyABKAkiaAoQVG9vbENhbGxGaW5pc2hlZBInCgZyZWNvcmQYASABKAsyFy5vY3RvLnYxLlRvb2xDYWxsUmVjb3JkEisKCGR1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIkQKFUNvbmZpcm1hdGlvblJlcXVlc3RlZBIrCgxjb25maXJtYXRpb24YASABKAsyFS5vY3RvLnYxLkNvbmZpcm1hdGlvbiJdChRDb25maXJtYXRpb25SZXNvbHZlZBIUCgxjb25maXJtYXRpb24YASABKAkSLwoIZGVjaXNpb24YAiABKA4yHS5vY3RvLnYxLkNvbmZpcm1hdGlvbkRlY2lzaW9uIj4KDklucHV0UmVxdWVzdGVkEiwKDWlucHV0X3JlcXVlc3QYASABKAsyFS5vY3RvLnYxLklucHV0UmVxdWVzdCI2Cg1JbnB1dFJlc29sdmVkEhUKDWlucHV0X3JlcXVlc3QYASABKAkSDgoGYW5zd2VyGAIgASgJIjUKEE1lc3NhZ2VDb21wbGV0ZWQSIQoHbWVzc2FnZRgBIAEoCzIQLm9jdG8udjEuTWVzc2FnZSIrCgxUdXJuRmluaXNoZWQSGwoEdHVybhgBIAEoCzINLm9jdG8udjEuVHVybiIzCg5TZXNzaW9uVXBkYXRlZBIhCgdzZXNzaW9uGAEgASgLMhAub2N0by52MS5TZXNzaW9uIiEKDlNlc3Npb25EZWxldGVkEg8KB3Nlc3Npb24YASABKAkiXQoKRXJyb3JFdmVudBIOCgZyZWFzb24YASABKAkSDwoHbWVzc2FnZRgCIAEoCRIuCgtyZXRyeV9kZWxheRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ6ChBDb250ZXh0Q29tcGFjdGVkEhkKEXJlcGxhY2VkX21lc3NhZ2VzGAEgASgFEhUKDXRva2Vuc19iZWZvcmUYAiABKAMSFAoMdG9rZW5zX2FmdGVyGAMgASgDEg8KB3N1bW1hcnkYBCABKAkSDQoFbW9kZWwYBSABKAkiPwoLU3RyZWFtUmVzZXQSDgoGcmVhc29uGAEgASgJEiAKGG9sZGVzdF9yZXRhaW5lZF9zZXF1ZW5jZRgCIAEoAyKMAQoLRmlsZUNoYW5nZWQSFAoMdG9vbF9jYWxsX2lkGAEgASgJEgwKBHBhdGgYAiABKAkSJQoEa2luZBgDIAEoDjIXLm9jdG8udjEuRmlsZUNoYW5nZUtpbmQSDAoEc2l6ZRgEIAEoAxIMCgRkaWZmGAUgASgJEhYKDmRpZmZfdHJ1bmNhdGVkGAYgASgIKl4KC0NvbnRlbnRLaW5kEhwKGENPTlRFTlRfS0lORF9VTlNQRUNJRklFRBAAEhUKEUNPTlRFTlRfS0lORF9URVhUEAESGgoWQ09OVEVOVF9LSU5EX1JFQVNPTklORxACKmEKDE91dHB1dFN0cmVhbRIdChlPVVRQVVRfU1RSRUFNX1VOU1BFQ0lGSUVEEAASGAoUT1VUUFVUX1NUUkVBTV9TVERPVVQQARIYChRPVVRQVVRfU1RSRUFNX1NUREVSUhACKo0BCg5GaWxlQ2hhbmdlS2luZBIgChxGSUxFX0NIQU5HRV9LSU5EX1VOU1BFQ0lGSUVEEAASHAoYRklMRV9DSEFOR0VfS0lORF9DUkVBVEVEEAESHQoZRklMRV9DSEFOR0VfS0lORF9NT0RJRklFRBACEhwKGEZJTEVfQ0hBTkdFX0tJTkRfREVMRVRFRBADQjZaNGdpdGh1Yi5jb20vb2N0by1hZ2VudHMvb2N0by9jbGllbnRzL2dvL29jdG92MTtvY3RvdjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_octo_v1_message, file_octo_v1_session]);
 
 /**
  * One event of a session's live stream.
@@ -226,6 +226,14 @@ export type SessionEvent = Message<"octo.v1.SessionEvent"> & {
      */
     value: InputResolved;
     case: "inputResolved";
+  } | {
+    /**
+     * A built-in tool created or changed a file in the working directory.
+     *
+     * @generated from field: octo.v1.FileChanged file_changed = 31;
+     */
+    value: FileChanged;
+    case: "fileChanged";
   } | {
     /**
      * The oldest part of the conversation was summarised (compaction): later requests
@@ -901,6 +909,66 @@ export const StreamResetSchema: GenMessage<StreamReset> = /*@__PURE__*/
   messageDesc(file_octo_v1_event, 22);
 
 /**
+ * A built-in file tool (write_file, edit_file) created or changed a file; sent after the
+ * tool's output and before its tool_call_finished. Changes made by shell commands are not
+ * reported. Live only: like deltas, these events are not part of the stored history.
+ *
+ * @generated from message octo.v1.FileChanged
+ */
+export type FileChanged = Message<"octo.v1.FileChanged"> & {
+  /**
+   * The ToolCall.id of the call that made the change.
+   *
+   * @generated from field: string tool_call_id = 1;
+   */
+  toolCallId: string;
+
+  /**
+   * Relative to the working directory, `/`-separated.
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * Created, modified or deleted.
+   *
+   * @generated from field: octo.v1.FileChangeKind kind = 3;
+   */
+  kind: FileChangeKind;
+
+  /**
+   * Bytes after the change (0 when deleted).
+   *
+   * @generated from field: int64 size = 4;
+   */
+  size: bigint;
+
+  /**
+   * A unified diff of the change (`--- a/path`, `+++ b/path`, 3 lines of context; from
+   * `/dev/null` for a created file), for UTF-8 text; empty for binary content.
+   *
+   * @generated from field: string diff = 5;
+   */
+  diff: string;
+
+  /**
+   * The diff was cut at 16 KiB (or not computed, for a file over 1 MiB): `diff` holds
+   * only its start, ending at a line boundary.
+   *
+   * @generated from field: bool diff_truncated = 6;
+   */
+  diffTruncated: boolean;
+};
+
+/**
+ * Describes the message octo.v1.FileChanged.
+ * Use `create(FileChangedSchema)` to create a new message.
+ */
+export const FileChangedSchema: GenMessage<FileChanged> = /*@__PURE__*/
+  messageDesc(file_octo_v1_event, 23);
+
+/**
  * The kind of a streamed content block.
  *
  * @generated from enum octo.v1.ContentKind
@@ -967,4 +1035,45 @@ export enum OutputStream {
  */
 export const OutputStreamSchema: GenEnum<OutputStream> = /*@__PURE__*/
   enumDesc(file_octo_v1_event, 1);
+
+/**
+ * How a tool changed a file.
+ *
+ * @generated from enum octo.v1.FileChangeKind
+ */
+export enum FileChangeKind {
+  /**
+   * Not used.
+   *
+   * @generated from enum value: FILE_CHANGE_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The file did not exist before.
+   *
+   * @generated from enum value: FILE_CHANGE_KIND_CREATED = 1;
+   */
+  CREATED = 1,
+
+  /**
+   * The file's content was replaced or edited.
+   *
+   * @generated from enum value: FILE_CHANGE_KIND_MODIFIED = 2;
+   */
+  MODIFIED = 2,
+
+  /**
+   * The file was removed (no built-in tool removes files yet; reserved for them).
+   *
+   * @generated from enum value: FILE_CHANGE_KIND_DELETED = 3;
+   */
+  DELETED = 3,
+}
+
+/**
+ * Describes the enum octo.v1.FileChangeKind.
+ */
+export const FileChangeKindSchema: GenEnum<FileChangeKind> = /*@__PURE__*/
+  enumDesc(file_octo_v1_event, 2);
 
