@@ -87,18 +87,14 @@ impl ModelService for ModelApi {
         request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
         let req = request.into_inner();
-        let size = page::page_size(req.page_size)?;
-        let fingerprint = page::fingerprint(&["models"]);
-        let after: Option<ListKey> = page::decode_token(&req.page_token, fingerprint)?;
         let all = self.models.list();
-        let mut rest = all
-            .iter()
-            .filter(|m| after.as_ref().is_none_or(|after| &list_key(m) > after));
-        let models: Vec<&Model> = rest.by_ref().take(size).collect();
-        let next_page_token = match (models.last(), rest.next()) {
-            (Some(last), Some(_)) => page::encode_token(&list_key(last), fingerprint),
-            _ => String::new(),
-        };
+        let (models, next_page_token) = page::page_of(
+            &all,
+            list_key,
+            req.page_size,
+            &req.page_token,
+            page::fingerprint(&["models"]),
+        )?;
         Ok(Response::new(pb::ListModelsResponse {
             models: models.into_iter().map(model_pb).collect(),
             next_page_token,

@@ -115,18 +115,14 @@ impl ProfileService for ProfileApi {
         request: Request<pb::ListProfilesRequest>,
     ) -> Result<Response<pb::ListProfilesResponse>, Status> {
         let req = request.into_inner();
-        let size = page::page_size(req.page_size)?;
-        let fingerprint = page::fingerprint(&[COLLECTION]);
-        let after: Option<ListKey> = page::decode_token(&req.page_token, fingerprint)?;
         let all = self.profiles.list().await?;
-        let mut rest = all
-            .iter()
-            .filter(|p| after.as_ref().is_none_or(|after| &list_key(p) > after));
-        let profiles: Vec<&Profile> = rest.by_ref().take(size).collect();
-        let next_page_token = match (profiles.last(), rest.next()) {
-            (Some(last), Some(_)) => page::encode_token(&list_key(last), fingerprint),
-            _ => String::new(),
-        };
+        let (profiles, next_page_token) = page::page_of(
+            &all,
+            list_key,
+            req.page_size,
+            &req.page_token,
+            page::fingerprint(&[COLLECTION]),
+        )?;
         Ok(Response::new(pb::ListProfilesResponse {
             profiles: profiles.into_iter().map(profile_pb).collect(),
             next_page_token,

@@ -159,18 +159,14 @@ impl TriggerService for TriggerApi {
         request: Request<pb::ListTriggersRequest>,
     ) -> Result<Response<pb::ListTriggersResponse>, Status> {
         let req = request.into_inner();
-        let size = page::page_size(req.page_size)?;
-        let fingerprint = page::fingerprint(&[COLLECTION]);
-        let after: Option<String> = page::decode_token(&req.page_token, fingerprint)?;
         let all = self.triggers.list().await?;
-        let mut rest = all
-            .iter()
-            .filter(|t| after.as_ref().is_none_or(|after| &t.id > after));
-        let triggers: Vec<&Trigger> = rest.by_ref().take(size).collect();
-        let next_page_token = match (triggers.last(), rest.next()) {
-            (Some(last), Some(_)) => page::encode_token(&last.id, fingerprint),
-            _ => String::new(),
-        };
+        let (triggers, next_page_token) = page::page_of(
+            &all,
+            |item| item.id.clone(),
+            req.page_size,
+            &req.page_token,
+            page::fingerprint(&[COLLECTION]),
+        )?;
         Ok(Response::new(pb::ListTriggersResponse {
             triggers: triggers.into_iter().map(trigger_pb).collect(),
             next_page_token,
