@@ -64,15 +64,10 @@ impl Chat {
                 .resolve(None, session.model.as_deref())
                 .await?
                 .model;
-            let system = if session.system_prompt.is_empty() {
-                deps.limits.system_prompt.clone()
-            } else {
-                session.system_prompt.clone()
-            };
-            let tools = deps
-                .toolbox
-                .with(deps.mcp.tools(session.mcp_servers.as_deref()).await)
-                // Every tool the history may have called, for the summary request.
+            let system = context::session_system_prompt(deps, &session);
+            // Every tool the history may have called, for the summary request.
+            let tools = context::session_toolbox(deps, &session)
+                .await
                 .specs(session.permission_mode, true);
             let history = deps.store.history(session_id).await?;
             let previous = deps.store.get_summary(session_id).await?;

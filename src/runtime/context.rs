@@ -21,10 +21,11 @@
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::{events::EventKind, live::LiveSession, models::ResolvedModel};
+use super::{Deps, events::EventKind, live::LiveSession, models::ResolvedModel};
 use crate::{
-    domain::{Message, Part, Role, Timestamp, new_id, summary::Summary, tool::ToolSpec},
+    domain::{Message, Part, Role, Session, Timestamp, new_id, summary::Summary, tool::ToolSpec},
     providers::{self, ChatRequest, Provider, SUMMARY_INSTRUCTION, StreamEvent},
+    tools::Toolbox,
 };
 
 /// What the provider counted of a session's last model request.
@@ -36,6 +37,21 @@ pub struct RequestSize {
     pub history_len: usize,
     /// The summary it used (`through_position`), if any: a different one voids it.
     pub through_position: Option<i64>,
+}
+
+/// The system prompt a session's requests start from: its own, else the server's.
+pub(super) fn session_system_prompt(deps: &Deps, session: &Session) -> String {
+    if session.system_prompt.is_empty() {
+        deps.limits.system_prompt.clone()
+    } else {
+        session.system_prompt.clone()
+    }
+}
+
+/// The session's tools now: the built-ins and its MCP servers' tools as they list them.
+pub(super) async fn session_toolbox(deps: &Deps, session: &Session) -> Toolbox {
+    deps.toolbox
+        .with(deps.mcp.tools(session.mcp_servers.as_deref()).await)
 }
 
 /// The system prompt of a request: the session's, then the summary.

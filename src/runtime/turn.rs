@@ -254,15 +254,9 @@ async fn steps(
     let deps = &live.deps;
     let Prepared { session, model } = prepared;
     let provider = providers::build(&model.spec, &deps.provider_policy, deps.http.clone());
-    let system = if session.system_prompt.is_empty() {
-        deps.limits.system_prompt.clone()
-    } else {
-        session.system_prompt.clone()
-    };
+    let system = context::session_system_prompt(deps, &session);
     // The MCP tools as their servers list them now; the turn keeps this set.
-    let toolbox = deps
-        .toolbox
-        .with(deps.mcp.tools(session.mcp_servers.as_deref()).await);
+    let toolbox = context::session_toolbox(deps, &session).await;
     // Questions (`ask_user`) only where someone may answer them.
     let unattended = live.lock().active.as_ref().is_some_and(|a| a.unattended);
     let attended = session.source.is_attended() && !unattended;
