@@ -81,8 +81,11 @@ struct Inner {
     routes: Vec<Route>,
     renderer: StatusRenderer,
     max_body_bytes: usize,
-    /// The OpenAPI document of `routes`, as served.
-    openapi: Bytes,
+    /// The descriptors `routes` came from, for the OpenAPI document.
+    pool: DescriptorPool,
+    /// The OpenAPI document of `routes`, as served: built on first request, not at start
+    /// (it is ~140 KB of JSON that most servers are never asked for).
+    openapi: std::sync::OnceLock<Bytes>,
 }
 
 /// One HTTP binding of an RPC.
@@ -160,15 +163,13 @@ impl JsonGateway {
         } else {
             tracing::debug!(routes = routes.len(), "JSON/HTTP gateway routes compiled");
         }
-        let openapi = serde_json::to_vec(&openapi::document(&pool, &routes))
-            .map_err(|err| format!("cannot encode the OpenAPI document: {err}"))?
-            .into();
         Ok(Self {
             inner: Arc::new(Inner {
                 routes,
                 renderer,
                 max_body_bytes,
-                openapi,
+                pool,
+                openapi: std::sync::OnceLock::new(),
             }),
             grpc,
             keepalive: DEFAULT_SSE_KEEPALIVE,
@@ -192,7 +193,14 @@ impl JsonGateway {
 
     /// `GET /openapi.json`: the OpenAPI 3.1 document of the routes.
     pub fn openapi_response(&self) -> http::Response<tonic::body::Body> {
-        let mut response = json_response(StatusCode::OK, self.inner.openapi.clone());
+        let inner = &self.inner;
+        let document = inner.openapi.get_or_init(|| {
+            // A serde_json::Value always encodes.
+            serde_json::to_vec(&openapi::document(&inner.pool, &inner.routes))
+                .unwrap_or_default()
+                .into()
+        });
+        let mut response = json_response(StatusCode::OK, document.clone());
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

@@ -1,5 +1,5 @@
-//! `GET /openapi.json`: an OpenAPI 3.1 description of the JSON/HTTP mapping, generated at
-//! start-up from the same descriptor set and compiled routes the transcoder serves, so
+//! `GET /openapi.json`: an OpenAPI 3.1 description of the JSON/HTTP mapping, generated
+//! from the same descriptor set and compiled routes the transcoder serves, so
 //! the document cannot drift from what the server answers.
 //!
 //! What maps to what (the transcoder's own rules, in OpenAPI terms):
@@ -22,8 +22,9 @@
 //!   `format: binary`): the actual type is the first message's `content_type`.
 //! - Errors are `google.rpc.Status` JSON with the HTTP status of their gRPC code.
 //!
-//! The document is built once (~100 KB for the v1 API) and served as bytes; no auth, like
-//! the probes: it describes the public contract, nothing of this server's data.
+//! The document is built on the first request (~140 KB for the v1 API) and then served
+//! as bytes; no auth, like the probes: it describes the public contract, nothing of this
+//! server's data.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
