@@ -4,36 +4,19 @@
 
 use crate::common;
 
-use common::{TIMEOUT, TestServer};
+use common::TestServer;
 
-struct Run {
-    code: Option<i32>,
-    stdout: Vec<u8>,
-    stderr: String,
-}
+use common::cli::Run;
 
 async fn octo(server: &TestServer, cwd: &std::path::Path, args: &[&str]) -> Run {
-    let output = tokio::time::timeout(
-        TIMEOUT,
-        common::octo_command()
-            .current_dir(cwd)
-            .arg("--server")
-            .arg(server.url())
-            .args(args)
-            .output(),
-    )
+    common::cli::octo_with(server, args, |command| {
+        command.current_dir(cwd);
+    })
     .await
-    .expect("octo finishes in time")
-    .expect("octo runs");
-    Run {
-        code: output.status.code(),
-        stdout: output.stdout,
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
 }
 
 fn text(run: &Run) -> String {
-    String::from_utf8_lossy(&run.stdout).into_owned()
+    run.stdout.clone()
 }
 
 #[tokio::test]
@@ -85,7 +68,7 @@ async fn put_ls_get_round_trip() {
         "{listing}"
     );
     let ls = octo(&server, local.path(), &["--json", "files", "ls", id, "in"]).await;
-    let json: serde_json::Value = serde_json::from_slice(&ls.stdout).expect("json");
+    let json: serde_json::Value = serde_json::from_slice(&ls.stdout_bytes).expect("json");
     assert_eq!(json["files"][0]["path"], "in/data.bin");
 
     let get = octo(
@@ -113,7 +96,7 @@ async fn put_ls_get_round_trip() {
         &["files", "get", id, "in/data.bin", "-o", "-"],
     )
     .await;
-    assert!(get.stdout == content, "stdout holds the file");
+    assert!(get.stdout_bytes == content, "stdout holds the file");
 
     let stat = octo(&server, local.path(), &["files", "stat", id, "in/data.bin"]).await;
     assert!(

@@ -3,54 +3,17 @@
 
 use crate::common;
 
-use std::{path::PathBuf, process::Stdio, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use common::{TIMEOUT, TestServer};
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(self) -> Self {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|err| panic!("not JSON ({err}): {}", self.stdout))
-    }
-}
+use common::cli::Run;
 
 async fn octo(server: &TestServer, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut command = common::octo_command();
-    command
-        .arg("--server")
-        .arg(server.url())
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let output = tokio::time::timeout(TIMEOUT, command.output())
-        .await
-        .expect("octo finishes in time")
-        .expect("octo runs");
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    common::cli::octo_with(server, args, |command| {
+        command.envs(env.iter().copied());
+    })
+    .await
 }
 
 #[tokio::test]

@@ -5,8 +5,6 @@
 
 use crate::common;
 
-use std::process::Stdio;
-
 use common::{TIMEOUT, TestServer, reason, violated_fields};
 use octo::pb::{self, profile_service_client::ProfileServiceClient};
 use serde_json::json;
@@ -622,45 +620,7 @@ async fn profiles_over_json_and_seeded_from_the_config() {
     assert_eq!(deleted.status(), 200);
 }
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-async fn octo(server: &TestServer, args: &[&str]) -> Run {
-    let mut command = common::octo_command();
-    command
-        .arg("--server")
-        .arg(server.url())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let output = tokio::time::timeout(TIMEOUT, command.output())
-        .await
-        .expect("octo finishes in time")
-        .expect("octo runs");
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(self) -> Self {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
+use common::cli::octo;
 
 #[tokio::test]
 async fn the_cli_adds_lists_edits_uses_and_removes_profiles() {

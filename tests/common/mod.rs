@@ -2,6 +2,7 @@
 //! with its own data dir; and helpers to reach it with real clients.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod postgres;
 pub mod store;
 pub mod webhook;
